@@ -1,0 +1,1 @@
+"""One module per command family; each opens the store, calls the library, renders."""

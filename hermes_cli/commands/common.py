@@ -1,0 +1,18 @@
+"""What every command shares: settings, which profile is meant, opening the store."""
+
+from __future__ import annotations
+
+import argparse
+
+from hermes_state.names import DEFAULT_PROFILE, validate_name
+from hermes_state.settings import Settings
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def profile_of(args: argparse.Namespace) -> str:
+    """NAME, else the command's -p, else hermes -p, else the root profile."""
+    name = getattr(args, "name", None) or getattr(args, "profile", None) or getattr(args, "global_profile", None)
+    return validate_name(name or DEFAULT_PROFILE)

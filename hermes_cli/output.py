@@ -1,0 +1,56 @@
+"""The one renderer: JSON lines for programs, rich tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Mapping, Sequence
+
+
+def json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
+    """One JSON object per line on stdout, and nothing else."""
+    out = sys.stdout
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+    out.flush()
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    title: str | None = None,
+    empty: str = "(nothing)",
+) -> None:
+    """A table of ``rows`` with ``columns`` as (key, header) pairs."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = console()
+    if not rows:
+        out.print(empty)
+        return
+    grid = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for _, header in columns:
+        grid.add_column(header, overflow="fold")
+    for row in rows:
+        grid.add_row(*(Text("" if row.get(key) is None else str(row.get(key))) for key, _ in columns))
+    out.print(grid)
+
+
+def progress_bar(description: str, total: int, minimum: int = 2000):
+    """A progress bar on a terminal for long work; a no-op otherwise. Returns (advance, close)."""
+    if total < minimum or not sys.stderr.isatty():
+        return (lambda n: None), (lambda: None)
+    from rich.progress import Progress
+
+    progress = Progress(console=console(stderr=True), transient=True)
+    task = progress.add_task(description, total=total)
+    progress.start()
+    return (lambda n: progress.advance(task, n)), progress.stop

@@ -1,0 +1,1 @@
+"""The SQLite shell: driver choice, engine, schema, revision check, error translation."""

@@ -1,0 +1,168 @@
+"""The one engine factory: which driver, which pragmas, how transactions begin.
+
+Writers start every transaction with ``BEGIN IMMEDIATE``: a deferred
+transaction that later upgrades to a write gets SQLITE_BUSY without waiting
+for the busy timeout, which several writing processes would hit constantly.
+Read-only engines open the file with ``mode=ro`` and begin deferred.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+from ..errors import StoreLocked, StoreMissing, StoreUnavailable
+from .driver import sqlite_module
+from .translate import translated
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+_WRITE_OPTION = "hermes_write"
+
+
+def busy_timeout_from_env(default_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> int:
+    text = os.environ.get("HERMES_STATE_BUSY_TIMEOUT_MS")
+    if not text:
+        return default_ms
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        from ..errors import BadInput
+
+        raise BadInput(f"invalid HERMES_STATE_BUSY_TIMEOUT_MS {text!r}: expected milliseconds")
+    return value
+
+
+def check_store_path(path: Path, *, must_exist: bool) -> None:
+    """Refuse a path that is a symbolic link or not a regular file.
+
+    The projector runs as root and reads a file a less privileged user owns:
+    following a link there would let that user point it anywhere.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if must_exist:
+            raise StoreMissing(
+                f"no event store at {path}: run `hermes state migrate` to create it"
+            ) from None
+        return
+    except OSError as error:
+        raise StoreUnavailable(f"cannot reach event store {path}: {error.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise StoreUnavailable(f"event store {path} is a symbolic link: refused")
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreUnavailable(f"event store {path} is not a regular file: refused")
+
+
+def make_engine(
+    path: Path | str,
+    *,
+    readonly: bool = False,
+    create: bool = False,
+    busy_timeout_ms: int | None = None,
+    pooled: bool = False,
+) -> Engine:
+    """An engine on the SQLite file at ``path``.
+
+    ``create`` allows a missing file to be made (migration only); otherwise a
+    missing file is StoreMissing. ``pooled`` keeps one connection open for a
+    long-lived process (the watch daemon polls ``data_version`` on it).
+    """
+    path = Path(path)
+    check_store_path(path, must_exist=not create)
+    timeout_ms = busy_timeout_from_env() if busy_timeout_ms is None else busy_timeout_ms
+    dbapi = sqlite_module()
+    mode = "ro" if readonly else ("rwc" if create else "rw")
+    uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
+
+    def connect():
+        connection = dbapi.connect(
+            uri,
+            uri=True,
+            timeout=timeout_ms / 1000,
+            isolation_level=None,  # we issue BEGIN ourselves
+            check_same_thread=False,
+        )
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+            connection.execute("PRAGMA trusted_schema = OFF")
+            connection.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = FULL")
+            else:
+                # Touch the schema now so a garbage file fails at open, not later.
+                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except Exception:
+            connection.close()
+            raise
+        return connection
+
+    engine = create_engine(
+        "sqlite+pysqlite://",
+        module=dbapi,
+        creator=connect,
+        poolclass=None if pooled else NullPool,
+    )
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    engine.info = {"path": path, "readonly": readonly, "busy_timeout_ms": timeout_ms}  # type: ignore[attr-defined]
+    return engine
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction, errors translated; commits on success.
+
+    The busy timeout already waits for the lock. SQLite can still return
+    SQLITE_BUSY at once, without calling the busy handler (e.g. while another
+    connection recovers the WAL), so a failed BEGIN is retried, but only
+    until the busy timeout has passed: a writer never waits longer than that.
+    """
+    info = engine.info  # type: ignore[attr-defined]
+    deadline = time.monotonic() + info["busy_timeout_ms"] / 1000
+    pause = 0.005
+    while True:
+        with translated(info["path"]):
+            conn = engine.connect().execution_options(**{_WRITE_OPTION: True})
+        try:
+            try:
+                with translated(info["path"]):
+                    conn.begin()
+            except StoreLocked:
+                if time.monotonic() + pause >= deadline:
+                    raise
+                conn.close()
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                continue
+            with translated(info["path"]):
+                yield conn
+                conn.commit()
+            return
+        finally:
+            conn.close()
+
+
+@contextlib.contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A deferred read transaction: one consistent snapshot, errors translated."""
+    path = engine.info["path"]  # type: ignore[attr-defined]
+    with translated(path):
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn

@@ -1,0 +1,182 @@
+"""The pure fold: (state of a profile, event) -> next state, with the stream rules.
+
+``apply`` is the single authority on what may be appended: the store calls it
+before every insert and stores its result as the inline projection, and
+``doctor`` folds the whole log with it to check that projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping
+
+from .errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
+from .events import Event
+from .names import DEFAULT_PROFILE, validate_new_name
+
+# Who appends what (DESIGN section 2): (type, actor) -> the desired values it may carry.
+ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
+    ("created", "cli"): frozenset({"down"}),
+    ("created", "import"): frozenset({"down"}),
+    ("created", "boot"): frozenset({"down"}),
+    ("created", "api"): frozenset({"down"}),
+    ("started", "cli"): frozenset({"up"}),
+    ("started", "import"): frozenset({"up"}),
+    ("started", "api"): frozenset({"up"}),
+    ("started", "supervisor"): frozenset({None}),
+    ("crashed", "supervisor"): frozenset({None}),
+    ("stopped", "cli"): frozenset({"down"}),
+    ("stopped", "api"): frozenset({"down"}),
+    ("stopped", "supervisor"): frozenset({None, "down"}),
+    ("deleted", "cli"): frozenset({"down"}),
+    ("deleted", "api"): frozenset({"down"}),
+}
+
+# Reasons with which the supervisor itself holds a gateway down.
+HOLD_REASONS = frozenset({"crash-loop", "fatal-config", "exited"})
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    """Current state of one profile: one row of the inline projection."""
+
+    profile: str
+    version: int
+    deleted: bool
+    desired: str
+    created_position: int
+    last_position: int
+    last_type: str
+    last_actor: str
+    last_reason: str | None
+    last_at: str
+    intent_position: int
+    intent_actor: str
+    intent_reason: str | None
+    intent_at: str
+    start_intent_position: int | None = None
+    restart_position: int | None = None
+    run_position: int | None = None
+    run_pid: int | None = None
+    run_started_at: str | None = None
+    run_boot_id: str | None = None
+    run_ended: bool = False
+    last_exit_code: int | None = None
+    last_signal: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return not self.deleted
+
+    @property
+    def held_by_supervisor(self) -> bool:
+        """Down because ``finish`` decided so (crash loop, fatal config, clean exit)."""
+        return self.desired == "down" and self.intent_actor == "supervisor"
+
+    @property
+    def running_run(self) -> int | None:
+        """Position of the run the log believes is still going, if any."""
+        return self.run_position if self.run_position is not None and not self.run_ended else None
+
+
+def check_shape(event: Event) -> None:
+    """Reject a (type, actor, desired) combination nobody appends."""
+    allowed = ALLOWED.get((event.type, event.actor))
+    if allowed is None:
+        raise BadInput(f"actor {event.actor!r} does not append {event.type!r} events")
+    if event.desired not in allowed:
+        shown = " or ".join(sorted("none" if d is None else d for d in allowed))
+        raise BadInput(f"{event.actor} {event.type!r} events carry desired {shown}, not {event.desired or 'none'}")
+    if event.type == "stopped" and event.actor == "supervisor" and event.desired == "down" and not event.reason:
+        raise BadInput("a supervisor stop that holds a gateway down needs a reason")
+
+
+def apply(state: ProfileState | None, event: Event) -> ProfileState:
+    """The state after ``event``; raises when the stream rules refuse it."""
+    check_shape(event)
+    expected_version = 1 if state is None else state.version + 1
+    if event.version != expected_version:
+        raise VersionConflict(
+            f"profile {event.profile!r} is at version {expected_version - 1}, not {event.version - 1}"
+        )
+    if state is not None and state.profile != event.profile:
+        raise BadInput(f"event for {event.profile!r} folded into {state.profile!r}")
+
+    if event.type == "created":
+        if state is not None and state.live:
+            raise ProfileExists(f"profile {event.profile!r} exists already")
+        validate_new_name(event.profile)
+        return ProfileState(
+            profile=event.profile,
+            version=event.version,
+            deleted=False,
+            desired="down",
+            created_position=event.position,
+            last_position=event.position,
+            last_type=event.type,
+            last_actor=event.actor,
+            last_reason=event.reason,
+            last_at=event.occurred_at,
+            intent_position=event.position,
+            intent_actor=event.actor,
+            intent_reason=event.reason,
+            intent_at=event.occurred_at,
+        )
+
+    if state is None:
+        raise NotFound(f"no profile named {event.profile!r}")
+    if state.deleted:
+        raise ProfileDeleted(f"profile {event.profile!r} was deleted")
+    if event.type == "deleted" and event.profile == DEFAULT_PROFILE:
+        raise Conflict("the default profile cannot be deleted")
+
+    next_state = replace(
+        state,
+        version=event.version,
+        last_position=event.position,
+        last_type=event.type,
+        last_actor=event.actor,
+        last_reason=event.reason,
+        last_at=event.occurred_at,
+    )
+    if event.desired is not None:
+        next_state = replace(
+            next_state,
+            desired=event.desired,
+            intent_position=event.position,
+            intent_actor=event.actor,
+            intent_reason=event.reason,
+            intent_at=event.occurred_at,
+        )
+        if event.type == "started":
+            next_state = replace(next_state, start_intent_position=event.position)
+            if event.reason == "restart":
+                next_state = replace(next_state, restart_position=event.position)
+
+    if event.type == "deleted":
+        return replace(next_state, deleted=True)
+
+    if event.actor == "supervisor":
+        if event.type == "started":
+            return replace(
+                next_state,
+                run_position=event.position,
+                run_pid=event.pid,
+                run_started_at=event.occurred_at,
+                run_boot_id=event.boot_id,
+                run_ended=False,
+            )
+        # crashed / stopped: an exit. It ends the run only when it names the
+        # run that is going; a late exit of an older run is a fact, not a state.
+        next_state = replace(next_state, last_exit_code=event.exit_code, last_signal=event.signal)
+        if event.run is not None and event.run == state.run_position and not state.run_ended:
+            next_state = replace(next_state, run_ended=True)
+    return next_state
+
+
+def fold(events: Iterable[Event]) -> dict[str, ProfileState]:
+    """Every profile's state after ``events`` (in position order)."""
+    states: dict[str, ProfileState] = {}
+    for event in events:
+        states[event.profile] = apply(states.get(event.profile), event)
+    return states

@@ -1,0 +1,65 @@
+"""Bring a store file to the code's schema with Alembic (imported only here)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection
+
+from .db.engine import make_engine, write_transaction
+from .db.revision import KNOWN_REVISIONS, current_revision
+from .errors import SchemaMismatch, StoreUnavailable
+
+
+def migrations_dir() -> Path:
+    """The revisions shipped inside the installed package (``migrations/`` in the repository)."""
+    from . import migrations
+
+    return Path(migrations.__file__).parent
+
+
+@contextlib.contextmanager
+def migration_transaction(path: Path | str) -> Iterator[Connection]:
+    """One BEGIN IMMEDIATE transaction on ``path`` (created if missing) for Alembic to run in.
+
+    A file whose revision this code does not know is refused before anything
+    is written. Holding the write lock from the start makes a second migrator
+    wait, then find nothing to do.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create {path.parent}: {error.strerror}") from None
+    engine = make_engine(path, create=True)
+    try:
+        with write_transaction(engine) as conn:
+            revision = current_revision(conn)
+            if revision is not None and revision not in KNOWN_REVISIONS:
+                raise SchemaMismatch(
+                    f"event store {path} has schema {revision}, newer than this code knows "
+                    f"({KNOWN_REVISIONS[-1]}): upgrade hermes-state; the file was not touched"
+                )
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def migrate(path: Path | str, target: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade ``path`` to ``target``; returns (revision before, revision after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from .db.translate import translated
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with migration_transaction(path) as conn:
+        before = current_revision(conn)
+        config.attributes["connection"] = conn
+        with translated(path):
+            command.upgrade(config, target)
+        after = current_revision(conn)
+    return before, after

@@ -1,0 +1,45 @@
+"""Profile names: the one rule, checked at every boundary that takes a name."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import BadInput, InvalidName
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+RESERVED_NAMES = frozenset({"hermes", "test", "tmp", "root", "sudo"})
+DEFAULT_PROFILE = "default"
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` when it is a valid profile name, else raise InvalidName.
+
+    ``fullmatch`` rather than ``match`` + ``$``: ``$`` also matches before a
+    trailing newline, which would let ``"alice\\n"`` through.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise InvalidName(
+            f"invalid profile name {_show(name)}: "
+            "use 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit"
+        )
+    return name
+
+
+def validate_new_name(name: object) -> str:
+    """A name that may be created: valid and not reserved."""
+    validate_name(name)
+    if name in RESERVED_NAMES:
+        raise InvalidName(f"profile name {name!r} is reserved")
+    return name  # type: ignore[return-value]
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_slug(value: object, what: str = "reason") -> str:
+    """Short lower-case slugs such as ``crash-loop``: safe in logs and SQL recipes."""
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
+        raise BadInput(f"invalid {what} {_show(value)}: use a short slug of a-z, 0-9, '_' and '-'")
+    return value

@@ -1,0 +1,167 @@
+"""Where things live (DESIGN section 1), read from the environment once per process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .errors import BadInput, StoreUnavailable
+from .names import validate_name
+
+DEFAULT_CRASH_LOOP = "5/60s"
+S6_OVERLAY_SCANDIR = Path("/run/service")
+
+
+def inside_s6_overlay(proc_root: Path = Path("/proc"), run_root: Path = Path("/run")) -> bool:
+    """World-readable facts only: PID 1 is s6-svscan and s6-overlay's basedir exists.
+
+    (``/proc/1/exe`` would be more direct, but it is root-only: an unprivileged
+    process that resolves it silently gets the wrong answer.)
+    """
+    try:
+        comm = (proc_root / "1" / "comm").read_text().strip()
+    except OSError:
+        return False
+    return comm == "s6-svscan" and (run_root / "s6" / "basedir").exists()
+
+
+@dataclass(frozen=True)
+class CrashLoopPolicy:
+    """``HERMES_CRASH_LOOP``: COUNT crashes within WINDOW seconds trip the breaker."""
+
+    count: int
+    window_seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> "CrashLoopPolicy":
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", text)
+        if not match:
+            raise BadInput(f"invalid HERMES_CRASH_LOOP {text!r}: expected COUNT/WINDOW such as 5/60s")
+        count = int(match.group(1))
+        window = float(match.group(2)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(3)]
+        if count < 1 or window <= 0:
+            raise BadInput(f"invalid HERMES_CRASH_LOOP {text!r}: count and window must be positive")
+        return cls(count, window)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_path: Path
+    scandir: Path
+    host_id_path: Path
+    host_id_override: str | None
+    gateway_user: str
+    gateway_command: str
+    crash_loop: str
+    in_container: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        in_container = inside_s6_overlay()
+        home = Path(env.get("HERMES_HOME") or Path.home() / ".hermes")
+        db_path = Path(env["HERMES_STATE_DB"]) if env.get("HERMES_STATE_DB") else home / "state" / "profiles.db"
+        if env.get("S6_PROFILE_GATEWAY_SCANDIR"):
+            scandir = Path(env["S6_PROFILE_GATEWAY_SCANDIR"])
+        else:
+            scandir = S6_OVERLAY_SCANDIR if in_container else home / "run" / "service"
+        return cls(
+            home=home,
+            db_path=db_path,
+            scandir=scandir,
+            host_id_path=home / "state" / "host-id",
+            host_id_override=env.get("HERMES_HOST_ID") or None,
+            gateway_user=env.get("HERMES_USER") or "hermes",
+            gateway_command=env.get("HERMES_GATEWAY_COMMAND") or "hermes -p {profile} gateway run",
+            crash_loop=env.get("HERMES_CRASH_LOOP") or DEFAULT_CRASH_LOOP,
+            in_container=in_container,
+        )
+
+    # -- derived paths -------------------------------------------------
+    @property
+    def profiles_dir(self) -> Path:
+        return self.home / "profiles"
+
+    @property
+    def boot_log(self) -> Path:
+        return self.home / "logs" / "container-boot.log"
+
+    @property
+    def boot_id_path(self) -> Path:
+        return self.scandir / ".boot-id"
+
+    def profile_dir(self, name: str) -> Path:
+        """The directory of a profile; ``default`` is the home itself."""
+        validate_name(name)
+        return self.home if name == "default" else self.profiles_dir / name
+
+    def slot_dir(self, name: str) -> Path:
+        return self.scandir / f"gateway-{validate_name(name)}"
+
+    def crash_loop_policy(self) -> CrashLoopPolicy:
+        return CrashLoopPolicy.parse(self.crash_loop)
+
+    def gateway_argv(self, name: str) -> list[str]:
+        """The gateway command split like a shell would (no shell runs it), ``{profile}`` filled in."""
+        validate_name(name)
+        try:
+            words = shlex.split(self.gateway_command)
+        except ValueError as error:
+            raise BadInput(f"invalid HERMES_GATEWAY_COMMAND: {error}") from None
+        if not words:
+            raise BadInput("HERMES_GATEWAY_COMMAND is empty")
+        return [word.replace("{profile}", name) for word in words]
+
+    # -- ids -----------------------------------------------------------
+    def read_boot_id(self) -> str | None:
+        try:
+            text = self.boot_id_path.read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise StoreUnavailable(f"cannot read boot id {self.boot_id_path}: {error.strerror}") from None
+        return text if re.fullmatch(r"[0-9a-f-]{1,64}", text) else None
+
+    def host_id(self, create: bool = True) -> str:
+        """This volume's host id: ``HERMES_HOST_ID``, else the file, made once."""
+        if self.host_id_override:
+            return self.host_id_override
+        try:
+            return _read_host_id(self.host_id_path)
+        except FileNotFoundError:
+            if not create:
+                raise StoreUnavailable(f"no host id at {self.host_id_path}") from None
+        return _create_host_id(self.host_id_path)
+
+
+def _read_host_id(path: Path) -> str:
+    text = path.read_text().strip()
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise StoreUnavailable(f"host id file {path} does not hold a UUID") from None
+
+
+def _create_host_id(path: Path) -> str:
+    """Write a new UUID without ever replacing one another process made first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new_id = str(uuid.uuid4())
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        staging.write_text(new_id + "\n")
+        os.chmod(staging, 0o644)
+        try:
+            os.link(staging, path)  # fails if another process won the race
+        except FileExistsError:
+            pass
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create host id {path}: {error.strerror}") from None
+    finally:
+        staging.unlink(missing_ok=True)
+    return _read_host_id(path)

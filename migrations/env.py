@@ -1,0 +1,39 @@
+"""Alembic environment: runs revisions on the store's own engine (driver, pragmas, BEGIN IMMEDIATE).
+
+Used both by `alembic upgrade head` at the repository root and by
+`hermes state migrate` (hermes_state.migrate passes its connection in).
+"""
+
+from alembic import context
+
+from hermes_state.db.schema import metadata
+
+
+def run_migrations(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=True,  # SQLite alters tables by copy-and-move
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run_migrations(connection)
+        return
+    # Run from the command line: the same engine and refusal of a newer
+    # schema as `hermes state migrate`, then whatever command was asked for.
+    from hermes_state.migrate import migration_transaction
+    from hermes_state.settings import Settings
+
+    with migration_transaction(Settings.from_env().db_path) as connection:
+        run_migrations(connection)
+
+
+if context.is_offline_mode():
+    raise SystemExit("hermes-state migrations run online only: the triggers and views need a live file")
+run_online()

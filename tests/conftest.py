@@ -1,0 +1,163 @@
+"""Fixtures shared by every test: real files, real processes, a real unprivileged uid.
+
+When the suite runs as root (CI does), whatever the `hermes` user does in
+production runs here as ``$HERMES_TEST_USER`` (made by `make test`), so a
+permission bug cannot hide behind root. Run as an ordinary user, the
+suite's own uid is that unprivileged user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import pytest
+
+BIN_DIR = Path(sys.executable).parent
+HERMES = BIN_DIR / "hermes"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+
+    @property
+    def is_self(self) -> bool:
+        return self.uid == os.geteuid()
+
+
+def _unprivileged_user() -> User:
+    if os.geteuid() != 0:
+        entry = pwd.getpwuid(os.geteuid())
+        return User(entry.pw_name, entry.pw_uid, entry.pw_gid)
+    name = os.environ.get("HERMES_TEST_USER", "hermes-test")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        pytest.exit(f"test user {name!r} does not exist: run `make test` (it creates it) or useradd it", 2)
+    return User(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+@pytest.fixture(scope="session")
+def hermes_user() -> User:
+    """The unprivileged uid that plays the `hermes` user."""
+    user = _unprivileged_user()
+    if not user.is_self:
+        probe = subprocess.run(
+            [str(HERMES), "--version"], user=user.uid, group=user.gid, extra_groups=[],
+            capture_output=True, text=True,
+        )
+        if probe.returncode != 0:
+            pytest.exit(
+                f"{user.name} cannot run {HERMES} ({probe.stderr.strip()}): the checkout must be "
+                "world-readable (.ci/run copies it to /var/tmp when it is not)", 2
+            )
+    return user
+
+
+@pytest.fixture
+def world_tmp() -> Iterator[Path]:
+    """A temporary directory every uid can traverse (pytest's tmp_path is 0700 under root)."""
+    path = Path(tempfile.mkdtemp(prefix="hermes-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def give_to(path: Path, user: User) -> None:
+    """Make ``path`` (and everything under it) belong to ``user``, as the volume belongs to hermes."""
+    if os.geteuid() != 0:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, user.uid, user.gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), user.uid, user.gid)
+
+
+@dataclass
+class Home:
+    """A HERMES_HOME owned by the unprivileged user, with the environment to use it."""
+
+    path: Path
+    user: User
+
+    @property
+    def db(self) -> Path:
+        return self.path / "state" / "profiles.db"
+
+    @property
+    def scandir(self) -> Path:
+        return self.path / "run" / "service"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "PATH": f"{BIN_DIR}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.path),
+            "LANG": "C.UTF-8",
+            "HERMES_HOME": str(self.path),
+            "HERMES_USER": self.user.name,
+            "S6_PROFILE_GATEWAY_SCANDIR": str(self.scandir),
+        }
+        env.update(extra)
+        return env
+
+    def hermes(
+        self,
+        *args: str,
+        as_root: bool = False,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real `hermes` command, as the unprivileged user unless ``as_root``."""
+        return run_as(
+            [str(HERMES), *args],
+            None if as_root else self.user,
+            env={**self.env(), **(env or {})},
+            timeout=timeout,
+            input=input,
+        )
+
+
+def run_as(
+    argv: Sequence[str],
+    user: User | None,
+    *,
+    env: Mapping[str, str],
+    timeout: float = 60,
+    input: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    kwargs = {}
+    if user is not None and not user.is_self:
+        kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
+    return subprocess.run(
+        list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout,
+        input=input, cwd=cwd, **kwargs,
+    )
+
+
+@pytest.fixture
+def home(world_tmp: Path, hermes_user: User) -> Home:
+    """An empty HERMES_HOME (no store yet) owned by the unprivileged user."""
+    path = world_tmp / "home"
+    path.mkdir()
+    give_to(path, hermes_user)
+    return Home(path, hermes_user)
+
+
+@pytest.fixture
+def migrated_home(home: Home) -> Home:
+    """A HERMES_HOME with a migrated store, made by the unprivileged user."""
+    result = home.hermes("state", "migrate")
+    assert result.returncode == 0, result.stderr
+    return home
