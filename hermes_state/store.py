@@ -263,6 +263,12 @@ class EventStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on this store's own connection: it changes when
+        another connection commits, so a poller can tell "nothing new" without a query on events."""
+        with translated(self.path):
+            return int(self._driver().execute("PRAGMA data_version").fetchone()[0])
+
     def check_schema(self) -> None:
         """One query: refuse a file whose schema revision is not the code's."""
         if not self._checked:
