@@ -13,6 +13,7 @@ s6's wantedup):
 | down | false | no ``down`` file                                | mark-down          |
 | up   | true  | restart intent newer than the running run,      | restart            |
 |      |       | not applied yet, process up                     |                    |
+| up   | true  | same, process down (s6 restarting it)           | restart-absorbed   |
 | up   | true  | ``down`` file present                           | mark-up            |
 | up   | false | process still up, or its ``finish`` running     | none: its exit is  |
 |      |       | (not at boot)                                   | about to be logged |
@@ -50,11 +51,12 @@ MARK_UP = "mark-up"
 DOWN = "down"
 UP = "up"
 RESTART = "restart"
+ABSORB_RESTART = "restart-absorbed"
 RESCAN = "rescan"
 
 # The order actions are applied in: removals before creations (a rescan
 # then sees both), the rescan last, after every slot it must pick up.
-ORDER = (SKIP_INVALID, REMOVE, PURGE, CREATE_UP, CREATE_DOWN, REPAIR, MARK_DOWN, MARK_UP, DOWN, UP, RESTART, RESCAN)
+ORDER = (SKIP_INVALID, REMOVE, PURGE, CREATE_UP, CREATE_DOWN, REPAIR, MARK_DOWN, MARK_UP, DOWN, UP, RESTART, ABSORB_RESTART, RESCAN)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Action:
     kind: str
     profile: str  # for skip-invalid: the row's name as shown (repr, shortened); for purge: the entry
     detail: str = ""
-    position: int | None = None  # restart and create: the restart intent this covers
+    position: int | None = None  # create, up, restart: the restart intent the new process covers
 
     def as_json(self) -> dict:
         row = {"action": self.kind, "profile": self.profile}
@@ -156,6 +158,9 @@ def decide(state: ProfileState, view: SlotView | None, *, boot: bool = False) ->
     if status is None:
         if view.down_file != want_down_file:
             actions.append(Action(MARK_DOWN if want_down_file else MARK_UP, name, f"desired {state.desired}, not supervised yet"))
+        if state.desired == "up" and restart_pending(state, view):
+            # the rescan starts a fresh process: that is the restart asked for.
+            actions.append(Action(ABSORB_RESTART, name, "not supervised yet: its first process is new", state.restart_position))
         return actions
 
     if state.desired == "down":
@@ -166,8 +171,12 @@ def decide(state: ProfileState, view: SlotView | None, *, boot: bool = False) ->
         return actions
 
     if status.wantedup:
-        if status.up and restart_pending(state, view):
-            actions.append(Action(RESTART, name, f"restart intent {state.restart_position} is newer than run {state.running_run}", state.restart_position))
+        if restart_pending(state, view):
+            if status.up:
+                actions.append(Action(RESTART, name, f"restart intent {state.restart_position} is newer than run {state.running_run}", state.restart_position))
+            else:
+                # s6 is about to start a fresh process anyway: that is the restart asked for.
+                actions.append(Action(ABSORB_RESTART, name, "s6 is restarting it", state.restart_position))
         if view.down_file:
             actions.append(Action(MARK_UP, name, "desired up, s6 wants it up"))
         return actions
@@ -176,7 +185,8 @@ def decide(state: ProfileState, view: SlotView | None, *, boot: bool = False) ->
         return actions  # its finish will log the exit; that event wakes the next pass
     if not boot and held_by_shutdown(state):
         return actions
-    actions.append(Action(UP, name, "desired up, s6 wants it down"))
+    # A process started now is newer than any restart intent: the UP covers it.
+    actions.append(Action(UP, name, "desired up, s6 wants it down", state.restart_position))
     return actions
 
 

@@ -184,6 +184,10 @@ class Reconciler:
         elif kind == planning.UP:
             scandir.set_down_file(name, False)
             s6.up(scandir.slot_path(name))
+            if action.position is not None:
+                scandir.record_restart_applied(name, action.position)
+        elif kind == planning.ABSORB_RESTART:
+            scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
         elif kind == planning.DOWN:
             scandir.set_down_file(name, True)
             s6.down(scandir.slot_path(name))
