@@ -165,7 +165,10 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
         else:
             # crashed / stopped: an exit. It ends the run only when it names the
             # run that is going; a late exit of an older run is a fact, not a state.
-            changes.update(last_exit_code=event.exit_code, last_signal=event.signal)
+            # A second event about the same exit (the breaker's stop) may carry
+            # no status: the last status seen stays.
+            if event.exit_code is not None or event.signal is not None:
+                changes.update(last_exit_code=event.exit_code, last_signal=event.signal)
             if event.run is not None and event.run == state.run_position and not state.run_ended:
                 changes["run_ended"] = True
     return replace(state, **changes)

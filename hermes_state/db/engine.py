@@ -97,7 +97,8 @@ def make_engine(
             connection.execute("PRAGMA trusted_schema = OFF")
             connection.execute("PRAGMA foreign_keys = ON")
             if not readonly:
-                connection.execute("PRAGMA journal_mode = WAL")
+                # WAL is a property of the file, set once by the migration:
+                # setting it here would write to a file not yet known to be ours.
                 connection.execute("PRAGMA synchronous = FULL")
             else:
                 # Touch the schema now so a garbage file fails at open, not later.
