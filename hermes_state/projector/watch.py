@@ -31,6 +31,9 @@ from .reconcile import PassReport, Reconciler, json_line
 FULL_PASS_INTERVAL = 60.0
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
 RETRY_FIRST = 2.0
+# After an inotify wake-up, look for the commit to become visible every 2 ms for up to ~130 ms
+# (a data_version query costs microseconds; a commit waits for its fsync).
+SETTLE_PAUSES = (0.002,) * 65
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,22 @@ def quick_check(settings: Settings, say: Callable[[str], None]) -> None:
             "run `hermes state doctor`")
 
 
+def settled_version(store: EventStore, seen: int) -> int:
+    """``data_version`` once the commit that woke us is visible, or after ~130 ms of nothing.
+
+    inotify reports the writer's first write to the WAL; the commit becomes
+    visible only after its fsync, when SQLite updates the WAL index in shared
+    memory, which makes no inotify event. Reading at once can miss it, and
+    nothing would wake the daemon again before the next poll.
+    """
+    for pause in SETTLE_PAUSES:
+        version = store.data_version()
+        if version != seen:
+            return version
+        time.sleep(pause)
+    return store.data_version()
+
+
 class Watcher:
     """The daemon's loop; ``stop()`` ends it (signal-safe)."""
 
@@ -117,8 +136,8 @@ class Watcher:
                     seen_version = store.data_version()
                     continue
                 # data_version moves when another connection commits: "nothing new" costs no query on events.
-                version = store.data_version()
-                if version == seen_version and why == "poll":
+                version = store.data_version() if why == "poll" else settled_version(store, seen_version)
+                if version == seen_version:
                     continue
                 seen_version = version
                 retry = self._pass(reconciler.catch_up, "inotify" if why == "change" else "poll")
