@@ -218,8 +218,8 @@ class ScanDir:
             staging.mkdir(mode=0o755)
             _write(staging / "run", self.run_bytes, 0o755)
             _write(staging / "finish", self.finish_bytes, 0o755)
-            (staging / "data").mkdir(mode=0o755)
             if restart_applied is not None:
+                (staging / "data").mkdir(mode=0o755)
                 _write(staging / RESTART_APPLIED, f"{int(restart_applied)}\n".encode(), 0o644)
             if not up:
                 _write(staging / "down", b"", 0o644)
