@@ -9,8 +9,10 @@ Alembic scripts.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+if TYPE_CHECKING:  # annotations only: the revision constants must import without SQLAlchemy
+    from sqlalchemy import Connection
 
 from ..errors import SchemaMismatch
 
