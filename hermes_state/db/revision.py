@@ -8,10 +8,11 @@ Alembic scripts.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: the revision constants must import without SQLAlchemy
+if TYPE_CHECKING:  # annotations only: the revision check must import without SQLAlchemy (or pathlib)
+    from pathlib import Path
+
     from sqlalchemy import Connection
 
 from ..errors import SchemaMismatch
