@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:  # annotations only: readers that must start fast import this module
+    from pathlib import Path
 
 from ..errors import (
     BadInput,
