@@ -29,9 +29,10 @@ def duration(seconds: float | None) -> str:
     if seconds < 10 and seconds != int(seconds):
         return f"{seconds:.1f}s"
     whole = int(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if whole >= size or (unit == "s" and not parts):
+        # The largest unit present, then the next one down even when it is 0: "2h 0m", not "2h".
+        if parts or whole >= size or unit == "s":
             parts.append(f"{whole // size}{unit}")
             whole %= size
         if len(parts) == 2:
