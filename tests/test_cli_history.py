@@ -59,8 +59,9 @@ def history(home, *args, **kwargs):
         (["alice", "--follow", "--until", "1h"], 2, "--follow"),
     ],
 )
-def test_bad_input_is_one_line_and_its_status(alice, args, status, words):
-    result = history(alice, *args)
+def test_bad_input_is_one_line_and_its_status(store_home, args, status, words):
+    store_home.hermes("profile", "create", "alice")
+    result = history(store_home, *args)
     assert result.returncode == status
     assert words in one_stderr_line(result)
 
