@@ -60,7 +60,9 @@ def history(home, *args, **kwargs):
     ],
 )
 def test_bad_input_is_one_line_and_its_status(store_home, args, status, words):
-    store_home.hermes("profile", "create", "alice")
+    writer = LogWriter(store_home)
+    writer.append("alice", "created", "cli", "down")
+    writer.close()
     result = history(store_home, *args)
     assert result.returncode == status
     assert words in one_stderr_line(result)
