@@ -19,7 +19,7 @@ from ..errors import BadInput, HermesError
 from .driver import sqlite_module
 from .paths import check_store_path
 from .revision import require_head
-from .translate import translate
+from .translate import error_name, translate
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -121,6 +121,24 @@ class StoreReader:
             names = [column[0] for column in cursor.description or ()]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
         except sqlite_module().Error as error:
+            raise translate(error, self.path) from None
+
+    def operator_rows(self, sql: str) -> list[dict[str, Any]]:
+        """The rows of one statement an operator typed (`hermes state sql`): a mistake in it is
+        bad input (exit 2), a write is refused as one; the store's own failures stay exit 5."""
+        dbapi = sqlite_module()
+        try:
+            cursor = self._connection.execute(sql)
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+        except dbapi.Warning as error:  # the driver's word for "more than one statement"
+            raise BadInput(f"one SQL statement at a time: {error}") from None
+        except dbapi.Error as error:
+            name = error_name(error) or ""
+            if name == "SQLITE_ERROR":
+                raise BadInput(f"SQL error: {error}") from None
+            if name.startswith("SQLITE_READONLY"):
+                raise BadInput(f"the store is opened read-only here: {error}") from None
             raise translate(error, self.path) from None
 
     def _execute(self, sql: str, parameters: Sequence[Any] = ()):
