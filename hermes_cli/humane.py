@@ -5,14 +5,14 @@ from __future__ import annotations
 import signal as signals
 from datetime import datetime
 
-from hermes_state.history import parse_utc
+from hermes_state.vocabulary import parse_time
 
 
 def local_time(stored: str | None) -> str:
     """A stored UTC time as local wall-clock time, to the second."""
     if not stored:
         return ""
-    return parse_utc(stored).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return parse_time(stored).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def local_zone(now: datetime) -> str:
@@ -44,7 +44,7 @@ def age(stored: str | None, now: datetime) -> str:
     """How long before ``now`` a stored time was: ``12s ago``, ``3h 5m ago``; ``in 5s`` for a clock skew."""
     if not stored:
         return ""
-    seconds = (now - parse_utc(stored)).total_seconds()
+    seconds = (now - parse_time(stored)).total_seconds()
     if seconds < 0:
         return f"in {duration(-seconds)}"
     return f"{duration(float(int(seconds)))} ago"

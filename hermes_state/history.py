@@ -15,10 +15,8 @@ from typing import Any, NamedTuple
 
 from .errors import BadInput, NotFound
 from .names import validate_name
+from .vocabulary import TYPES, format_time, parse_time
 
-# The same tuple as hermes_state.events.TYPES (tests check): repeated so that
-# the history command does not import dataclasses at start-up.
-EVENT_TYPES = ("created", "started", "crashed", "stopped", "deleted")
 
 # The form Settings.read_boot_id accepts for `<scandir>/.boot-id`.
 BOOT_ID = re.compile(r"[0-9a-f-]{1,64}")
@@ -31,24 +29,13 @@ _WHEN_HELP = "expected an ISO time such as 2026-11-27T14:00 or an age such as 30
 
 
 # -- times ------------------------------------------------------------------
-def format_utc(moment: datetime) -> str:
-    """The log's time format (the same as hermes_state.events.format_time)."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_utc(text: str) -> datetime:
-    """A stored ``occurred_at`` as an aware datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def parse_when(text: str, option: str, now: datetime) -> str:
     """``--since``/``--until``: an ISO time (local when it names no zone) or an age before ``now``."""
     value = text.strip()
     if _AGE.fullmatch(value):
         seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _AGE_PART.findall(value))
         try:
-            return format_utc(now - timedelta(seconds=seconds))
+            return format_time(now - timedelta(seconds=seconds))
         except OverflowError:
             raise BadInput(f"invalid {option} {text!r}: that age reaches before year 1") from None
     try:
@@ -56,7 +43,7 @@ def parse_when(text: str, option: str, now: datetime) -> str:
     except ValueError:
         raise BadInput(f"invalid {option} {text!r}: {_WHEN_HELP}") from None
     # A time without a zone is what the person's clock shows: local time.
-    return format_utc(moment if moment.tzinfo else moment.astimezone())
+    return format_time(moment if moment.tzinfo else moment.astimezone())
 
 
 def parse_types(text: str) -> tuple[str, ...]:
@@ -64,9 +51,9 @@ def parse_types(text: str) -> tuple[str, ...]:
     chosen: list[str] = []
     for part in text.split(","):
         name = part.strip()
-        if name not in EVENT_TYPES:
+        if name not in TYPES:
             shown = repr(name) if name else "an empty name"
-            raise BadInput(f"unknown event type {shown} in --type: expected some of {', '.join(EVENT_TYPES)}")
+            raise BadInput(f"unknown event type {shown} in --type: expected some of {', '.join(TYPES)}")
         if name not in chosen:
             chosen.append(name)
     return tuple(chosen)
@@ -220,9 +207,9 @@ def summarise(history: History, now: datetime) -> Summary:
     for start in runs:
         end = ends.get(start["position"])
         if end is not None:
-            uptime, is_running = (parse_utc(end["occurred_at"]) - parse_utc(start["occurred_at"])).total_seconds(), False
+            uptime, is_running = (parse_time(end["occurred_at"]) - parse_time(start["occurred_at"])).total_seconds(), False
         elif start["position"] == running:
-            uptime, is_running = (now - parse_utc(start["occurred_at"])).total_seconds(), True
+            uptime, is_running = (now - parse_time(start["occurred_at"])).total_seconds(), True
         else:
             continue  # its end lies outside what is shown, or was never recorded
         if longest is None or uptime > longest[0]:

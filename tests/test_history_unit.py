@@ -14,11 +14,17 @@ from hermes_state.history import History, HistoryFilter, parse_boot, parse_types
 NOW = datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=timezone.utc)
 
 
-def test_repeated_constants_agree_with_the_core():
-    assert history.EVENT_TYPES == events.TYPES
-    for moment in (NOW, datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=-7)))):
-        assert history.format_utc(moment) == events.format_time(moment)
-        assert history.parse_utc(events.format_time(moment)) == events.parse_time(events.format_time(moment))
+@pytest.mark.parametrize(
+    "moment, stored",
+    [
+        (NOW, "2026-11-27T12:00:00.250Z"),
+        (datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=-7))), "1999-01-02T10:04:05.999Z"),
+        (datetime(2026, 1, 1, tzinfo=timezone.utc), "2026-01-01T00:00:00.000Z"),
+    ],
+)
+def test_the_logs_time_format(moment, stored):
+    assert events.format_time(moment) == stored
+    assert events.parse_time(stored) == moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +121,7 @@ def test_stream_sql_binds_every_value():
 def _event(position, type, actor, at, run=None, **fields):
     base = {name: None for name in events.COLUMNS}
     base.update(position=position, version=position, type=type, actor=actor, profile="alice",
-                occurred_at=history.format_utc(NOW - timedelta(seconds=at)), data={} if run is None else {"run": run})
+                occurred_at=events.format_time(NOW - timedelta(seconds=at)), data={} if run is None else {"run": run})
     base.update(fields)
     return base
 

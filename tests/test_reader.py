@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cli_support import LogWriter, migrated_template, store_home  # noqa: F401
 
-from hermes_state.db.reader import StoreReader, store_path_from_env, uri_for
+from hermes_state.db.connect import uri_for
+from hermes_state.db.paths import store_path_from_env
+from hermes_state.db.reader import StoreReader
 from hermes_state.errors import SchemaMismatch, StoreMissing, StoreUnavailable
 from hermes_state.history import HistoryFilter, read_history, read_newer
 from hermes_state.settings import Settings
@@ -20,17 +22,18 @@ NOW = datetime.now(timezone.utc)
 
 
 @pytest.mark.parametrize(
-    "env",
+    "env, expected",
     [
-        {"HOME": "/home/h"},
-        {"HOME": "/home/h", "HERMES_HOME": "/opt/data"},
-        {"HOME": "/home/h", "HERMES_HOME": "/opt/data", "HERMES_STATE_DB": "/elsewhere/x.db"},
-        {"HOME": "/home/h", "HERMES_HOME": "", "HERMES_STATE_DB": ""},
+        ({"HOME": "/home/h"}, "/home/h/.hermes/state/profiles.db"),
+        ({"HOME": "/home/h", "HERMES_HOME": "/opt/data"}, "/opt/data/state/profiles.db"),
+        ({"HOME": "/home/h", "HERMES_HOME": "/opt/data", "HERMES_STATE_DB": "/elsewhere/x.db"}, "/elsewhere/x.db"),
+        ({"HOME": "/home/h", "HERMES_HOME": "", "HERMES_STATE_DB": ""}, "/home/h/.hermes/state/profiles.db"),
     ],
 )
-def test_store_path_agrees_with_settings(env, monkeypatch):
+def test_where_the_store_is(env, expected, monkeypatch):
     monkeypatch.setenv("HOME", env["HOME"])
-    assert store_path_from_env(env) == str(Settings.from_env(env).db_path)
+    assert store_path_from_env(env) == expected
+    assert str(Settings.from_env(env).db_path) == expected
 
 
 @pytest.mark.parametrize("name", ["plain.db", "with?mode=rwc.db", "hash#frag.db", "per%41cent.db", "sp ace.db"])

@@ -57,7 +57,8 @@ def doctor(args: argparse.Namespace) -> int:
 
 def sql(args: argparse.Namespace) -> int:
     """Read-only access for operators: the sqlite3 shell, or one statement's rows as JSON lines."""
-    from hermes_state.db.reader import StoreReader, uri_for
+    from hermes_state.db.connect import uri_for
+    from hermes_state.db.reader import StoreReader
 
     path = settings().db_path
     if args.query is None:

@@ -1,4 +1,5 @@
-"""The store path check, without SQLAlchemy: short-lived readers (the CLI's history) import it cheaply."""
+"""Where the store is and whether its path may be opened, without SQLAlchemy or pathlib:
+short-lived readers (the CLI's history) import it cheaply."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pathlib costs a few ms at import: annotations only
     from pathlib import Path
+    from typing import Mapping
 
 from ..errors import StoreMissing, StoreUnavailable
 
@@ -32,3 +34,14 @@ def check_store_path(path: "Path | str", *, must_exist: bool) -> None:
         raise StoreUnavailable(f"event store {path} is a symbolic link: refused")
     if not stat.S_ISREG(info.st_mode):
         raise StoreUnavailable(f"event store {path} is not a regular file: refused")
+
+
+def home_from_env(environ: "Mapping[str, str]") -> str:
+    """``HERMES_HOME``, else ``~/.hermes``."""
+    return environ.get("HERMES_HOME") or os.path.join(os.path.expanduser("~"), ".hermes")
+
+
+def store_path_from_env(environ: "Mapping[str, str] | None" = None) -> str:
+    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (DESIGN section 1)."""
+    env = os.environ if environ is None else environ
+    return env.get("HERMES_STATE_DB") or os.path.join(home_from_env(env), "state", "profiles.db")

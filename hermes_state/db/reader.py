@@ -3,55 +3,23 @@
 `hermes profile history`, `profile list` and `gateway status` are what a
 person waits for at a prompt. Importing SQLAlchemy costs about 110 ms, five
 times the interpreter's own start-up, so these readers open the file with
-the DB-API driver directly: same path check, same pragmas as a read-only
-engine (``make_engine(readonly=True)``), same schema check, same error
-translation. This is the SQLite dialect's own module (DESIGN section 8): a
+the DB-API driver directly: the same path check, connection
+(``connect.open_connection``), schema check and error translation as the
+engine. This is the SQLite dialect's own module (DESIGN section 8): a
 PostgreSQL store would serve the same reads through ``EventStore``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import BadInput, HermesError
+from .connect import busy_timeout_from_env, open_connection
 from .driver import sqlite_module
-from .paths import check_store_path
+from .paths import check_store_path, store_path_from_env
 from .revision import require_head
 from .translate import error_name, translate
-
-DEFAULT_BUSY_TIMEOUT_MS = 5000
-
-
-def store_path_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """Where the store is: the same answer as ``Settings.from_env().db_path``.
-
-    Repeated here because importing ``settings`` (dataclasses, pathlib, uuid)
-    costs ~10 ms; ``tests/test_reader.py`` checks that the two agree.
-    """
-    env = os.environ if environ is None else environ
-    if env.get("HERMES_STATE_DB"):
-        return env["HERMES_STATE_DB"]
-    home = env.get("HERMES_HOME") or os.path.join(os.path.expanduser("~"), ".hermes")
-    return os.path.join(home, "state", "profiles.db")
-
-
-def _busy_timeout_ms() -> int:
-    text = os.environ.get("HERMES_STATE_BUSY_TIMEOUT_MS")
-    if not text:
-        return DEFAULT_BUSY_TIMEOUT_MS
-    if not text.isdigit():
-        raise BadInput(f"invalid HERMES_STATE_BUSY_TIMEOUT_MS {text!r}: expected milliseconds")
-    return int(text)
-
-
-def uri_for(path: str, mode: str = "ro") -> str:
-    """A SQLite ``file:`` URI for ``path``: '%', '?' and '#' escaped, so no name can add parameters."""
-    absolute = os.path.abspath(path)
-    escaped = absolute.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    return f"file:{escaped}?mode={mode}"
-
 
 class _DriverSQL:
     """Lets ``revision.require_head`` (written for a SQLAlchemy Connection) run on a driver connection."""
@@ -75,22 +43,15 @@ class StoreReader:
     def open(cls, path: str | None = None) -> "StoreReader":
         path = str(path) if path is not None else store_path_from_env()
         check_store_path(path, must_exist=True)
-        timeout_ms = _busy_timeout_ms()
-        dbapi = sqlite_module()
         connection = None
         try:
-            connection = dbapi.connect(
-                uri_for(path), uri=True, timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=False
-            )
-            connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-            connection.execute("PRAGMA trusted_schema = OFF")
-            connection.execute("PRAGMA query_only = ON")
+            connection = open_connection(path, mode="ro", timeout_ms=busy_timeout_from_env())
             require_head(_DriverSQL(connection), path)
         except HermesError:
             if connection is not None:
                 connection.close()
             raise
-        except dbapi.Error as error:
+        except sqlite_module().Error as error:
             if connection is not None:
                 connection.close()
             raise translate(error, path) from None
