@@ -10,26 +10,12 @@ import hashlib
 import json
 from typing import Any, Iterable, Mapping
 
+from .vocabulary import COLUMNS
+
 GENESIS = "0" * 64
 
 # Every column but ``hash``, in table order; ``data`` as its stored text.
-HASHED_COLUMNS = (
-    "position",
-    "profile",
-    "version",
-    "type",
-    "actor",
-    "desired",
-    "occurred_at",
-    "host",
-    "boot_id",
-    "pid",
-    "exit_code",
-    "signal",
-    "reason",
-    "data",
-    "idempotency_key",
-)
+HASHED_COLUMNS = tuple(name for name in COLUMNS if name != "hash")
 
 
 def canonical_encoding(row: Mapping[str, Any]) -> bytes:

@@ -167,6 +167,12 @@ def _check_database(report: Report, engine, path: Path, progress_factory) -> Non
                 report.add("integrity", OK, "integrity_check: ok")
             else:
                 report.add("integrity", ERROR, "integrity_check: " + "; ".join(str(r) for r in rows[:5]))
+    except HermesError as error:
+        # SQLite refuses even to check a file this damaged: that is the finding.
+        report.add("integrity", ERROR, str(error))
+        return
+    try:
+        with read_transaction(engine) as conn:
             mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
             report.add("journal", OK if mode == "wal" else WARNING, f"journal_mode={mode}")
             revision = current_revision(conn)

@@ -8,51 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from .errors import BadInput
 from .names import validate_name, validate_slug
+from .vocabulary import ACTORS, COLUMNS, DESIRED, TYPES, format_time, parse_time, utc_now
 
-TYPES = ("created", "started", "crashed", "stopped", "deleted")
-ACTORS = ("cli", "supervisor", "boot", "import", "api")
-DESIRED = ("up", "down")
-
-# Columns of `events`, in table order: a public interface (DESIGN section 2).
-COLUMNS = (
-    "position",
-    "profile",
-    "version",
-    "type",
-    "actor",
-    "desired",
-    "occurred_at",
-    "host",
-    "boot_id",
-    "pid",
-    "exit_code",
-    "signal",
-    "reason",
-    "data",
-    "idempotency_key",
-    "hash",
-)
-
-TIME_FORMAT_EXAMPLE = "YYYY-MM-DDTHH:MM:SS.sssZ"
-
-
-def format_time(moment: datetime) -> str:
-    """UTC with milliseconds and a ``Z``: sorts as text, SQLite's date functions read it."""
-    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-    return text[:-6] + "Z"  # "+00:00" -> "Z"
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-
-
-def utc_now() -> str:
-    return format_time(datetime.now(timezone.utc))
+# Re-exported: the vocabulary lives in a module light enough for fast readers.
+__all__ = ["TYPES", "ACTORS", "DESIRED", "COLUMNS", "format_time", "parse_time", "utc_now", "NewEvent", "Event", "encode_data"]
 
 
 def encode_data(data: object) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .db.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
 from .names import validate_name
 
@@ -65,8 +66,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         in_container = inside_s6_overlay()
-        home = Path(env.get("HERMES_HOME") or Path.home() / ".hermes")
-        db_path = Path(env["HERMES_STATE_DB"]) if env.get("HERMES_STATE_DB") else home / "state" / "profiles.db"
+        home = Path(home_from_env(env))
+        db_path = Path(store_path_from_env(env))
         if env.get("S6_PROFILE_GATEWAY_SCANDIR"):
             scandir = Path(env["S6_PROFILE_GATEWAY_SCANDIR"])
         else:

@@ -272,8 +272,8 @@ class EventStore:
     def check_schema(self) -> None:
         """One query: refuse a file whose schema revision is not the code's."""
         if not self._checked:
-            with self.engine.connect() as conn:
-                with translated(self.path):
+            with translated(self.path):
+                with self.engine.connect() as conn:
                     require_head(conn, self.path)
             self._checked = True
 

@@ -132,3 +132,20 @@ def test_concurrent_appends_with_the_same_expected_version_one_wins(migrated_hom
         assert "version" in loser and len(loser.strip().splitlines()) == 1
     versions = [row["version"] for row in all_rows(migrated_home.db)]
     assert versions == list(range(1, 12))
+
+
+def test_two_concurrent_creates_of_one_name_one_wins_the_other_is_4(migrated_home):
+    for round_number in range(5):
+        name = f"twin-{round_number}"
+        racers = [
+            subprocess.Popen([str(Path(sys.executable).parent / "hermes"), "profile", "create", name],
+                             env=migrated_home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             **({} if migrated_home.user.is_self else
+                                {"user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}))
+            for _ in range(2)
+        ]
+        results = [(racer.wait(timeout=60), racer.stderr.read()) for racer in racers]
+        assert sorted(status for status, _ in results) == [0, 4], results
+        loser = next(err for status, err in results if status == 4)
+        assert len(loser.strip().splitlines()) == 1 and "exists" in loser
+        assert (migrated_home.path / "profiles" / name / "SOUL.md").is_file()

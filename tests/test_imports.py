@@ -24,3 +24,20 @@ def test_appending_one_event_imports_neither_alembic_nor_rich(migrated_home):
     result = run_as([sys.executable, "-c", APPEND_ONE % (HEAVY,)], migrated_home.user, env=migrated_home.env())
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+CLI_START = """
+import json, sys
+from hermes_cli.main import main
+status = main(["gateway", "start", "-p", "default"])
+print(json.dumps([status, sorted(m for m in sys.modules if m.split(".")[0] in %r)]))
+"""
+
+
+def test_hermes_gateway_start_imports_neither_alembic_nor_rich(migrated_home):
+    create = run_as([sys.executable, "-c", APPEND_ONE.replace('"alice"', '"default"') % (HEAVY,)],
+                    migrated_home.user, env=migrated_home.env())
+    assert create.returncode == 0, create.stderr
+    result = run_as([sys.executable, "-c", CLI_START % (HEAVY,)], migrated_home.user, env=migrated_home.env())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [0, []]

@@ -9,59 +9,20 @@ Read-only engines open the file with ``mode=ro`` and begin deferred.
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
 import time
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import quote
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import SingletonThreadPool
 
-from ..errors import StoreLocked, StoreMissing, StoreUnavailable
+from ..errors import StoreLocked
+from .connect import busy_timeout_from_env, open_connection
 from .driver import sqlite_module
+from .paths import check_store_path  # noqa: F401  (re-exported: callers import it from here)
 from .translate import translated
 
-DEFAULT_BUSY_TIMEOUT_MS = 5000
 _WRITE_OPTION = "hermes_write"
-
-
-def busy_timeout_from_env(default_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> int:
-    text = os.environ.get("HERMES_STATE_BUSY_TIMEOUT_MS")
-    if not text:
-        return default_ms
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        from ..errors import BadInput
-
-        raise BadInput(f"invalid HERMES_STATE_BUSY_TIMEOUT_MS {text!r}: expected milliseconds")
-    return value
-
-
-def check_store_path(path: Path, *, must_exist: bool) -> None:
-    """Refuse a path that is a symbolic link or not a regular file.
-
-    The projector runs as root and reads a file a less privileged user owns:
-    following a link there would let that user point it anywhere.
-    """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        if must_exist:
-            raise StoreMissing(
-                f"no event store at {path}: run `hermes state migrate` to create it"
-            ) from None
-        return
-    except OSError as error:
-        raise StoreUnavailable(f"cannot reach event store {path}: {error.strerror}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise StoreUnavailable(f"event store {path} is a symbolic link: refused")
-    if not stat.S_ISREG(info.st_mode):
-        raise StoreUnavailable(f"event store {path} is not a regular file: refused")
 
 
 def make_engine(
@@ -80,37 +41,14 @@ def make_engine(
     path = Path(path)
     check_store_path(path, must_exist=not create)
     timeout_ms = busy_timeout_from_env() if busy_timeout_ms is None else busy_timeout_ms
-    dbapi = sqlite_module()
     mode = "ro" if readonly else ("rwc" if create else "rw")
-    uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
 
     def connect():
-        connection = dbapi.connect(
-            uri,
-            uri=True,
-            timeout=timeout_ms / 1000,
-            isolation_level=None,  # we issue BEGIN ourselves
-            check_same_thread=False,
-        )
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
-            connection.execute("PRAGMA trusted_schema = OFF")
-            connection.execute("PRAGMA foreign_keys = ON")
-            if not readonly:
-                # WAL is a property of the file, set once by the migration:
-                # setting it here would write to a file not yet known to be ours.
-                connection.execute("PRAGMA synchronous = FULL")
-            else:
-                # Touch the schema now so a garbage file fails at open, not later.
-                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except Exception:
-            connection.close()
-            raise
-        return connection
+        return open_connection(str(path), mode=mode, timeout_ms=timeout_ms)
 
     engine = create_engine(
         "sqlite+pysqlite://",
-        module=dbapi,
+        module=sqlite_module(),
         creator=connect,
         poolclass=SingletonThreadPool,
         # Every transaction ends in an explicit COMMIT or ROLLBACK already.
@@ -126,32 +64,38 @@ def make_engine(
     return engine
 
 
-@contextlib.contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A ``BEGIN IMMEDIATE`` transaction, errors translated; commits on success, rolls back otherwise.
+def begin_with_retry(begin: Callable[[], object], path: Path, busy_timeout_ms: int) -> None:
+    """Begin a write transaction, retrying an immediate SQLITE_BUSY until the busy timeout.
 
     The busy timeout already waits for the lock. SQLite can still return
     SQLITE_BUSY at once, without calling the busy handler (e.g. while another
-    connection recovers the WAL), so a failed BEGIN is retried, but only
-    until the busy timeout has passed: a writer never waits longer than that.
+    connection recovers the WAL), so a failed BEGIN is retried with backoff,
+    but never past the busy timeout.
     """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            with translated(path):
+                begin()
+            return
+        except StoreLocked:
+            if time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction on a SQLAlchemy connection (for Alembic), errors
+    translated; commits on success, rolls back otherwise."""
     info = engine.info  # type: ignore[attr-defined]
     path = info["path"]
-    deadline = time.monotonic() + info["busy_timeout_ms"] / 1000
-    pause = 0.005
     with translated(path):
         conn = engine.connect().execution_options(**{_WRITE_OPTION: True})
     try:
-        while True:
-            try:
-                with translated(path):
-                    conn.begin()
-                break
-            except StoreLocked:
-                if time.monotonic() + pause >= deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)
+        begin_with_retry(conn.begin, path, info["busy_timeout_ms"])
         try:
             with translated(path):
                 yield conn
@@ -169,22 +113,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 def driver_transaction(driver: Any, path: Path, busy_timeout_ms: int, *, write: bool) -> Iterator[Any]:
     """A transaction on a driver (DBAPI) connection: the store's fast path.
 
-    Writers begin ``IMMEDIATE`` with the same bounded retry as
-    ``write_transaction``; readers begin deferred, for one consistent
+    Writers begin ``IMMEDIATE`` (``begin_with_retry``); readers begin deferred, for one consistent
     snapshot. Commits on success, rolls back otherwise; errors translated.
     """
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    pause = 0.005
-    while True:
-        try:
-            with translated(path):
-                driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            break
-        except StoreLocked:
-            if not write or time.monotonic() + pause >= deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+    if write:
+        begin_with_retry(lambda: driver.execute("BEGIN IMMEDIATE"), path, busy_timeout_ms)
+    else:
+        with translated(path):
+            driver.execute("BEGIN")
     try:
         with translated(path):
             yield driver

@@ -1,0 +1,60 @@
+"""Opening a driver connection on the store: the URI, the pragmas, the busy timeout.
+
+Shared by the engine (``engine.make_engine``) and the fast reader
+(``reader.StoreReader``), so both open the file the same way; it imports
+neither SQLAlchemy nor pathlib.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import BadInput
+from .driver import sqlite_module
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+def busy_timeout_from_env(default_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> int:
+    """``HERMES_STATE_BUSY_TIMEOUT_MS``: how long a writer waits for the lock."""
+    text = os.environ.get("HERMES_STATE_BUSY_TIMEOUT_MS")
+    if not text:
+        return default_ms
+    if not text.isdigit():
+        raise BadInput(f"invalid HERMES_STATE_BUSY_TIMEOUT_MS {text!r}: expected milliseconds")
+    return int(text)
+
+
+def uri_for(path: str, mode: str = "ro") -> str:
+    """A SQLite ``file:`` URI for ``path``: '%', '?' and '#' escaped, so no name can add parameters."""
+    absolute = os.path.abspath(path)
+    escaped = absolute.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    return f"file:{escaped}?mode={mode}"
+
+
+def open_connection(path: str, *, mode: str, timeout_ms: int) -> Any:
+    """A driver connection in autocommit (we issue BEGIN ourselves), with the store's pragmas.
+
+    ``mode`` is SQLite's: ``ro``, ``rw`` or ``rwc`` (create; migration only).
+    WAL is not set here: it is a property of the file, set once by the
+    migration; setting it on open would write to a file not yet known to be
+    ours (a foreign or newer one must be refused untouched).
+    """
+    connection = sqlite_module().connect(
+        uri_for(path, mode), uri=True, timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+        connection.execute("PRAGMA trusted_schema = OFF")
+        connection.execute("PRAGMA foreign_keys = ON")
+        if mode == "ro":
+            connection.execute("PRAGMA query_only = ON")
+            # Touch the schema now, so a garbage file fails at open, not later.
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        else:
+            connection.execute("PRAGMA synchronous = FULL")  # an audit log: durable commits
+    except BaseException:
+        connection.close()
+        raise
+    return connection
