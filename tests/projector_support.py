@@ -118,6 +118,12 @@ class Rig:
     def as_user(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run_as([str(HERMES), *args], self.user, env=self.env(), timeout=timeout)
 
+    def cli(self, *args: str) -> str:
+        """A `hermes` command as the unprivileged user, which must succeed (e.g. `gateway start -p alice`)."""
+        result = self.as_user(*args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
     def append(self, kind: str, *names: str) -> None:
         result = run_as([sys.executable, "-c", _APPEND, kind, *names], self.user, env=self.env(), timeout=60)
         assert result.returncode == 0, result.stderr

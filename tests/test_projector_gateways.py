@@ -33,26 +33,26 @@ def supervisor_runs(history):
 
 def test_create_start_restart_stop_delete(rig):
     watch = rig.start_watch()
-    rig.append("create", "alice")
+    rig.cli("profile", "create", "alice")
     wait_for(lambda: rig.status("alice"), 5, "alice's slot")
     assert rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}
 
-    rig.append("start", "alice")
+    rig.cli("gateway", "start", "-p", "alice")
     first = wait_for(lambda: rig.running_pid("alice"), 5, "alice up")
     started = wait_for(lambda: supervisor_runs(rig.history("alice")), 5, "alice's supervisor started")
     assert started[-1]["pid"] == first  # record-start execs the gateway in its own process
 
-    rig.append("restart", "alice")
+    rig.cli("gateway", "restart", "-p", "alice")
     second = wait_for(lambda: (pid := rig.running_pid("alice")) and pid != first and pid, 5, "a new pid")
     wait_for(lambda: len(supervisor_runs(rig.history("alice"))) == 2, 5, "the second run recorded")
     assert supervisor_runs(rig.history("alice"))[-1]["pid"] == second
 
-    rig.append("stop", "alice")
+    rig.cli("gateway", "stop", "-p", "alice")
     wait_for(lambda: rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}, 5, "alice down")
     wait_for(lambda: rig.history("alice")[-1]["reason"] == "requested", 5, "the stop recorded")
     assert not os.path.exists(f"/proc/{second}")
 
-    rig.append("delete", "alice")
+    rig.cli("profile", "delete", "alice", "--yes")
     wait_for(lambda: not (rig.scandir / "gateway-alice").exists(), 10, "alice's slot removed")
     assert processes_under(rig.scandir) == [p for p in processes_under(rig.scandir) if "gateway-alice" not in p]
     assert not [name for name in os.listdir(rig.scandir) if "alice" in name]
@@ -208,12 +208,12 @@ def test_the_user_cannot_write_the_scan_directory_but_starts_and_stops_gateways(
     probe = run_as(["s6-svc", "-u", str(rig.scandir / "gateway-default")], rig.user, env=rig.env())
     assert probe.returncode != 0
     watch = rig.start_watch()
-    rig.append("create", "uma")
-    rig.append("start", "uma")
+    rig.cli("profile", "create", "uma")
+    rig.cli("gateway", "start", "-p", "uma")
     pid = wait_for(lambda: rig.running_pid("uma"), 5, "uma up")
     owner = os.stat(f"/proc/{pid}").st_uid
     assert owner == rig.user.uid  # the gateway runs as the user, dropped by s6-setuidgid
-    rig.append("stop", "uma")
+    rig.cli("gateway", "stop", "-p", "uma")
     wait_for(lambda: rig.status("uma")["up"] is False, 5, "uma down")
     assert rig.stop_watch(watch) == 0
     for root, dirs, files in os.walk(rig.home.path):
