@@ -2,7 +2,7 @@
 
 Both logs are loaded in bulk (bench/bulk_log.py: one transaction, chain and
 projection computed). Each round starts a fresh s6-svscan on an empty scan
-directory (a container's tmpfs) and times `hermes state boot` from process
+directory on a tmpfs (as a container's /run/service) and times `hermes state boot` from process
 start to exit; rounds alternate between the two logs so drift hits both.
 
 The slots' own hooks are replaced on the scan directory's PATH by a stub
@@ -51,9 +51,9 @@ def fixture(directory: Path, label: str) -> Path:
     return path
 
 
-def one_boot(work: Path, db: Path, user, stub_dir: Path) -> tuple[float, float, int]:
+def one_boot(work: Path, scan_parent: Path, db: Path, user, stub_dir: Path) -> tuple[float, float, int]:
     """Wall time of one boot (s), its pass's own duration (ms), slots made."""
-    home, scandir = work / "home", work / "service"
+    home, scandir = work / "home", scan_parent / "service"
     shutil.rmtree(scandir, ignore_errors=True)
     env = environment(home, scandir, user, HERMES_STATE_DB=str(db))
     scanner_env = dict(env, PATH=f"{stub_dir}:{env['PATH']}")
@@ -73,11 +73,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fixtures", type=Path, help="keep the two logs here and reuse them")
+    parser.add_argument("--scan-on", type=Path, default=Path("/dev/shm"),
+                        help="where the scan directory goes: a tmpfs, as /run/service is in the container "
+                             "(default /dev/shm; the temporary directory when it does not exist)")
     args = parser.parse_args()
 
     user = bench_user()
     work = Path(tempfile.mkdtemp(prefix="hermes-bench-boot-"))
     work.chmod(0o755)
+    scan_parent = Path(tempfile.mkdtemp(prefix="hermes-bench-scan-", dir=args.scan_on if args.scan_on.is_dir() else work))
+    scan_parent.chmod(0o755)
     fixtures = args.fixtures or work
     fixtures.mkdir(parents=True, exist_ok=True)
     stub_dir = work / "stub"
@@ -91,16 +96,17 @@ def main() -> int:
             give_to(db.parent, user)
         give_to(work / "home", user)
         for label, db in dbs.items():
-            one_boot(work, db, user, stub_dir)  # warm-up: the first boot also creates `default`
+            one_boot(work, scan_parent, db, user, stub_dir)  # warm-up: the first boot also creates `default`
         times: dict[str, list[float]] = {label: [] for label in SIZES}
         passes: dict[str, list[float]] = {label: [] for label in SIZES}
         for _ in range(args.rounds):
             for label, db in dbs.items():
-                wall, pass_ms, slots = one_boot(work, db, user, stub_dir)
+                wall, pass_ms, slots = one_boot(work, scan_parent, db, user, stub_dir)
                 assert slots == PROFILES + 1, slots  # every profile and `default`
                 times[label].append(wall)
                 passes[label].append(pass_ms)
     finally:
+        shutil.rmtree(scan_parent, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     for label in SIZES:
         print(f"boot, {PROFILES} profiles, {label:>3} events: median {statistics.median(times[label]) * 1000:7.0f} ms "
