@@ -71,6 +71,17 @@ def test_boot_makes_every_slot_up_exactly_when_desired_and_logs_each_profile(rig
     assert (rig.scandir / ".boot-id").read_text().strip() != boot_id
     assert boot_log(rig)[-2].endswith("profile legacy: desired up; slot unchanged")
 
+    # What an interrupted pass or an older install leaves is repaired, then all is quiet again.
+    leftover = rig.scandir / ".gateway-bravo.tmp-0123456789abcdef"
+    leftover.mkdir()
+    (rig.scandir / "gateway-bravo" / "run").write_text("#!/bin/sh\nexec an-older-hook\n")
+    (rig.scandir / "gateway-alpha" / "down").touch()
+    repaired = json.loads(rig.boot().stdout.splitlines()[-1])["actions"]
+    assert [(a["action"], a["profile"]) for a in repaired] == [
+        ("purge", leftover.name), ("repair-scripts", "bravo"), ("mark-up", "alpha")]
+    assert not leftover.exists() and (rig.scandir / "gateway-bravo" / "run").read_bytes() == run_script(False)
+    assert rig.boot().stdout == ""
+
 
 @pytest.mark.skipif(not IS_ROOT, reason="root's privilege drop")
 def test_boot_as_root_writes_nothing_to_the_volume_as_root(rig):

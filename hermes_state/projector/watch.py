@@ -124,16 +124,17 @@ class Watcher:
             reconciler = Reconciler(self.settings, store, report=self.report)
             reconciler.scandir.ensure()
             threading.Thread(target=quick_check, args=(self.settings, self.say), daemon=True).start()
-            next_full = self._pass(reconciler.full_pass, "start")
+            # data_version is read before each pass: a commit during the pass then counts as new.
             seen_version = store.data_version()
+            next_full = self._pass(reconciler.full_pass, "start")
             while True:
                 now = time.monotonic()
                 why = wakeup.wait(timeout=max(0.0, next_full - now))
                 if why == "stopped":
                     return 0
                 if time.monotonic() >= next_full:
-                    next_full = self._pass(reconciler.full_pass, "periodic")
                     seen_version = store.data_version()
+                    next_full = self._pass(reconciler.full_pass, "periodic")
                     continue
                 # data_version moves when another connection commits: "nothing new" costs no query on events.
                 version = store.data_version() if why == "poll" else settled_version(store, seen_version)
