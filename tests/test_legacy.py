@@ -20,7 +20,8 @@ from hermes_state.db.driver import sqlite_module
 from hermes_state.legacy import normalized_time, plan_import, should_run
 from migrated_copy import migrated_home, template_store  # noqa: F401  (fixtures)
 
-FIXTURE = Path("/work/shared/fixtures/legacy-home")
+# A copy of the shared fixture (../shared/fixtures/legacy-home), described by legacy-home.md beside it.
+FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"
 
 # legacy-home.md, as a table: profile -> "up" | "down" | None (not imported).
 FIXTURE_EXPECTED = {
