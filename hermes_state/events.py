@@ -43,8 +43,8 @@ TIME_FORMAT_EXAMPLE = "YYYY-MM-DDTHH:MM:SS.sssZ"
 
 def format_time(moment: datetime) -> str:
     """UTC with milliseconds and a ``Z``: sorts as text, SQLite's date functions read it."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return text[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -88,8 +88,11 @@ class NewEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
 
-    def validated(self) -> "NewEvent":
-        """Check every field's form (not the stream rules: that is the fold's job)."""
+    def validated(self) -> str:
+        """Check every field's form (not the stream rules: that is the fold's job).
+
+        Returns ``data`` as its canonical JSON text, which the check produces anyway.
+        """
         validate_name(self.profile)
         if self.type not in TYPES:
             raise BadInput(f"unknown event type {self.type!r}: expected one of {', '.join(TYPES)}")
@@ -102,11 +105,10 @@ class NewEvent:
         _optional_int(self.signal, "signal", 1, 128)
         if self.reason is not None:
             validate_slug(self.reason, "reason")
-        encode_data(self.data)
         key = self.idempotency_key
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200 or not key.isprintable()):
             raise BadInput("invalid idempotency key: expected 1-200 printable characters")
-        return self
+        return "{}" if isinstance(self.data, Mapping) and not self.data else encode_data(self.data)
 
 
 @dataclass(frozen=True)

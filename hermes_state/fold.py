@@ -130,18 +130,16 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
     if event.type == "deleted" and event.profile == DEFAULT_PROFILE:
         raise Conflict("the default profile cannot be deleted")
 
-    next_state = replace(
-        state,
-        version=event.version,
-        last_position=event.position,
-        last_type=event.type,
-        last_actor=event.actor,
-        last_reason=event.reason,
-        last_at=event.occurred_at,
-    )
+    changes: dict = {
+        "version": event.version,
+        "last_position": event.position,
+        "last_type": event.type,
+        "last_actor": event.actor,
+        "last_reason": event.reason,
+        "last_at": event.occurred_at,
+    }
     if event.desired is not None:
-        next_state = replace(
-            next_state,
+        changes.update(
             desired=event.desired,
             intent_position=event.position,
             intent_actor=event.actor,
@@ -149,29 +147,31 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             intent_at=event.occurred_at,
         )
         if event.type == "started":
-            next_state = replace(next_state, start_intent_position=event.position)
+            changes["start_intent_position"] = event.position
             if event.reason == "restart":
-                next_state = replace(next_state, restart_position=event.position)
+                changes["restart_position"] = event.position
 
     if event.type == "deleted":
-        return replace(next_state, deleted=True)
-
-    if event.actor == "supervisor":
+        changes["deleted"] = True
+    elif event.actor == "supervisor":
         if event.type == "started":
-            return replace(
-                next_state,
+            changes.update(
                 run_position=event.position,
                 run_pid=event.pid,
                 run_started_at=event.occurred_at,
                 run_boot_id=event.boot_id,
                 run_ended=False,
             )
-        # crashed / stopped: an exit. It ends the run only when it names the
-        # run that is going; a late exit of an older run is a fact, not a state.
-        next_state = replace(next_state, last_exit_code=event.exit_code, last_signal=event.signal)
-        if event.run is not None and event.run == state.run_position and not state.run_ended:
-            next_state = replace(next_state, run_ended=True)
-    return next_state
+        else:
+            # crashed / stopped: an exit. It ends the run only when it names the
+            # run that is going; a late exit of an older run is a fact, not a state.
+            # A second event about the same exit (the breaker's stop) may carry
+            # no status: the last status seen stays.
+            if event.exit_code is not None or event.signal is not None:
+                changes.update(last_exit_code=event.exit_code, last_signal=event.signal)
+            if event.run is not None and event.run == state.run_position and not state.run_ended:
+                changes["run_ended"] = True
+    return replace(state, **changes)
 
 
 def fold(events: Iterable[Event]) -> dict[str, ProfileState]:

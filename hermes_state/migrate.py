@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from .db.engine import make_engine, write_transaction
 from .db.revision import KNOWN_REVISIONS, current_revision
+from .db.translate import translated
 from .errors import SchemaMismatch, StoreUnavailable
 
 
@@ -43,16 +44,27 @@ def migration_transaction(path: Path | str) -> Iterator[Connection]:
                     f"({KNOWN_REVISIONS[-1]}): upgrade hermes-state; the file was not touched"
                 )
             yield conn
+        _use_wal(engine, path)
     finally:
         engine.dispose()
+
+
+def _use_wal(engine, path: Path) -> None:
+    """WAL is persistent in the file: set once, after the file is known to be ours."""
+    with translated(path):
+        pooled = engine.raw_connection()  # outside any transaction, as SQLite requires
+        try:
+            mode = pooled.driver_connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        finally:
+            pooled.close()
+    if mode != "wal":
+        raise StoreUnavailable(f"event store {path} cannot use WAL (journal_mode is {mode})")
 
 
 def migrate(path: Path | str, target: str = "head") -> tuple[str | None, str | None]:
     """Upgrade ``path`` to ``target``; returns (revision before, revision after)."""
     from alembic import command
     from alembic.config import Config
-
-    from .db.translate import translated
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))

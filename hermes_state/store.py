@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, literal, select, update
 
 from . import fold as folding
 from .chain import GENESIS, chain_hash
-from .db.engine import make_engine, read_transaction, write_transaction
+from .db.compiled import Compiled, first_mapping, mappings
+from .db.engine import driver_transaction, make_engine
+from .db.translate import translated
 from .db.revision import require_head
 from .db.schema import events as events_table
 from .db.schema import profile_projection
 from .errors import BadInput, Conflict, NotFound, VersionConflict
-from .events import Event, NewEvent, encode_data, utc_now
+from .events import COLUMNS, Event, NewEvent, utc_now
 from .fold import ProfileState
 from .names import validate_name
 from .settings import Settings
@@ -29,26 +32,66 @@ from .settings import Settings
 _STATE_FIELDS = tuple(field.name for field in dataclasses.fields(ProfileState))
 
 
+class _Statements:
+    """The store's fixed statements, compiled once for the engine's dialect."""
+
+    def __init__(self, dialect) -> None:
+        e, p = events_table, profile_projection
+        self.state = Compiled(select(p).where(p.c.profile == bindparam("name")), dialect)
+        self.states_live = Compiled(select(p).where(p.c.deleted.is_(False)).order_by(p.c.profile), dialect)
+        self.states_all = Compiled(select(p).order_by(p.c.profile), dialect)
+        self.by_key = Compiled(select(e).where(e.c.idempotency_key == bindparam("key")), dialect)
+        # What an append must read, in one statement: the chain's head and the profile's row.
+        newest = select(e.c.position, e.c.hash).order_by(e.c.position.desc()).limit(1)
+        anchor = select(literal(1).label("anchor")).subquery("anchor")
+        self.append_context = Compiled(
+            select(
+                newest.with_only_columns(e.c.position).scalar_subquery().label("chain_position"),
+                newest.with_only_columns(e.c.hash).scalar_subquery().label("chain_hash"),
+                p,
+            ).select_from(anchor.outerjoin(p, p.c.profile == bindparam("name"))),
+            dialect,
+        )
+        self.last_position = Compiled(select(func.coalesce(func.max(e.c.position), 0)), dialect)
+        self.event_at = Compiled(select(e).where(e.c.position == bindparam("position")), dialect)
+        self.insert_event = Compiled(insert(e), dialect, column_keys=COLUMNS)
+        self.insert_state = Compiled(insert(p), dialect, column_keys=_STATE_FIELDS)
+        # The key is left out of SET: assigning it, even unchanged, rewrites its index page.
+        self.update_state = Compiled(
+            update(p).where(p.c.profile == bindparam("where_profile")),
+            dialect,
+            column_keys=[name for name in _STATE_FIELDS if name != "profile"],
+        )
+        self.crash_times = Compiled(
+            select(e.c.occurred_at)
+            .where(
+                e.c.type == "crashed",
+                e.c.profile == bindparam("name"),
+                e.c.occurred_at >= bindparam("since"),
+                e.c.position > bindparam("after"),
+            )
+            .order_by(e.c.occurred_at),
+            dialect,
+        )
+
+
 class StoreTransaction:
     """Reads and appends inside one open transaction (see ``EventStore.writing``)."""
 
-    def __init__(self, conn: Connection, store: "EventStore") -> None:
-        self._conn = conn
+    def __init__(self, driver, store: "EventStore") -> None:
+        self._driver = driver
         self._store = store
+        self._sql = store.statements
 
     # -- reads -----------------------------------------------------------
     def state(self, profile: str) -> ProfileState | None:
         validate_name(profile)
-        row = self._conn.execute(
-            select(profile_projection).where(profile_projection.c.profile == profile)
-        ).mappings().first()
+        row = first_mapping(self._sql.state.execute(self._driver, {"name": profile}))
         return _state_from_row(row) if row else None
 
     def states(self, include_deleted: bool = False) -> list[ProfileState]:
-        query = select(profile_projection).order_by(profile_projection.c.profile)
-        if not include_deleted:
-            query = query.where(profile_projection.c.deleted.is_(False))
-        return [_state_from_row(row) for row in self._conn.execute(query).mappings()]
+        statement = self._sql.states_all if include_deleted else self._sql.states_live
+        return [_state_from_row(row) for row in mappings(statement.execute(self._driver))]
 
     def stream(
         self,
@@ -80,20 +123,23 @@ class StoreTransaction:
         query = select(events_table).where(and_(*conditions)).order_by(order)
         if limit is not None:
             query = query.limit(limit)
-        return [Event.from_row(row) for row in self._conn.execute(query).mappings()]
+        return self._events(Compiled(query, self._store.engine.dialect))
 
     def log_after(self, position: int, limit: int | None = None) -> list[Event]:
         """The whole log after ``position``, in position order."""
         query = select(events_table).where(events_table.c.position > position).order_by(events_table.c.position)
         if limit is not None:
             query = query.limit(limit)
-        return [Event.from_row(row) for row in self._conn.execute(query).mappings()]
+        return self._events(Compiled(query, self._store.engine.dialect))
+
+    def _events(self, statement: Compiled) -> list[Event]:
+        return [Event.from_row(row) for row in mappings(statement.execute(self._driver))]
 
     def last_position(self) -> int:
-        return self._conn.execute(select(func.coalesce(func.max(events_table.c.position), 0))).scalar_one()
+        return int(self._sql.last_position.execute(self._driver).fetchone()[0])
 
     def event_at(self, position: int) -> Event | None:
-        row = self._conn.execute(select(events_table).where(events_table.c.position == position)).mappings().first()
+        row = first_mapping(self._sql.event_at.execute(self._driver, {"position": position}))
         return Event.from_row(row) if row else None
 
     def crash_times(self, profile: str, *, after_position: int, since: str) -> list[str]:
@@ -102,38 +148,33 @@ class StoreTransaction:
         Served by the partial index on crashed rows: the cost is the number
         of crashes in the window, not the length of the log.
         """
-        t = events_table.c
-        query = (
-            select(t.occurred_at)
-            .where(t.type == "crashed", t.profile == profile, t.occurred_at >= since, t.position > after_position)
-            .order_by(t.occurred_at)
-        )
-        return list(self._conn.execute(query).scalars())
+        values = {"name": profile, "since": since, "after": after_position}
+        return [row[0] for row in self._sql.crash_times.execute(self._driver, values)]
 
     # -- the append --------------------------------------------------------
     def append(self, new: NewEvent, expected_version: int | None = None) -> Event:
         """Validate ``new`` against the stream, insert it and its projection row; return it stored."""
-        new.validated()
-        t = events_table.c
-        conn = self._conn
+        data_text = new.validated()
+        sql, driver = self._sql, self._driver
         if new.idempotency_key is not None:
-            existing = conn.execute(
-                select(events_table).where(t.idempotency_key == new.idempotency_key)
-            ).mappings().first()
+            existing = first_mapping(sql.by_key.execute(driver, {"key": new.idempotency_key}))
             if existing is not None:
                 stored = Event.from_row(existing)
                 if (stored.profile, stored.type, stored.actor) != (new.profile, new.type, new.actor):
                     raise Conflict(f"idempotency key {new.idempotency_key!r} was used for another event")
                 return stored
 
-        prior = self.state(new.profile)
+        context = first_mapping(sql.append_context.execute(driver, {"name": new.profile}))
+        prior = _state_from_row(context) if context["profile"] is not None else None
         current_version = prior.version if prior else 0
         if expected_version is not None and expected_version != current_version:
             raise VersionConflict(
                 f"profile {new.profile!r} is at version {current_version}, not {expected_version} as expected"
             )
-        last = conn.execute(select(t.position, t.hash).order_by(t.position.desc()).limit(1)).first()
-        position, previous_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        if context["chain_position"] is None:
+            position, previous_hash = 1, GENESIS
+        else:
+            position, previous_hash = context["chain_position"] + 1, context["chain_hash"]
         row = {
             "position": position,
             "profile": new.profile,
@@ -148,20 +189,18 @@ class StoreTransaction:
             "exit_code": new.exit_code,
             "signal": new.signal,
             "reason": new.reason,
-            "data": encode_data(new.data),
+            "data": data_text,
             "idempotency_key": new.idempotency_key,
         }
         row["hash"] = chain_hash(previous_hash, row)
-        event = Event.from_row(row)
+        event = Event(**{**row, "data": json.loads(data_text)})
         state = folding.apply(prior, event)  # raises when the stream rules refuse it
-        conn.execute(insert(events_table).values(**row))
-        values = _state_to_row(state)
+        sql.insert_event.execute(driver, row)
+        values = {name: getattr(state, name) for name in _STATE_FIELDS}
         if prior is None:
-            conn.execute(insert(profile_projection).values(**values))
+            sql.insert_state.execute(driver, values)
         else:
-            conn.execute(
-                update(profile_projection).where(profile_projection.c.profile == new.profile).values(**values)
-            )
+            sql.update_state.execute(driver, {**values, "where_profile": new.profile})
         return event
 
 
@@ -182,7 +221,9 @@ class EventStore:
         self.host = host
         self.boot_id = boot_id
         self.clock = clock
+        self.statements = _Statements(engine.dialect)
         self._checked = False
+        self._pooled = None  # one driver connection, held for the store's life
 
     @classmethod
     def open(
@@ -192,17 +233,29 @@ class EventStore:
         readonly: bool = False,
         busy_timeout_ms: int | None = None,
         clock: Callable[[], str] = utc_now,
-        pooled: bool = False,
     ) -> "EventStore":
         """Open the store at ``settings.db_path``; it must exist and be at the code's schema."""
-        engine = make_engine(settings.db_path, readonly=readonly, busy_timeout_ms=busy_timeout_ms, pooled=pooled)
+        engine = make_engine(settings.db_path, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
         host = None if readonly else settings.host_id()
         store = cls(engine, host=host, boot_id=None if readonly else settings.read_boot_id(), clock=clock)
         store.check_schema()
         return store
 
     def close(self) -> None:
+        if self._pooled is not None:
+            self._pooled.close()
+            self._pooled = None
         self.engine.dispose()
+
+    def _driver(self):
+        if self._pooled is None:
+            with translated(self.path):
+                self._pooled = self.engine.raw_connection()
+        return self._pooled.driver_connection
+
+    def _transaction(self, write: bool):
+        timeout = self.engine.info["busy_timeout_ms"]  # type: ignore[attr-defined]
+        return driver_transaction(self._driver(), self.path, timeout, write=write)
 
     def __enter__(self) -> "EventStore":
         return self
@@ -210,11 +263,18 @@ class EventStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on this store's own connection: it changes when
+        another connection commits, so a poller can tell "nothing new" without a query on events."""
+        with translated(self.path):
+            return int(self._driver().execute("PRAGMA data_version").fetchone()[0])
+
     def check_schema(self) -> None:
         """One query: refuse a file whose schema revision is not the code's."""
         if not self._checked:
-            with read_transaction(self.engine) as conn:
-                require_head(conn, self.path)
+            with self.engine.connect() as conn:
+                with translated(self.path):
+                    require_head(conn, self.path)
             self._checked = True
 
     # -- transactions ------------------------------------------------------
@@ -223,14 +283,14 @@ class EventStore:
         """A ``BEGIN IMMEDIATE`` transaction: everything in it commits together or not at all."""
         if self.readonly or self.host is None:
             raise BadInput(f"event store {self.path} was opened read-only")
-        with write_transaction(self.engine) as conn:
-            yield StoreTransaction(conn, self)
+        with self._transaction(write=True) as driver:
+            yield StoreTransaction(driver, self)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[StoreTransaction]:
         """One consistent snapshot for several reads."""
-        with read_transaction(self.engine) as conn:
-            yield StoreTransaction(conn, self)
+        with self._transaction(write=False) as driver:
+            yield StoreTransaction(driver, self)
 
     # -- one-transaction conveniences ------------------------------------------
     def append(self, new: NewEvent, expected_version: int | None = None) -> Event:
@@ -274,10 +334,6 @@ def _state_from_row(row) -> ProfileState:
     values["deleted"] = bool(values["deleted"])
     values["run_ended"] = bool(values["run_ended"])
     return ProfileState(**values)
-
-
-def _state_to_row(state: ProfileState) -> dict:
-    return dataclasses.asdict(state)
 
 
 

@@ -13,11 +13,11 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import SingletonThreadPool
 
 from ..errors import StoreLocked, StoreMissing, StoreUnavailable
 from .driver import sqlite_module
@@ -70,13 +70,12 @@ def make_engine(
     readonly: bool = False,
     create: bool = False,
     busy_timeout_ms: int | None = None,
-    pooled: bool = False,
 ) -> Engine:
     """An engine on the SQLite file at ``path``.
 
     ``create`` allows a missing file to be made (migration only); otherwise a
-    missing file is StoreMissing. ``pooled`` keeps one connection open for a
-    long-lived process (the watch daemon polls ``data_version`` on it).
+    missing file is StoreMissing. The engine keeps one connection open and
+    reuses it (opening one costs more than an append); ``dispose()`` closes it.
     """
     path = Path(path)
     check_store_path(path, must_exist=not create)
@@ -98,7 +97,8 @@ def make_engine(
             connection.execute("PRAGMA trusted_schema = OFF")
             connection.execute("PRAGMA foreign_keys = ON")
             if not readonly:
-                connection.execute("PRAGMA journal_mode = WAL")
+                # WAL is a property of the file, set once by the migration:
+                # setting it here would write to a file not yet known to be ours.
                 connection.execute("PRAGMA synchronous = FULL")
             else:
                 # Touch the schema now so a garbage file fails at open, not later.
@@ -112,7 +112,9 @@ def make_engine(
         "sqlite+pysqlite://",
         module=dbapi,
         creator=connect,
-        poolclass=None if pooled else NullPool,
+        poolclass=SingletonThreadPool,
+        # Every transaction ends in an explicit COMMIT or ROLLBACK already.
+        pool_reset_on_return=None,
     )
 
     @event.listens_for(engine, "begin")
@@ -126,7 +128,7 @@ def make_engine(
 
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A ``BEGIN IMMEDIATE`` transaction, errors translated; commits on success.
+    """A ``BEGIN IMMEDIATE`` transaction, errors translated; commits on success, rolls back otherwise.
 
     The busy timeout already waits for the lock. SQLite can still return
     SQLITE_BUSY at once, without calling the busy handler (e.g. while another
@@ -134,28 +136,65 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     until the busy timeout has passed: a writer never waits longer than that.
     """
     info = engine.info  # type: ignore[attr-defined]
+    path = info["path"]
     deadline = time.monotonic() + info["busy_timeout_ms"] / 1000
     pause = 0.005
-    while True:
-        with translated(info["path"]):
-            conn = engine.connect().execution_options(**{_WRITE_OPTION: True})
-        try:
+    with translated(path):
+        conn = engine.connect().execution_options(**{_WRITE_OPTION: True})
+    try:
+        while True:
             try:
-                with translated(info["path"]):
+                with translated(path):
                     conn.begin()
+                break
             except StoreLocked:
                 if time.monotonic() + pause >= deadline:
                     raise
-                conn.close()
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)
-                continue
-            with translated(info["path"]):
+        try:
+            with translated(path):
                 yield conn
-                conn.commit()
-            return
-        finally:
-            conn.close()
+        except BaseException:
+            with translated(path):
+                conn.rollback()
+            raise
+        with translated(path):
+            conn.commit()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def driver_transaction(driver: Any, path: Path, busy_timeout_ms: int, *, write: bool) -> Iterator[Any]:
+    """A transaction on a driver (DBAPI) connection: the store's fast path.
+
+    Writers begin ``IMMEDIATE`` with the same bounded retry as
+    ``write_transaction``; readers begin deferred, for one consistent
+    snapshot. Commits on success, rolls back otherwise; errors translated.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            with translated(path):
+                driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            break
+        except StoreLocked:
+            if not write or time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+    try:
+        with translated(path):
+            yield driver
+    except BaseException:
+        if driver.in_transaction:
+            with translated(path):
+                driver.execute("ROLLBACK")
+        raise
+    with translated(path):
+        driver.execute("COMMIT")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,33 @@
+"""In-process stores on real files, for tests of library logic (not of permissions)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from hermes_state.migrate import migrate
+from hermes_state.settings import Settings
+from hermes_state.store import EventStore
+
+
+def settings_for(home: Path, **extra: str) -> Settings:
+    return Settings.from_env({"HERMES_HOME": str(home), "HERMES_HOST_ID": "00000000-0000-4000-8000-000000000001", **extra})
+
+
+def ticking_clock(start_seconds: int = 0):
+    """A clock that advances one second per event: deterministic times for window tests."""
+    counter = itertools.count(start_seconds)
+
+    def clock() -> str:
+        seconds = next(counter)
+        return f"2026-11-27T{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.000Z"
+
+    return clock
+
+
+def open_store(home: Path, *, clock=None, readonly: bool = False, **extra: str) -> EventStore:
+    settings = settings_for(home, **extra)
+    if not readonly:
+        migrate(settings.db_path)
+    kwargs = {"clock": clock} if clock else {}
+    return EventStore.open(settings, readonly=readonly, **kwargs)

@@ -1,0 +1,210 @@
+"""The pure fold, exhaustively: every type x actor x desired x prior state.
+
+The expectations are the design's rules restated as data here ("Who appends
+what" and the stream rules), independently of hermes_state.fold.ALLOWED.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from hermes_state.errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
+from hermes_state.events import ACTORS, TYPES, Event
+from hermes_state.fold import ProfileState, apply, fold
+
+# DESIGN section 2, "Who appends what": (type, actor) -> desired values it carries.
+WHO_APPENDS_WHAT = {
+    ("created", "cli"): {"down"},
+    ("created", "import"): {"down"},
+    ("created", "boot"): {"down"},
+    ("created", "api"): {"down"},
+    ("started", "cli"): {"up"},
+    ("started", "import"): {"up"},
+    ("started", "api"): {"up"},
+    ("started", "supervisor"): {None},
+    ("crashed", "supervisor"): {None},
+    ("stopped", "cli"): {"down"},
+    ("stopped", "api"): {"down"},
+    ("stopped", "supervisor"): {None, "down"},
+    ("deleted", "cli"): {"down"},
+    ("deleted", "api"): {"down"},
+}
+DESIRED_VALUES = ("up", "down", None)
+T0 = "2026-11-27T10:00:00.000Z"
+T1 = "2026-11-27T10:00:01.000Z"
+
+
+def event(profile, version, type_, actor, desired, *, position=100, reason=None, data=None, pid=None,
+          exit_code=None, signal=None, occurred_at=T1) -> Event:
+    return Event(
+        position=position, profile=profile, version=version, type=type_, actor=actor, desired=desired,
+        occurred_at=occurred_at, host="h", boot_id="b", pid=pid, exit_code=exit_code, signal=signal,
+        reason=reason, data=data or {}, idempotency_key=None, hash="0" * 64,
+    )
+
+
+def live(profile: str, desired: str, *, running: bool = False) -> ProfileState:
+    state = ProfileState(
+        profile=profile, version=3, deleted=False, desired=desired, created_position=1, last_position=3,
+        last_type="started", last_actor="cli", last_reason=None, last_at=T0, intent_position=3,
+        intent_actor="cli", intent_reason=None, intent_at=T0,
+    )
+    if running:
+        state = replace(state, run_position=50, run_pid=4242, run_started_at=T0, run_boot_id="b")
+    return state
+
+
+PRIORS = {
+    "absent": lambda name: None,
+    "live-down": lambda name: live(name, "down"),
+    "live-up": lambda name: live(name, "up"),
+    "live-up-running": lambda name: live(name, "up", running=True),
+    "deleted": lambda name: replace(live(name, "down"), deleted=True, last_type="deleted"),
+}
+
+
+def expected_outcome(type_, actor, desired, prior_kind, profile):
+    """The design's verdict: an exception class, or "ok"."""
+    allowed = WHO_APPENDS_WHAT.get((type_, actor))
+    if allowed is None or desired not in allowed:
+        return BadInput
+    if type_ == "created":
+        return ProfileExists if prior_kind.startswith("live") else "ok"
+    if prior_kind == "absent":
+        return NotFound
+    if prior_kind == "deleted":
+        return ProfileDeleted
+    if type_ == "deleted" and profile == "default":
+        return Conflict
+    return "ok"
+
+
+CASES = list(itertools.product(TYPES, ACTORS, DESIRED_VALUES, PRIORS, ["alice", "default"]))
+
+
+@pytest.mark.parametrize("type_, actor, desired, prior_kind, profile", CASES)
+def test_every_combination(type_, actor, desired, prior_kind, profile):
+    prior = PRIORS[prior_kind](profile)
+    version = 1 if prior is None else prior.version + 1
+    outcome = expected_outcome(type_, actor, desired, prior_kind, profile)
+    new = event(profile, version, type_, actor, desired, reason="some-reason")
+    if outcome != "ok":
+        with pytest.raises(outcome):
+            apply(prior, new)
+        return
+    state = apply(prior, new)
+    assert state.profile == profile
+    assert state.version == version
+    assert state.last_position == new.position and state.last_type == type_ and state.last_actor == actor
+    assert state.deleted is (type_ == "deleted")
+    if type_ == "created":
+        assert state.desired == "down" and state.created_position == new.position
+        assert state.run_position is None
+    elif desired is None:
+        assert state.desired == prior.desired
+        assert state.intent_position == prior.intent_position
+    else:
+        assert state.desired == desired
+        assert (state.intent_position, state.intent_actor) == (new.position, actor)
+
+
+def test_a_supervisor_hold_without_a_reason_is_refused():
+    with pytest.raises(BadInput, match="needs a reason"):
+        apply(live("alice", "up"), event("alice", 4, "stopped", "supervisor", "down"))
+
+
+def test_the_table_covers_every_type():
+    assert {t for t, _ in WHO_APPENDS_WHAT} == set(TYPES)
+
+
+def test_reserved_names_cannot_be_created():
+    with pytest.raises(BadInput, match="reserved"):
+        apply(None, event("root", 1, "created", "cli", "down"))
+
+
+@pytest.mark.parametrize("version", [0, 2, 5])
+def test_a_version_that_does_not_follow_is_a_conflict(version):
+    with pytest.raises(VersionConflict):
+        apply(None, event("alice", version, "created", "cli", "down"))
+
+
+def test_an_event_folded_into_another_profiles_state_is_refused():
+    with pytest.raises(BadInput):
+        apply(live("alice", "up"), event("bob", 4, "started", "cli", "up"))
+
+
+def test_a_profile_can_be_created_again_after_deletion_and_versions_continue():
+    deleted = PRIORS["deleted"]("alice")
+    state = apply(deleted, event("alice", deleted.version + 1, "created", "cli", "down", position=200))
+    assert state.live and state.version == deleted.version + 1 and state.created_position == 200
+
+
+class TestRuns:
+    """Supervisor events track the run; an exit ends only the run it names."""
+
+    def started(self, prior, position, pid=7):
+        return apply(prior, event("alice", prior.version + 1, "started", "supervisor", None, position=position, pid=pid))
+
+    def test_a_supervisor_start_opens_a_run(self):
+        state = self.started(live("alice", "up"), 60, pid=99)
+        assert (state.run_position, state.run_pid, state.running_run) == (60, 99, 60)
+        assert state.desired == "up" and state.intent_position == 3
+
+    @pytest.mark.parametrize("type_", ["crashed", "stopped"])
+    def test_an_exit_naming_the_run_ends_it(self, type_):
+        running = self.started(live("alice", "up"), 60)
+        state = apply(running, event("alice", running.version + 1, type_, "supervisor", None,
+                                     position=61, data={"run": 60}, exit_code=3))
+        assert state.run_ended and state.running_run is None
+        assert state.last_exit_code == 3
+
+    @pytest.mark.parametrize("run", [None, 59, 61, "60", True])
+    def test_an_exit_naming_another_run_is_recorded_but_ends_nothing(self, run):
+        running = self.started(live("alice", "up"), 60)
+        data = {} if run is None else {"run": run}
+        state = apply(running, event("alice", running.version + 1, "crashed", "supervisor", None,
+                                     position=61, data=data, signal=9))
+        assert state.running_run == 60 and state.last_signal == 9 and state.version == running.version + 1
+
+    def test_a_second_exit_for_an_ended_run_changes_no_run(self):
+        running = self.started(live("alice", "up"), 60)
+        ended = apply(running, event("alice", running.version + 1, "crashed", "supervisor", None,
+                                     position=61, data={"run": 60}))
+        again = apply(ended, event("alice", ended.version + 1, "stopped", "supervisor", "down",
+                                   position=62, data={"run": 60}, reason="crash-loop"))
+        assert again.run_ended and again.desired == "down" and again.held_by_supervisor
+
+
+class TestIntents:
+    def test_start_and_restart_intents_are_remembered(self):
+        state = apply(live("alice", "down"), event("alice", 4, "started", "cli", "up", position=10))
+        assert state.start_intent_position == 10 and state.restart_position is None
+        state = apply(state, event("alice", 5, "started", "cli", "up", position=11, reason="restart"))
+        assert state.start_intent_position == 11 and state.restart_position == 11
+
+    def test_a_breaker_stop_holds_the_profile_down_until_the_next_start(self):
+        state = apply(live("alice", "up"), event("alice", 4, "stopped", "supervisor", "down",
+                                                 position=10, reason="crash-loop"))
+        assert state.held_by_supervisor and state.intent_reason == "crash-loop"
+        state = apply(state, event("alice", 5, "started", "cli", "up", position=11))
+        assert not state.held_by_supervisor and state.desired == "up"
+
+    def test_a_cli_stop_is_not_a_hold(self):
+        state = apply(live("alice", "up"), event("alice", 4, "stopped", "cli", "down", position=10))
+        assert state.desired == "down" and not state.held_by_supervisor
+
+
+def test_fold_of_a_log_gives_each_profiles_last_state():
+    log = [
+        event("alice", 1, "created", "cli", "down", position=1),
+        event("bob", 1, "created", "cli", "down", position=2),
+        event("alice", 2, "started", "cli", "up", position=3),
+        event("bob", 2, "deleted", "cli", "down", position=4),
+    ]
+    states = fold(log)
+    assert states["alice"].desired == "up" and states["alice"].version == 2
+    assert states["bob"].deleted
+    assert fold([]) == {}

@@ -1,0 +1,26 @@
+"""Short-lived processes must not pay for Alembic or rich (DESIGN section 6)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from conftest import run_as
+
+HEAVY = ("alembic", "rich", "mako")
+
+APPEND_ONE = """
+import json, sys
+from hermes_state.events import NewEvent
+from hermes_state.settings import Settings
+from hermes_state.store import EventStore
+with EventStore.open(Settings.from_env()) as store:
+    store.append(NewEvent("alice", "created", "cli", "down"))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
+"""
+
+
+def test_appending_one_event_imports_neither_alembic_nor_rich(migrated_home):
+    result = run_as([sys.executable, "-c", APPEND_ONE % (HEAVY,)], migrated_home.user, env=migrated_home.env())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
