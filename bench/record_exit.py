@@ -4,9 +4,11 @@ Wall time of the whole process (interpreter start to exit, as `finish`
 pays it), measured beside `python -c pass` with the same interpreter: the
 floor no Python hook can beat. The store holds a realistic log (bulk-loaded:
 1,000 profiles, 100k events by default) and every measured exit takes the
-costliest path: a crash, so the breaker reads the crash times in its window
-and appends, all in one write transaction. Runs are interleaved so both
-series see the same machine noise. Target: p95 <= 0.5 s.
+costliest path: a crash of a recorded run, so the breaker reads the crash
+times in its window and appends, all in one write transaction. Each exit
+follows a `record-start` (gateway `/bin/true`), timed too, as s6 runs them:
+start, exit, start, exit. Runs are interleaved so every series sees the
+same machine noise. Target: record-exit p95 <= 0.5 s.
 
     .venv/bin/python bench/record_exit.py [--runs 100] [--events 100000]
 """
@@ -14,7 +16,6 @@ series see the same machine noise. Target: p95 <= 0.5 s.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -67,26 +68,28 @@ def main() -> int:
             "S6_PROFILE_GATEWAY_SCANDIR": str(home / "run" / "service"),
             # Never trip the breaker: every run takes the crash path.
             "HERMES_CRASH_LOOP": "1000000/60s",
+            "HERMES_GATEWAY_COMMAND": "/bin/true",
         }
         with EventStore.open(Settings.from_env(env)) as store:
             store.append_all([
                 NewEvent(PROFILE, "created", "cli", "down"),
                 NewEvent(PROFILE, "started", "cli", "up"),
-                NewEvent(PROFILE, "started", "supervisor", pid=os.getpid()),
             ])
         hermes = str(Path(sys.executable).parent / "hermes")
+        start = [hermes, "state", "record-start", f"gateway-{PROFILE}"]
         hook = [hermes, "state", "record-exit", f"gateway-{PROFILE}", "1", "0", "true"]
         floor = [sys.executable, "-c", "pass"]
-        wall_time(hook, env, 0)  # warm the page cache for both
-        wall_time(floor, env, 0)
-        hook_times, floor_times = [], []
+        for argv in (floor, start, hook):  # warm the page cache
+            wall_time(argv, env, 0)
+        hook_times, start_times, floor_times = [], [], []
         for _ in range(args.runs):
             floor_times.append(wall_time(floor, env, 0))
+            start_times.append(wall_time(start, env, 0))
             hook_times.append(wall_time(hook, env, 0))
         with EventStore.open(Settings.from_env(env), readonly=True) as store:
-            crashes = len(store.stream(PROFILE, types=["crashed"]))
-        if crashes != args.runs + 1:
-            raise SystemExit(f"expected {args.runs + 1} crashes recorded, found {crashes}")
+            crashes = store.stream(PROFILE, types=["crashed"])
+        if len(crashes) != args.runs + 1 or any(event.run is None for event in crashes):
+            raise SystemExit(f"expected {args.runs + 1} crashes, each naming its run; found {len(crashes)}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -98,6 +101,7 @@ def main() -> int:
     print(f"record-exit wall time, {args.runs} runs interleaved, log of {args.events} events "
           f"over {args.profiles} profiles (crash path: breaker query + append)")
     print(line("python -c pass (floor)", floor_times))
+    print(line("hermes state record-start", start_times) + "   (to the gateway's exit)")
     print(line("hermes state record-exit", hook_times))
     print(f"ratio p50 {statistics.median(hook_times) / statistics.median(floor_times):.1f}x the floor, "
           f"p95 {hook_p95 / percentile(floor_times, 0.95):.1f}x; "
