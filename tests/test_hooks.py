@@ -110,6 +110,17 @@ def test_record_start_appends_the_gateways_pid_then_execs_it(migrated_home, out)
         "started", "supervisor", None, process.pid)
 
 
+def test_the_gateway_inherits_no_descriptor_of_the_store(migrated_home, out):
+    live(migrated_home)
+    script = f"ls -l /proc/$$/fd > {out}"
+    result, _ = hook(migrated_home, "record-start", "gateway-alice",
+                     env={"HERMES_GATEWAY_COMMAND": f"/bin/sh -c {shlex.quote(script)}"})
+    assert result.returncode == 0, result.stderr
+    listing = out.read_text()
+    assert "->" in listing  # the listing is there (stdin, stdout, stderr at least)
+    assert "profiles.db" not in listing
+
+
 def test_record_start_passes_the_gateways_exit_status_through(migrated_home):
     live(migrated_home)
     result, _ = hook(migrated_home, "record-start", "gateway-alice",
