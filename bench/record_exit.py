@@ -16,6 +16,8 @@ same machine noise. Target: record-exit p95 <= 0.5 s.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,10 +37,17 @@ TARGET_P95_SECONDS = 0.5
 PROFILE = "bench-crasher"
 
 
-def wall_time(argv: list[str], env: dict[str, str], expect: int) -> float:
+def wall_time(argv: list[str], env: dict[str, str], expect: int, cpu: list[float] | None = None) -> float:
+    """Wall time of one run; its CPU time (user + system) is appended to ``cpu`` when given."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    result = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # cwd: the home, so `python -c` imports the installed package, not a source tree beside it.
+    result = subprocess.run(argv, env=env, cwd=env["HERMES_HOME"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if result.returncode != expect:
         raise SystemExit(f"{argv[:4]} exited {result.returncode}, expected {expect}: {result.stderr.strip()}")
     return elapsed
@@ -79,13 +88,17 @@ def main() -> int:
         start = [hermes, "state", "record-start", f"gateway-{PROFILE}"]
         hook = [hermes, "state", "record-exit", f"gateway-{PROFILE}", "1", "0", "true"]
         floor = [sys.executable, "-c", "pass"]
-        for argv in (floor, start, hook):  # warm the page cache
+        # What the store's imports alone cost (SQLAlchemy Core): the rest is the hook's own work.
+        imports = [sys.executable, "-c", "import hermes_cli.main, hermes_state.hooks"]
+        for argv in (floor, imports, start, hook):  # warm the page cache
             wall_time(argv, env, 0)
-        hook_times, start_times, floor_times = [], [], []
+        hook_times, start_times, floor_times, import_times = [], [], [], []
+        cpu: dict[str, list[float]] = {"floor": [], "imports": [], "start": [], "exit": []}
         for _ in range(args.runs):
-            floor_times.append(wall_time(floor, env, 0))
-            start_times.append(wall_time(start, env, 0))
-            hook_times.append(wall_time(hook, env, 0))
+            floor_times.append(wall_time(floor, env, 0, cpu["floor"]))
+            import_times.append(wall_time(imports, env, 0, cpu["imports"]))
+            start_times.append(wall_time(start, env, 0, cpu["start"]))
+            hook_times.append(wall_time(hook, env, 0, cpu["exit"]))
         with EventStore.open(Settings.from_env(env), readonly=True) as store:
             crashes = store.stream(PROFILE, types=["crashed"])
         if len(crashes) != args.runs + 1 or any(event.run is None for event in crashes):
@@ -93,16 +106,20 @@ def main() -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    def line(name: str, values: list[float]) -> str:
+    def line(name: str, values: list[float], cpu_values: list[float]) -> str:
         return (f"{name:<26} p50 {statistics.median(values) * 1000:7.1f} ms   "
-                f"p95 {percentile(values, 0.95) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms")
+                f"p95 {percentile(values, 0.95) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms   "
+                f"cpu p50 {statistics.median(cpu_values) * 1000:6.1f} ms")
 
     hook_p95 = percentile(hook_times, 0.95)
     print(f"record-exit wall time, {args.runs} runs interleaved, log of {args.events} events "
           f"over {args.profiles} profiles (crash path: breaker query + append)")
-    print(line("python -c pass (floor)", floor_times))
-    print(line("hermes state record-start", start_times) + "   (to the gateway's exit)")
-    print(line("hermes state record-exit", hook_times))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} cpus (wall times include the machine's other work; cpu times do not)")
+    print(line("python -c pass (floor)", floor_times, cpu["floor"]))
+    print(line("python -c 'import (hooks)'", import_times, cpu["imports"]) + "   (interpreter + imports)")
+    print(line("hermes state record-start", start_times, cpu["start"]) + "   (to the gateway's exit)")
+    print(line("hermes state record-exit", hook_times, cpu["exit"]))
     print(f"ratio p50 {statistics.median(hook_times) / statistics.median(floor_times):.1f}x the floor, "
           f"p95 {hook_p95 / percentile(floor_times, 0.95):.1f}x; "
           f"above the floor at p95: {(hook_p95 - percentile(floor_times, 0.95)) * 1000:.0f} ms")
