@@ -387,3 +387,15 @@ def test_a_progress_bar_on_a_terminal_when_there_are_many_profiles(migrated_home
     os.close(leader)
     assert b"importing legacy profiles" in seen
     assert b"imported 60 (0 up, 60 down)" in seen
+
+
+def test_outcome_lines_for_the_boot_log():
+    from hermes_state.legacy import ProfileOutcome
+
+    assert ProfileOutcome("alpha", "up", "gateway_state running").line() == "alpha: imported up (gateway_state running)"
+    assert ProfileOutcome("lima", "down", "no gateway_state.json", "no gateway_state.json").line(dry_run=True) == (
+        "lima: would import down (no gateway_state.json)")
+    assert ProfileOutcome("mike", "skipped", "no SOUL.md: not a profile").line() == (
+        "mike: skipped (no SOUL.md: not a profile)")
+    assert ProfileOutcome("x", "down", "desired_state stopped", "odd").line() == (
+        "x: imported down (desired_state stopped); problem: odd")
