@@ -90,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_option(status)
     _json_option(status)
     status.set_defaults(handler="hermes_cli.commands.gateway:status")
-    run = gateway_commands.add_parser("run", help="the built-in gateway process a slot runs (foreground)")
+    run = gateway_commands.add_parser(
+        "run",
+        help="the built-in stand-in gateway a slot runs by default (foreground)",
+        description="The stand-in for a profile's messaging gateway: holds a lock on the profile, stays in "
+        "the foreground, exits 0 on SIGTERM, 4 when another instance runs, 78 when the profile does not "
+        "exist. HERMES_GATEWAY_COMMAND replaces it with the real gateway of a full Hermes install.",
+    )
     _profile_option(run)
     run.set_defaults(handler="hermes_cli.commands.gateway_run:run")
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from hermes_state.names import DEFAULT_PROFILE, validate_name
-from hermes_state.settings import Settings
+
+if TYPE_CHECKING:
+    from hermes_state.settings import Settings
 
 
-def settings() -> Settings:
+def settings() -> "Settings":
+    # Imported here, not at the top: `profile history` uses profile_of and
+    # must not pay for settings' imports (dataclasses, pathlib, uuid).
+    from hermes_state.settings import Settings
+
     return Settings.from_env()
 
 

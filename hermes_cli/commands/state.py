@@ -56,28 +56,20 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def sql(args: argparse.Namespace) -> int:
-    """Read-only access for operators: a shell, or one statement's rows."""
-    from urllib.parse import quote
-
-    from hermes_state.db.engine import check_store_path
+    """Read-only access for operators: the sqlite3 shell, or one statement's rows as JSON lines."""
+    from hermes_state.db.reader import StoreReader, uri_for
 
     path = settings().db_path
-    check_store_path(path, must_exist=True)
     if args.query is None:
+        from hermes_state.db.paths import check_store_path
+
+        check_store_path(path, must_exist=True)
         shell = shutil.which("sqlite3")
         if shell is None:
             raise StoreUnavailable("no sqlite3 shell installed (Debian: apt-get install sqlite3)")
-        uri = f"file:{quote(str(path.absolute()))}?mode=ro"
-        os.execv(shell, [shell, "-readonly", "-header", "-cmd", "PRAGMA trusted_schema=OFF", uri])
-    from hermes_state.db.engine import make_engine, read_transaction
-
-    engine = make_engine(path, readonly=True)
-    try:
-        with read_transaction(engine) as conn:
-            result = conn.exec_driver_sql(args.query)
-            columns = list(result.keys())
-            rows = [dict(zip(columns, row)) for row in result]
-    finally:
-        engine.dispose()
+        # -readonly and mode=ro both: the shell can write nothing, even by ATTACH or a typo.
+        os.execv(shell, [shell, "-readonly", "-header", "-cmd", "PRAGMA trusted_schema=OFF", uri_for(str(path))])
+    with StoreReader.open(str(path)) as reader:
+        rows = reader.operator_rows(args.query)
     output.json_lines(rows)
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,8 +18,9 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import SingletonThreadPool
 
-from ..errors import StoreLocked, StoreMissing, StoreUnavailable
+from ..errors import StoreLocked
 from .driver import sqlite_module
+from .paths import check_store_path  # noqa: F401  (re-exported: callers import it from here)
 from .translate import translated
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -40,28 +40,6 @@ def busy_timeout_from_env(default_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> int:
 
         raise BadInput(f"invalid HERMES_STATE_BUSY_TIMEOUT_MS {text!r}: expected milliseconds")
     return value
-
-
-def check_store_path(path: Path, *, must_exist: bool) -> None:
-    """Refuse a path that is a symbolic link or not a regular file.
-
-    The projector runs as root and reads a file a less privileged user owns:
-    following a link there would let that user point it anywhere.
-    """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        if must_exist:
-            raise StoreMissing(
-                f"no event store at {path}: run `hermes state migrate` to create it"
-            ) from None
-        return
-    except OSError as error:
-        raise StoreUnavailable(f"cannot reach event store {path}: {error.strerror}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise StoreUnavailable(f"event store {path} is a symbolic link: refused")
-    if not stat.S_ISREG(info.st_mode):
-        raise StoreUnavailable(f"event store {path} is not a regular file: refused")
 
 
 def make_engine(

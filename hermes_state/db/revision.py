@@ -8,9 +8,12 @@ Alembic scripts.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+if TYPE_CHECKING:  # annotations only: the revision check must import without SQLAlchemy (or pathlib)
+    from pathlib import Path
+
+    from sqlalchemy import Connection
 
 from ..errors import SchemaMismatch
 

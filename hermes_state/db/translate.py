@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import exc as sa_exc
+if TYPE_CHECKING:  # annotations only: readers that must start fast import this module
+    from pathlib import Path
 
 from ..errors import (
     BadInput,
@@ -65,7 +65,7 @@ def translate(error: BaseException, path: Path | str) -> HermesError:
     for prefix, kind, what in _BY_CODE:
         if name.startswith(prefix):
             return kind(f"event store {path} {what}: {detail}")
-    if name.startswith("SQLITE_CONSTRAINT") or isinstance(error, sa_exc.IntegrityError):
+    if name.startswith("SQLITE_CONSTRAINT") or _is_integrity_error(error):
         if "UNIQUE" in detail:
             return Conflict(f"event store {path} refused a duplicate: {detail}")
         return BadInput(f"event store {path} refused the row: {detail}")
@@ -75,6 +75,8 @@ def translate(error: BaseException, path: Path | str) -> HermesError:
 @contextlib.contextmanager
 def translated(path: Path | str) -> Iterator[None]:
     """Re-raise driver and SQLAlchemy database errors as the store's own."""
+    from sqlalchemy import exc as sa_exc
+
     try:
         yield
     except sa_exc.DBAPIError as error:
@@ -83,6 +85,16 @@ def translated(path: Path | str) -> Iterator[None]:
         raise StoreUnavailable(f"event store {path} failed: {error}") from error
     except _driver_errors() as error:
         raise translate(error, path) from error
+
+
+def _is_integrity_error(error: BaseException) -> bool:
+    # SQLAlchemy only when the error came through it: readers that use the
+    # driver directly (the CLI's fast history path) never import it.
+    if not type(error).__module__.startswith("sqlalchemy"):
+        return False
+    from sqlalchemy import exc as sa_exc
+
+    return isinstance(error, sa_exc.IntegrityError)
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:

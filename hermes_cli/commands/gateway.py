@@ -1,0 +1,118 @@
+"""`hermes gateway start | stop | restart | status`: intents go to the log; s6 is only read.
+
+start, stop and restart append an intent and exit 0, also when the desired
+state already matches: the log records every request. The projector (root)
+turns intents into s6 commands; nothing here writes to the scan directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+from .. import humane
+from .common import profile_of, settings
+
+# verb -> (type, desired, reason) of the cli event it appends
+INTENTS = {
+    "start": ("started", "up", None),
+    "stop": ("stopped", "down", None),
+    "restart": ("started", "up", "restart"),
+}
+
+_SAID = {"start": "start", "stop": "stop", "restart": "restart (a new process)"}
+
+
+def start(args: argparse.Namespace) -> int:
+    return _intent("start", args)
+
+
+def stop(args: argparse.Namespace) -> int:
+    return _intent("stop", args)
+
+
+def restart(args: argparse.Namespace) -> int:
+    return _intent("restart", args)
+
+
+def _intent(verb: str, args: argparse.Namespace) -> int:
+    from hermes_state.events import NewEvent
+    from hermes_state.store import EventStore
+
+    name = profile_of(args)
+    kind, desired, reason = INTENTS[verb]
+    with EventStore.open(settings()) as store:
+        with store.writing() as tx:
+            prior = tx.state(name)
+            event = tx.append(NewEvent(name, kind, "cli", desired, reason=reason))
+    note = ""
+    if prior is not None and prior.desired == desired and verb != "restart":
+        note = f" (it was already desired {desired}; the request is recorded anyway)"
+    print(f"asked gateway {name} to {_SAID[verb]}: event {event.position}, desired {desired}{note}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from hermes_state import svstat
+    from hermes_state.db.reader import StoreReader
+    from hermes_state.history import read_profile
+
+    name = profile_of(args)
+    with StoreReader.open() as reader:
+        state = read_profile(reader, name)
+    slot = svstat.read(settings().slot_dir(name)) if state["status"] == "live" else svstat.Unavailable(
+        "the profile is deleted: it has no slot"
+    )
+    if args.json:
+        from .. import output
+
+        row = {key: state[key] for key in _JSON_KEYS}
+        row["s6"] = slot.as_json() if isinstance(slot, svstat.SlotStatus) else None
+        row["s6_unavailable"] = slot.reason if isinstance(slot, svstat.Unavailable) else None
+        output.json_lines([row])
+        return 0
+    now = datetime.now(timezone.utc)
+    print("\n".join(status_lines(state, slot, now)))
+    return 0
+
+
+_JSON_KEYS = (
+    "profile", "status", "desired", "held_down_by", "last_event", "last_actor", "last_reason",
+    "last_event_at", "last_exit_code", "last_signal", "pid", "running_since", "intent_actor",
+    "intent_reason", "intent_at",
+)
+
+
+def status_lines(state: dict, slot, now: datetime) -> list[str]:
+    from hermes_state import svstat
+
+    name = state["profile"]
+    setter = state["intent_actor"] + (f" ({state['intent_reason']})" if state["intent_reason"] else "")
+    desired = f"{state['desired']}, set by {setter} {humane.when(state['intent_at'], now)}"
+    if state["held_down_by"]:
+        desired += f"; held down by the supervisor ({state['held_down_by']}): `hermes gateway start -p {name}` asks again"
+    if state["status"] == "deleted":
+        desired = f"deleted {humane.when(state['intent_at'], now)}"
+    lines = [f"profile  {name}", f"desired  {desired}"]
+    if isinstance(slot, svstat.SlotStatus):
+        if slot.up:
+            seen = f"up for {humane.duration(slot.seconds)}, pid {slot.pid}"
+        else:
+            seen = f"down for {humane.duration(slot.seconds)}"
+            last = humane.exit_text(slot.exit_code, slot.signal)
+            seen += f", last exit: {last}" if last else ""
+        if not slot.wanted_up:
+            seen += " (s6 does not want it up)"
+        lines.append(f"s6       {seen}")
+        if state["status"] == "live" and (state["desired"] == "up") != slot.up:
+            lines.append("         not yet as desired: the projector acts on the log (is `hermes state watch` running?)")
+    else:
+        lines.append(f"s6       unknown: {slot.reason}")
+    last = f"{state['last_event']} by {state['last_actor']} {humane.when(state['last_event_at'], now)}"
+    how = humane.exit_text(state["last_exit_code"], state["last_signal"]) if state["last_event"] in (
+        "crashed", "stopped") and state["last_actor"] == "supervisor" else ""
+    extra = ", ".join(part for part in (how, state["last_reason"]) if part)
+    lines.append(f"last     {last}" + (f", {extra}" if extra else ""))
+    if state["pid"] is not None:
+        lines.append(f"log      running as pid {state['pid']} since {humane.when(state['running_since'], now)}")
+    return lines

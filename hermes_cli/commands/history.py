@@ -1,0 +1,234 @@
+"""`hermes profile history NAME`: what happened to a profile, oldest first, and why it is down.
+
+This is what a person waits for at a prompt, so it imports only the driver
+and the pure history module (bench/history.py holds it to 1.5x the start-up
+of `hermes --version`); `--follow` adds the watch daemon's wake-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+from hermes_state.db.reader import StoreReader
+from hermes_state.errors import BadInput, NotFound
+from hermes_state.history import (
+    CURRENT_BOOT,
+    History,
+    HistoryFilter,
+    Summary,
+    parse_boot,
+    parse_types,
+    parse_when,
+    read_history,
+    read_newer,
+    summarise,
+)
+
+from .. import grid, humane
+from .common import profile_of
+
+FOLLOW_POLL_SECONDS = 0.5  # a dropped inotify event still shows within a second
+
+_EVENT_STYLE = {
+    "crashed": grid.RED,
+    "stopped": grid.YELLOW,
+    "started": grid.GREEN,
+    "created": grid.BLUE,
+    "deleted": grid.MAGENTA,
+}
+
+
+def history(args: argparse.Namespace) -> int:
+    now = datetime.now(timezone.utc)
+    profile = profile_of(args)
+    window = _window(args, now)
+    if args.follow and args.until:
+        raise BadInput("--follow prints events as they come: it cannot be combined with --until")
+    reader = StoreReader.open()
+    try:
+        if args.follow:
+            return _follow(reader, profile, window, args.json, now)
+        found = read_history(reader, profile, window)
+    finally:
+        reader.close()
+    if args.json:
+        from .. import output
+
+        output.json_lines(found.events)
+        return 0
+    grid.print_lines(_table(found.events, now) + [""] + summary_lines(found, summarise(found, now), window, now))
+    return 0
+
+
+def _window(args: argparse.Namespace, now: datetime) -> HistoryFilter:
+    return HistoryFilter(
+        since=parse_when(args.since, "--since", now) if args.since is not None else None,
+        until=parse_when(args.until, "--until", now) if args.until is not None else None,
+        types=parse_types(args.type) if args.type is not None else (),
+        boot_id=_boot_id(args.boot) if args.boot is not None else None,
+        limit=None if args.limit == 0 else args.limit,
+    ).check()
+
+
+def _boot_id(text: str) -> str:
+    boot = parse_boot(text)
+    if boot != CURRENT_BOOT:
+        return boot
+    from .common import settings
+
+    config = settings()
+    current = config.read_boot_id()
+    if current is None:
+        raise NotFound(f"no current boot: {config.boot_id_path} does not exist (the projector writes it at boot)")
+    return current
+
+
+# -- the table ----------------------------------------------------------------
+def _columns(now: datetime) -> list[grid.Column]:
+    return [
+        grid.Column("time", f"time ({humane.local_zone(now)})"),
+        grid.Column("age", "age", right=True),
+        grid.Column("type", "event"),
+        grid.Column("actor", "actor"),
+        grid.Column("desired", "desired"),
+        grid.Column("pid", "pid", right=True),
+        grid.Column("exit", "exit"),
+        grid.Column("reason", "reason"),
+    ]
+
+
+def _display(event: dict, now: datetime) -> dict:
+    return {
+        "time": humane.local_time(event["occurred_at"]),
+        "age": humane.age(event["occurred_at"], now),
+        "type": event["type"],
+        "actor": event["actor"],
+        "desired": event["desired"],
+        "pid": event["pid"],
+        "exit": humane.exit_text(event["exit_code"], event["signal"]),
+        "reason": event["reason"],
+    }
+
+
+def _grid(now: datetime) -> grid.Grid:
+    return grid.Grid(_columns(now), style=lambda key, value: _EVENT_STYLE.get(value) if key == "type" else None)
+
+
+def _table(events: list[dict], now: datetime) -> list[str]:
+    if not events:
+        return ["(no events match)"]
+    rows = [_display(e, now) for e in events]
+    return _grid(now).fit(rows).lines(rows)
+
+
+# -- the summary ----------------------------------------------------------------
+def summary_lines(found: History, summary: Summary, window: HistoryFilter, now: datetime) -> list[str]:
+    name = found.profile["profile"]
+    scope = f"showing the newest {summary.shown}" if window.limit and summary.shown == window.limit else (
+        f"showing {summary.shown}"
+    )
+    filters = _describe_filter(window)
+    head = f"{name}: {summary.total} events in all, {scope}"
+    if filters:
+        head += " matching " + ", ".join(filters)
+    if window.limit and summary.shown == window.limit:
+        head += " (--limit 0 for all)"
+    lines = [head]
+
+    uptime = "none shown"
+    if summary.longest_uptime is not None:
+        uptime = humane.duration(summary.longest_uptime)
+        uptime += f" (run started {humane.local_time(summary.longest_run_started_at)}"
+        uptime += ", still running)" if summary.longest_run_running else ")"
+    lines.append(
+        f"  shown:     {_count(summary.runs, 'run')}, {_count(summary.crashes, 'crash')}, longest uptime {uptime}"
+    )
+
+    last = "never"
+    if summary.last_crash_at:
+        last = humane.when(summary.last_crash_at, now)
+        how = humane.exit_text(summary.last_crash_exit_code, summary.last_crash_signal)
+        last += f", {how}" if how else ""
+    lines.append(f"  all time:  {_count(summary.crashes_total, 'crash')}, last crash {last}")
+    lines.append(f"  state:     {_state_line(found.profile, summary, now)}")
+    return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}es" if noun.endswith("sh") else f"{number} {noun}s"
+
+
+def _describe_filter(window: HistoryFilter) -> list[str]:
+    words = []
+    if window.types:
+        words.append("type " + ",".join(window.types))
+    if window.since:
+        words.append(f"since {humane.local_time(window.since)}")
+    if window.until:
+        words.append(f"until {humane.local_time(window.until)}")
+    if window.boot_id:
+        words.append(f"boot {window.boot_id}")
+    return words
+
+
+_HOLD_WORDS = {
+    "crash-loop": "the crash-loop breaker holds it down",
+    "fatal-config": "held down after exit 78 (bad configuration)",
+    "exited": "held down: the gateway exited 0 by itself",
+}
+
+
+def _state_line(state: dict, summary: Summary, now: datetime) -> str:
+    name = state["profile"]
+    if summary.deleted:
+        return f"deleted {humane.when(state['intent_at'], now)}"
+    if summary.held_down_by:
+        words = _HOLD_WORDS.get(summary.held_down_by, f"held down by the supervisor ({summary.held_down_by})")
+        return (
+            f"desired down: {words}, since {humane.when(summary.held_since, now)}; "
+            f"`hermes gateway start -p {name}` asks for it again"
+        )
+    setter = state["intent_actor"] + (f" ({state['intent_reason']})" if state["intent_reason"] else "")
+    line = f"desired {summary.desired}, set by {setter} {humane.when(state['intent_at'], now)}"
+    if state["pid"] is not None:
+        line += f"; running as pid {state['pid']} since {humane.local_time(state['running_since'])}"
+    return line
+
+
+# -- --follow -------------------------------------------------------------------
+def _follow(reader: StoreReader, profile: str, window: HistoryFilter, as_json: bool, now: datetime) -> int:
+    import signal
+    import sys
+
+    from hermes_state.wakeup import LogWakeup
+
+    from .. import output
+
+    # The wake-up starts before the first read, so nothing appended in between is missed.
+    with LogWakeup(reader.path, poll_interval=FOLLOW_POLL_SECONDS) as wakeup:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: wakeup.stop())
+        found = read_history(reader, profile, window)
+        last_position = found.profile["last_position"]
+        layout = _grid(now).fit([_display(e, now) for e in found.events], minimum=_FOLLOW_WIDTHS)
+        if as_json:
+            output.json_lines(found.events)
+        else:
+            grid.print_lines(layout.lines([_display(e, now) for e in found.events]))
+            print(f"following {profile}: new events appear below; Ctrl-C to stop", file=sys.stderr, flush=True)
+        while wakeup.wait() != "stopped":
+            new = read_newer(reader, profile, window, last_position)
+            if not new:
+                continue
+            last_position = new[-1]["position"]
+            if as_json:
+                output.json_lines(new)
+            else:
+                moment = datetime.now(timezone.utc)
+                grid.print_lines([layout.line(_display(e, moment)) for e in new])
+    return 0
+
+
+# Wide enough for what later rows usually hold, so followed rows stay aligned.
+_FOLLOW_WIDTHS = {"time": 19, "age": 9, "type": 7, "actor": 10, "desired": 7, "pid": 7, "exit": 7}

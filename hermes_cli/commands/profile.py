@@ -1,0 +1,123 @@
+"""`hermes profile create | delete | list`: a profile's directory and stream, together."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+
+from hermes_state.errors import BadInput, Conflict
+from hermes_state.names import DEFAULT_PROFILE, validate_name, validate_new_name
+
+from .. import grid, humane
+from .common import settings
+
+
+def create(args: argparse.Namespace) -> int:
+    name = validate_new_name(args.name)
+    config = settings()
+    from hermes_state.profiles import create_profile
+
+    with _store_for_create(config) as store:
+        create_profile(store, config, name)
+    print(f"created profile {name} at {config.profile_dir(name)}; desired down: "
+          f"`hermes gateway start -p {name}` runs its gateway")
+    return 0
+
+
+def _store_for_create(config):
+    """The store, made on first use: a person's first `hermes profile create` on a fresh home
+    should work, as boot would have made the file anyway. Only this path imports Alembic.
+    Nothing else is made here: `default` and the legacy import stay boot's job, so an old
+    home's profiles are still imported the first time boot runs."""
+    from hermes_state.store import EventStore
+
+    if not os.path.lexists(config.db_path):
+        from hermes_state.migrate import migrate
+
+        migrate(config.db_path)
+        print(f"hermes: created the event store {config.db_path}", file=sys.stderr)
+    return EventStore.open(config)
+
+
+def delete(args: argparse.Namespace) -> int:
+    name = validate_name(args.name)
+    if name == DEFAULT_PROFILE:
+        raise Conflict("the default profile cannot be deleted")
+    if not args.yes:
+        raise BadInput(f"deleting profile {name} stops its gateway and moves its directory: confirm with --yes")
+    config = settings()
+    from hermes_state.profiles import delete_profile
+    from hermes_state.store import EventStore
+
+    with EventStore.open(config) as store:
+        deletion = delete_profile(store, config, name, purge=args.purge)
+    if deletion.moved_to is None:
+        where = f"it had no directory at {config.profile_dir(name)}"
+    elif deletion.purged:
+        where = "its directory is removed"
+    else:
+        where = f"its directory is now {deletion.moved_to}"
+    print(f"deleted profile {name}; {where}; its history stays (`hermes profile history {name}`)")
+    return 0
+
+
+_LIST_SQL = "SELECT * FROM profile_status {where} ORDER BY profile"
+
+
+def list_profiles(args: argparse.Namespace) -> int:
+    from hermes_state.db.reader import StoreReader
+
+    with StoreReader.open() as reader:
+        rows = reader.rows(_LIST_SQL.format(where="" if args.all else "WHERE status = 'live'"))
+    if args.json:
+        from .. import output
+
+        output.json_lines(rows)
+        return 0
+    if not rows:
+        print("no profiles yet (`hermes profile create NAME`)")
+        return 0
+    now = datetime.now(timezone.utc)
+    columns = [grid.Column("profile", "profile")]
+    if args.all:
+        columns.append(grid.Column("status", "status"))
+    columns += [
+        grid.Column("desired", "desired"),
+        grid.Column("last", "last event"),
+        grid.Column("when", f"when ({humane.local_zone(now)})"),
+        grid.Column("crashes", "crashes/1h", right=True),
+        grid.Column("pid", "pid", right=True),
+    ]
+    shown = [_list_row(row, now) for row in rows]
+    table = grid.Grid(columns, style=_list_style)
+    grid.print_lines(table.fit(shown).lines(shown))
+    return 0
+
+
+def _list_row(row: dict, now: datetime) -> dict:
+    desired = row["desired"] + (f" (held: {row['held_down_by']})" if row["held_down_by"] else "")
+    last = f"{row['last_event']} by {row['last_actor']}"
+    how = humane.exit_text(row["last_exit_code"], row["last_signal"]) if row["last_event"] == "crashed" else ""
+    if how or row["last_reason"]:
+        last += f" ({how or row['last_reason']})"
+    return {
+        "profile": row["profile"],
+        "status": row["status"],
+        "desired": desired,
+        "last": last,
+        "when": humane.when(row["last_event_at"], now),
+        "crashes": row["crashes_last_hour"],
+        "pid": row["pid"],
+    }
+
+
+def _list_style(key: str, value: str) -> str | None:
+    if key == "desired" and "held" in value:
+        return grid.RED
+    if key == "last" and value.startswith("crashed"):
+        return grid.RED
+    if key == "status" and value == "deleted":
+        return grid.DIM
+    return None

@@ -1,0 +1,100 @@
+"""docs/cli.md documents every command of the argparse tree, every option, and its examples run."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from hermes_cli.main import build_parser
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+# Examples shown but not run here, and why.
+NOT_RUN = {
+    ("state", "boot"): "root and s6: the projector's tests",
+    ("state", "watch"): "a daemon: the projector's tests",
+    ("state", "up"): "a daemon with its own s6-svscan: the projector's tests",
+    ("state", "record-start"): "execs the gateway, from a slot: the hooks' tests",
+    ("state", "record-exit"): "a slot's finish hook: the hooks' tests",
+    ("state", "import-legacy"): "the hooks' tests import the legacy fixture",
+}
+NOT_RUN_FLAGS = {"--follow": "runs until Ctrl-C (tests/test_cli_history.py follows for real)"}
+
+
+def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every leaf command of the tree, by its words: ("profile", "create") -> its parser."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(commands(sub, path + (name,)))
+    if not found and path:
+        found[path] = parser
+    return found
+
+
+def sections() -> dict[tuple[str, ...], str]:
+    """The text under each `### hermes GROUP COMMAND` heading."""
+    parts = re.split(r"^### hermes ([a-z -]+)\n", DOCS.read_text(), flags=re.M)
+    return {tuple(parts[i].split()): parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def examples() -> list[str]:
+    """Every command line of the ```sh blocks, in order."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", DOCS.read_text(), flags=re.M | re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_every_command_has_a_section_and_no_section_is_stale():
+    tree = commands(build_parser())
+    assert len(tree) == 18
+    assert set(sections()) == set(tree)
+
+
+@pytest.mark.parametrize("path", sorted(commands(build_parser())), ids=" ".join)
+def test_every_option_and_an_example_are_documented(path):
+    parser = commands(build_parser())[path]
+    text = sections()[path]
+    for action in parser._actions:
+        if action.option_strings and "--help" not in action.option_strings:
+            assert any(option in text for option in action.option_strings), (path, action.option_strings)
+    assert re.search(r"^```sh\n(?:.*\n)*?.*hermes (-p \w+ )?" + " ".join(path), text, re.M), path
+
+
+def _words(line: str) -> tuple[str, ...]:
+    """The words after `hermes` (and its -p NAME) up to the end of that command in a shell line."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    tokens = list(lexer)
+    words = []
+    for token in tokens[tokens.index("hermes") + 1:]:
+        if token in (";", "|", "||", "&&", "&"):
+            break
+        words.append(token)
+    if words[:1] == ["-p"]:
+        words = words[2:]
+    return tuple(words)
+
+
+def _skipped(words: tuple[str, ...]) -> bool:
+    return words[:2] in NOT_RUN or any(flag in words for flag in NOT_RUN_FLAGS)
+
+
+def test_the_examples_run_in_a_fresh_home(home):
+    from conftest import BIN_DIR, run_as
+
+    ran = set()
+    for line in examples():
+        words = _words(line)
+        if _skipped(words):
+            continue
+        result = run_as(["/bin/sh", "-c", line], home.user, env={**home.env(), "PATH": f"{BIN_DIR}:/usr/bin:/bin"},
+                        timeout=30)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+        ran.add(words[:2])
+    # Every command but the ones named above ran at least once.
+    assert ran == set(commands(build_parser())) - set(NOT_RUN)

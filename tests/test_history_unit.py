@@ -1,0 +1,224 @@
+"""The pure parts of `profile history` and its helpers: table tests, no processes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hermes_cli import grid, humane
+from hermes_state import events, history
+from hermes_state.errors import BadInput
+from hermes_state.history import History, HistoryFilter, parse_boot, parse_types, parse_when, summarise
+
+NOW = datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=timezone.utc)
+
+
+def test_repeated_constants_agree_with_the_core():
+    assert history.EVENT_TYPES == events.TYPES
+    for moment in (NOW, datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=-7)))):
+        assert history.format_utc(moment) == events.format_time(moment)
+        assert history.parse_utc(events.format_time(moment)) == events.parse_time(events.format_time(moment))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("30m", "2026-11-27T11:30:00.250Z"),
+        ("2h", "2026-11-27T10:00:00.250Z"),
+        ("3d", "2026-11-24T12:00:00.250Z"),
+        ("1w", "2026-11-20T12:00:00.250Z"),
+        ("1h30m", "2026-11-27T10:30:00.250Z"),
+        ("45s", "2026-11-27T11:59:15.250Z"),
+        (" 2h ", "2026-11-27T10:00:00.250Z"),
+        ("2026-11-27T09:00:00Z", "2026-11-27T09:00:00.000Z"),
+        ("2026-11-27T09:00:00+02:00", "2026-11-27T07:00:00.000Z"),
+        ("2026-11-27 09:00:00.5+00:00", "2026-11-27T09:00:00.500Z"),
+    ],
+)
+def test_parse_when(text, expected):
+    assert parse_when(text, "--since", NOW) == expected
+
+
+def test_parse_when_without_a_zone_is_local(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert parse_when("2026-11-27T09:00", "--since", NOW) == "2026-11-27T00:00:00.000Z"
+        assert parse_when("2026-11-27", "--since", NOW) == "2026-11-26T15:00:00.000Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    "text", ["yesterdayish", "", "2 h", "-2h", "2y", "h", "2h ago", "99999999999d", "2026-13-01", "now", "1.5h"]
+)
+def test_parse_when_refuses(text):
+    with pytest.raises(BadInput, match="--until"):
+        parse_when(text, "--until", NOW)
+
+
+def test_an_age_before_year_one_is_bad_input():
+    with pytest.raises(BadInput, match="before year 1"):
+        parse_when("999999999w", "--since", NOW)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("crashed", ("crashed",)),
+        ("crashed,stopped", ("crashed", "stopped")),
+        (" stopped , crashed,stopped", ("stopped", "crashed")),
+    ],
+)
+def test_parse_types(text, expected):
+    assert parse_types(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "crash", "crashed,", "Crashed", "crashed;stopped"])
+def test_parse_types_refuses(text):
+    with pytest.raises(BadInput, match="unknown event type"):
+        parse_types(text)
+
+
+@pytest.mark.parametrize("text, ok", [("current", True), ("0b0e-1", True), ("a" * 64, True), ("a" * 65, False),
+                                      ("../x", False), ("CURRENT", False), ("", False)])
+def test_parse_boot(text, ok):
+    if ok:
+        assert parse_boot(text) == text
+    else:
+        with pytest.raises(BadInput):
+            parse_boot(text)
+
+
+def test_filter_check():
+    assert HistoryFilter(limit=None).check().limit is None
+    with pytest.raises(BadInput):
+        HistoryFilter(limit=-1).check()
+    with pytest.raises(BadInput):
+        HistoryFilter(since="2026-11-27T10:00:00.000Z", until="2026-11-27T09:00:00.000Z").check()
+
+
+def test_stream_sql_binds_every_value():
+    window = HistoryFilter(since="S", until="U", types=("crashed", "stopped"), boot_id="B", limit=5)
+    sql, parameters = history.stream_sql("alice", window)
+    assert sql.count("?") == len(parameters) == 7
+    assert "alice" not in sql and "crashed" not in sql
+    sql, parameters = history.newer_sql("alice", window, 41)
+    assert "LIMIT" not in sql and parameters[-1] == 41 and sql.endswith("ORDER BY position")
+
+
+# -- summarise ------------------------------------------------------------------
+def _event(position, type, actor, at, run=None, **fields):
+    base = {name: None for name in events.COLUMNS}
+    base.update(position=position, version=position, type=type, actor=actor, profile="alice",
+                occurred_at=history.format_utc(NOW - timedelta(seconds=at)), data={} if run is None else {"run": run})
+    base.update(fields)
+    return base
+
+
+def _state(**fields):
+    state = {"profile": "alice", "status": "live", "desired": "up", "held_down_by": None, "events": 100,
+             "intent_at": "2026-11-27T11:00:00.000Z", "run_position": None, "run_ended": True}
+    state.update(fields)
+    return state
+
+
+@pytest.mark.parametrize(
+    "case, shown, state, expected",
+    [
+        ("nothing shown", [], _state(), dict(runs=0, crashes=0, longest_uptime=None)),
+        (
+            "an ended run and a crash",
+            [_event(1, "started", "supervisor", 100), _event(2, "crashed", "supervisor", 40, run=1, exit_code=1)],
+            _state(),
+            dict(runs=1, crashes=1, longest_uptime=60.0, longest_run_running=False),
+        ),
+        (
+            "the longest of two, one still running",
+            [_event(1, "started", "supervisor", 500), _event(2, "stopped", "supervisor", 490, run=1),
+             _event(3, "started", "supervisor", 300)],
+            _state(run_position=3, run_ended=False),
+            dict(runs=2, crashes=0, longest_uptime=300.0, longest_run_running=True),
+        ),
+        (
+            "a run whose end is not shown and that is not running counts as a run, not an uptime",
+            [_event(5, "started", "supervisor", 300)],
+            _state(run_position=9, run_ended=False),
+            dict(runs=1, longest_uptime=None),
+        ),
+        (
+            "an exit naming an older run does not end a newer one",
+            [_event(1, "started", "supervisor", 300), _event(3, "started", "supervisor", 200),
+             _event(4, "crashed", "supervisor", 100, run=1, signal=9)],
+            _state(),
+            dict(runs=2, crashes=1, longest_uptime=200.0),
+        ),
+        (
+            "cli intents are neither runs nor ends",
+            [_event(1, "started", "cli", 300, desired="up"), _event(2, "stopped", "cli", 200, desired="down")],
+            _state(),
+            dict(runs=0, crashes=0, longest_uptime=None),
+        ),
+        (
+            "held down by the breaker",
+            [],
+            _state(desired="down", held_down_by="crash-loop"),
+            dict(held_down_by="crash-loop", held_since="2026-11-27T11:00:00.000Z", desired="down"),
+        ),
+        ("deleted", [], _state(status="deleted"), dict(deleted=True, held_since=None)),
+    ],
+)
+def test_summarise(case, shown, state, expected):
+    found = History(state, shown, 7, {"occurred_at": "2026-11-27T11:59:00.000Z", "exit_code": None, "signal": 9})
+    summary = summarise(found, NOW)
+    assert summary.crashes_total == 7 and summary.last_crash_signal == 9 and summary.total == 100
+    for key, value in expected.items():
+        assert getattr(summary, key) == value, (case, key)
+
+
+# -- humane -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(None, ""), (0, "0s"), (0.42, "0.4s"), (12, "12s"), (59.9, "59s"), (61, "1m 1s"), (3600, "1h 0m"),
+     (7322, "2h 2m"), (86400 * 3 + 3600 * 4 + 5, "3d 4h"), (-5, "0s")],
+)
+def test_duration(seconds, text):
+    assert humane.duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "exit_code, signal, text", [(None, None, ""), (0, None, "exit 0"), (1, None, "exit 1"), (None, 9, "SIGKILL"),
+                                (None, 11, "SIGSEGV"), (None, 15, "SIGTERM"), (None, 99, "signal 99")]
+)
+def test_exit_text(exit_code, signal, text):
+    assert humane.exit_text(exit_code, signal) == text
+
+
+def test_age():
+    assert humane.age("2026-11-27T11:58:00.000Z", NOW) == "2m 0s ago"
+    assert humane.age("2026-11-27T12:00:05.000Z", NOW) == "in 4.8s"
+    assert humane.age(None, NOW) == ""
+
+
+# -- grid -------------------------------------------------------------------------
+def test_grid_aligns_and_keeps_rows_on_one_line():
+    columns = [grid.Column("a", "name"), grid.Column("n", "count", right=True), grid.Column("z", "note")]
+    rows = [{"a": "alice", "n": 3, "z": "two\nlines"}, {"a": "bo", "n": 12345, "z": None}]
+    lines = grid.Grid(columns, colour=False).fit(rows).lines(rows)
+    assert lines == [
+        "name   count  note",
+        "alice      3  two lines",
+        "bo     12345",
+    ]
+
+
+def test_grid_colours_only_when_asked():
+    columns = [grid.Column("t", "event")]
+    style = lambda key, value: grid.RED if value == "crashed" else None  # noqa: E731
+    plain = grid.Grid(columns, style=style, colour=False).fit([{"t": "crashed"}]).line({"t": "crashed"})
+    painted = grid.Grid(columns, style=style, colour=True).fit([{"t": "crashed"}]).line({"t": "crashed"})
+    assert plain == "crashed" and painted == "\x1b[31mcrashed\x1b[0m"
