@@ -30,6 +30,18 @@ from hermes_state.store import EventStore
 # about 0.2 s; the point is "about a second", not the default 5 s timeout.
 REPORT_BOUND_SECONDS = 2.5
 
+
+def report_bound(home: Home) -> float:
+    """REPORT_BOUND_SECONDS, stretched by how slowly a process of the command starts right now.
+
+    On an idle machine `hermes --version` takes well under 0.1 s and the bound
+    stays about 2.6 s; on an oversubscribed one every process is slow, and
+    waiting for a core is not what this test is about.
+    """
+    started = time.monotonic()
+    home.hermes("--version")
+    return REPORT_BOUND_SECONDS + 3 * (time.monotonic() - started)
+
 # The brief's hostile names go through the real command; the rest through
 # the same function in process (test_profile_of_slot_refuses).
 HOSTILE_SLOTS = ["gateway-../x", "gateway-A", "gateway-a;rm -rf /", "gateway-" + "a" * 300, "alice"]
@@ -337,20 +349,22 @@ def locked(migrated_home):
 
 
 def test_record_exit_reports_a_locked_store_within_a_second(locked):
+    bound = report_bound(locked)
     result, elapsed = exit_hook(locked, "1", "0", "true")
     assert result.returncode == 5  # not 125: s6 restarts as it would without us
     line = one_line(result.stderr)
     assert "locked" in line and "exit not recorded" in line
-    assert elapsed < REPORT_BOUND_SECONDS, elapsed
+    assert elapsed < bound, (elapsed, bound)
 
 
 def test_record_start_reports_a_locked_store_and_still_starts_the_gateway(locked, out):
+    bound = report_bound(locked)
     result, elapsed = hook(locked, "record-start", "gateway-alice", env=gateway_env(locked, out))
     assert result.returncode == 0
     line = one_line(result.stderr)
     assert "locked" in line and "starting the gateway anyway" in line
     assert out.read_text().split()[1] == "alice"
-    assert elapsed < REPORT_BOUND_SECONDS, elapsed
+    assert elapsed < bound, (elapsed, bound)
 
 
 def break_store(home: Home, how: str) -> None:
@@ -384,23 +398,25 @@ BROKEN = [("missing", "no event store"), ("corrupt", "not a SQLite database"), (
 def test_record_exit_on_a_broken_store(migrated_home, how, says):
     live(migrated_home)
     break_store(migrated_home, how)
+    bound = report_bound(migrated_home)
     result, elapsed = exit_hook(migrated_home, "1", "0", "true")
     assert result.returncode == 5
     line = one_line(result.stderr)
     assert says in line and "exit not recorded" in line
-    assert elapsed < REPORT_BOUND_SECONDS, elapsed
+    assert elapsed < bound, (elapsed, bound)
 
 
 @pytest.mark.parametrize("how, says", BROKEN, ids=[b[0] for b in BROKEN])
 def test_record_start_on_a_broken_store_still_starts_the_gateway(migrated_home, out, how, says):
     live(migrated_home)
     break_store(migrated_home, how)
+    bound = report_bound(migrated_home)
     result, elapsed = hook(migrated_home, "record-start", "gateway-alice", env=gateway_env(migrated_home, out))
     assert result.returncode == 0
     line = one_line(result.stderr)
     assert says in line and "starting the gateway anyway" in line
     assert out.read_text().split()[1] == "alice"
-    assert elapsed < REPORT_BOUND_SECONDS, elapsed
+    assert elapsed < bound, (elapsed, bound)
 
 
 # -- what a hook costs ----------------------------------------------------------------
