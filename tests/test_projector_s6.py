@@ -155,6 +155,7 @@ def test_failures_raise_with_s6s_own_message(scanner: Path, world_tmp: Path):
     assert S6.scanner_running(world_tmp) is False and S6.scanner_running(scanner) is True
     slot = _service(scanner, "svc", "#!/bin/sh\nexec sleep 100\n")
     s6.rescan(scanner)
+    wait_for(lambda: s6.status(slot), 5, "s6-supervise on the slot")
     s6.wait_up(slot, 5000)
     with pytest.raises(S6Timeout, match="did not reach"):
         s6.wait_down(slot, 50)
