@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from hermes_state.fold import ProfileState
-from hermes_state.projector import plan as p
 from hermes_state.projector.plan import SlotView, plan
 from hermes_state.projector.s6 import ServiceStatus
 
