@@ -8,6 +8,7 @@ unprivileged user, as `hermes` does in production.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -153,14 +154,14 @@ class Rig:
         scanner, self.scanner = self.scanner, None
         if scanner is None:
             return
-        if scanner.poll() is None:
-            subprocess.run(["s6-svscanctl", "-t", str(self.scandir)], timeout=10)
         try:
+            if scanner.poll() is None:
+                subprocess.run(["s6-svscanctl", "-t", str(self.scandir)], timeout=10)
             scanner.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            scanner.kill()
+            scanner.kill()  # by its pid: never leave it running, whatever failed
             scanner.wait()
-            raise AssertionError("s6-svscan did not exit after s6-svscanctl -t")
+            raise AssertionError("s6-svscan did not exit after s6-svscanctl -t") from None
         wait_for(lambda: not processes_under(self.scandir), 10, "no supervisor or gateway left in the scan directory")
 
     def status(self, name: str) -> dict[str, str] | None:
@@ -220,11 +221,19 @@ class Rig:
         assert result.returncode == 0, result.stderr
 
     def cleanup(self) -> None:
-        for daemon in self.daemons:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
-        self.stop_scanner()
+        """Stop what the test started; anything still running in the scan directory is killed by pid, and fails."""
+        try:
+            for daemon in self.daemons:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.wait()
+            self.stop_scanner()
+        finally:
+            left = processes_under(self.scandir)
+            for line in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line.split()[0]), signal.SIGKILL)
+            assert not left, f"left running: {left}"
 
 
 def make_rig(world_tmp: Path, home: Home, **extra_env: str) -> Rig:

@@ -21,10 +21,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def rig(world_tmp, home):
     rig = make_rig(world_tmp, home, HERMES_WATCH_POLL_INTERVAL="0.5")
-    rig.start_scanner()
-    rig.boot()
-    yield rig
-    rig.cleanup()
+    try:  # a setup that fails half-way still stops what it started
+        rig.start_scanner()
+        rig.boot()
+        yield rig
+    finally:
+        rig.cleanup()
 
 
 def supervisor_runs(history):
@@ -129,8 +131,8 @@ def test_crash_loop_and_fatal_config_hold_the_slot_down(rig):
 
 def test_container_restart_simulated(world_tmp, home):
     rig = make_rig(world_tmp, home, HERMES_CRASH_LOOP="2/60s")
-    rig.start_scanner()
     try:
+        rig.start_scanner()
         rig.boot()
         _container_restart(rig)
     finally:

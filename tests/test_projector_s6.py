@@ -102,10 +102,17 @@ def scanner(world_tmp: Path):
     scandir.mkdir()
     process = subprocess.Popen(["s6-svscan", str(scandir)], start_new_session=True,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: S6.scanner_running(scandir), 5, "s6-svscan to listen")
-    yield scandir
-    subprocess.run(["s6-svscanctl", "-t", str(scandir)], timeout=10)
-    process.wait(timeout=20)
+    try:
+        wait_for(lambda: S6.scanner_running(scandir), 5, "s6-svscan to listen")
+        yield scandir
+    finally:
+        subprocess.run(["s6-svscanctl", "-t", str(scandir)], timeout=10)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
     wait_for(lambda: not processes_under(scandir), 10, "nothing left running in the scan directory")
 
 

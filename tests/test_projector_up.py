@@ -45,7 +45,11 @@ def test_up_runs_its_own_scanner_and_ctrl_c_stops_everything_it_started(rig):
         wait_for(lambda: "by supervisor" in _output(rig), 5, "the supervisor's start printed")
     finally:
         up.send_signal(signal.SIGINT)
-        status = up.wait(timeout=30)
+        try:
+            status = up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()  # its s6-svscan is then killed by the rig's cleanup
+            raise
     text = _output(rig)
     assert status == 0, text
     assert "s6-svscan started on" in text and "cleared 1 slot(s)" in text
@@ -63,7 +67,11 @@ def test_up_leaves_a_running_scanner_alone(rig):
         wait_for(lambda: "boot done" in _output(rig), 20, "up to boot")
     finally:
         up.send_signal(signal.SIGTERM)
-        status = up.wait(timeout=30)
+        try:
+            status = up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()  # its s6-svscan is then killed by the rig's cleanup
+            raise
     assert status == 0, _output(rig)
     assert "already runs" in _output(rig)
     assert rig.scanner.poll() is None  # still running: not ours to stop

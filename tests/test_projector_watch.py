@@ -24,10 +24,12 @@ NAMES = [f"w{i}" for i in range(6)]
 @pytest.fixture
 def rig(world_tmp, home):
     rig = make_rig(world_tmp, home, HERMES_WATCH_POLL_INTERVAL="0.5")
-    rig.start_scanner()
-    rig.boot()
-    yield rig
-    rig.cleanup()
+    try:  # a setup that fails half-way still stops what it started
+        rig.start_scanner()
+        rig.boot()
+        yield rig
+    finally:
+        rig.cleanup()
 
 
 def desired_states(rig) -> dict[str, str]:
