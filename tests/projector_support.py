@@ -44,7 +44,6 @@ import sys
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
-kind, names = sys.argv[1], sys.argv[2:]
 shapes = {
     "create": ("created", "down", None),
     "start": ("started", "up", None),
@@ -52,10 +51,15 @@ shapes = {
     "stop": ("stopped", "down", None),
     "delete": ("deleted", "down", None),
 }
-event_type, desired, reason = shapes[kind]
+def event(kind, name):
+    event_type, desired, reason = shapes[kind]
+    return NewEvent(name, event_type, "cli", desired, reason=reason)
 with EventStore.open(Settings.from_env()) as store:
-    for name in names:
-        store.append(NewEvent(name, event_type, "cli", desired, reason=reason))
+    if ":" in sys.argv[1]:  # "KIND:NAME ...": all in one transaction
+        store.append_all([event(*arg.split(":")) for arg in sys.argv[1:]])
+    else:  # "KIND NAME ...": one transaction each
+        for name in sys.argv[2:]:
+            store.append(event(sys.argv[1], name))
 """
 
 
@@ -126,6 +130,8 @@ class Rig:
         return result.stdout
 
     def append(self, kind: str, *names: str) -> None:
+        """Append KIND (create, start, restart, stop, delete) to each name, as the user, one commit each;
+        or ``append("stop:alice", "start:alice")``: those events in one transaction."""
         result = run_as([sys.executable, "-c", _APPEND, kind, *names], self.user, env=self.env(), timeout=60)
         assert result.returncode == 0, result.stderr
 

@@ -54,45 +54,46 @@ def kinds(actions) -> list[str]:
 SHUTDOWN = ("stopped", "supervisor", "shutdown")
 CRASH_LOOP = ("stopped", "supervisor", "crash-loop")
 
-# (case, desired state, slot, boot) -> action kinds, in order.
+# (case, desired state, slot) -> action kinds, in order.
 TABLE = [
-    ("no slot, desired up", state(desired="up"), None, False, ["create-up", "rescan"]),
-    ("no slot, desired down", state(desired="down"), None, False, ["create-down", "rescan"]),
-    ("unsupervised, down file right", state(desired="down"), view(down_file=True), False, ["rescan"]),
-    ("unsupervised, desired up, down file left", state(desired="up"), view(down_file=True), False, ["mark-up", "rescan"]),
-    ("unsupervised, desired down, no down file", state(desired="down"), view(down_file=False), False, ["mark-down", "rescan"]),
-    ("up and wanted up", state(), view(st=status(wantedup=True, up=True)), False, []),
-    ("s6 restarting after a crash", state(run_ended=True), view(st=status(wantedup=True, up=False)), False, []),
-    ("desired up, s6 holds it down", state(last=("stopped", "cli", None)), view(st=status(wantedup=False, up=False)), False, ["up"]),
-    ("desired up, process still stopping", state(), view(st=status(wantedup=False, up=True)), False, []),
-    ("desired up, finish running", state(), view(st=status(wantedup=False, up=False, finish_done=False)), False, []),
-    ("desired up, finish running, at boot", state(), view(st=status(wantedup=False, up=False, finish_done=False)), True, ["up"]),
-    ("held by a shutdown", state(last=SHUTDOWN, run_ended=True), view(st=status(wantedup=False, up=False)), False, []),
-    ("held by a shutdown, at boot", state(last=SHUTDOWN, run_ended=True), view(st=status(wantedup=False, up=False)), True, ["up"]),
-    ("desired down, wanted up", state(desired="down"), view(st=status(wantedup=True, up=True)), False, ["down"]),
-    ("desired down, wanted up, restarting", state(desired="down"), view(st=status(wantedup=True, up=False)), False, ["down"]),
-    ("desired down, held down", state(desired="down", last=CRASH_LOOP), view(st=status(wantedup=False, up=False), down_file=True), False, []),
-    ("breaker held it down: mark", state(desired="down", last=CRASH_LOOP), view(st=status(wantedup=False, up=False)), False, ["mark-down"]),
-    ("desired up, down file left", state(), view(st=status(wantedup=True, up=True), down_file=True), False, ["mark-up"]),
-    ("restart intent newer than the run", state(restart=30, run=10), view(st=status(wantedup=True, up=True)), False, ["restart"]),
-    ("restart intent applied already", state(restart=30, run=10), view(st=status(wantedup=True, up=True), applied=30), False, []),
-    ("newer restart than the one applied", state(restart=40, run=10), view(st=status(wantedup=True, up=True), applied=30), False, ["restart"]),
-    ("restart intent older than the run", state(restart=5, run=10), view(st=status(wantedup=True, up=True)), False, []),
-    ("restart, the run ended", state(restart=30, run=10, run_ended=True), view(st=status(wantedup=True, up=True)), False, []),
-    ("restart, process down (s6 restarting)", state(restart=30, run=10), view(st=status(wantedup=True, up=False)), False, ["restart-absorbed"]),
-    ("restart absorbed already", state(restart=30, run=10), view(st=status(wantedup=True, up=False), applied=30), False, []),
+    ("no slot, desired up", state(desired="up"), None, ["create-up", "rescan"]),
+    ("no slot, desired down", state(desired="down"), None, ["create-down", "rescan"]),
+    ("unsupervised, down file right", state(desired="down"), view(down_file=True), ["rescan"]),
+    ("unsupervised, desired up, down file left", state(desired="up"), view(down_file=True), ["mark-up", "rescan"]),
+    ("unsupervised, desired down, no down file", state(desired="down"), view(down_file=False), ["mark-down", "rescan"]),
+    ("up and wanted up", state(), view(st=status(wantedup=True, up=True)), []),
+    ("s6 restarting after a crash", state(run_ended=True), view(st=status(wantedup=True, up=False)), []),
+    ("desired up, s6 holds it down", state(last=("stopped", "cli", None)), view(st=status(wantedup=False, up=False)), ["up"]),
+    ("desired up, process still stopping", state(), view(st=status(wantedup=False, up=True)), []),
+    ("desired up, finish running", state(), view(st=status(wantedup=False, up=False, finish_done=False)), []),
+    ("desired up, finish running, its exit logged", state(run_ended=True), view(st=status(wantedup=False, up=False, finish_done=False)), ["up"]),
+    ("desired up, no run in the log, still stopping", state(run=None), view(st=status(wantedup=False, up=True)), ["up"]),
+    ("after a shutdown: desired is still up", state(last=SHUTDOWN, run_ended=True), view(st=status(wantedup=False, up=False)), ["up"]),
+    ("a stale run from an earlier boot, finish done", state(run=3), view(st=status(wantedup=False, up=False)), ["up"]),
+    ("desired down, wanted up", state(desired="down"), view(st=status(wantedup=True, up=True)), ["down"]),
+    ("desired down, wanted up, restarting", state(desired="down"), view(st=status(wantedup=True, up=False)), ["down"]),
+    ("desired down, held down", state(desired="down", last=CRASH_LOOP), view(st=status(wantedup=False, up=False), down_file=True), []),
+    ("breaker held it down: mark", state(desired="down", last=CRASH_LOOP), view(st=status(wantedup=False, up=False)), ["mark-down"]),
+    ("desired up, down file left", state(), view(st=status(wantedup=True, up=True), down_file=True), ["mark-up"]),
+    ("restart intent newer than the run", state(restart=30, run=10), view(st=status(wantedup=True, up=True)), ["restart"]),
+    ("restart intent applied already", state(restart=30, run=10), view(st=status(wantedup=True, up=True), applied=30), []),
+    ("newer restart than the one applied", state(restart=40, run=10), view(st=status(wantedup=True, up=True), applied=30), ["restart"]),
+    ("restart intent older than the run", state(restart=5, run=10), view(st=status(wantedup=True, up=True)), []),
+    ("restart, the run ended", state(restart=30, run=10, run_ended=True), view(st=status(wantedup=True, up=True)), []),
+    ("restart, process down (s6 restarting)", state(restart=30, run=10), view(st=status(wantedup=True, up=False)), ["restart-absorbed"]),
+    ("restart absorbed already", state(restart=30, run=10), view(st=status(wantedup=True, up=False), applied=30), []),
     ("restart of a stopped gateway: just up", state(restart=30, run=10, run_ended=True, last=("started", "cli", "restart")),
-     view(st=status(wantedup=False, up=False)), False, ["up"]),
-    ("old scripts", state(), view(st=status(wantedup=True, up=True), scripts=False), False, ["repair-scripts"]),
-    ("deleted profile", state(deleted=True, desired="down"), view(st=status(wantedup=True, up=True)), False, ["remove"]),
-    ("deleted profile without a slot", state(deleted=True, desired="down"), None, False, []),
+     view(st=status(wantedup=False, up=False)), ["up"]),
+    ("old scripts", state(), view(st=status(wantedup=True, up=True), scripts=False), ["repair-scripts"]),
+    ("deleted profile", state(deleted=True, desired="down"), view(st=status(wantedup=True, up=True)), ["remove"]),
+    ("deleted profile without a slot", state(deleted=True, desired="down"), None, []),
 ]
 
 
-@pytest.mark.parametrize("case, desired, slot, boot, expected", TABLE, ids=[row[0] for row in TABLE])
-def test_decision_table(case, desired, slot, boot, expected):
+@pytest.mark.parametrize("case, desired, slot, expected", TABLE, ids=[row[0] for row in TABLE])
+def test_decision_table(case, desired, slot, expected):
     slots = {} if slot is None else {slot.profile: slot}
-    assert kinds(plan([desired], slots, boot=boot)) == expected
+    assert kinds(plan([desired], slots)) == expected
 
 
 def test_create_carries_the_restart_intent_so_a_fresh_slot_is_never_restarted():
@@ -200,10 +201,10 @@ def _all_cases():
     slot_shapes = ["missing", "unsupervised"] + [
         (w, u, f) for w, u, f in itertools.product([True, False], repeat=3) if not (u and not f)
     ]
-    for desired, last, (restart, applied), shape, down_file, scripts, run_ended, boot, deleted in itertools.product(
-        desireds, lasts, restarts, slot_shapes, [True, False], [True, False], [True, False], [True, False], [True, False]
+    for desired, last, (restart, applied), shape, down_file, scripts, run_ended, run, deleted in itertools.product(
+        desireds, lasts, restarts, slot_shapes, [True, False], [True, False], [True, False], [10, None], [True, False]
     ):
-        st = state(desired=desired, last=last, restart=restart, run_ended=run_ended, deleted=deleted)
+        st = state(desired=desired, last=last, restart=restart, run=run, run_ended=run_ended, deleted=deleted)
         if shape == "missing":
             slot = None
         elif shape == "unsupervised":
@@ -211,7 +212,7 @@ def _all_cases():
         else:
             w, u, f = shape
             slot = view(st=status(wantedup=w, up=u, finish_done=f), down_file=down_file, scripts=scripts, applied=applied)
-        yield st, slot, boot
+        yield st, slot
 
 
 ALL_CASES = list(_all_cases())
@@ -219,11 +220,11 @@ ALL_CASES = list(_all_cases())
 
 def test_every_combination_obeys_the_invariants():
     assert len(ALL_CASES) > 2000
-    for st, slot, boot in ALL_CASES:
+    for st, slot in ALL_CASES:
         slots = {} if slot is None else {"alice": slot}
-        actions = plan([st], slots, boot=boot)
+        actions = plan([st], slots)
         got = kinds(actions)
-        case = (st.desired, st.deleted, st.last_reason, st.restart_position, slot, boot)
+        case = (st.desired, st.deleted, st.last_reason, st.restart_position, st.running_run, slot)
         if st.deleted:
             assert got == (["remove"] if slot else []), case
             continue
@@ -235,6 +236,10 @@ def test_every_combination_obeys_the_invariants():
         # s6's intent already matches and nothing is pending: no command to s6.
         if slot is not None and slot.status is not None and slot.status.wantedup == (st.desired == "up"):
             assert not {"up", "down"} & set(got), case
+        # s6's intent is never flipped up before finish has recorded the exit it is classifying.
+        if "up" in got:
+            going = slot.status.up or not slot.status.finish_done
+            assert not (going and st.running_run is not None), case
         # A restart only of a process that is up, for an intent not applied yet.
         if "restart" in got:
             assert slot.status.up and (slot.restart_applied or 0) < st.restart_position, case
@@ -242,9 +247,9 @@ def test_every_combination_obeys_the_invariants():
 
 
 def test_planning_again_after_the_actions_took_effect_does_nothing():
-    for st, slot, boot in ALL_CASES:
+    for st, slot in ALL_CASES:
         slots = {} if slot is None else {"alice": slot}
-        first = plan([st], slots, boot=boot)
+        first = plan([st], slots)
         settled = _apply_to_model(first, [st], slots)
-        second = plan([st], settled, boot=boot)
-        assert kinds(second) == [], (st, slot, boot, kinds(first), kinds(second))
+        second = plan([st], settled)
+        assert kinds(second) == [], (st, slot, kinds(first), kinds(second))

@@ -111,7 +111,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
         scandir.write_boot_id(boot_id)
         log.add(f"boot id written to {settings.boot_id_path}")
         reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
-        report = reconciler.full_pass("boot", boot=True)
+        report = reconciler.full_pass("boot")
         states = store.states()
     _log_profiles(log, states, report)
     if report.errors:

@@ -15,10 +15,8 @@ s6's wantedup):
 |      |       | not applied yet, process up                     |                    |
 | up   | true  | same, process down (s6 restarting it)           | restart-absorbed   |
 | up   | true  | ``down`` file present                           | mark-up            |
-| up   | false | process still up, or its ``finish`` running     | none: its exit is  |
-|      |       | (not at boot)                                   | about to be logged |
-| up   | false | last event: supervisor ``stopped shutdown``     | none: s6 was told  |
-|      |       | (not at boot)                                   | down; next boot    |
+| up   | false | process up or its ``finish`` running, and the   | none: wait for the |
+|      |       | log has not recorded that run's exit yet        | exit's event       |
 | up   | false | otherwise                                       | up                 |
 
 A profile with no slot gets one (``create-up`` / ``create-down``); a slot
@@ -132,17 +130,18 @@ def restart_pending(state: ProfileState, view: SlotView) -> bool:
     return view.restart_applied is None or intent > view.restart_applied
 
 
-def held_by_shutdown(state: ProfileState) -> bool:
-    """s6 itself was told to bring it down (container stop, an operator's ``s6-svc -d``).
+def exit_pending(state: ProfileState, status: ServiceStatus) -> bool:
+    """The process is going down and its ``finish`` has not recorded the exit yet.
 
-    ``finish`` then logs ``stopped`` ``shutdown`` and leaves desired up, so
-    the profile comes back at the next boot; until then, or until a new
-    intent, the projector does not undo what s6 was told.
+    ``finish`` classifies the exit by what ``s6-svstat -o wantedup`` says when
+    it starts; an ``s6-svc -u`` before then would make a requested stop look
+    like an exit nobody asked for. So ``up`` waits until the log shows the
+    run ended (the exit's event wakes the next pass) or the finish returned.
     """
-    return state.last_type == "stopped" and state.last_actor == "supervisor" and state.last_reason == "shutdown"
+    return (status.up or not status.finish_done) and state.running_run is not None
 
 
-def decide(state: ProfileState, view: SlotView | None, *, boot: bool = False) -> list[Action]:
+def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
     """Actions for one valid, live profile (``view`` None: it has no slot)."""
     name = state.profile
     if view is None:
@@ -181,9 +180,7 @@ def decide(state: ProfileState, view: SlotView | None, *, boot: bool = False) ->
             actions.append(Action(MARK_UP, name, "desired up, s6 wants it up"))
         return actions
 
-    if not boot and (status.up or not status.finish_done):
-        return actions  # its finish will log the exit; that event wakes the next pass
-    if not boot and held_by_shutdown(state):
+    if exit_pending(state, status):
         return actions
     # A process started now is newer than any restart intent: the UP covers it.
     actions.append(Action(UP, name, "desired up, s6 wants it down", state.restart_position))
@@ -195,7 +192,6 @@ def plan(
     slots: Mapping[str, SlotView],
     *,
     leftovers: Sequence[str] = (),
-    boot: bool = False,
 ) -> list[Action]:
     """Every action that brings ``slots`` to the desired ``states``, in the order to apply them.
 
@@ -230,7 +226,7 @@ def plan(
         if state is None:
             actions.append(Action(REMOVE, name, "profile deleted or unknown"))
             continue
-        actions.extend(decide(state, view, boot=boot))
+        actions.extend(decide(state, view))
         unsupervised = unsupervised or (view is not None and view.status is None)
 
     for entry in leftovers:

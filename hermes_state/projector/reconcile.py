@@ -94,7 +94,7 @@ class Reconciler:
         self._reported_invalid: set[str] = set()
 
     # -- the two kinds of pass -------------------------------------------
-    def full_pass(self, trigger: str, *, boot: bool = False) -> PassReport:
+    def full_pass(self, trigger: str) -> PassReport:
         """Every slot against every profile; the log position is read in the same snapshot as the states."""
         result = PassReport(trigger, after=self.position)
         with self.scandir.locked():
@@ -103,7 +103,7 @@ class Reconciler:
                 upto = tx.last_position()
                 states = tx.states()
             result.upto = upto
-            actions = planning.plan(states, slots, leftovers=leftovers, boot=boot)
+            actions = planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result)
         self.position = max(self.position, upto)
         return self._finish(result)

@@ -200,10 +200,12 @@ class S6:
             raise S6Error(_failure(result))
 
     def status(self, slot: Path) -> ServiceStatus | None:
-        """The slot's status, or None when no s6-supervise runs on it."""
+        """The slot's status, or None when no s6-supervise runs on it (or it has not written a status yet)."""
         result = self._run(["s6-svstat", "-o", ",".join(STATUS_FIELDS), str(slot)])
         if result.returncode == 1 and "supervise not running" in result.stderr:
             return None
+        if result.returncode == 111 and "unable to read status" in result.stderr and "No such file" in result.stderr:
+            return None  # s6-supervise has just started and not written supervise/status yet
         if result.returncode != 0:
             raise S6Error(_failure(result))
         return parse_status(result.stdout)
