@@ -11,7 +11,7 @@ import pytest
 from cli_support import LogWriter, json_lines, migrated_template, one_stderr_line, store_home  # noqa: F401
 from conftest import HERMES
 
-from hermes_state.svstat import SlotStatus, Unavailable, parse
+from hermes_cli.commands.gateway import observe_slot
 
 
 @pytest.fixture
@@ -127,31 +127,11 @@ def test_status_with_s6_shows_what_s6_reports(alice, svscan):
     assert row["s6"]["wanted_up"] is False and row["s6"]["exit_code"] == 0  # exits 0 on SIGTERM
 
 
-@pytest.mark.parametrize(
-    "line, expected",
-    [
-        ("true 3849 true true -1 -1 12", None),
-        ("true true true 3849 -1 -1 12", SlotStatus(True, True, True, 3849, None, None, 12)),
-        ("false false true -1 -1 9 3", SlotStatus(False, False, True, None, None, 9, 3)),
-        ("false true true -1 1 -1 0", SlotStatus(False, True, True, None, 1, None, 0)),
-        ("", None),
-    ],
-)
-def test_svstat_lines(line, expected):
-    if expected is None:
-        with pytest.raises(ValueError):
-            parse(line)
-    else:
-        assert parse(line) == expected
-
-
-def test_svstat_unavailable_reasons(tmp_path):
-    from hermes_state.svstat import read
-
-    assert isinstance(read(tmp_path / "nowhere" / "gateway-x"), Unavailable)
-    assert "no slot" in read(tmp_path / "gateway-x").reason
+def test_slot_status_unavailable_reasons(tmp_path):
+    assert "not readable" in observe_slot(str(tmp_path / "nowhere" / "gateway-x"))
+    assert "no slot" in observe_slot(str(tmp_path / "gateway-x"))
     (tmp_path / "gateway-x").mkdir()
-    assert "s6-svstat" in read(tmp_path / "gateway-x").reason  # nothing supervises it
+    assert "nothing supervises" in observe_slot(str(tmp_path / "gateway-x"))
 
 
 # -- gateway run ------------------------------------------------------------------

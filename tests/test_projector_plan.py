@@ -37,9 +37,9 @@ def state(
 
 def status(*, wantedup: bool, up: bool, finish_done: bool = True) -> ServiceStatus:
     if up:
-        return ServiceStatus(True, 4321, wantedup, True, None, None, T1, T0)
+        return ServiceStatus(True, 4321, wantedup, True, None, None, T1, T0, 1)
     # down: finish has returned when readysince >= updownsince
-    return ServiceStatus(False, None, wantedup, True, None, 15, T1, T1 if finish_done else T0)
+    return ServiceStatus(False, None, wantedup, True, None, 15, T1, T1 if finish_done else T0, 1)
 
 
 def view(name: str = "alice", st: ServiceStatus | None = None, *, down_file: bool = False,

@@ -35,12 +35,12 @@ from hermes_state.projector.slots import (
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("true 3849 true true -1 -1 @400000006b08d4ff11645cc3 @400000006b08d4ff11645cc3\n",
-         ServiceStatus(True, 3849, True, True, None, None, 0x400000006B08D4FF11645CC3, 0x400000006B08D4FF11645CC3)),
-        ("false -1 false true 0 -1 @400000006b08d4ff2ed308fa @400000006b08d4ff2ed308fb",
-         ServiceStatus(False, None, False, True, 0, None, 0x400000006B08D4FF2ED308FA, 0x400000006B08D4FF2ED308FB)),
-        ("false -1 true false -1 9 @400000006b08d4ff2ed308fa @400000006b08d4ff00000000",
-         ServiceStatus(False, None, True, False, None, 9, 0x400000006B08D4FF2ED308FA, 0x400000006B08D4FF00000000)),
+        ("true 3849 true true -1 -1 @400000006b08d4ff11645cc3 @400000006b08d4ff11645cc3 12\n",
+         ServiceStatus(True, 3849, True, True, None, None, 0x400000006B08D4FF11645CC3, 0x400000006B08D4FF11645CC3, 12)),
+        ("false -1 false true 0 -1 @400000006b08d4ff2ed308fa @400000006b08d4ff2ed308fb 3",
+         ServiceStatus(False, None, False, True, 0, None, 0x400000006B08D4FF2ED308FA, 0x400000006B08D4FF2ED308FB, 3)),
+        ("false -1 true false -1 9 @400000006b08d4ff2ed308fa @400000006b08d4ff00000000 0",
+         ServiceStatus(False, None, True, False, None, 9, 0x400000006B08D4FF2ED308FA, 0x400000006B08D4FF00000000, 0)),
     ],
 )
 def test_parse_status(line, expected):
@@ -48,10 +48,10 @@ def test_parse_status(line, expected):
 
 
 def test_finish_done_compares_the_two_stamps():
-    running_finish = parse_status("false -1 false true -1 15 @400000006b08d4ff00000002 @400000006b08d4ff00000001")
-    finished = parse_status("false -1 false true -1 15 @400000006b08d4ff00000002 @400000006b08d4ff00000003")
-    never_run = parse_status("false -1 false false 0 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002")
-    up = parse_status("true 12 true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000003")
+    running_finish = parse_status("false -1 false true -1 15 @400000006b08d4ff00000002 @400000006b08d4ff00000001 5")
+    finished = parse_status("false -1 false true -1 15 @400000006b08d4ff00000002 @400000006b08d4ff00000003 5")
+    never_run = parse_status("false -1 false false 0 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002 5")
+    up = parse_status("true 12 true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000003 5")
     assert (running_finish.finish_done, finished.finish_done, never_run.finish_done, up.finish_done) == (
         False, True, True, False)
 
@@ -60,11 +60,12 @@ def test_finish_done_compares_the_two_stamps():
     "line",
     [
         "",
-        "true 12 true true -1 -1 @400000006b08d4ff00000002",  # a field missing
-        "yes 12 true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002",
-        "true twelve true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002",
-        "true 12 true true -1 -1 400000006b08d4ff00000002 @400000006b08d4ff00000002",
-        "true 12 true true -1 -1 @40000000zzzzzzzz00000002 @400000006b08d4ff00000002",
+        "true 12 true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002",  # a field missing
+        "true 12 true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002 -4",
+        "yes 12 true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002 1",
+        "true twelve true true -1 -1 @400000006b08d4ff00000002 @400000006b08d4ff00000002 1",
+        "true 12 true true -1 -1 400000006b08d4ff00000002 @400000006b08d4ff00000002 1",
+        "true 12 true true -1 -1 @40000000zzzzzzzz00000002 @400000006b08d4ff00000002 1",
     ],
 )
 def test_parse_status_refuses_anything_else(line):

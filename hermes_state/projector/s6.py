@@ -1,7 +1,7 @@
 """A thin adapter over Debian's s6 commands: every call has a timeout, every failure raises.
 
-Only the projector uses it (DESIGN section 3: it is the one process that
-sends s6 commands). A command that fails raises ``S6Error`` carrying its
+Only the projector sends s6 commands (DESIGN section 3); reading a slot's
+status (``S6.status``) is also what `hermes gateway status` shows. A command that fails raises ``S6Error`` carrying its
 stderr; the two failures a caller must tell apart (no supervisor on a slot,
 no s6-svscan on a scan directory) have their own subclasses.
 """
@@ -20,7 +20,9 @@ from ..errors import HermesError
 
 COMMAND_TIMEOUT = 10.0  # seconds; s6 commands answer in milliseconds
 # The fields asked of s6-svstat, in this order.
-STATUS_FIELDS = ("up", "pid", "wantedup", "normallyup", "exitcode", "signum", "updownsince", "readysince")
+STATUS_FIELDS = (
+    "up", "pid", "wantedup", "normallyup", "exitcode", "signum", "updownsince", "readysince", "updownfor",
+)
 
 # Exit statuses documented by s6 (S6-NOTES.md).
 _SVC_NOT_SUPERVISED = {100, 102}
@@ -49,7 +51,7 @@ class ServiceStatus:
     """What ``s6-svstat -o`` says about one supervised slot.
 
     ``updownsince`` and ``readysince`` are TAI64N labels as integers: only
-    their order matters here.
+    their order matters here; ``updownfor`` is in seconds.
     """
 
     up: bool
@@ -60,6 +62,15 @@ class ServiceStatus:
     signum: int | None
     updownsince: int
     readysince: int
+    updownfor: int
+
+    def as_json(self) -> dict:
+        """What `hermes gateway status --json` shows of it."""
+        return {
+            "up": self.up, "wanted_up": self.wantedup, "normally_up": self.normallyup,
+            "pid": self.pid if self.up else None, "exit_code": self.exitcode, "signal": self.signum,
+            "seconds": self.updownfor,
+        }
 
     @property
     def finish_done(self) -> bool:
@@ -87,6 +98,7 @@ def parse_status(line: str) -> ServiceStatus:
         signum=_number(values["signum"], "signum"),
         updownsince=_tai64n(values["updownsince"]),
         readysince=_tai64n(values["readysince"]),
+        updownfor=_seconds(values["updownfor"]),
     )
 
 
@@ -105,6 +117,12 @@ def _number(word: str, what: str) -> int | None:
     except ValueError:
         raise S6Error(f"s6-svstat printed {word!r} as {what}: not a number") from None
     return None if value < 0 else value
+
+
+def _seconds(word: str) -> int:
+    if not word.isdigit():
+        raise S6Error(f"s6-svstat printed {word!r} as seconds: not a number")
+    return int(word)
 
 
 def _tai64n(word: str) -> int:

@@ -24,16 +24,15 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import BadInput, HermesError
-from ..names import NAME_PATTERN, validate_name
+from ..names import NAME_PATTERN, SLOT_PREFIX, profile_of_slot, slot_name
 
-SLOT_PREFIX = "gateway-"
 LOCK_NAME = ".hermes-projector.lock"
 BOOT_ID_NAME = ".boot-id"
 RESTART_APPLIED = "data/restart-applied"
 
 # Dot-names the projector itself leaves behind when it dies mid-action:
 # a slot being built, or one moved out of s6-svscan's sight to be removed.
-_LEFTOVER = re.compile(r"\.gateway-(" + NAME_PATTERN.pattern + r")\.(tmp|removing)-[0-9a-f]{16}")
+_LEFTOVER = re.compile(r"\." + SLOT_PREFIX + "(" + NAME_PATTERN.pattern + r")\.(tmp|removing)-[0-9a-f]{16}")
 
 EMBEDDED_SHEBANG = "#!/bin/sh\n"
 CONTAINER_SHEBANG = "#!/command/with-contenv sh\n"
@@ -79,18 +78,6 @@ def run_script(container: bool) -> bytes:
 
 def finish_script(container: bool) -> bytes:
     return ((CONTAINER_SHEBANG if container else EMBEDDED_SHEBANG) + _FINISH_BODY).encode()
-
-
-def slot_name(profile: str) -> str:
-    return SLOT_PREFIX + validate_name(profile)
-
-
-def profile_of_slot(entry: str) -> str | None:
-    """The profile a scan-directory entry is the slot of, or None when it is not one of ours."""
-    if not entry.startswith(SLOT_PREFIX):
-        return None
-    name = entry[len(SLOT_PREFIX):]
-    return name if NAME_PATTERN.fullmatch(name) else None
 
 
 def check_scandir_safe(path: Path) -> None:
