@@ -250,6 +250,20 @@ def make_rig(world_tmp: Path, home: Home, **extra_env: str) -> Rig:
     return Rig(home=home, root=world_tmp, scandir=world_tmp / "service", extra_env=dict(extra_env))
 
 
+@contextlib.contextmanager
+def rig_for(world_tmp: Path, home: Home, *, booted: bool = False, **extra_env: str):
+    """A rig for one test (its s6-svscan started and boot run when ``booted``); whatever it
+    started is stopped at the end, also when the setup fails half-way."""
+    rig = make_rig(world_tmp, home, **extra_env)
+    try:
+        if booted:
+            rig.start_scanner()
+            rig.boot()
+        yield rig
+    finally:
+        rig.cleanup()
+
+
 def types(history: list[dict]) -> list[tuple]:
     """(type, actor, reason) of each event: what a test compares."""
     return [(row["type"], row["actor"], row["reason"]) for row in history]

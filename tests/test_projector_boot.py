@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from projector_support import IS_ROOT, make_rig, wait_for
+from projector_support import IS_ROOT, rig_for, wait_for
 
 from hermes_state.projector.slots import finish_script, run_script
 
@@ -17,9 +17,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def rig(world_tmp, home):
-    rig = make_rig(world_tmp, home)
-    yield rig
-    rig.cleanup()
+    with rig_for(world_tmp, home) as rig:
+        yield rig
 
 
 def boot_log(rig) -> list[str]:

@@ -13,20 +13,15 @@ import time
 
 import pytest
 
-from projector_support import IS_ROOT, make_rig, processes_under, types, wait_for
+from projector_support import IS_ROOT, rig_for, processes_under, types, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def rig(world_tmp, home):
-    rig = make_rig(world_tmp, home, HERMES_WATCH_POLL_INTERVAL="0.5")
-    try:  # a setup that fails half-way still stops what it started
-        rig.start_scanner()
-        rig.boot()
+    with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
         yield rig
-    finally:
-        rig.cleanup()
 
 
 def supervisor_runs(history):
@@ -130,13 +125,8 @@ def test_crash_loop_and_fatal_config_hold_the_slot_down(rig):
 
 
 def test_container_restart_simulated(world_tmp, home):
-    rig = make_rig(world_tmp, home, HERMES_CRASH_LOOP="2/60s")
-    try:
-        rig.start_scanner()
-        rig.boot()
+    with rig_for(world_tmp, home, booted=True, HERMES_CRASH_LOOP="2/60s") as rig:
         _container_restart(rig)
-    finally:
-        rig.cleanup()
 
 
 def _container_restart(rig):

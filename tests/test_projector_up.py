@@ -8,16 +8,15 @@ import subprocess
 import pytest
 
 from conftest import HERMES
-from projector_support import IS_ROOT, make_rig, processes_under, types, wait_for
+from projector_support import IS_ROOT, rig_for, processes_under, types, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def rig(world_tmp, home):
-    rig = make_rig(world_tmp, home)
-    yield rig
-    rig.cleanup()
+    with rig_for(world_tmp, home) as rig:
+        yield rig
 
 
 def _start_up(rig, **extra):

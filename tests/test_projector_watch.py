@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from projector_support import make_rig, wait_for
+from projector_support import rig_for, wait_for
 
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
@@ -23,13 +23,8 @@ NAMES = [f"w{i}" for i in range(6)]
 
 @pytest.fixture
 def rig(world_tmp, home):
-    rig = make_rig(world_tmp, home, HERMES_WATCH_POLL_INTERVAL="0.5")
-    try:  # a setup that fails half-way still stops what it started
-        rig.start_scanner()
-        rig.boot()
+    with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
         yield rig
-    finally:
-        rig.cleanup()
 
 
 def desired_states(rig) -> dict[str, str]:
