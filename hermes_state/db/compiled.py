@@ -9,6 +9,7 @@ on the DBAPI cursor with its parameters in the driver's paramstyle.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy.engine.interfaces import Dialect
@@ -29,6 +30,8 @@ class Compiled:
         self.sql: str = compiled.string
         self._positional = dialect.positional
         self._names: tuple[str, ...] = tuple(compiled.positiontup or ()) if dialect.positional else ()
+        # Builds the positional parameter tuple in C: an append runs this on every statement.
+        self._pick = _picker(self._names)
         # Values bound into the statement itself (LIMIT 1, IN lists): kept as defaults.
         self._defaults = {
             name: value for name, value in compiled.params.items() if str(value) != _REQUIRED and value is not None
@@ -42,11 +45,20 @@ class Compiled:
         else:
             merged = values
         if self._positional:
-            return [merged[name] for name in self._names]
+            return self._pick(merged)
         return merged
 
     def execute(self, driver_connection: Any, values: Mapping[str, Any] | None = None) -> Any:
         return driver_connection.execute(self.sql, self.parameters(values))
+
+
+def _picker(names: Sequence[str]):
+    if not names:
+        return lambda values: ()
+    if len(names) == 1:
+        only = names[0]
+        return lambda values: (values[only],)
+    return itemgetter(*names)
 
 
 def mappings(cursor: Any) -> Iterable[dict[str, Any]]:
