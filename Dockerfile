@@ -85,7 +85,8 @@ ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0
 
 VOLUME /opt/data
-# An empty CMD (debian's `bash` is not inherited): without arguments /init runs the supervised tree alone. With
-# arguments, s6-overlay runs S6_CMD_ARG0 (hermes-main) followed by them.
+# An empty CMD (debian's `bash` is not inherited): without arguments /init
+# runs the supervised tree alone; with arguments, s6-overlay runs
+# S6_CMD_ARG0 (hermes-main) followed by them.
 ENTRYPOINT ["/init"]
 CMD []
