@@ -191,6 +191,11 @@ class Container:
             raise AssertionError("s6-svscan did not exit after s6-svscanctl -t")
         wait_for(lambda: not processes_under(self.root), 10, "no process left in the fake root")
 
+    def scanner_output(self) -> str:
+        """What s6-svscan and everything under it (hooks, gateways, the logger's copy) printed."""
+        path = self.base / "svscan.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def cleanup(self) -> None:
         """Teardown: whatever a failed test left running is stopped, by the pids it started."""
         if self.scanner is not None and self.scanner.poll() is None:

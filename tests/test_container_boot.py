@@ -165,8 +165,12 @@ def test_docker_run_then_docker_restart_twice(container):
     ok(finish)
     assert f"{len(slots)} gateway slot(s) down" in finish[0].stdout
     for name in before_stop:
-        last = history(box, name)[-1]
-        assert (last["type"], last["actor"], last["reason"], last["desired"]) == ("stopped", "supervisor", "shutdown", None)
+        # When the stop step returns, every finish hook has run (s6-svwait -D): the record must be there.
+        events = history(box, name)
+        last = events[-1]
+        assert (last["type"], last["actor"], last["reason"], last["desired"]) == (
+            "stopped", "supervisor", "shutdown", None
+        ), f"{name}: {events[-3:]}\ns6-svscan's output (the hooks' stderr):\n{box.scanner_output()[-4000:]}"
     check_boot(box, box.start(), remapped=False)
     assert (box.scandir / ".boot-id").read_text() != first_boot
     check_running(box, IMPORTED_UP | {"bravo"})
