@@ -272,9 +272,9 @@ class EventStore:
     def check_schema(self) -> None:
         """One query: refuse a file whose schema revision is not the code's."""
         if not self._checked:
-            with translated(self.path):
-                with self.engine.connect() as conn:
-                    require_head(conn, self.path)
+            # Opening the connection is where a garbage or unwritable file fails first.
+            with translated(self.path), self.engine.connect() as conn:
+                require_head(conn, self.path)
             self._checked = True
 
     # -- transactions ------------------------------------------------------

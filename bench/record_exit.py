@@ -1,0 +1,132 @@
+"""What `hermes state record-exit` costs inside s6's five-second finish limit.
+
+Wall time of the whole process (interpreter start to exit, as `finish`
+pays it), measured beside `python -c pass` with the same interpreter: the
+floor no Python hook can beat. The store holds a realistic log (bulk-loaded:
+1,000 profiles, 100k events by default) and every measured exit takes the
+costliest path: a crash of a recorded run, so the breaker reads the crash
+times in its window and appends, all in one write transaction. Each exit
+follows a `record-start` (gateway `/bin/true`), timed too, as s6 runs them:
+start, exit, start, exit. Runs are interleaved so every series sees the
+same machine noise. Target: record-exit p95 <= 0.5 s.
+
+    .venv/bin/python bench/record_exit.py [--runs 100] [--events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bulk_log import load_log  # noqa: E402
+
+from hermes_state.events import NewEvent  # noqa: E402
+from hermes_state.settings import Settings  # noqa: E402
+from hermes_state.store import EventStore  # noqa: E402
+
+TARGET_P95_SECONDS = 0.5
+PROFILE = "bench-crasher"
+
+
+def wall_time(argv: list[str], env: dict[str, str], expect: int, cpu: list[float] | None = None) -> float:
+    """Wall time of one run; its CPU time (user + system) is appended to ``cpu`` when given."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    # cwd: the home, so `python -c` imports the installed package, not a source tree beside it.
+    result = subprocess.run(argv, env=env, cwd=env["HERMES_HOME"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    if result.returncode != expect:
+        raise SystemExit(f"{argv[:4]} exited {result.returncode}, expected {expect}: {result.stderr.strip()}")
+    return elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--profiles", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="hermes-bench-record-exit-"))
+    try:
+        db = home / "state" / "profiles.db"
+        db.parent.mkdir(parents=True)
+        load_log(db, profiles=args.profiles, events=args.events)
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(home),
+            "HERMES_HOME": str(home),
+            "S6_PROFILE_GATEWAY_SCANDIR": str(home / "run" / "service"),
+            # Never trip the breaker: every run takes the crash path.
+            "HERMES_CRASH_LOOP": "1000000/60s",
+            "HERMES_GATEWAY_COMMAND": "/bin/true",
+        }
+        with EventStore.open(Settings.from_env(env)) as store:
+            store.append_all([
+                NewEvent(PROFILE, "created", "cli", "down"),
+                NewEvent(PROFILE, "started", "cli", "up"),
+            ])
+        hermes = str(Path(sys.executable).parent / "hermes")
+        start = [hermes, "state", "record-start", f"gateway-{PROFILE}"]
+        hook = [hermes, "state", "record-exit", f"gateway-{PROFILE}", "1", "0", "true"]
+        floor = [sys.executable, "-c", "pass"]
+        # What the store's imports alone cost (SQLAlchemy Core): the rest is the hook's own work.
+        imports = [sys.executable, "-c", "import hermes_cli.main, hermes_state.hooks"]
+        for argv in (floor, imports, start, hook):  # warm the page cache
+            wall_time(argv, env, 0)
+        hook_times, start_times, floor_times, import_times = [], [], [], []
+        cpu: dict[str, list[float]] = {"floor": [], "imports": [], "start": [], "exit": []}
+        for _ in range(args.runs):
+            floor_times.append(wall_time(floor, env, 0, cpu["floor"]))
+            import_times.append(wall_time(imports, env, 0, cpu["imports"]))
+            start_times.append(wall_time(start, env, 0, cpu["start"]))
+            hook_times.append(wall_time(hook, env, 0, cpu["exit"]))
+        with EventStore.open(Settings.from_env(env), readonly=True) as store:
+            crashes = store.stream(PROFILE, types=["crashed"])
+        if len(crashes) != args.runs + 1 or any(event.run is None for event in crashes):
+            raise SystemExit(f"expected {args.runs + 1} crashes, each naming its run; found {len(crashes)}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+    def line(name: str, values: list[float], cpu_values: list[float]) -> str:
+        return (f"{name:<26} p50 {statistics.median(values) * 1000:7.1f} ms   "
+                f"p95 {percentile(values, 0.95) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms   "
+                f"cpu p50 {statistics.median(cpu_values) * 1000:6.1f} ms")
+
+    hook_p95 = percentile(hook_times, 0.95)
+    print(f"record-exit wall time, {args.runs} runs interleaved, log of {args.events} events "
+          f"over {args.profiles} profiles (crash path: breaker query + append)")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} cpus (wall times include the machine's other work; cpu times do not)")
+    print(line("python -c pass (floor)", floor_times, cpu["floor"]))
+    print(line("python -c 'import (hooks)'", import_times, cpu["imports"]) + "   (interpreter + imports)")
+    print(line("hermes state record-start", start_times, cpu["start"]) + "   (to the gateway's exit)")
+    print(line("hermes state record-exit", hook_times, cpu["exit"]))
+    print(f"ratio p50 {statistics.median(hook_times) / statistics.median(floor_times):.1f}x the floor, "
+          f"p95 {hook_p95 / percentile(floor_times, 0.95):.1f}x; "
+          f"above the floor at p95: {(hook_p95 - percentile(floor_times, 0.95)) * 1000:.0f} ms")
+    verdict = "ok" if hook_p95 <= TARGET_P95_SECONDS else "OVER TARGET"
+    print(f"target p95 <= {TARGET_P95_SECONDS * 1000:.0f} ms: {verdict} ({hook_p95 * 1000:.0f} ms)")
+    return 0 if hook_p95 <= TARGET_P95_SECONDS else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The slot hooks' shell: what s6's ``run`` and ``finish`` scripts record.
+
+``record_start`` appends the supervisor's ``started`` for the process that
+is about to become the gateway; ``record_exit`` classifies an exit
+(``exits.classify_exit``) and appends what it decided, in one transaction.
+Both open the store with a short busy timeout: a hook that cannot record
+must say so quickly (s6 gives ``finish`` five seconds in all).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn
+
+from .errors import InvalidName, NotFound, ProfileDeleted
+from .events import Event, NewEvent, parse_time
+from .exits import ExitDecision, ObservedExit, classify_exit, window_start
+from .names import validate_name
+from .settings import CrashLoopPolicy, Settings
+from .store import EventStore
+
+SLOT_PREFIX = "gateway-"
+# Well under a second: with the interpreter's start, a hook facing a locked
+# store reports it within one second of starting.
+HOOK_BUSY_TIMEOUT_MS = 500
+# sysexits.h EX_CONFIG: the gateway command cannot be run; finish records
+# `fatal-config` and holds the slot down instead of restarting it forever.
+EXEC_FAILED_STATUS = 78
+
+
+def profile_of_slot(slot: object) -> str:
+    """The profile a slot belongs to: ``gateway-<valid name>``, else InvalidName."""
+    if not isinstance(slot, str) or not slot.startswith(SLOT_PREFIX):
+        shown = repr(slot) if len(repr(slot)) <= 80 else repr(slot)[:77] + "..."
+        raise InvalidName(f"invalid slot name {shown}: expected {SLOT_PREFIX}<profile name>")
+    try:
+        return validate_name(slot[len(SLOT_PREFIX):])
+    except InvalidName as error:
+        raise InvalidName(f"invalid slot name: {error}") from None
+
+
+def open_store(settings: Settings) -> EventStore:
+    return EventStore.open(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+
+
+def record_start(settings: Settings, name: str, pid: int) -> Event:
+    """Append the supervisor's ``started`` for ``pid``.
+
+    Raises NotFound / ProfileDeleted when there is no live profile to start
+    (the caller then starts no gateway), StoreUnavailable when the store fails.
+    """
+    validate_name(name)
+    with open_store(settings) as store, store.writing() as tx:
+        state = tx.state(name)
+        if state is None:
+            raise NotFound(f"no profile named {name!r}: no gateway started")
+        if state.deleted:
+            raise ProfileDeleted(f"profile {name!r} was deleted: no gateway started")
+        return tx.append(NewEvent(profile=name, type="started", actor="supervisor", pid=pid))
+
+
+def record_exit(
+    settings: Settings, name: str, observed: ObservedExit, policy: CrashLoopPolicy
+) -> tuple[ExitDecision, list[Event]]:
+    """Classify an exit and append what was decided, atomically.
+
+    The state, the crash times the breaker counts and the appends share one
+    ``BEGIN IMMEDIATE`` transaction, so two exits recorded at once can never
+    both see four crashes and both miss the fifth.
+    """
+    validate_name(name)
+    with open_store(settings) as store, store.writing() as tx:
+        state = tx.state(name)
+        now = parse_time(store.clock())
+        crash_times: list[str] = []
+        if state is not None and state.live:
+            crash_times = tx.crash_times(
+                name, after_position=state.start_intent_position or 0, since=window_start(policy, now)
+            )
+        decision = classify_exit(state, observed, crash_times, policy, now)
+        return decision, [tx.append(event) for event in decision.events]
+
+
+def exec_gateway(argv: list[str], name: str) -> NoReturn:
+    """Replace this process with the gateway, ``HERMES_PROFILE`` set: the recorded pid becomes its pid."""
+    environment = dict(os.environ)
+    environment["HERMES_PROFILE"] = validate_name(name)
+    os.execvpe(argv[0], argv, environment)

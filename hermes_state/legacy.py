@@ -1,0 +1,338 @@
+"""Legacy import: each profile's ``gateway_state.json`` becomes the start of its stream, once.
+
+DESIGN section 5. For every profile directory (``profiles/<name>/`` holding
+``SOUL.md``, and the home itself for ``default``) whose stream does not
+exist yet, the file is read once and ``created`` (and ``started`` when the
+gateway should run) are appended with actor ``import``, in one transaction
+per profile. Once a stream exists its file is never read again, so importing
+twice changes nothing. The files are never written.
+
+The decisions (``plan_import``, ``should_run``) are pure; ``import_legacy``
+is the shell around them. docs/legacy-import.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import HermesError
+from .events import NewEvent, format_time
+from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
+from .settings import Settings
+from .store import EventStore
+
+LEGACY_FILE = "gateway_state.json"
+PROFILE_MARKER = "SOUL.md"
+# Real files hold a few hundred bytes; anything this large is not one.
+MAX_LEGACY_BYTES = 1 << 20
+RUNNING_STATES = frozenset({"running", "draining", "degraded"})
+REASON = "legacy-import"
+
+UP, DOWN, SKIPPED, FAILED = "up", "down", "skipped", "failed"
+ALREADY = "already in the event store"
+
+
+# -- the pure part ------------------------------------------------------------
+
+
+def should_run(document: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether a legacy state means "run the gateway", and why.
+
+    ``desired_state`` (what someone asked for) wins; without it (or when it is
+    null), ``gateway_state`` running, draining or degraded means it was
+    meant to run. Everything else, unknown values included, is down.
+    """
+    desired = document.get("desired_state")
+    if desired is not None:
+        return desired == "running", f"desired_state {_show(desired)}"
+    gateway = document.get("gateway_state")
+    if gateway is None:
+        return False, "neither desired_state nor gateway_state"
+    return gateway in RUNNING_STATES, f"gateway_state {_show(gateway)}"
+
+
+def _show(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def normalized_time(value: object) -> str | None:
+    """``updated_at`` as stored in the wild (ISO text, or an epoch number) in the log's format."""
+    try:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, (int, float)):
+            if not 0 < value < 10**11:
+                return None
+            moment = datetime.fromtimestamp(value, tz=timezone.utc)
+        elif isinstance(value, str):
+            moment = datetime.fromisoformat(value.strip())
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return format_time(moment)
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """What one profile's legacy file imports as."""
+
+    up: bool
+    why: str
+    problem: str | None
+    created_data: Mapping[str, Any]
+    started_data: Mapping[str, Any]
+
+
+def plan_import(source: str, raw: bytes | None, unread_because: str | None = None) -> ImportPlan:
+    """Decide from the file's bytes (``None``: not there, or ``unread_because`` says why not read).
+
+    ``data`` keeps the original exactly: its sha256, and its text as
+    ``content`` when it is UTF-8, else its bytes as ``content_base64``
+    (event data is a JSON object of text, and an undecodable byte has no text).
+    """
+    base: dict[str, Any] = {"source": source}
+    if raw is None:
+        problem = unread_because or f"no {LEGACY_FILE}"
+        return _down(base, problem, problem)
+    base["sha256"] = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        base["content_base64"] = base64.b64encode(raw).decode("ascii")
+        return _down(base, f"not UTF-8 (byte {error.start} is {raw[error.start]:#04x})")
+    base["content"] = text
+    if not text.strip():
+        return _down(base, "empty file")
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        return _down(base, f"not valid JSON ({error})")
+    if not isinstance(document, dict):
+        return _down(base, f"not a JSON object (a {type(document).__name__})")
+    up, why = should_run(document)
+    created = dict(base, imported_as=UP if up else DOWN, why=why)
+    updated_at = normalized_time(document.get("updated_at", document.get("timestamp")))
+    if updated_at is not None:
+        created["updated_at"] = updated_at
+    started = {"source": source, "sha256": base["sha256"], "why": why}
+    return ImportPlan(up, why, None, created, started)
+
+
+def _down(base: dict[str, Any], problem: str, why: str | None = None) -> ImportPlan:
+    why = why or f"{LEGACY_FILE} unusable: {problem}"
+    return ImportPlan(False, why, problem, dict(base, imported_as=DOWN, why=why, problem=problem), {})
+
+
+def events_for(profile: str, plan: ImportPlan) -> list[NewEvent]:
+    """``created`` and, when the gateway should run, ``started``: appended together or not at all."""
+    batch = [NewEvent(profile, "created", "import", "down", reason=REASON, data=plan.created_data)]
+    if plan.up:
+        batch.append(NewEvent(profile, "started", "import", "up", reason=REASON, data=plan.started_data))
+    return batch
+
+
+# -- the report ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileOutcome:
+    """One entry of the import: a profile imported up or down, skipped, or failed (to be retried)."""
+
+    profile: str  # the directory name as found (shown quoted when it is not a valid name)
+    outcome: str  # up, down, skipped, failed
+    reason: str
+    problem: str | None = None
+    source: str | None = None
+
+    @property
+    def imported(self) -> bool:
+        return self.outcome in (UP, DOWN)
+
+    def line(self, dry_run: bool = False) -> str:
+        verb = {UP: "up", DOWN: "down"}.get(self.outcome)
+        head = f"{'would import' if dry_run else 'imported'} {verb}" if verb else self.outcome
+        text = f"{self.profile}: {head} ({self.reason})"
+        if self.problem and self.problem not in self.reason:
+            text += f"; problem: {self.problem}"
+        return text
+
+
+@dataclass
+class LegacyReport:
+    dry_run: bool
+    outcomes: list[ProfileOutcome] = field(default_factory=list)
+
+    def of(self, *kinds: str) -> list[ProfileOutcome]:
+        return [o for o in self.outcomes if o.outcome in kinds]
+
+    @property
+    def imported(self) -> list[ProfileOutcome]:
+        return self.of(UP, DOWN)
+
+    @property
+    def skipped(self) -> list[ProfileOutcome]:
+        return self.of(SKIPPED)
+
+    @property
+    def failed(self) -> list[ProfileOutcome]:
+        return self.of(FAILED)
+
+    @property
+    def already(self) -> list[ProfileOutcome]:
+        return [o for o in self.skipped if o.reason == ALREADY]
+
+    def summary(self) -> str:
+        up, down = len(self.of(UP)), len(self.of(DOWN))
+        verb = "would import" if self.dry_run else "imported"
+        text = f"{verb} {up + down} ({up} up, {down} down), skipped {len(self.skipped) - len(self.already)}"
+        text += f", already imported {len(self.already)}"
+        if self.failed:
+            text += f", failed {len(self.failed)} (not imported; retried next time)"
+        return text
+
+
+# -- the shell ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    profile: str
+    path: Path
+    source: str
+
+
+def import_legacy(
+    store: EventStore,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> LegacyReport:
+    """Import every legacy profile whose stream does not exist yet; report each one.
+
+    ``progress(done, total)`` is called after each entry. A directory that is
+    not a profile is skipped with its reason and never stops the import; a
+    file that cannot be read (permissions, I/O) is reported as failed and left
+    for the next run. A store failure stops the import: each profile is
+    imported atomically, so what was imported stays and a rerun continues.
+    """
+    report = LegacyReport(dry_run=dry_run)
+    entries = _survey(settings)
+    existing = {state.profile for state in store.states(include_deleted=True)}
+    total = len(entries)
+    for done, entry in enumerate(entries, start=1):
+        if isinstance(entry, ProfileOutcome):
+            report.outcomes.append(entry)
+        elif entry.profile in existing:
+            report.outcomes.append(ProfileOutcome(entry.profile, SKIPPED, ALREADY, source=entry.source))
+        else:
+            report.outcomes.append(_import_one(store, entry, dry_run))
+        if progress is not None:
+            progress(done, total)
+    return report
+
+
+def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool) -> ProfileOutcome:
+    try:
+        raw, unread_because = read_legacy_file(candidate.path)
+    except OSError as error:
+        reason = f"cannot read {candidate.source}: {error.strerror or error}"
+        return ProfileOutcome(candidate.profile, FAILED, reason, source=candidate.source)
+    plan = plan_import(candidate.source, raw, unread_because)
+    outcome = ProfileOutcome(candidate.profile, UP if plan.up else DOWN, plan.why, plan.problem, candidate.source)
+    if dry_run:
+        return outcome
+    with store.writing() as tx:
+        # Checked again inside the transaction: another importer may have won.
+        if tx.state(candidate.profile) is not None:
+            return ProfileOutcome(candidate.profile, SKIPPED, ALREADY, source=candidate.source)
+        for event in events_for(candidate.profile, plan):
+            tx.append(event)
+    return outcome
+
+
+def read_legacy_file(path: Path) -> tuple[bytes | None, str | None]:
+    """The file's bytes, or (None, why it was not read) for a file that cannot be a legacy state.
+
+    Never follows a symbolic link and never blocks on a FIFO. Missing: (None, None).
+    Raises OSError for a file that exists but cannot be read now (permissions,
+    I/O): the caller leaves it for the next run rather than import it as down.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return None, f"{LEGACY_FILE} is a symbolic link: not followed"
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{LEGACY_FILE} is not a regular file"
+        if info.st_size > MAX_LEGACY_BYTES:
+            return None, f"{LEGACY_FILE} is too large ({info.st_size} bytes): not read"
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_LEGACY_BYTES:
+                return None, f"{LEGACY_FILE} is too large: not read"
+        return b"".join(chunks), None
+    finally:
+        os.close(fd)
+
+
+def _survey(settings: Settings) -> list[_Candidate | ProfileOutcome]:
+    """Every entry the import considers, in a stable order: ``default`` first, then by name."""
+    entries: list[_Candidate | ProfileOutcome] = []
+    root_file = settings.home / LEGACY_FILE
+    if os.path.lexists(root_file):
+        entries.append(_Candidate(DEFAULT_PROFILE, root_file, LEGACY_FILE))
+    try:
+        names = sorted(os.listdir(settings.profiles_dir))
+    except FileNotFoundError:
+        names = []
+    except OSError as error:
+        raise HermesError(f"cannot list {settings.profiles_dir}: {error.strerror}") from None
+    for name in names:
+        entries.append(_profile_entry(settings.profiles_dir, name))
+    return entries
+
+
+def _profile_entry(profiles_dir: Path, name: str) -> _Candidate | ProfileOutcome:
+    shown = name if name.isprintable() and len(name) <= 80 else repr(name)[:80]
+    if name == DEFAULT_PROFILE:
+        return ProfileOutcome(shown, SKIPPED, f"the root profile's legacy state is $HERMES_HOME/{LEGACY_FILE}")
+    if not NAME_PATTERN.fullmatch(name):
+        return ProfileOutcome(shown, SKIPPED, "not a valid profile name")
+    if name in RESERVED_NAMES:
+        return ProfileOutcome(shown, SKIPPED, "a reserved name, not a profile")
+    directory = profiles_dir / name
+    try:
+        info = os.lstat(directory)
+    except OSError as error:
+        return ProfileOutcome(shown, FAILED, f"cannot inspect: {error.strerror}")
+    if stat.S_ISLNK(info.st_mode):
+        return ProfileOutcome(shown, SKIPPED, "a symbolic link, not a profile directory")
+    if not stat.S_ISDIR(info.st_mode):
+        return ProfileOutcome(shown, SKIPPED, "not a directory")
+    try:
+        os.lstat(directory / PROFILE_MARKER)
+    except FileNotFoundError:
+        return ProfileOutcome(shown, SKIPPED, f"no {PROFILE_MARKER}: not a profile")
+    except OSError as error:
+        return ProfileOutcome(shown, FAILED, f"cannot inspect: {error.strerror}")
+    return _Candidate(name, directory / LEGACY_FILE, f"profiles/{name}/{LEGACY_FILE}")
