@@ -75,11 +75,16 @@ RUN groupadd --gid 10000 hermes \
 # cont-init.d / cont-finish.d scripts, the s6-rc services, the privilege drop.
 COPY docker/rootfs/ /
 
+# The scan directory is spelled out rather than left to the s6-overlay
+# detection, so the hooks and the CLI, which run as hermes, find it even
+# where that user could not see /run/s6.
+
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     HERMES_HOME=/opt/data \
     HERMES_USER=hermes \
     HERMES_BIN=/opt/hermes/venv/bin/hermes \
+    S6_PROFILE_GATEWAY_SCANDIR=/run/service \
     S6_CMD_ARG0=/usr/local/bin/hermes-main \
     S6_BEHAVIOUR_IF_STAGE2_FAILS=2 \
     S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0
