@@ -19,8 +19,10 @@ What is simulated, and how (docs/docker.md says the same):
   "$@"``), and every process starts with the container's environment
   already, which is what with-contenv would have restored. The s6 binaries
   come from /usr/bin instead of /command.
-- s6-overlay's stages are played by this class, in its order: "tmpfs" /run
-  wiped at every start; s6-svscan on the scan directory; every cont-init.d
+- s6-overlay's stages are played by this class, in its order: the scan
+  directory emptied at every start (s6-overlay's preinit does that; the rest
+  of /run survives a `docker restart`, so does the start steps' marker
+  directory here); s6-svscan on the scan directory; every cont-init.d
   script in order, a failure stopping the start after the loop
   (S6_BEHAVIOUR_IF_STAGE2_FAILS=2); the s6-rc pipeline as a service directory
   whose ``log/`` is the logger (s6-svscan's own service/logger pipe instead of
@@ -142,7 +144,7 @@ class Container:
     def start(self) -> list[subprocess.CompletedProcess[str]]:
         """Stage 1 and 2: a fresh /run, s6-svscan, cont-init.d; the watch pipeline only if all succeeded."""
         assert self.scanner is None, "already started"
-        shutil.rmtree(self.root / "run", ignore_errors=True)  # /run is a tmpfs
+        shutil.rmtree(self.scandir, ignore_errors=True)  # s6-overlay's preinit: rm -rf + mkdir 0755
         self.scandir.mkdir(parents=True, mode=0o755)
         (self.root / "run").chmod(0o755)
         self.scanner = subprocess.Popen(

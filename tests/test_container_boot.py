@@ -230,6 +230,20 @@ def test_a_bad_remap_stops_the_start_before_boot(world_tmp, hermes_user, variabl
         box.cleanup()
 
 
+def test_a_bad_remap_at_a_restart_is_not_covered_by_the_previous_start(empty_container):
+    """/run survives `docker restart`: the account step's marker from the last start must not let boot run."""
+    box = empty_container
+    ok(box.start())
+    ok(box.stop())
+    assert (box.run_dir / "account-ready").exists()
+    box.extra_env["HERMES_UID"] = "0"
+    account, boot = box.start()
+    assert account.returncode == 1 and "invalid HERMES_UID '0'" in account.stderr
+    assert boot.returncode == 1 and "not booting" in boot.stderr
+    assert not box.slots() and not (box.scandir / "hermes-state-watch").exists()
+    ok(box.stop())
+
+
 def test_the_main_program_routes_its_arguments_and_runs_them_as_the_gateway_user(empty_container):
     """`docker run IMAGE ARGS`: s6-overlay runs S6_CMD_ARG0 (hermes-main) with ARGS, as root."""
     box = empty_container
