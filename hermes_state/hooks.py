@@ -15,11 +15,11 @@ from typing import NoReturn
 from .errors import InvalidName, NotFound, ProfileDeleted
 from .events import Event, NewEvent, parse_time
 from .exits import ExitDecision, ObservedExit, classify_exit, window_start
+from . import names
 from .names import validate_name
 from .settings import CrashLoopPolicy, Settings
 from .store import EventStore
 
-SLOT_PREFIX = "gateway-"
 # Well under a second: with the interpreter's start, a hook facing a locked
 # store reports it within one second of starting.
 HOOK_BUSY_TIMEOUT_MS = 500
@@ -30,13 +30,11 @@ EXEC_FAILED_STATUS = 78
 
 def profile_of_slot(slot: object) -> str:
     """The profile a slot belongs to: ``gateway-<valid name>``, else InvalidName."""
-    if not isinstance(slot, str) or not slot.startswith(SLOT_PREFIX):
+    name = names.profile_of_slot(slot)
+    if name is None:
         shown = repr(slot) if len(repr(slot)) <= 80 else repr(slot)[:77] + "..."
-        raise InvalidName(f"invalid slot name {shown}: expected {SLOT_PREFIX}<profile name>")
-    try:
-        return validate_name(slot[len(SLOT_PREFIX):])
-    except InvalidName as error:
-        raise InvalidName(f"invalid slot name: {error}") from None
+        raise InvalidName(f"invalid slot name {shown}: expected {names.SLOT_PREFIX}<profile name>")
+    return name
 
 
 def open_store(settings: Settings) -> EventStore:

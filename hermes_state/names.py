@@ -33,6 +33,22 @@ def validate_new_name(name: object) -> str:
     return name  # type: ignore[return-value]
 
 
+# A profile's s6 service slot is named gateway-<name> (DESIGN section 1).
+SLOT_PREFIX = "gateway-"
+
+
+def slot_name(name: str) -> str:
+    return SLOT_PREFIX + validate_name(name)
+
+
+def profile_of_slot(entry: object) -> str | None:
+    """The profile whose slot ``entry`` names, or None when it is not a slot of ours."""
+    if not isinstance(entry, str) or not entry.startswith(SLOT_PREFIX):
+        return None
+    name = entry[len(SLOT_PREFIX):]
+    return name if NAME_PATTERN.fullmatch(name) else None
+
+
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -12,7 +12,7 @@ from typing import Mapping
 
 from .db.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
-from .names import validate_name
+from .names import slot_name, validate_name
 
 DEFAULT_CRASH_LOOP = "5/60s"
 S6_OVERLAY_SCANDIR = Path("/run/service")
@@ -103,7 +103,7 @@ class Settings:
         return self.home if name == "default" else self.profiles_dir / name
 
     def slot_dir(self, name: str) -> Path:
-        return self.scandir / f"gateway-{validate_name(name)}"
+        return self.scandir / slot_name(name)
 
     def crash_loop_policy(self) -> CrashLoopPolicy:
         return CrashLoopPolicy.parse(self.crash_loop)

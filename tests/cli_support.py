@@ -1,8 +1,4 @@
-"""Shared by the CLI tests: a migrated home made fast, and a writer that appends through the real store.
-
-``store_home`` copies a store migrated once per session (by the real
-migration) instead of running `hermes state migrate` in every test; the
-copy belongs to the unprivileged user like any store.
+"""Shared by the CLI tests: a writer that appends through the real store, and output checks.
 
 ``LogWriter`` appends through the real ``EventStore`` with a clock the test
 sets, so fixtures can hold events hours or days apart.
@@ -11,35 +7,15 @@ sets, so fixtures can hold events hours or days apart.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-import pytest
 from conftest import Home, give_to
 
 from hermes_state.events import Event, NewEvent, format_time
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
-
-
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory) -> Path:
-    from hermes_state.migrate import migrate
-
-    path = tmp_path_factory.mktemp("template") / "profiles.db"
-    migrate(path)
-    return path
-
-
-@pytest.fixture
-def store_home(home: Home, migrated_template: Path) -> Home:
-    """A HERMES_HOME with a migrated, empty store, all owned by the unprivileged user."""
-    home.db.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_template, home.db)
-    give_to(home.path, home.user)
-    return home
 
 
 class LogWriter:

@@ -155,9 +155,25 @@ def home(world_tmp: Path, hermes_user: User) -> Home:
     return Home(path, hermes_user)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    """A store migrated once per session by the real migration (Alembic costs ~0.5 s a run)."""
+    from hermes_state.migrate import migrate
+
+    path = tmp_path_factory.mktemp("template") / "profiles.db"
+    migrate(path)
+    # The last connection closed checkpointed the WAL: the main file is the whole store.
+    assert not Path(f"{path}-wal").exists()
+    return path
+
+
 @pytest.fixture
-def migrated_home(home: Home) -> Home:
-    """A HERMES_HOME with a migrated store, made by the unprivileged user."""
-    result = home.hermes("state", "migrate")
-    assert result.returncode == 0, result.stderr
+def migrated_home(home: Home, migrated_template: Path) -> Home:
+    """A HERMES_HOME holding a migrated, empty store, all owned by the unprivileged user.
+
+    (`hermes state migrate` run by that user is tested on its own, in test_schema.py.)
+    """
+    home.db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_template, home.db)
+    give_to(home.path, home.user)
     return home

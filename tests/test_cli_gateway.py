@@ -8,16 +8,16 @@ import subprocess
 import time
 
 import pytest
-from cli_support import LogWriter, json_lines, migrated_template, one_stderr_line, store_home  # noqa: F401
+from cli_support import LogWriter, json_lines, one_stderr_line
 from conftest import HERMES
 
-from hermes_state.svstat import SlotStatus, Unavailable, parse
+from hermes_cli.commands.gateway import observe_slot
 
 
 @pytest.fixture
-def alice(store_home):
-    assert store_home.hermes("profile", "create", "alice").returncode == 0
-    return store_home
+def alice(migrated_home):
+    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    return migrated_home
 
 
 def intents(home, profile="alice") -> list[tuple]:
@@ -48,8 +48,8 @@ def test_the_global_profile_option_and_the_default(alice):
 
 
 @pytest.mark.parametrize("verb", ["start", "stop", "restart", "status"])
-def test_an_invalid_name_is_2(store_home, verb):
-    result = store_home.hermes("gateway", verb, "-p", "Alice!")
+def test_an_invalid_name_is_2(migrated_home, verb):
+    result = migrated_home.hermes("gateway", verb, "-p", "Alice!")
     assert result.returncode == 2
     one_stderr_line(result)
 
@@ -127,31 +127,11 @@ def test_status_with_s6_shows_what_s6_reports(alice, svscan):
     assert row["s6"]["wanted_up"] is False and row["s6"]["exit_code"] == 0  # exits 0 on SIGTERM
 
 
-@pytest.mark.parametrize(
-    "line, expected",
-    [
-        ("true 3849 true true -1 -1 12", None),
-        ("true true true 3849 -1 -1 12", SlotStatus(True, True, True, 3849, None, None, 12)),
-        ("false false true -1 -1 9 3", SlotStatus(False, False, True, None, None, 9, 3)),
-        ("false true true -1 1 -1 0", SlotStatus(False, True, True, None, 1, None, 0)),
-        ("", None),
-    ],
-)
-def test_svstat_lines(line, expected):
-    if expected is None:
-        with pytest.raises(ValueError):
-            parse(line)
-    else:
-        assert parse(line) == expected
-
-
-def test_svstat_unavailable_reasons(tmp_path):
-    from hermes_state.svstat import read
-
-    assert isinstance(read(tmp_path / "nowhere" / "gateway-x"), Unavailable)
-    assert "no slot" in read(tmp_path / "gateway-x").reason
+def test_slot_status_unavailable_reasons(tmp_path):
+    assert "not readable" in observe_slot(str(tmp_path / "nowhere" / "gateway-x"))
+    assert "no slot" in observe_slot(str(tmp_path / "gateway-x"))
     (tmp_path / "gateway-x").mkdir()
-    assert "s6-svstat" in read(tmp_path / "gateway-x").reason  # nothing supervises it
+    assert "nothing supervises" in observe_slot(str(tmp_path / "gateway-x"))
 
 
 # -- gateway run ------------------------------------------------------------------
@@ -184,8 +164,8 @@ def test_gateway_run_holds_the_profile_lock_and_exits_0_on_sigterm(alice):
     assert third.wait(timeout=5) == 0 and "running as pid" in said
 
 
-def test_gateway_run_of_a_missing_profile_is_78(store_home):
-    result = store_home.hermes("-p", "nobody", "gateway", "run", timeout=10)
+def test_gateway_run_of_a_missing_profile_is_78(migrated_home):
+    result = migrated_home.hermes("-p", "nobody", "gateway", "run", timeout=10)
     assert result.returncode == 78
     assert "no such profile" in one_stderr_line(result)
 

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from cli_support import LogWriter, json_lines, migrated_template, one_stderr_line, store_home  # noqa: F401
+from cli_support import LogWriter, json_lines, one_stderr_line
 from conftest import HERMES
 
 from hermes_state.db.driver import sqlite_module
@@ -20,9 +20,9 @@ NOW = datetime.now(timezone.utc)
 
 
 @pytest.fixture
-def alice(store_home):
+def alice(migrated_home):
     """alice: 9 events over two boots: a run ended by a shutdown, two crashes, then the breaker."""
-    writer = LogWriter(store_home, start=NOW - timedelta(days=2))
+    writer = LogWriter(migrated_home, start=NOW - timedelta(days=2))
     writer.boot("0b0e-1")
     writer.append("alice", "created", "cli", "down")
     writer.after(minutes=1).append("alice", "started", "cli", "up", idempotency_key="ui-42")
@@ -34,7 +34,7 @@ def alice(store_home):
         "alice", "stopped", "supervisor", "down", reason="crash-loop", data={"crashes": 2, "window_seconds": 60}
     )
     writer.close()
-    return store_home
+    return migrated_home
 
 
 def history(home, *args, **kwargs):
@@ -59,11 +59,11 @@ def history(home, *args, **kwargs):
         (["alice", "--follow", "--until", "1h"], 2, "--follow"),
     ],
 )
-def test_bad_input_is_one_line_and_its_status(store_home, args, status, words):
-    writer = LogWriter(store_home)
+def test_bad_input_is_one_line_and_its_status(migrated_home, args, status, words):
+    writer = LogWriter(migrated_home)
     writer.append("alice", "created", "cli", "down")
     writer.close()
-    result = history(store_home, *args)
+    result = history(migrated_home, *args)
     assert result.returncode == status
     assert words in one_stderr_line(result)
 
@@ -147,13 +147,13 @@ def test_table_shows_local_times_signal_names_and_the_summary(alice):
     assert "hermes gateway start -p alice" in summary
 
 
-def test_summary_counts_a_running_run(store_home):
-    writer = LogWriter(store_home, start=NOW - timedelta(hours=3))
+def test_summary_counts_a_running_run(migrated_home):
+    writer = LogWriter(migrated_home, start=NOW - timedelta(hours=3))
     writer.append("bob", "created", "cli", "down")
     writer.append("bob", "started", "cli", "up")
     writer.append("bob", "started", "supervisor", pid=777)
     writer.close()
-    summary = history(store_home, "bob").stdout
+    summary = history(migrated_home, "bob").stdout
     assert "1 run, 0 crashes, longest uptime 3h 0m" in summary
     assert "still running" in summary
     assert "running as pid 777" in summary
@@ -234,8 +234,8 @@ def test_follow_prints_an_event_appended_by_another_process_within_a_second(alic
             follower.wait()
 
 
-def test_follow_of_an_unknown_profile_is_3(store_home):
-    result = history(store_home, "nobody", "--follow", timeout=10)
+def test_follow_of_an_unknown_profile_is_3(migrated_home):
+    result = history(migrated_home, "nobody", "--follow", timeout=10)
     assert result.returncode == 3
     one_stderr_line(result)
 

@@ -7,7 +7,6 @@ as the hooks and the CLI do in production.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess

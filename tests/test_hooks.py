@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from conftest import HERMES, Home, give_to, run_as
-from migrated_copy import migrated_home, template_store  # noqa: F401  (fixtures)
 from hermes_state.db.driver import sqlite_module
 from hermes_state.errors import InvalidName
 from hermes_state.events import NewEvent

@@ -18,7 +18,6 @@ import pytest
 from conftest import HERMES, Home, give_to, run_as
 from hermes_state.db.driver import sqlite_module
 from hermes_state.legacy import normalized_time, plan_import, should_run
-from migrated_copy import migrated_home, template_store  # noqa: F401  (fixtures)
 
 # A copy of the shared fixture (../shared/fixtures/legacy-home), described by legacy-home.md beside it.
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cli_support import LogWriter, migrated_template  # noqa: F401
+from cli_support import LogWriter
 from conftest import Home, give_to, run_as
 
 from hermes_state.db.driver import sqlite_module

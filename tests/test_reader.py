@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from cli_support import LogWriter, migrated_template, store_home  # noqa: F401
+from cli_support import LogWriter
 
 from hermes_state.db.connect import uri_for
 from hermes_state.db.paths import store_path_from_env
@@ -64,15 +64,15 @@ def test_refusals(tmp_path, migrated_template):
         StoreReader.open(str(garbage))
 
 
-def test_the_reader_refuses_to_write(store_home):
-    with StoreReader.open(str(store_home.db)) as reader:
+def test_the_reader_refuses_to_write(migrated_home):
+    with StoreReader.open(str(migrated_home.db)) as reader:
         with pytest.raises(StoreUnavailable):
             reader.rows("DELETE FROM profile_projection")
 
 
 @pytest.fixture
-def busy_log(store_home):
-    writer = LogWriter(store_home, start=NOW - timedelta(days=1))
+def busy_log(migrated_home):
+    writer = LogWriter(migrated_home, start=NOW - timedelta(days=1))
     writer.boot("b-1")
     for name in ("alice", "bob"):
         writer.append(name, "created", "cli", "down")
@@ -85,7 +85,7 @@ def busy_log(store_home):
             writer.boot("b-2")
         writer.run("bob", 200 + index, seconds=5, signal=9)
     writer.close()
-    return store_home
+    return migrated_home
 
 
 FILTERS = [

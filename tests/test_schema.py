@@ -180,3 +180,16 @@ def test_a_foreign_sqlite_file_is_refused(home):
     assert result.returncode == 5
     assert "not a hermes-state database" in result.stderr
     assert _file_digest(home.db) == before
+
+
+def test_hermes_state_migrate_as_the_unprivileged_user(home):
+    """The installed `hermes` (a plain `pip install .`) migrates a new file, owned by whoever ran it."""
+    first = home.hermes("state", "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "migrated from an empty file to " + HEAD in first.stdout
+    assert home.db.stat().st_uid == home.user.uid
+    with sqlite3.connect(f"file:{home.db}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
+    again = home.hermes("state", "migrate")
+    assert again.returncode == 0 and "nothing to do" in again.stdout

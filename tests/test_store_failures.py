@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import migrated_template, store_home  # noqa: F401
 
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
@@ -58,64 +57,64 @@ def one_line(result, *phrases: str) -> str:
     return lines[0]
 
 
-def test_a_file_of_garbage(store_home):
-    store_home.db.write_bytes(os.urandom(64 * 1024))
-    before = digest(store_home.db)
+def test_a_file_of_garbage(migrated_home):
+    migrated_home.db.write_bytes(os.urandom(64 * 1024))
+    before = digest(migrated_home.db)
     for args in (WRITE, *READS):
-        result = store_home.hermes(*args)
+        result = migrated_home.hermes(*args)
         assert result.returncode == 5, (args, result.stderr)
         one_line(result, "not a SQLite database", "corrupt")
-    assert digest(store_home.db) == before
+    assert digest(migrated_home.db) == before
 
 
-def test_a_corrupted_page_of_the_log(store_home):
-    with_alice(store_home, events=200)
-    conn = sqlite3.connect(store_home.db)
+def test_a_corrupted_page_of_the_log(migrated_home):
+    with_alice(migrated_home, events=200)
+    conn = sqlite3.connect(migrated_home.db)
     root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()[0]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
-    with open(store_home.db, "r+b") as handle:  # scribble over the log's root page
+    with open(migrated_home.db, "r+b") as handle:  # scribble over the log's root page
         handle.seek((root - 1) * page_size + 100)
         handle.write(os.urandom(page_size - 200))
-    before = digest(store_home.db)
-    history = store_home.hermes("profile", "history", "alice")
+    before = digest(migrated_home.db)
+    history = migrated_home.hermes("profile", "history", "alice")
     assert history.returncode == 5
     one_line(history, "corrupt", "malformed")
-    doctor = store_home.hermes("state", "doctor", "--json")
+    doctor = migrated_home.hermes("state", "doctor", "--json")
     assert doctor.returncode == 5 and '"integrity", "status": "error"' in doctor.stdout
-    assert digest(store_home.db) == before
+    assert digest(migrated_home.db) == before
 
 
-def test_a_file_the_user_may_not_write(store_home):
-    with_alice(store_home)
-    os.chmod(store_home.db, 0o444)
-    before = digest(store_home.db)
-    result = store_home.hermes(*WRITE)
+def test_a_file_the_user_may_not_write(migrated_home):
+    with_alice(migrated_home)
+    os.chmod(migrated_home.db, 0o444)
+    before = digest(migrated_home.db)
+    result = migrated_home.hermes(*WRITE)
     assert result.returncode == 5
     one_line(result, "read-only")
-    history = store_home.hermes("profile", "history", "alice", "--json")
+    history = migrated_home.hermes("profile", "history", "alice", "--json")
     assert history.returncode == 0 and len(history.stdout.splitlines()) == 3  # reading still works
-    assert digest(store_home.db) == before
+    assert digest(migrated_home.db) == before
 
 
-def test_a_state_directory_the_user_may_not_write(store_home):
-    with_alice(store_home)
-    os.chmod(store_home.db.parent, 0o555)
+def test_a_state_directory_the_user_may_not_write(migrated_home):
+    with_alice(migrated_home)
+    os.chmod(migrated_home.db.parent, 0o555)
     try:
-        before = digest(store_home.db)
-        result = store_home.hermes(*WRITE)
+        before = digest(migrated_home.db)
+        result = migrated_home.hermes(*WRITE)
         assert result.returncode == 5
         one_line(result, "read-only", "cannot be opened", "unable to open")
-        assert digest(store_home.db) == before
+        assert digest(migrated_home.db) == before
     finally:
-        os.chmod(store_home.db.parent, 0o755)
+        os.chmod(migrated_home.db.parent, 0o755)
 
 
-def test_a_lock_held_past_the_busy_timeout(store_home):
-    with_alice(store_home)
-    user = store_home.user
+def test_a_lock_held_past_the_busy_timeout(migrated_home):
+    with_alice(migrated_home)
+    user = migrated_home.user
     holder = subprocess.Popen(
-        ["sqlite3", str(store_home.db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        ["sqlite3", str(migrated_home.db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         **({} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}),
     )
     try:
@@ -123,9 +122,9 @@ def test_a_lock_held_past_the_busy_timeout(store_home):
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "holding"
         began = time.monotonic()
-        result = store_home.hermes(*WRITE, env={"HERMES_STATE_BUSY_TIMEOUT_MS": "300"})
+        result = migrated_home.hermes(*WRITE, env={"HERMES_STATE_BUSY_TIMEOUT_MS": "300"})
         waited = time.monotonic() - began
-        reading = store_home.hermes("profile", "history", "alice", "--json")
+        reading = migrated_home.hermes("profile", "history", "alice", "--json")
     finally:
         holder.stdin.write("ROLLBACK;\n")
         holder.stdin.close()
@@ -134,7 +133,7 @@ def test_a_lock_held_past_the_busy_timeout(store_home):
     one_line(result, "locked")
     assert waited < 5  # it gave up after its timeout, not never
     assert reading.returncode == 0  # WAL: a writer's lock does not stop readers
-    after = store_home.hermes("profile", "history", "alice", "--json")
+    after = migrated_home.hermes("profile", "history", "alice", "--json")
     assert len(after.stdout.splitlines()) == 3  # the refused append left nothing
 
 
@@ -183,18 +182,18 @@ def test_a_full_file_system(small_filesystem, hermes_user, migrated_template):
     assert home.hermes(*WRITE).returncode == 0  # space back: the store works again
 
 
-def test_a_schema_from_the_future(store_home):
-    with_alice(store_home)
-    conn = sqlite3.connect(store_home.db, isolation_level=None)
+def test_a_schema_from_the_future(migrated_home):
+    with_alice(migrated_home)
+    conn = sqlite3.connect(migrated_home.db, isolation_level=None)
     conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
     conn.close()
-    checkpoint(store_home.db)
-    before = digest(store_home.db)
+    checkpoint(migrated_home.db)
+    before = digest(migrated_home.db)
     for args in (WRITE, *READS, ("state", "migrate")):
-        result = store_home.hermes(*args)
+        result = migrated_home.hermes(*args)
         assert result.returncode == 5, (args, result.stderr)
         one_line(result, "newer than this code knows")
-    assert digest(store_home.db) == before
+    assert digest(migrated_home.db) == before
 
 
 def test_no_store_at_all(home):

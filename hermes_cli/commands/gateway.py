@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from .. import humane
 from .common import profile_of, settings
+
+if TYPE_CHECKING:
+    from hermes_state.projector.s6 import ServiceStatus
 
 # verb -> (type, desired, reason) of the cli event it appends
 INTENTS = {
@@ -52,23 +56,40 @@ def _intent(verb: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def observe_slot(slot_dir) -> "ServiceStatus | str":
+    """What s6 says of the slot, or why it cannot be known from here (read only: s6-svstat)."""
+    import os
+
+    from hermes_state.projector.s6 import S6, S6Error
+
+    scandir = os.path.dirname(slot_dir)
+    if not os.access(scandir, os.R_OK | os.X_OK):
+        return f"the scan directory {scandir} is not readable from here"
+    if not os.path.isdir(slot_dir):
+        return f"no slot {slot_dir}: the projector has not made one"
+    try:
+        seen = S6().status(slot_dir)
+    except S6Error as error:
+        return str(error)
+    return seen if seen is not None else f"nothing supervises {slot_dir} (is s6-svscan running?)"
+
+
 def status(args: argparse.Namespace) -> int:
-    from hermes_state import svstat
     from hermes_state.db.reader import StoreReader
     from hermes_state.history import read_profile
 
     name = profile_of(args)
     with StoreReader.open() as reader:
         state = read_profile(reader, name)
-    slot = svstat.read(settings().slot_dir(name)) if state["status"] == "live" else svstat.Unavailable(
+    slot = observe_slot(settings().slot_dir(name)) if state["status"] == "live" else (
         "the profile is deleted: it has no slot"
     )
     if args.json:
         from .. import output
 
         row = {key: state[key] for key in _JSON_KEYS}
-        row["s6"] = slot.as_json() if isinstance(slot, svstat.SlotStatus) else None
-        row["s6_unavailable"] = slot.reason if isinstance(slot, svstat.Unavailable) else None
+        row["s6"] = None if isinstance(slot, str) else slot.as_json()
+        row["s6_unavailable"] = slot if isinstance(slot, str) else None
         output.json_lines([row])
         return 0
     now = datetime.now(timezone.utc)
@@ -84,8 +105,7 @@ _JSON_KEYS = (
 
 
 def status_lines(state: dict, slot, now: datetime) -> list[str]:
-    from hermes_state import svstat
-
+    """The human view: ``slot`` is s6's ServiceStatus, or the reason it is unknown."""
     name = state["profile"]
     setter = state["intent_actor"] + (f" ({state['intent_reason']})" if state["intent_reason"] else "")
     desired = f"{state['desired']}, set by {setter} {humane.when(state['intent_at'], now)}"
@@ -94,20 +114,20 @@ def status_lines(state: dict, slot, now: datetime) -> list[str]:
     if state["status"] == "deleted":
         desired = f"deleted {humane.when(state['intent_at'], now)}"
     lines = [f"profile  {name}", f"desired  {desired}"]
-    if isinstance(slot, svstat.SlotStatus):
+    if not isinstance(slot, str):
         if slot.up:
-            seen = f"up for {humane.duration(slot.seconds)}, pid {slot.pid}"
+            seen = f"up for {humane.duration(slot.updownfor)}, pid {slot.pid}"
         else:
-            seen = f"down for {humane.duration(slot.seconds)}"
-            last = humane.exit_text(slot.exit_code, slot.signal)
+            seen = f"down for {humane.duration(slot.updownfor)}"
+            last = humane.exit_text(slot.exitcode, slot.signum)
             seen += f", last exit: {last}" if last else ""
-        if not slot.wanted_up:
+        if not slot.wantedup:
             seen += " (s6 does not want it up)"
         lines.append(f"s6       {seen}")
         if state["status"] == "live" and (state["desired"] == "up") != slot.up:
             lines.append("         not yet as desired: the projector acts on the log (is `hermes state watch` running?)")
     else:
-        lines.append(f"s6       unknown: {slot.reason}")
+        lines.append(f"s6       unknown: {slot}")
     last = f"{state['last_event']} by {state['last_actor']} {humane.when(state['last_event_at'], now)}"
     how = humane.exit_text(state["last_exit_code"], state["last_signal"]) if state["last_event"] in (
         "crashed", "stopped") and state["last_actor"] == "supervisor" else ""

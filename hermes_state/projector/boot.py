@@ -1,0 +1,148 @@
+"""`hermes state boot`: the container boot pass.
+
+Migrate, import legacy ``gateway_state.json`` once, make sure ``default``
+exists (those three write, so as root they run as the gateway user), write
+a fresh boot id, then give every live profile a slot, up exactly when its
+desired state is up. One line per profile goes to
+``$HERMES_HOME/logs/container-boot.log``.
+
+Boot reads the projection, never the whole log, so its time does not grow
+with history; the hash chain is checked over the newest events only (a
+break is a warning here, an error in ``doctor``). A store that is corrupt
+or at another schema stops boot before it acts on anything: no slot is
+created or brought up, the reason goes to the boot log and stderr, exit 5.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import Any, Callable, TextIO
+
+from ..chain import chain_hash
+from ..db.engine import read_transaction
+from ..errors import HermesError, StoreUnavailable
+from ..events import utc_now
+from ..settings import Settings
+from ..store import EventStore
+from . import plan as planning
+from .dropped import run_writing_steps, write_boot_log
+from .reconcile import PassReport, Reconciler, json_line
+from .slots import ScanDir
+
+CHAIN_TAIL = 1000  # newest events whose hashes boot re-checks: constant work, whatever the history
+
+
+def chain_tail_break(store: EventStore, window: int = CHAIN_TAIL) -> int | None:
+    """Position of the first of the newest ``window`` events whose hash does not verify, or None."""
+    with read_transaction(store.engine) as conn:
+        last = conn.exec_driver_sql("SELECT coalesce(max(position), 0) FROM events").scalar_one()
+        rows = conn.exec_driver_sql(
+            "SELECT * FROM events WHERE position >= ? ORDER BY position", (max(1, last - window),)
+        ).mappings().all()
+    previous = None
+    for row in rows:
+        if previous is not None and chain_hash(previous, row) != row["hash"]:
+            return int(row["position"])
+        previous = row["hash"]
+    return None
+
+
+class BootLog:
+    """Lines for container-boot.log, written at the end (as the gateway user when root)."""
+
+    def __init__(self, boot_id: str) -> None:
+        self.boot_id = boot_id
+        self.lines: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.lines.append(f"{utc_now()} boot={self.boot_id} {' '.join(text.split())}\n")
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def boot(
+    settings: Settings,
+    *,
+    err: TextIO | None = None,
+    report: Callable[[PassReport], None] = json_line,
+) -> int:
+    err = err or sys.stderr
+    boot_id = str(uuid.uuid4())
+    log = BootLog(boot_id)
+    log.add(f"start: store {settings.db_path}, scan directory {settings.scandir}")
+    try:
+        status = _boot(settings, boot_id, log, err, report)
+    except HermesError as error:
+        held = "; no slot was created or brought up" if isinstance(error, StoreUnavailable) else ""
+        log.add(f"FAILED: {error}{held}")
+        try:
+            write_boot_log(settings, log.text())
+        except HermesError as log_error:
+            print(f"hermes: cannot write the boot log: {log_error}", file=err, flush=True)
+        raise type(error)(f"boot failed: {error}{held}") from None
+    write_boot_log(settings, log.text())
+    return status
+
+
+def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to: Callable[[PassReport], None]) -> int:
+    scandir = ScanDir(settings.scandir, container=settings.in_container)
+    scandir.ensure()
+
+    steps = run_writing_steps(settings)
+    schema = steps["schema"]
+    if schema["before"] != schema["after"]:
+        log.add(f"migrated store from {schema['before'] or 'nothing'} to {schema['after']}")
+    log.add(f"legacy import: {steps['legacy']['summary']}")
+    for line in steps["legacy"]["lines"]:
+        log.add(f"legacy import: {line}")
+    if steps["default_created"]:
+        log.add("created profile 'default'")
+
+    with EventStore.open(settings, readonly=True) as store:
+        broken = chain_tail_break(store)
+        if broken is not None:
+            warning = (f"warning: hash chain broken at position {broken}: a row was changed behind the "
+                       "triggers' back; run `hermes state doctor`")
+            log.add(warning)
+            print(f"hermes: {warning}", file=err, flush=True)
+
+        scandir.write_boot_id(boot_id)
+        log.add(f"boot id written to {settings.boot_id_path}")
+        reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
+        report = reconciler.full_pass("boot")
+        states = store.states()
+    _log_profiles(log, states, report)
+    if report.errors:
+        log.add(f"finished with {len(report.errors)} error(s)")
+        for line in report.errors:
+            print(f"hermes: boot: {line}", file=err, flush=True)
+        return 1
+    log.add("finished")
+    return 0
+
+
+def _log_profiles(log: BootLog, states: list[Any], report: PassReport) -> None:
+    """One line per profile: its desired state and what boot did to its slot."""
+    by_profile: dict[str, list[dict]] = {}
+    for row in report.actions:
+        by_profile.setdefault(row["profile"], []).append(row)
+    for state in states:
+        if planning.state_problem(state) is not None:
+            continue
+        rows = by_profile.pop(state.profile, [])
+        done = ", ".join(_describe(row) for row in rows) or "slot unchanged"
+        log.add(f"profile {state.profile}: desired {state.desired}; {done}")
+    for name, rows in sorted(by_profile.items()):
+        if name:
+            log.add(f"profile {name}: " + ", ".join(_describe(row) for row in rows))
+
+
+def _describe(row: dict) -> str:
+    text = row["action"]
+    if row.get("detail") and row["action"] == planning.SKIP_INVALID:
+        text += f" ({row['detail']})"
+    if row.get("error"):
+        text += f" FAILED: {row['error']}"
+    return text

@@ -1,0 +1,236 @@
+"""The pure planner: (desired states, what the scan directory and s6 show) -> actions.
+
+No I/O here: ``reconcile`` observes, calls ``plan``, and applies. Desired
+state is compared with s6's own intent (``wantedup``), never with ``up``, so
+the projector does not fight s6 while it waits to restart a crashed process.
+
+Decisions for one live profile whose slot is supervised (D desired, W
+s6's wantedup):
+
+| D    | W     | also                                            | action             |
+|------|-------|-------------------------------------------------|--------------------|
+| down | true  |                                                 | down               |
+| down | false | no ``down`` file                                | mark-down          |
+| up   | true  | restart intent newer than the running run,      | restart            |
+|      |       | not applied yet, process up                     |                    |
+| up   | true  | same, process down (s6 restarting it)           | restart-absorbed   |
+| up   | true  | ``down`` file present                           | mark-up            |
+| up   | false | process up or its ``finish`` running, and the   | none: wait for the |
+|      |       | log has not recorded that run's exit yet        | exit's event       |
+| up   | false | otherwise                                       | up                 |
+
+A profile with no slot gets one (``create-up`` / ``create-down``); a slot
+whose profile is deleted or unknown is removed; a slot nobody supervises
+yet has its ``down`` file set and the scan directory is rescanned.
+Anything read from the database is untrusted: a row that is not a valid
+profile state is skipped (``skip-invalid``) and its slot left alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from ..errors import InvalidName
+from ..events import ACTORS, TYPES
+from ..fold import ProfileState
+from ..names import validate_name
+from .s6 import ServiceStatus
+
+SKIP_INVALID = "skip-invalid"
+REMOVE = "remove"
+PURGE = "purge"
+CREATE_UP = "create-up"
+CREATE_DOWN = "create-down"
+REPAIR = "repair-scripts"
+MARK_DOWN = "mark-down"
+MARK_UP = "mark-up"
+DOWN = "down"
+UP = "up"
+RESTART = "restart"
+ABSORB_RESTART = "restart-absorbed"
+RESCAN = "rescan"
+
+# The order actions are applied in: removals before creations (a rescan
+# then sees both), the rescan last, after every slot it must pick up.
+ORDER = (SKIP_INVALID, REMOVE, PURGE, CREATE_UP, CREATE_DOWN, REPAIR, MARK_DOWN, MARK_UP, DOWN, UP, RESTART, ABSORB_RESTART, RESCAN)
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """What the scan directory and ``s6-svstat`` show for one slot."""
+
+    profile: str
+    status: ServiceStatus | None  # None: no s6-supervise runs on it (yet)
+    down_file: bool
+    scripts_current: bool = True
+    restart_applied: int | None = None  # the last restart intent applied to this slot
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str
+    profile: str  # for skip-invalid: the row's name as shown (repr, shortened); for purge: the entry
+    detail: str = ""
+    position: int | None = None  # create, up, restart: the restart intent the new process covers
+
+    def as_json(self) -> dict:
+        row = {"action": self.kind, "profile": self.profile}
+        if self.detail:
+            row["detail"] = self.detail
+        if self.position is not None:
+            row["position"] = self.position
+        return row
+
+
+def shown(name: object) -> str:
+    """A name from the database, safe to print: repr, at most 80 characters."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def state_problem(state: object) -> str | None:
+    """Why a projection row cannot be acted on, or None when it is a valid state."""
+    if not isinstance(state, ProfileState):
+        return f"not a profile state: {type(state).__name__}"
+    try:
+        validate_name(state.profile)
+    except InvalidName:
+        return "invalid profile name"
+    if state.desired not in ("up", "down"):
+        return f"invalid desired state {shown(state.desired)}"
+    if not isinstance(state.deleted, bool) or not isinstance(state.run_ended, bool):
+        return "invalid deleted or run_ended flag"
+    for field in ("version", "last_position", "intent_position"):
+        if not _position(getattr(state, field), optional=False):
+            return f"invalid {field} {shown(getattr(state, field))}"
+    for field in ("restart_position", "run_position", "start_intent_position"):
+        if not _position(getattr(state, field), optional=True):
+            return f"invalid {field} {shown(getattr(state, field))}"
+    if state.last_type not in TYPES or state.last_actor not in ACTORS or state.intent_actor not in ACTORS:
+        return "invalid last event type or actor"
+    if state.last_reason is not None and not isinstance(state.last_reason, str):
+        return "invalid last reason"
+    return None
+
+
+def _position(value: object, *, optional: bool) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def restart_pending(state: ProfileState, view: SlotView) -> bool:
+    """A ``reason=restart`` intent newer than the running run's ``started``, not applied to this slot yet."""
+    intent = state.restart_position
+    run = state.running_run
+    if intent is None or run is None or intent <= run:
+        return False
+    return view.restart_applied is None or intent > view.restart_applied
+
+
+def exit_pending(state: ProfileState, status: ServiceStatus) -> bool:
+    """The process is going down and its ``finish`` has not recorded the exit yet.
+
+    ``finish`` classifies the exit by what ``s6-svstat -o wantedup`` says when
+    it starts; an ``s6-svc -u`` before then would make a requested stop look
+    like an exit nobody asked for. So ``up`` waits until the log shows the
+    run ended (the exit's event wakes the next pass) or the finish returned.
+    """
+    return (status.up or not status.finish_done) and state.running_run is not None
+
+
+def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
+    """Actions for one valid, live profile (``view`` None: it has no slot)."""
+    name = state.profile
+    if view is None:
+        if state.desired == "up":
+            return [Action(CREATE_UP, name, "desired up, no slot", state.restart_position)]
+        return [Action(CREATE_DOWN, name, "desired down, no slot", state.restart_position)]
+
+    actions: list[Action] = []
+    if not view.scripts_current:
+        actions.append(Action(REPAIR, name, "run/finish are not this version's"))
+    want_down_file = state.desired == "down"
+    status = view.status
+    if status is None:
+        if view.down_file != want_down_file:
+            actions.append(Action(MARK_DOWN if want_down_file else MARK_UP, name, f"desired {state.desired}, not supervised yet"))
+        if state.desired == "up" and restart_pending(state, view):
+            # the rescan starts a fresh process: that is the restart asked for.
+            actions.append(Action(ABSORB_RESTART, name, "not supervised yet: its first process is new", state.restart_position))
+        return actions
+
+    if state.desired == "down":
+        if status.wantedup:
+            actions.append(Action(DOWN, name, "desired down, s6 wants it up"))
+        elif not view.down_file:
+            actions.append(Action(MARK_DOWN, name, "desired down, s6 holds it down"))
+        return actions
+
+    if status.wantedup:
+        if restart_pending(state, view):
+            if status.up:
+                actions.append(Action(RESTART, name, f"restart intent {state.restart_position} is newer than run {state.running_run}", state.restart_position))
+            else:
+                # s6 is about to start a fresh process anyway: that is the restart asked for.
+                actions.append(Action(ABSORB_RESTART, name, "s6 is restarting it", state.restart_position))
+        if view.down_file:
+            actions.append(Action(MARK_UP, name, "desired up, s6 wants it up"))
+        return actions
+
+    if exit_pending(state, status):
+        return actions
+    # A process started now is newer than any restart intent: the UP covers it.
+    actions.append(Action(UP, name, "desired up, s6 wants it down", state.restart_position))
+    return actions
+
+
+def plan(
+    states: Iterable[object],
+    slots: Mapping[str, SlotView],
+    *,
+    leftovers: Sequence[str] = (),
+) -> list[Action]:
+    """Every action that brings ``slots`` to the desired ``states``, in the order to apply them.
+
+    ``states`` are the projection rows in scope (untrusted); ``slots`` the
+    slots observed in the same scope, by profile name. A slot whose profile
+    is absent from ``states`` or deleted is removed.
+    """
+    states = list(states)
+    counts = Counter(getattr(s, "profile", None) for s in states)
+    actions: list[Action] = []
+    live: dict[str, ProfileState] = {}
+    untouchable: set[str] = set()
+    for state in states:
+        problem = state_problem(state)
+        name = getattr(state, "profile", None)
+        if problem is None and counts[name] > 1:
+            problem = "more than one row for this name"
+        if problem is not None:
+            actions.append(Action(SKIP_INVALID, shown(name), problem))
+            if isinstance(name, str):
+                untouchable.add(name)  # a valid-looking slot of a garbled row is left alone
+            continue
+        if state.live:  # type: ignore[union-attr]
+            live[name] = state  # type: ignore[index,assignment]
+
+    unsupervised = False
+    for name in sorted(set(slots) | set(live)):
+        if name in untouchable:
+            continue
+        view = slots.get(name)
+        state = live.get(name)
+        if state is None:
+            actions.append(Action(REMOVE, name, "profile deleted or unknown"))
+            continue
+        actions.extend(decide(state, view))
+        unsupervised = unsupervised or (view is not None and view.status is None)
+
+    for entry in leftovers:
+        actions.append(Action(PURGE, entry, "left behind by an interrupted pass"))
+    if unsupervised or any(a.kind in (CREATE_UP, CREATE_DOWN) for a in actions):
+        actions.append(Action(RESCAN, "", "new or unsupervised slots"))
+    return sorted(actions, key=lambda a: ORDER.index(a.kind))

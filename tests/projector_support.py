@@ -1,0 +1,255 @@
+"""What the projector's tests share: a real s6-svscan they start and stop, a test gateway, appends as the user.
+
+The projector's side (s6-svscan, boot, watch) runs as the suite's own uid:
+root under CI, as in the container, where the slots' scripts then drop to
+the unprivileged test user with s6-setuidgid. Every append is made by that
+unprivileged user, as `hermes` does in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from conftest import HERMES, Home, User, run_as
+
+from hermes_state.db.engine import make_engine, read_transaction
+
+IS_ROOT = os.geteuid() == 0
+
+# The test gateway: one process, no children (kill -9 leaves nothing behind).
+GATEWAY = r"""#!/usr/bin/perl
+# Test gateway, by its profile's name: crash* exits 1 at once, config* exits
+# 78 (EX_CONFIG), quits* exits 0 at once; any other runs until SIGTERM and
+# then exits 0, as `hermes gateway run` does.
+my $name = $ARGV[0] // "";
+exit 1 if $name =~ /^crash/;
+exit 78 if $name =~ /^config/;
+exit 0 if $name =~ /^quits/;
+$SIG{TERM} = sub { exit 0 };
+sleep 1 while 1;
+"""
+
+# Appends as the unprivileged user, through the store (what `hermes profile create` / `gateway start` append).
+_APPEND = r"""
+import sys
+from hermes_state.events import NewEvent
+from hermes_state.settings import Settings
+from hermes_state.store import EventStore
+shapes = {
+    "create": ("created", "down", None),
+    "start": ("started", "up", None),
+    "restart": ("started", "up", "restart"),
+    "stop": ("stopped", "down", None),
+    "delete": ("deleted", "down", None),
+}
+def event(kind, name):
+    event_type, desired, reason = shapes[kind]
+    return NewEvent(name, event_type, "cli", desired, reason=reason)
+with EventStore.open(Settings.from_env()) as store:
+    if ":" in sys.argv[1]:  # "KIND:NAME ...": all in one transaction
+        store.append_all([event(*arg.split(":")) for arg in sys.argv[1:]])
+    else:  # "KIND NAME ...": one transaction each
+        for name in sys.argv[2:]:
+            store.append(event(sys.argv[1], name))
+"""
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):
+    """Poll ``predicate`` until it returns something true; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {value!r})")
+        time.sleep(interval)
+
+
+def processes_under(path: Path) -> list[str]:
+    """Live processes whose working directory is inside ``path`` (s6-supervise and gateways are)."""
+    found = []
+    prefix = str(path)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if state != "Z" and (cwd == prefix or cwd.startswith(prefix + "/") or cwd.startswith(prefix + " ")):
+            found.append(f"{entry.name} {comm} in {cwd}")
+    return found
+
+
+@dataclass
+class Rig:
+    """A HERMES_HOME owned by the user, a scan directory owned by the projector's uid, a gateway."""
+
+    home: Home
+    root: Path
+    scandir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    scanner: subprocess.Popen | None = None
+    daemons: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def user(self) -> User:
+        return self.home.user
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = self.home.env(S6_PROFILE_GATEWAY_SCANDIR=str(self.scandir))
+        env["HERMES_GATEWAY_COMMAND"] = f"{self.root / 'gateway'} {{profile}}"
+        env.update(self.extra_env)
+        env.update(extra)
+        return env
+
+    # -- commands --------------------------------------------------------
+    def hermes(self, *args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
+        """`hermes` as the projector's uid (root under CI)."""
+        return run_as([str(HERMES), *args], None, env=self.env(**extra), timeout=timeout)
+
+    def as_user(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return run_as([str(HERMES), *args], self.user, env=self.env(), timeout=timeout)
+
+    def cli(self, *args: str) -> str:
+        """A `hermes` command as the unprivileged user, which must succeed (e.g. `gateway start -p alice`)."""
+        result = self.as_user(*args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def append(self, kind: str, *names: str) -> None:
+        """Append KIND (create, start, restart, stop, delete) to each name, as the user, one commit each;
+        or ``append("stop:alice", "start:alice")``: those events in one transaction."""
+        result = run_as([sys.executable, "-c", _APPEND, kind, *names], self.user, env=self.env(), timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    def migrate(self) -> None:
+        result = self.as_user("state", "migrate")
+        assert result.returncode == 0, result.stderr
+
+    def boot(self) -> subprocess.CompletedProcess[str]:
+        result = self.hermes("state", "boot")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    # -- s6 --------------------------------------------------------------
+    def start_scanner(self) -> subprocess.Popen:
+        assert self.scanner is None
+        self.scandir.mkdir(parents=True, exist_ok=True)
+        self.scanner = subprocess.Popen(
+            [shutil.which("s6-svscan"), str(self.scandir)], env=self.env(), start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=(self.root / "svscan.log").open("ab"),
+        )
+        wait_for(lambda: (self.scandir / ".s6-svscan" / "control").exists(), 5, "s6-svscan to start")
+        return self.scanner
+
+    def stop_scanner(self) -> None:
+        """As a container stops: s6-svscanctl -t (every finish sees wantedup false), then wait by pid."""
+        scanner, self.scanner = self.scanner, None
+        if scanner is None:
+            return
+        try:
+            if scanner.poll() is None:
+                subprocess.run(["s6-svscanctl", "-t", str(self.scandir)], timeout=10)
+            scanner.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            scanner.kill()  # by its pid: never leave it running, whatever failed
+            scanner.wait()
+            raise AssertionError("s6-svscan did not exit after s6-svscanctl -t") from None
+        wait_for(lambda: not processes_under(self.scandir), 10, "no supervisor or gateway left in the scan directory")
+
+    def status(self, name: str) -> dict[str, str] | None:
+        result = subprocess.run(
+            ["s6-svstat", "-o", "up,pid,wantedup", str(self.scandir / f"gateway-{name}")],
+            capture_output=True, text=True, timeout=10,
+        )
+        if result.returncode != 0:
+            return None
+        up, pid, wantedup = result.stdout.split()
+        return {"up": up == "true", "pid": int(pid), "wantedup": wantedup == "true"}
+
+    def running_pid(self, name: str) -> int | None:
+        st = self.status(name)
+        return st["pid"] if st and st["up"] else None
+
+    # -- the watch daemon ---------------------------------------------------
+    def start_watch(self, *args: str, **extra: str) -> subprocess.Popen:
+        log = (self.root / f"watch-{len(self.daemons)}.out").open("wb")
+        daemon = subprocess.Popen(
+            [str(HERMES), "state", "watch", *args], env=self.env(**extra), stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self.daemons.append(daemon)
+        return daemon
+
+    def watch_output(self, index: int = -1) -> str:
+        number = len(self.daemons) + index if index < 0 else index
+        return (self.root / f"watch-{number}.out").read_text()
+
+    def stop_watch(self, daemon: subprocess.Popen) -> int:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+        return daemon.wait(timeout=10)
+
+    # -- the log -----------------------------------------------------------
+    def history(self, name: str) -> list[dict]:
+        engine = make_engine(self.home.db, readonly=True)
+        try:
+            with read_transaction(engine) as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT position, type, actor, desired, reason, pid, exit_code, signal, boot_id, data "
+                    "FROM events WHERE profile = ? ORDER BY position", (name,)
+                ).mappings().all()
+        finally:
+            engine.dispose()
+        return [dict(row) for row in rows]
+
+    def sql(self, statement: str, *params) -> None:
+        """Raw SQL as the owner of the file (a hostile writer, behind the store's back)."""
+        code = (
+            "import sys, sqlite3; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2], sys.argv[3:]); "
+            "c.commit(); c.close()"
+        )
+        result = run_as([sys.executable, "-c", code, str(self.home.db), statement, *map(str, params)],
+                        self.user, env=self.env(), timeout=30)
+        assert result.returncode == 0, result.stderr
+
+    def cleanup(self) -> None:
+        """Stop what the test started; anything still running in the scan directory is killed by pid, and fails."""
+        try:
+            for daemon in self.daemons:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.wait()
+            self.stop_scanner()
+        finally:
+            left = processes_under(self.scandir)
+            for line in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line.split()[0]), signal.SIGKILL)
+            assert not left, f"left running: {left}"
+
+
+def make_rig(world_tmp: Path, home: Home, **extra_env: str) -> Rig:
+    gateway = world_tmp / "gateway"
+    gateway.write_text(GATEWAY)
+    gateway.chmod(0o755)
+    # Owned by the projector's uid (root under CI), outside the user's volume.
+    return Rig(home=home, root=world_tmp, scandir=world_tmp / "service", extra_env=dict(extra_env))
+
+
+def types(history: list[dict]) -> list[tuple]:
+    """(type, actor, reason) of each event: what a test compares."""
+    return [(row["type"], row["actor"], row["reason"]) for row in history]

@@ -1,0 +1,251 @@
+"""Gateways end to end: real s6-svscan, the real hooks, the watch daemon, appends as the unprivileged user.
+
+These need `hermes state record-start` / `record-exit` (the hooks) installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from projector_support import IS_ROOT, make_rig, processes_under, types, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def rig(world_tmp, home):
+    rig = make_rig(world_tmp, home, HERMES_WATCH_POLL_INTERVAL="0.5")
+    try:  # a setup that fails half-way still stops what it started
+        rig.start_scanner()
+        rig.boot()
+        yield rig
+    finally:
+        rig.cleanup()
+
+
+def supervisor_runs(history):
+    return [row for row in history if row["type"] == "started" and row["actor"] == "supervisor"]
+
+
+def test_create_start_restart_stop_delete(rig):
+    watch = rig.start_watch()
+    rig.cli("profile", "create", "alice")
+    wait_for(lambda: rig.status("alice"), 5, "alice's slot")
+    assert rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}
+
+    rig.cli("gateway", "start", "-p", "alice")
+    first = wait_for(lambda: rig.running_pid("alice"), 5, "alice up")
+    started = wait_for(lambda: supervisor_runs(rig.history("alice")), 5, "alice's supervisor started")
+    assert started[-1]["pid"] == first  # record-start execs the gateway in its own process
+
+    rig.cli("gateway", "restart", "-p", "alice")
+    second = wait_for(lambda: (pid := rig.running_pid("alice")) and pid != first and pid, 5, "a new pid")
+    wait_for(lambda: len(supervisor_runs(rig.history("alice"))) == 2, 5, "the second run recorded")
+    assert supervisor_runs(rig.history("alice"))[-1]["pid"] == second
+
+    rig.cli("gateway", "stop", "-p", "alice")
+    wait_for(lambda: rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}, 5, "alice down")
+    wait_for(lambda: rig.history("alice")[-1]["reason"] == "requested", 5, "the stop recorded")
+    assert not os.path.exists(f"/proc/{second}")
+
+    rig.cli("profile", "delete", "alice", "--yes")
+    wait_for(lambda: not (rig.scandir / "gateway-alice").exists(), 10, "alice's slot removed")
+    assert not [p for p in processes_under(rig.scandir) if "gateway-alice" in p]  # no supervisor left behind
+    assert not [name for name in os.listdir(rig.scandir) if "alice" in name]
+
+    # The gateway exits 0 on SIGTERM: a stop and a restart are recorded as asked, never as a crash or an exit.
+    assert types(rig.history("alice")) == [
+        ("created", "cli", None),
+        ("started", "cli", None),
+        ("started", "supervisor", None),
+        ("started", "cli", "restart"),
+        ("stopped", "supervisor", "restart"),
+        ("started", "supervisor", None),
+        ("stopped", "cli", None),
+        ("stopped", "supervisor", "requested"),
+        ("deleted", "cli", None),
+    ]
+    assert rig.stop_watch(watch) == 0
+    output = rig.watch_output()
+    for action in ("create-down", '"up"', "restart", '"down"', "remove"):
+        assert action in output
+
+
+def test_kill_9_is_a_crash_and_s6_starts_it_again(rig):
+    watch = rig.start_watch()
+    rig.append("create", "kilo")
+    rig.append("start", "kilo")
+    victim = wait_for(lambda: rig.running_pid("kilo"), 5, "kilo up")
+    wait_for(lambda: supervisor_runs(rig.history("kilo")), 5, "kilo's start recorded")
+    time.sleep(1.0)  # a gateway in service (up > 1 s): s6 restarts it without its 1 s backoff
+    killed_at = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+
+    def recovered():
+        history = rig.history("kilo")
+        crashes = [row for row in history if row["type"] == "crashed"]
+        return crashes and len(supervisor_runs(history)) == 2 and history
+
+    history = wait_for(recovered, 3, "crashed + a new supervisor start")
+    print(f"kill -9 to the new run's started in the log: {time.monotonic() - killed_at:.2f} s")
+    assert time.monotonic() - killed_at < 3
+    crash = next(row for row in history if row["type"] == "crashed")
+    assert (crash["signal"], crash["exit_code"], crash["actor"]) == (9, None, "supervisor")
+    assert rig.running_pid("kilo") not in (None, victim)
+    assert rig.stop_watch(watch) == 0
+
+
+def test_crash_loop_and_fatal_config_hold_the_slot_down(rig):
+    watch = rig.start_watch()
+    rig.append("create", "crashy", "config")
+    rig.append("start", "crashy", "config")
+
+    def breaker_tripped():
+        return rig.history("crashy")[-1]["reason"] == "crash-loop"
+
+    wait_for(breaker_tripped, 15, "the crash-loop breaker")
+    history = rig.history("crashy")
+    assert [row["type"] for row in history].count("crashed") == 5  # HERMES_CRASH_LOOP's default, 5/60s
+    assert all(row["exit_code"] == 1 for row in history if row["type"] == "crashed")
+    assert history[-1]["desired"] == "down" and history[-1]["actor"] == "supervisor"
+
+    config = rig.history("config")
+    assert types(config)[-1] == ("stopped", "supervisor", "fatal-config")
+    assert len(supervisor_runs(config)) == 1
+
+    # Held down: s6 does not want them up, and the projector does not fight it.
+    for name in ("crashy", "config"):
+        wait_for(lambda: rig.status(name) == {"up": False, "pid": -1, "wantedup": False}, 5, f"{name} held down")
+    settled = (len(rig.history("crashy")), len(rig.history("config")))
+    time.sleep(1.5)  # s6 would have restarted them by now (1 s backoff)
+    assert (len(rig.history("crashy")), len(rig.history("config"))) == settled
+    assert rig.status("crashy")["wantedup"] is False and (rig.scandir / "gateway-crashy" / "down").exists()
+    assert rig.stop_watch(watch) == 0
+
+
+def test_container_restart_simulated(world_tmp, home):
+    rig = make_rig(world_tmp, home, HERMES_CRASH_LOOP="2/60s")
+    try:
+        rig.start_scanner()
+        rig.boot()
+        _container_restart(rig)
+    finally:
+        rig.cleanup()
+
+
+def _container_restart(rig):
+    watch = rig.start_watch()
+    rig.append("create", "uno", "dos", "tres", "crashy")
+    rig.append("start", "uno", "dos", "crashy")
+    rig.append("stop", "dos")
+    wait_for(lambda: rig.history("crashy")[-1]["reason"] == "crash-loop", 15, "crashy's breaker")
+    wait_for(lambda: rig.running_pid("uno"), 5, "uno up")
+    wait_for(lambda: supervisor_runs(rig.history("uno")), 5, "uno's start recorded")
+    assert rig.stop_watch(watch) == 0
+    old_boot = (rig.scandir / ".boot-id").read_text().strip()
+
+    # docker restart: s6 stops everything, /run/service is a fresh tmpfs, boot runs again.
+    rig.stop_scanner()
+    shutil.rmtree(rig.scandir)
+    rig.start_scanner()
+    rig.boot()
+    new_boot = (rig.scandir / ".boot-id").read_text().strip()
+    assert new_boot != old_boot
+
+    wait_for(lambda: rig.running_pid("uno"), 5, "uno up again")
+    wait_for(lambda: len(supervisor_runs(rig.history("uno"))) == 2, 5, "uno's new run recorded")
+    for name in ("dos", "tres", "crashy"):
+        assert rig.status(name)["wantedup"] is False and rig.status(name)["up"] is False, name
+    uno = rig.history("uno")
+    assert ("stopped", "supervisor", "shutdown") in types(uno)
+    assert "crashed" not in [row["type"] for row in uno]
+    assert supervisor_runs(uno)[-1]["boot_id"] == new_boot
+    time.sleep(1.2)
+    assert rig.status("crashy")["up"] is False  # the crash-looped one stays down
+
+
+def test_gateway_that_exits_0_on_sigterm_records_shutdown_and_runs_again(rig):
+    rig.append("create", "tango")
+    rig.append("start", "tango")
+    watch = rig.start_watch()
+    wait_for(lambda: rig.running_pid("tango"), 5, "tango up")
+    wait_for(lambda: supervisor_runs(rig.history("tango")), 5, "tango's start recorded")
+    rig.stop_watch(watch)
+    rig.stop_scanner()
+    assert types(rig.history("tango"))[-1] == ("stopped", "supervisor", "shutdown")
+    assert rig.history("tango")[-1]["desired"] is None  # desired stays up: it comes back at next boot
+    rig.start_scanner()
+    rig.boot()
+    wait_for(lambda: rig.running_pid("tango"), 5, "tango up after the restart")
+    assert "exited" not in [row["reason"] for row in rig.history("tango")]
+
+
+def test_an_operator_s6_svc_d_is_recorded_as_shutdown_and_undone_while_desired_is_up(rig):
+    watch = rig.start_watch()
+    rig.append("create", "oscar")
+    rig.append("start", "oscar")
+    first = wait_for(lambda: rig.running_pid("oscar"), 5, "oscar up")
+    wait_for(lambda: supervisor_runs(rig.history("oscar")), 5, "oscar's start recorded")
+    subprocess.run(["s6-svc", "-d", str(rig.scandir / "gateway-oscar")], check=True, timeout=10)
+    wait_for(lambda: len(supervisor_runs(rig.history("oscar"))) == 2, 5, "oscar started again")
+    history = rig.history("oscar")
+    assert types(history)[-2:] == [("stopped", "supervisor", "shutdown"), ("started", "supervisor", None)]
+    assert rig.running_pid("oscar") not in (None, first)
+    assert rig.stop_watch(watch) == 0
+
+
+def test_a_start_while_the_stopped_gateway_is_still_exiting_runs_it_again(rig):
+    """s6 was told down; the start lands before finish has recorded the exit: up waits for that record."""
+    watch = rig.start_watch()
+    rig.append("create", "sierra")
+    rig.append("start", "sierra")
+    first = wait_for(lambda: rig.running_pid("sierra"), 5, "sierra up")
+    wait_for(lambda: supervisor_runs(rig.history("sierra")), 5, "sierra's start recorded")
+    rig.append("stop", "sierra")
+    wait_for(lambda: rig.status("sierra")["wantedup"] is False, 5, "the projector to bring sierra down")
+    rig.append("start", "sierra")
+    wait_for(lambda: len(supervisor_runs(rig.history("sierra"))) == 2, 5, "sierra started again")
+    assert rig.running_pid("sierra") not in (None, first)
+    exits = [row["reason"] for row in rig.history("sierra") if row["type"] in ("stopped", "crashed") and row["actor"] == "supervisor"]
+    assert len(exits) == 1 and exits[0] in ("requested", "shutdown")  # never `exited` nor a crash
+    assert rig.stop_watch(watch) == 0
+
+
+def test_a_stop_superseded_before_the_projector_acts_changes_nothing(rig):
+    watch = rig.start_watch()
+    rig.append("create", "tango")
+    rig.append("start", "tango")
+    first = wait_for(lambda: rig.running_pid("tango"), 5, "tango up")
+    wait_for(lambda: supervisor_runs(rig.history("tango")), 5, "tango's start recorded")
+    rig.append("stop:tango", "start:tango")  # one transaction: the projector never sees the stop alone
+    time.sleep(0.5)
+    assert rig.running_pid("tango") == first  # level-triggered: desired up, s6 has it up
+    assert rig.stop_watch(watch) == 0
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="privilege separation needs root: as one user, the user owns the scan directory")
+def test_the_user_cannot_write_the_scan_directory_but_starts_and_stops_gateways(rig):
+    from conftest import run_as
+
+    probe = run_as(["/bin/sh", "-c", f"touch {rig.scandir}/gateway-evil"], rig.user, env=rig.env())
+    assert probe.returncode != 0 and "Permission denied" in probe.stderr
+    probe = run_as(["s6-svc", "-u", str(rig.scandir / "gateway-default")], rig.user, env=rig.env())
+    assert probe.returncode != 0
+    watch = rig.start_watch()
+    rig.cli("profile", "create", "uma")
+    rig.cli("gateway", "start", "-p", "uma")
+    pid = wait_for(lambda: rig.running_pid("uma"), 5, "uma up")
+    owner = os.stat(f"/proc/{pid}").st_uid
+    assert owner == rig.user.uid  # the gateway runs as the user, dropped by s6-setuidgid
+    rig.cli("gateway", "stop", "-p", "uma")
+    wait_for(lambda: rig.status("uma")["up"] is False, 5, "uma down")
+    assert rig.stop_watch(watch) == 0
+    for root, dirs, files in os.walk(rig.home.path):
+        for name in dirs + files:
+            assert os.lstat(os.path.join(root, name)).st_uid == rig.user.uid, os.path.join(root, name)

@@ -1,0 +1,255 @@
+"""The pure planner: a decision table, every combination, and hostile rows."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from hermes_state.fold import ProfileState
+from hermes_state.projector.plan import SlotView, plan
+from hermes_state.projector.s6 import ServiceStatus
+
+T0, T1 = 1000, 2000  # TAI64N stamps, only their order matters
+
+
+def state(
+    name: str = "alice",
+    desired: str = "up",
+    *,
+    deleted: bool = False,
+    restart: int | None = None,
+    run: int | None = 10,
+    run_ended: bool = False,
+    last: tuple[str, str, str | None] = ("started", "supervisor", None),
+) -> ProfileState:
+    last_type, last_actor, last_reason = last
+    return ProfileState(
+        profile=name, version=5, deleted=deleted, desired=desired, created_position=1,
+        last_position=20, last_type=last_type, last_actor=last_actor, last_reason=last_reason,
+        last_at="2026-01-01T00:00:00.000Z", intent_position=5, intent_actor="cli", intent_reason=None,
+        intent_at="2026-01-01T00:00:00.000Z", start_intent_position=5, restart_position=restart,
+        run_position=run, run_pid=1234 if run else None, run_started_at=None, run_boot_id=None,
+        run_ended=run_ended,
+    )
+
+
+def status(*, wantedup: bool, up: bool, finish_done: bool = True) -> ServiceStatus:
+    if up:
+        return ServiceStatus(True, 4321, wantedup, True, None, None, T1, T0, 1)
+    # down: finish has returned when readysince >= updownsince
+    return ServiceStatus(False, None, wantedup, True, None, 15, T1, T1 if finish_done else T0, 1)
+
+
+def view(name: str = "alice", st: ServiceStatus | None = None, *, down_file: bool = False,
+         scripts: bool = True, applied: int | None = None) -> SlotView:
+    return SlotView(name, st, down_file, scripts, applied)
+
+
+def kinds(actions) -> list[str]:
+    return [a.kind for a in actions]
+
+
+SHUTDOWN = ("stopped", "supervisor", "shutdown")
+CRASH_LOOP = ("stopped", "supervisor", "crash-loop")
+
+# (case, desired state, slot) -> action kinds, in order.
+TABLE = [
+    ("no slot, desired up", state(desired="up"), None, ["create-up", "rescan"]),
+    ("no slot, desired down", state(desired="down"), None, ["create-down", "rescan"]),
+    ("unsupervised, down file right", state(desired="down"), view(down_file=True), ["rescan"]),
+    ("unsupervised, desired up, down file left", state(desired="up"), view(down_file=True), ["mark-up", "rescan"]),
+    ("unsupervised, desired down, no down file", state(desired="down"), view(down_file=False), ["mark-down", "rescan"]),
+    ("up and wanted up", state(), view(st=status(wantedup=True, up=True)), []),
+    ("s6 restarting after a crash", state(run_ended=True), view(st=status(wantedup=True, up=False)), []),
+    ("desired up, s6 holds it down", state(last=("stopped", "cli", None)), view(st=status(wantedup=False, up=False)), ["up"]),
+    ("desired up, process still stopping", state(), view(st=status(wantedup=False, up=True)), []),
+    ("desired up, finish running", state(), view(st=status(wantedup=False, up=False, finish_done=False)), []),
+    ("desired up, finish running, its exit logged", state(run_ended=True), view(st=status(wantedup=False, up=False, finish_done=False)), ["up"]),
+    ("desired up, no run in the log, still stopping", state(run=None), view(st=status(wantedup=False, up=True)), ["up"]),
+    ("after a shutdown: desired is still up", state(last=SHUTDOWN, run_ended=True), view(st=status(wantedup=False, up=False)), ["up"]),
+    ("a stale run from an earlier boot, finish done", state(run=3), view(st=status(wantedup=False, up=False)), ["up"]),
+    ("desired down, wanted up", state(desired="down"), view(st=status(wantedup=True, up=True)), ["down"]),
+    ("desired down, wanted up, restarting", state(desired="down"), view(st=status(wantedup=True, up=False)), ["down"]),
+    ("desired down, held down", state(desired="down", last=CRASH_LOOP), view(st=status(wantedup=False, up=False), down_file=True), []),
+    ("breaker held it down: mark", state(desired="down", last=CRASH_LOOP), view(st=status(wantedup=False, up=False)), ["mark-down"]),
+    ("desired up, down file left", state(), view(st=status(wantedup=True, up=True), down_file=True), ["mark-up"]),
+    ("restart intent newer than the run", state(restart=30, run=10), view(st=status(wantedup=True, up=True)), ["restart"]),
+    ("restart intent applied already", state(restart=30, run=10), view(st=status(wantedup=True, up=True), applied=30), []),
+    ("newer restart than the one applied", state(restart=40, run=10), view(st=status(wantedup=True, up=True), applied=30), ["restart"]),
+    ("restart intent older than the run", state(restart=5, run=10), view(st=status(wantedup=True, up=True)), []),
+    ("restart, the run ended", state(restart=30, run=10, run_ended=True), view(st=status(wantedup=True, up=True)), []),
+    ("restart, process down (s6 restarting)", state(restart=30, run=10), view(st=status(wantedup=True, up=False)), ["restart-absorbed"]),
+    ("restart absorbed already", state(restart=30, run=10), view(st=status(wantedup=True, up=False), applied=30), []),
+    ("restart of a stopped gateway: just up", state(restart=30, run=10, run_ended=True, last=("started", "cli", "restart")),
+     view(st=status(wantedup=False, up=False)), ["up"]),
+    ("old scripts", state(), view(st=status(wantedup=True, up=True), scripts=False), ["repair-scripts"]),
+    ("deleted profile", state(deleted=True, desired="down"), view(st=status(wantedup=True, up=True)), ["remove"]),
+    ("deleted profile without a slot", state(deleted=True, desired="down"), None, []),
+]
+
+
+@pytest.mark.parametrize("case, desired, slot, expected", TABLE, ids=[row[0] for row in TABLE])
+def test_decision_table(case, desired, slot, expected):
+    slots = {} if slot is None else {slot.profile: slot}
+    assert kinds(plan([desired], slots)) == expected
+
+
+def test_create_carries_the_restart_intent_so_a_fresh_slot_is_never_restarted():
+    [create, _] = plan([state(restart=30, run=10)], {})
+    assert (create.kind, create.position) == ("create-up", 30)
+    [restart] = plan([state(restart=30, run=10)], {"alice": view(st=status(wantedup=True, up=True))})
+    assert (restart.kind, restart.position) == ("restart", 30)
+
+
+def test_slot_of_an_unknown_profile_is_removed_and_other_slots_untouched():
+    actions = plan([state("bob")], {"ghost": view("ghost", status(wantedup=True, up=True)),
+                                    "bob": view("bob", status(wantedup=True, up=True))})
+    assert [(a.kind, a.profile) for a in actions] == [("remove", "ghost")]
+
+
+def test_leftovers_are_purged_and_actions_come_in_apply_order():
+    actions = plan(
+        [state("b", "up"), state("a", "down"), state("c", "down")],
+        {"c": view("c", status(wantedup=True, up=True)), "z": view("z", None)},
+        leftovers=[".gateway-x.tmp-0123456789abcdef"],
+    )
+    assert [(a.kind, a.profile) for a in actions] == [
+        ("remove", "z"),
+        ("purge", ".gateway-x.tmp-0123456789abcdef"),
+        ("create-up", "b"),
+        ("create-down", "a"),
+        ("down", "c"),
+        ("rescan", ""),
+    ]
+
+
+HOSTILE_NAMES = ["../etc", "a/b", "x;rm -rf /", "$(reboot)", "a" * 300, "", "Alice", "alice\n", ".hidden", None, 7]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=repr)
+def test_a_hostile_name_is_skipped_and_valid_profiles_still_served(name):
+    hostile = replace(state(), profile=name)
+    actions = plan([hostile, state("bob")], {})
+    assert [a.kind for a in actions] == ["skip-invalid", "create-up", "rescan"]
+    assert actions[0].detail == "invalid profile name"
+    assert len(actions[0].profile) <= 80 and "\n" not in actions[0].profile
+    assert actions[1].profile == "bob"
+
+
+@pytest.mark.parametrize(
+    "garbage, problem",
+    [
+        ({"desired": "sideways"}, "invalid desired state"),
+        ({"restart_position": "30; rm"}, "invalid restart_position"),
+        ({"run_position": True}, "invalid run_position"),
+        ({"version": 0}, "invalid version"),
+        ({"last_type": "exploded"}, "invalid last event type or actor"),
+        ({"deleted": "yes"}, "invalid deleted or run_ended flag"),
+    ],
+)
+def test_a_garbled_row_is_skipped_and_its_slot_left_alone(garbage, problem):
+    garbled = replace(state("alice"), **garbage)
+    slots = {"alice": view(st=status(wantedup=True, up=True))}
+    actions = plan([garbled], slots)
+    assert kinds(actions) == ["skip-invalid"]
+    assert actions[0].detail.startswith(problem)
+
+
+def test_two_rows_for_one_name_are_both_skipped():
+    actions = plan([state("alice"), state("alice", "down")], {})
+    assert kinds(actions) == ["skip-invalid", "skip-invalid"]
+
+
+# -- every combination ------------------------------------------------------------
+def _apply_to_model(actions, states, slots):
+    """What s6 and the scan directory look like once the actions took effect (and processes settled)."""
+    slots = dict(slots)
+    by_name = {s.profile: s for s in states}
+    for action in actions:
+        name = action.profile
+        current = slots.get(name)
+        if action.kind in ("create-up", "create-down"):
+            up = action.kind == "create-up"
+            slots[name] = view(name, None, down_file=not up, applied=action.position)
+        elif action.kind == "rescan":
+            for key, slot in list(slots.items()):
+                if slot.status is None:
+                    slots[key] = replace(slot, status=status(wantedup=not slot.down_file, up=not slot.down_file))
+        elif action.kind == "up":
+            slots[name] = replace(current, status=status(wantedup=True, up=True), down_file=False,
+                                  restart_applied=action.position if action.position is not None else current.restart_applied)
+        elif action.kind == "down":
+            slots[name] = replace(current, status=status(wantedup=False, up=False), down_file=True)
+        elif action.kind in ("restart", "restart-absorbed"):
+            slots[name] = replace(current, restart_applied=action.position)
+        elif action.kind in ("mark-up", "mark-down"):
+            slots[name] = replace(current, down_file=action.kind == "mark-down")
+        elif action.kind == "repair-scripts":
+            slots[name] = replace(current, scripts_current=True)
+        elif action.kind == "remove":
+            del slots[name]
+        assert name in by_name or action.kind in ("remove", "rescan", "purge")
+    return slots
+
+
+def _all_cases():
+    desireds = ["up", "down"]
+    lasts = [("started", "supervisor", None), SHUTDOWN, CRASH_LOOP, ("stopped", "cli", None)]
+    restarts = [(None, None), (30, None), (30, 30), (5, None)]
+    slot_shapes = ["missing", "unsupervised"] + [
+        (w, u, f) for w, u, f in itertools.product([True, False], repeat=3) if not (u and not f)
+    ]
+    for desired, last, (restart, applied), shape, down_file, scripts, run_ended, run, deleted in itertools.product(
+        desireds, lasts, restarts, slot_shapes, [True, False], [True, False], [True, False], [10, None], [True, False]
+    ):
+        st = state(desired=desired, last=last, restart=restart, run=run, run_ended=run_ended, deleted=deleted)
+        if shape == "missing":
+            slot = None
+        elif shape == "unsupervised":
+            slot = view(down_file=down_file, scripts=scripts, applied=applied)
+        else:
+            w, u, f = shape
+            slot = view(st=status(wantedup=w, up=u, finish_done=f), down_file=down_file, scripts=scripts, applied=applied)
+        yield st, slot
+
+
+ALL_CASES = list(_all_cases())
+
+
+def test_every_combination_obeys_the_invariants():
+    assert len(ALL_CASES) > 2000
+    for st, slot in ALL_CASES:
+        slots = {} if slot is None else {"alice": slot}
+        actions = plan([st], slots)
+        got = kinds(actions)
+        case = (st.desired, st.deleted, st.last_reason, st.restart_position, st.running_run, slot)
+        if st.deleted:
+            assert got == (["remove"] if slot else []), case
+            continue
+        # Never against the desired state.
+        if st.desired == "down":
+            assert not {"up", "create-up", "mark-up", "restart"} & set(got), case
+        else:
+            assert not {"down", "create-down", "mark-down"} & set(got), case
+        # s6's intent already matches and nothing is pending: no command to s6.
+        if slot is not None and slot.status is not None and slot.status.wantedup == (st.desired == "up"):
+            assert not {"up", "down"} & set(got), case
+        # s6's intent is never flipped up before finish has recorded the exit it is classifying.
+        if "up" in got:
+            going = slot.status.up or not slot.status.finish_done
+            assert not (going and st.running_run is not None), case
+        # A restart only of a process that is up, for an intent not applied yet.
+        if "restart" in got:
+            assert slot.status.up and (slot.restart_applied or 0) < st.restart_position, case
+        assert got.count("rescan") <= 1 and (not got or got[-1] == "rescan" or "rescan" not in got), case
+
+
+def test_planning_again_after_the_actions_took_effect_does_nothing():
+    for st, slot in ALL_CASES:
+        slots = {} if slot is None else {"alice": slot}
+        first = plan([st], slots)
+        settled = _apply_to_model(first, [st], slots)
+        second = plan([st], settled)
+        assert kinds(second) == [], (st, slot, kinds(first), kinds(second))

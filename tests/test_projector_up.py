@@ -1,0 +1,87 @@
+"""`hermes state up`: its own s6-svscan, boot, watch in the foreground; Ctrl-C stops what it started only."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from conftest import HERMES
+from projector_support import IS_ROOT, make_rig, processes_under, types, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def rig(world_tmp, home):
+    rig = make_rig(world_tmp, home)
+    yield rig
+    rig.cleanup()
+
+
+def _start_up(rig, **extra):
+    out = (rig.root / "up.out").open("wb")
+    return subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(**extra), stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+
+
+def _output(rig) -> str:
+    return (rig.root / "up.out").read_text()
+
+
+def test_up_runs_its_own_scanner_and_ctrl_c_stops_everything_it_started(rig):
+    # A slot left from an earlier run, with no s6-svscan: up clears it, as a container's tmpfs starts empty.
+    stale = rig.scandir / "gateway-stale"
+    stale.mkdir(parents=True)
+    (stale / "run").write_text("#!/bin/sh\nexec sleep 1000\n")
+    (stale / "run").chmod(0o755)
+    up = _start_up(rig)
+    try:
+        wait_for(lambda: "boot done" in _output(rig), 20, "up to boot")
+        rig.append("create", "alice")
+        rig.append("start", "alice")
+        wait_for(lambda: rig.running_pid("alice"), 5, "alice up")
+        wait_for(lambda: "by supervisor" in _output(rig), 5, "the supervisor's start printed")
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            status = up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()  # its s6-svscan is then killed by the rig's cleanup
+            raise
+    text = _output(rig)
+    assert status == 0, text
+    assert "s6-svscan started on" in text and "cleared 1 slot(s)" in text
+    assert "alice started by cli desired up" in text and "-> up alice" in text
+    assert "stopped; every gateway is down" in text
+    assert not processes_under(rig.scandir)
+    assert not stale.exists()
+    assert types(rig.history("alice"))[-1] == ("stopped", "supervisor", "shutdown")
+
+
+def test_up_leaves_a_running_scanner_alone(rig):
+    rig.start_scanner()
+    up = _start_up(rig)
+    try:
+        wait_for(lambda: "boot done" in _output(rig), 20, "up to boot")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            status = up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()  # its s6-svscan is then killed by the rig's cleanup
+            raise
+    assert status == 0, _output(rig)
+    assert "already runs" in _output(rig)
+    assert rig.scanner.poll() is None  # still running: not ours to stop
+    assert rig.status("default") is not None
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only root refuses a scan directory the user could redirect")
+def test_root_refuses_a_scan_directory_inside_the_users_volume(rig):
+    env = rig.env()
+    del env["S6_PROFILE_GATEWAY_SCANDIR"]  # the embedded default: $HERMES_HOME/run/service
+    result = subprocess.run([str(HERMES), "state", "up"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "unsafe for root" in result.stderr and len(result.stderr.splitlines()) == 1
