@@ -1,0 +1,97 @@
+# syntax=docker/dockerfile:1
+#
+# hermes-state in a container: s6-overlay v3 as PID 1, the boot pass in
+# cont-init.d, the watch daemon as an s6-rc longrun, one s6 slot per profile.
+# How to run it, the volume, upgrades and what is verified: docs/docker.md.
+#
+#   docker run IMAGE                   the supervised tree: boot, watch, gateways
+#   docker run IMAGE gateway run       hermes gateway run, as the hermes user
+#   docker run IMAGE bash              (any program on PATH) as the hermes user
+#   docker run IMAGE sleep infinity
+
+# ---- the wheel: built here so the source tree stays out of the image --------
+FROM debian:12.14-slim AS wheel
+
+# The base image's tag pins the Debian point release; exact package versions
+# leave the archive at the next point release and would break the build.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+
+COPY pyproject.toml README.md /src/
+COPY hermes_state/ /src/hermes_state/
+COPY hermes_cli/ /src/hermes_cli/
+COPY migrations/ /src/migrations/
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /src
+
+# ---- the image ---------------------------------------------------------------
+FROM debian:12.14-slim
+
+# s6-overlay: the version and the sha256 of its two tarballs are pinned here,
+# in review, rather than read from the release's own .sha256 files at build
+# time: a digest fetched from the same place as the tarball cannot tell a
+# replaced release asset from the real one. To upgrade: take the three values
+# from the new release's .sha256 files and change them together.
+ARG S6_OVERLAY_VERSION=3.2.3.0
+ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
+ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
+
+# python3 for the venv; sqlite3 for operators (`sqlite3 -readonly`);
+# xz-utils to unpack s6-overlay. Versions: see the wheel stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv sqlite3 xz-utils \
+ && rm -rf /var/lib/apt/lists/*
+
+ADD https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz /tmp/s6/
+ADD https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}/s6-overlay-x86_64.tar.xz /tmp/s6/
+RUN printf '%s  %s\n' \
+      "${S6_OVERLAY_NOARCH_SHA256}" /tmp/s6/s6-overlay-noarch.tar.xz \
+      "${S6_OVERLAY_X86_64_SHA256}" /tmp/s6/s6-overlay-x86_64.tar.xz >/tmp/s6/SHA256SUMS \
+ && sha256sum -c /tmp/s6/SHA256SUMS \
+ && tar -C / -Jxpf /tmp/s6/s6-overlay-noarch.tar.xz \
+ && tar -C / -Jxpf /tmp/s6/s6-overlay-x86_64.tar.xz \
+ && rm -rf /tmp/s6
+
+# The package, installed as it ships (a plain, non-editable pip install) into
+# its own virtual environment; every dependency as a wheel (pysqlite3's
+# bundles a SQLite without the WAL-reset bug), nothing compiled here.
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN python3 -m venv /opt/hermes/venv \
+ && /opt/hermes/venv/bin/pip install --no-cache-dir --only-binary=:all: /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels \
+ && /opt/hermes/venv/bin/hermes --version
+
+# The gateway user: uid/gid 10000, home on the volume. HERMES_UID/HERMES_GID
+# remap it at start (cont-init.d/10-hermes-account). The watch daemon's
+# logger writes as nobody.
+RUN groupadd --gid 10000 hermes \
+ && useradd --uid 10000 --gid hermes --home-dir /opt/data --no-create-home --shell /usr/sbin/nologin hermes \
+ && install -d -o hermes -g hermes -m 0750 /opt/data \
+ && install -d -o nobody -g nogroup -m 0755 /var/log/hermes-state-watch
+
+# cont-init.d / cont-finish.d scripts, the s6-rc services, the privilege drop.
+COPY docker/rootfs/ /
+
+# The scan directory is spelled out rather than left to the s6-overlay
+# detection, so the hooks and the CLI, which run as hermes, find it even
+# where that user could not see /run/s6.
+
+ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    HERMES_HOME=/opt/data \
+    HERMES_USER=hermes \
+    HERMES_BIN=/opt/hermes/venv/bin/hermes \
+    S6_PROFILE_GATEWAY_SCANDIR=/run/service \
+    S6_CMD_ARG0=/usr/local/bin/hermes-main \
+    S6_BEHAVIOUR_IF_STAGE2_FAILS=2 \
+    S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0
+
+VOLUME /opt/data
+# An empty CMD (debian's `bash` is not inherited): without arguments /init
+# runs the supervised tree alone; with arguments, s6-overlay runs
+# S6_CMD_ARG0 (hermes-main) followed by them.
+ENTRYPOINT ["/init"]
+CMD []
