@@ -27,6 +27,18 @@ SHELLS = {"sh", "bash", "dash"}
 WITH_CONTENV = "#!/command/with-contenv sh"
 
 
+# The container's scripts: the lint walk must find them, and git must keep them executable.
+CONTAINER_SCRIPTS = (
+    "docker/rootfs/etc/cont-init.d/10-hermes-account",
+    "docker/rootfs/etc/cont-init.d/20-hermes-state-boot",
+    "docker/rootfs/etc/cont-finish.d/10-hermes-gateways-down",
+    "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch/run",
+    "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",
+    "docker/rootfs/usr/local/bin/hermes",
+    "docker/rootfs/usr/local/bin/hermes-as-user",
+    "docker/rootfs/usr/local/bin/hermes-main",
+)
+
 def linter(name: str) -> str:
     path = BIN_DIR / name
     assert path.exists(), f"{path} is missing: `make setup` installs it (pyproject's test extra)"
@@ -72,17 +84,7 @@ def shell_files() -> list[Path]:
 def test_the_shell_files_are_found():
     """The walk must see the container's scripts (an empty list would lint nothing and pass)."""
     found = {path.relative_to(REPO).as_posix() for path in shell_files()}
-    expected = {
-        ".ci/run",
-        "docker/rootfs/etc/cont-init.d/10-hermes-account",
-        "docker/rootfs/etc/cont-init.d/20-hermes-state-boot",
-        "docker/rootfs/etc/cont-finish.d/10-hermes-gateways-down",
-        "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch/run",
-        "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",
-        "docker/rootfs/usr/local/bin/hermes",
-        "docker/rootfs/usr/local/bin/hermes-as-user",
-        "docker/rootfs/usr/local/bin/hermes-main",
-    }
+    expected = {".ci/run", *CONTAINER_SCRIPTS}
     assert expected <= found, sorted(expected - found)
 
 
@@ -134,16 +136,7 @@ def test_every_silenced_rule_says_why():
     assert not unexplained, "a silenced rule needs a reason in a comment beside it:\n" + "\n".join(unexplained)
 
 
-@pytest.mark.parametrize("path", [
-    "docker/rootfs/etc/cont-init.d/10-hermes-account",
-    "docker/rootfs/etc/cont-init.d/20-hermes-state-boot",
-    "docker/rootfs/etc/cont-finish.d/10-hermes-gateways-down",
-    "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch/run",
-    "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",
-    "docker/rootfs/usr/local/bin/hermes",
-    "docker/rootfs/usr/local/bin/hermes-as-user",
-    "docker/rootfs/usr/local/bin/hermes-main",
-])
+@pytest.mark.parametrize("path", CONTAINER_SCRIPTS)
 def test_the_container_scripts_are_executable(path):
     """`COPY docker/rootfs/ /` keeps the modes git stores; s6-overlay v3 executes its scripts."""
     assert os.access(REPO / path, os.X_OK), f"{path} is not executable (git update-index --chmod=+x)"
