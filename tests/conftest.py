@@ -9,11 +9,14 @@ suite's own uid is that unprivileged user.
 from __future__ import annotations
 
 import os
+import pty
 import pwd
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -144,6 +147,32 @@ def run_as(
         list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout,
         input=input, cwd=cwd, **kwargs,
     )
+
+
+def run_on_terminal(argv: Sequence[str], user: User, *, env: Mapping[str, str], timeout: float = 60) -> tuple[int, bytes]:
+    """Run ``argv`` as ``user`` with a pseudo-terminal as stdin, stdout and stderr; its status and all it wrote."""
+    leader, follower = pty.openpty()
+    kwargs = {} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    process = subprocess.Popen(list(argv), env={**env, "TERM": "xterm"}, stdin=follower, stdout=follower,
+                               stderr=follower, **kwargs)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        return process.wait(timeout=10), seen
+    finally:
+        os.close(leader)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
 
-from conftest import give_to
+from conftest import HERMES, give_to, run_on_terminal
 
 
 def fill(home, events: int = 6) -> None:
@@ -168,3 +168,20 @@ def test_diagnose_reports_the_sqlite_in_use(tmp_path):
     sqlite = next(f for f in report.findings if f.check == "sqlite")
     assert "SQLite 3." in sqlite.detail
     assert not report.healthy
+
+
+def test_a_progress_bar_on_a_terminal_for_a_long_log(home):
+    """Verifying a long chain takes a while: on a terminal, doctor shows how far it is."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bulk_log", Path(__file__).resolve().parent.parent / "bench" / "bulk_log.py")
+    bulk_log = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bulk_log)
+    home.db.parent.mkdir(parents=True)
+    bulk_log.load_log(home.db, profiles=20, events=30_000)
+    give_to(home.path, home.user)
+    status, seen = run_on_terminal([str(HERMES), "state", "doctor"], home.user, env=home.env())
+    assert status == 0, seen[-500:]
+    assert b"verifying the log" in seen
+    assert b"30000 events verified" in seen

@@ -6,16 +6,12 @@ import base64
 import hashlib
 import json
 import os
-import pty
-import select
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import HERMES, Home, give_to, run_as
+from conftest import HERMES, Home, give_to, run_as, run_on_terminal
 from hermes_state.db.driver import sqlite_module
 from hermes_state.legacy import normalized_time, plan_import, should_run
 
@@ -364,26 +360,8 @@ def test_a_progress_bar_on_a_terminal_when_there_are_many_profiles(migrated_home
     for number in range(60):
         make_profile(profiles, f"p{number:02d}", b'{"gateway_state": "stopped"}')
     give_to(migrated_home.path, migrated_home.user)
-    leader, follower = pty.openpty()
-    kwargs = {} if migrated_home.user.is_self else {
-        "user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}
-    process = subprocess.Popen([str(HERMES), "state", "import-legacy"], env=migrated_home.env(TERM="xterm"),
-                               stdin=follower, stdout=follower, stderr=follower, **kwargs)
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the process is gone
-                break
-            if not chunk:
-                break
-            seen += chunk
-    assert process.wait(timeout=10) == 0
-    os.close(leader)
+    status, seen = run_on_terminal([str(HERMES), "state", "import-legacy"], migrated_home.user, env=migrated_home.env())
+    assert status == 0
     assert b"importing legacy profiles" in seen
     assert b"imported 60 (0 up, 60 down)" in seen
 
