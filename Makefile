@@ -12,8 +12,27 @@ SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name 
 
 .PHONY: run test setup system-deps test-user bench lint clean
 
+# The embedded default runs as one ordinary user (DESIGN section 3). Started
+# as root, it is handed to the unprivileged RUN_USER (made when missing) with
+# its own venv and home under RUN_ROOT, which that user can reach wherever
+# this checkout lives: gateways never run as root here.
+RUN_USER ?= hermes
+RUN_ROOT ?= /var/lib/hermes-state
+
 run: setup
-	$(BIN)/hermes state up
+	@if [ "$$(id -u)" != 0 ]; then exec $(BIN)/hermes state up; fi; \
+	set -e; \
+	id -u $(RUN_USER) >/dev/null 2>&1 || \
+		useradd --system --user-group --home-dir $(RUN_ROOT)/home --shell /usr/sbin/nologin $(RUN_USER); \
+	install -d -m 0755 $(RUN_ROOT); \
+	install -d -m 0700 -o $(RUN_USER) -g $$(id -g $(RUN_USER)) $(RUN_ROOT)/home; \
+	test -x $(RUN_ROOT)/venv/bin/python || $(PYTHON) -m venv $(RUN_ROOT)/venv; \
+	$(RUN_ROOT)/venv/bin/python -m pip install -q . ; \
+	echo "as root: running the embedded default as $(RUN_USER), HERMES_HOME=$(RUN_ROOT)/home"; \
+	echo "  other terminals: runuser -u $(RUN_USER) -- env HERMES_HOME=$(RUN_ROOT)/home $(RUN_ROOT)/venv/bin/hermes ..."; \
+	exec setpriv --reuid=$(RUN_USER) --regid=$$(id -g $(RUN_USER)) --init-groups \
+		env HOME=$(RUN_ROOT)/home HERMES_HOME=$(RUN_ROOT)/home PATH=$(RUN_ROOT)/venv/bin:/usr/bin:/bin \
+		$(RUN_ROOT)/venv/bin/hermes state up
 
 test: setup test-user
 	HERMES_TEST_USER=$(TEST_USER) $(BIN)/pytest $(PYTEST_ARGS)
