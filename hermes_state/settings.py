@@ -142,7 +142,13 @@ class Settings:
 
 
 def _read_host_id(path: Path) -> str:
-    text = path.read_text().strip()
+    """The UUID in ``path``; FileNotFoundError when there is none yet (the caller makes one)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise StoreUnavailable(f"cannot read host id {path}: {error.strerror}") from None
     try:
         return str(uuid.UUID(text))
     except ValueError:
@@ -151,10 +157,10 @@ def _read_host_id(path: Path) -> str:
 
 def _create_host_id(path: Path) -> str:
     """Write a new UUID without ever replacing one another process made first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         staging.write_text(new_id + "\n")
         os.chmod(staging, 0o644)
         try:
