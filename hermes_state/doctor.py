@@ -12,7 +12,6 @@ import pwd
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from sqlalchemy import select
 
@@ -56,9 +55,6 @@ class Report:
 
     def as_json(self) -> dict:
         return {"path": self.path, "healthy": self.healthy, "checks": [asdict(f) for f in self.findings]}
-
-
-Progress = Callable[[int], None]
 
 
 def diagnose(path: Path, *, expected_owner: str | None = None, progress_factory=None) -> Report:
@@ -243,7 +239,3 @@ def _check_chain_and_projection(report: Report, conn, total: int, progress_facto
         report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
     else:
         report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")
-
-
-def findings_by_status(findings: Iterable[Finding], status: str) -> list[Finding]:
-    return [f for f in findings if f.status == status]
