@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from .chain import GENESIS, chain_hash
 from .db.driver import has_wal_reset_bug, library_name, sqlite_module
-from .db.engine import check_store_path, make_engine, read_transaction
+from .db.engine import make_engine, read_transaction
+from .db.paths import check_store_path
 from .db.revision import HEAD, current_revision, describe_mismatch
 from .db.schema import TRIGGERS, VIEWS
 from .db.schema import events as events_table
