@@ -15,6 +15,8 @@ from .errors import BadInput, StoreUnavailable
 from .names import slot_name, validate_name
 
 DEFAULT_CRASH_LOOP = "5/60s"
+# The file that makes a directory under profiles/ a profile (DESIGN section 1).
+SOUL_FILE = "SOUL.md"
 S6_OVERLAY_SCANDIR = Path("/run/service")
 
 
