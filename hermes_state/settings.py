@@ -12,7 +12,7 @@ from typing import Mapping
 
 from .db.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
-from .names import slot_name, validate_name
+from .names import DEFAULT_PROFILE, slot_name, validate_name
 
 DEFAULT_CRASH_LOOP = "5/60s"
 # The file that makes a directory under profiles/ a profile (DESIGN section 1).
@@ -102,7 +102,7 @@ class Settings:
     def profile_dir(self, name: str) -> Path:
         """The directory of a profile; ``default`` is the home itself."""
         validate_name(name)
-        return self.home if name == "default" else self.profiles_dir / name
+        return self.home if name == DEFAULT_PROFILE else self.profiles_dir / name
 
     def slot_dir(self, name: str) -> Path:
         return self.scandir / slot_name(name)
