@@ -12,7 +12,7 @@ from typing import Mapping
 
 from .db.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
-from .names import DEFAULT_PROFILE, slot_name, validate_name
+from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 
 DEFAULT_CRASH_LOOP = "5/60s"
 # The file that makes a directory under profiles/ a profile (DESIGN section 1).
@@ -129,7 +129,7 @@ class Settings:
             return None
         except OSError as error:
             raise StoreUnavailable(f"cannot read boot id {self.boot_id_path}: {error.strerror}") from None
-        return text if re.fullmatch(r"[0-9a-f-]{1,64}", text) else None
+        return text if BOOT_ID_PATTERN.fullmatch(text) else None
 
     def host_id(self, create: bool = True) -> str:
         """This volume's host id: ``HERMES_HOST_ID``, else the file, made once."""
