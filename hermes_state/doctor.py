@@ -12,13 +12,13 @@ import pwd
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from sqlalchemy import select
 
 from .chain import GENESIS, chain_hash
 from .db.driver import has_wal_reset_bug, library_name, sqlite_module
-from .db.engine import check_store_path, make_engine, read_transaction
+from .db.engine import make_engine, read_transaction
+from .db.paths import check_store_path
 from .db.revision import HEAD, current_revision, describe_mismatch
 from .db.schema import TRIGGERS, VIEWS
 from .db.schema import events as events_table
@@ -56,9 +56,6 @@ class Report:
 
     def as_json(self) -> dict:
         return {"path": self.path, "healthy": self.healthy, "checks": [asdict(f) for f in self.findings]}
-
-
-Progress = Callable[[int], None]
 
 
 def diagnose(path: Path, *, expected_owner: str | None = None, progress_factory=None) -> Report:
@@ -243,7 +240,3 @@ def _check_chain_and_projection(report: Report, conn, total: int, progress_facto
         report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
     else:
         report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")
-
-
-def findings_by_status(findings: Iterable[Finding], status: str) -> list[Finding]:
-    return [f for f in findings if f.status == status]

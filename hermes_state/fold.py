@@ -32,10 +32,6 @@ ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
     ("deleted", "api"): frozenset({"down"}),
 }
 
-# Reasons with which the supervisor itself holds a gateway down.
-HOLD_REASONS = frozenset({"crash-loop", "fatal-config", "exited"})
-
-
 @dataclass(frozen=True)
 class ProfileState:
     """Current state of one profile: one row of the inline projection."""

@@ -14,12 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from .errors import BadInput, NotFound
-from .names import validate_name
+from .names import BOOT_ID_PATTERN, validate_name
 from .vocabulary import TYPES, format_time, parse_time
 
-
-# The form Settings.read_boot_id accepts for `<scandir>/.boot-id`.
-BOOT_ID = re.compile(r"[0-9a-f-]{1,64}")
 CURRENT_BOOT = "current"
 
 _AGE = re.compile(r"(?:\d{1,9}[smhdw])+")
@@ -62,7 +59,7 @@ def parse_types(text: str) -> tuple[str, ...]:
 def parse_boot(text: str) -> str:
     """``--boot``: ``current`` or a boot id as the projector writes them."""
     value = text.strip()
-    if value == CURRENT_BOOT or BOOT_ID.fullmatch(value):
+    if value == CURRENT_BOOT or BOOT_ID_PATTERN.fullmatch(value):
         return value
     raise BadInput(f"invalid --boot {text!r}: expected 'current' or a boot id (hex digits and '-')")
 

@@ -9,7 +9,7 @@ from typing import Iterator
 from sqlalchemy import Connection
 
 from .db.engine import make_engine, write_transaction
-from .db.revision import KNOWN_REVISIONS, current_revision
+from .db.revision import KNOWN_REVISIONS, current_revision, describe_mismatch
 from .db.translate import translated
 from .errors import SchemaMismatch, StoreUnavailable
 
@@ -39,10 +39,7 @@ def migration_transaction(path: Path | str) -> Iterator[Connection]:
         with write_transaction(engine) as conn:
             revision = current_revision(conn)
             if revision is not None and revision not in KNOWN_REVISIONS:
-                raise SchemaMismatch(
-                    f"event store {path} has schema {revision}, newer than this code knows "
-                    f"({KNOWN_REVISIONS[-1]}): upgrade hermes-state; the file was not touched"
-                )
+                raise SchemaMismatch(describe_mismatch(revision, path))
             yield conn
         _use_wal(engine, path)
     finally:

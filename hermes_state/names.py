@@ -9,6 +9,8 @@ from .errors import BadInput, InvalidName
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RESERVED_NAMES = frozenset({"hermes", "test", "tmp", "root", "sudo"})
 DEFAULT_PROFILE = "default"
+# A boot id as `<scandir>/.boot-id` holds it (the projector writes a UUID): what readers accept.
+BOOT_ID_PATTERN = re.compile(r"[0-9a-f-]{1,64}")
 
 
 def validate_name(name: object) -> str:

@@ -23,10 +23,9 @@ from pathlib import Path
 from .errors import Conflict, HermesError, ProfileExists
 from .events import Event, NewEvent
 from .names import DEFAULT_PROFILE, validate_name, validate_new_name
-from .settings import Settings
+from .settings import SOUL_FILE, Settings
 from .store import EventStore
 
-SOUL_FILE = "SOUL.md"
 DELETED_DIR = ".deleted"
 
 

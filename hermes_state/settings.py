@@ -12,9 +12,11 @@ from typing import Mapping
 
 from .db.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
-from .names import slot_name, validate_name
+from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 
 DEFAULT_CRASH_LOOP = "5/60s"
+# The file that makes a directory under profiles/ a profile (DESIGN section 1).
+SOUL_FILE = "SOUL.md"
 S6_OVERLAY_SCANDIR = Path("/run/service")
 
 
@@ -100,7 +102,7 @@ class Settings:
     def profile_dir(self, name: str) -> Path:
         """The directory of a profile; ``default`` is the home itself."""
         validate_name(name)
-        return self.home if name == "default" else self.profiles_dir / name
+        return self.home if name == DEFAULT_PROFILE else self.profiles_dir / name
 
     def slot_dir(self, name: str) -> Path:
         return self.scandir / slot_name(name)
@@ -127,7 +129,7 @@ class Settings:
             return None
         except OSError as error:
             raise StoreUnavailable(f"cannot read boot id {self.boot_id_path}: {error.strerror}") from None
-        return text if re.fullmatch(r"[0-9a-f-]{1,64}", text) else None
+        return text if BOOT_ID_PATTERN.fullmatch(text) else None
 
     def host_id(self, create: bool = True) -> str:
         """This volume's host id: ``HERMES_HOST_ID``, else the file, made once."""
@@ -142,7 +144,13 @@ class Settings:
 
 
 def _read_host_id(path: Path) -> str:
-    text = path.read_text().strip()
+    """The UUID in ``path``; FileNotFoundError when there is none yet (the caller makes one)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise StoreUnavailable(f"cannot read host id {path}: {error.strerror}") from None
     try:
         return str(uuid.UUID(text))
     except ValueError:
@@ -151,10 +159,10 @@ def _read_host_id(path: Path) -> str:
 
 def _create_host_id(path: Path) -> str:
     """Write a new UUID without ever replacing one another process made first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         staging.write_text(new_id + "\n")
         os.chmod(staging, 0o644)
         try:

@@ -53,7 +53,6 @@ class _Statements:
             dialect,
         )
         self.last_position = Compiled(select(func.coalesce(func.max(e.c.position), 0)), dialect)
-        self.event_at = Compiled(select(e).where(e.c.position == bindparam("position")), dialect)
         self.insert_event = Compiled(insert(e), dialect, column_keys=COLUMNS)
         self.insert_state = Compiled(insert(p), dialect, column_keys=_STATE_FIELDS)
         # The key is left out of SET: assigning it, even unchanged, rewrites its index page.
@@ -137,10 +136,6 @@ class StoreTransaction:
 
     def last_position(self) -> int:
         return int(self._sql.last_position.execute(self._driver).fetchone()[0])
-
-    def event_at(self, position: int) -> Event | None:
-        row = first_mapping(self._sql.event_at.execute(self._driver, {"position": position}))
-        return Event.from_row(row) if row else None
 
     def crash_times(self, profile: str, *, after_position: int, since: str) -> list[str]:
         """Times of ``profile``'s crashes after ``after_position`` and at or after ``since``.

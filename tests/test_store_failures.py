@@ -110,6 +110,18 @@ def test_a_state_directory_the_user_may_not_write(migrated_home):
         os.chmod(migrated_home.db.parent, 0o755)
 
 
+def test_a_host_id_the_user_may_not_read(migrated_home):
+    with_alice(migrated_home)
+    host_id = migrated_home.path / "state" / "host-id"
+    os.chown(host_id, 0, 0)
+    os.chmod(host_id, 0o600)
+    before = digest(migrated_home.db)
+    result = migrated_home.hermes(*WRITE)
+    assert result.returncode == 5
+    one_line(result, "cannot read host id")
+    assert digest(migrated_home.db) == before
+
+
 def test_a_lock_held_past_the_busy_timeout(migrated_home):
     with_alice(migrated_home)
     user = migrated_home.user

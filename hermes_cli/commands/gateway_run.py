@@ -19,12 +19,12 @@ import sys
 
 from hermes_state.errors import Conflict, HermesError
 from hermes_state.names import DEFAULT_PROFILE, validate_name
+from hermes_state.settings import SOUL_FILE
 
 from .common import settings
 
 EX_CONFIG = 78
 LOCK_FILE = ".gateway.lock"
-SOUL_FILE = "SOUL.md"
 
 
 def run(args: argparse.Namespace) -> int:

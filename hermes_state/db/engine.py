@@ -19,7 +19,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from ..errors import StoreLocked
 from .connect import busy_timeout_from_env, open_connection
 from .driver import sqlite_module
-from .paths import check_store_path  # noqa: F401  (re-exported: callers import it from here)
+from .paths import check_store_path
 from .translate import translated
 
 _WRITE_OPTION = "hermes_write"
