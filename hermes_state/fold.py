@@ -148,7 +148,9 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
                 changes["restart_position"] = event.position
 
     if event.type == "deleted":
-        changes["deleted"] = True
+        # Deleting a profile ends its run: the projector removes the slot, and
+        # finish records nothing for a deleted profile (DESIGN section 2).
+        changes.update(deleted=True, run_ended=state.run_position is not None)
     elif event.actor == "supervisor":
         if event.type == "started":
             changes.update(

@@ -169,6 +169,13 @@ class TestRuns:
                                      position=61, data=data, signal=9))
         assert state.running_run == 60 and state.last_signal == 9 and state.version == running.version + 1
 
+    def test_deleting_the_profile_ends_its_run(self):
+        running = self.started(live("alice", "up"), 60)
+        state = apply(running, event("alice", running.version + 1, "deleted", "cli", "down", position=61))
+        assert state.deleted and state.run_ended and state.running_run is None
+        never_ran = apply(live("bob", "down"), event("bob", 4, "deleted", "cli", "down", position=62))
+        assert not never_ran.run_ended and never_ran.run_position is None
+
     def test_a_second_exit_for_an_ended_run_changes_no_run(self):
         running = self.started(live("alice", "up"), 60)
         ended = apply(running, event("alice", running.version + 1, "crashed", "supervisor", None,

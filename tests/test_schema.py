@@ -152,6 +152,20 @@ def test_an_unended_run_followed_by_a_new_one_is_unknown(tmp_path):
     assert ended == ["unknown", "running"]
 
 
+def test_a_deleted_profiles_last_run_is_not_shown_running(tmp_path):
+    """finish records nothing for a deleted profile: its last run's end is unknown, not running."""
+    with open_store(tmp_path, clock=ticking_clock()) as store:
+        store.append(NewEvent("alice", "created", "cli", "down"))
+        store.append(NewEvent("alice", "started", "cli", "up"))
+        store.append(NewEvent("alice", "started", "supervisor", pid=4242))
+        store.append(NewEvent("alice", "deleted", "cli", "down"))
+        db = store.path
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT status, pid, running_since FROM profile_status").fetchall() == [("deleted", None, None)]
+    assert conn.execute("SELECT ended_by, uptime_seconds FROM gateway_runs").fetchall() == [("unknown", None)]
+    conn.close()
+
+
 def _file_digest(db: Path) -> str:
     return hashlib.sha256(db.read_bytes()).hexdigest()
 

@@ -124,13 +124,14 @@ def driver_transaction(driver: Any, path: Path, busy_timeout_ms: int, *, write: 
     try:
         with translated(path):
             yield driver
+            driver.execute("COMMIT")
     except BaseException:
+        # Also after a failed COMMIT: a long-lived store's next BEGIN must not
+        # find this transaction still open.
         if driver.in_transaction:
             with translated(path):
                 driver.execute("ROLLBACK")
         raise
-    with translated(path):
-        driver.execute("COMMIT")
 
 
 @contextlib.contextmanager

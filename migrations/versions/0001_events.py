@@ -54,13 +54,14 @@ FROM profile_projection p""",
     # One row per observed start. A run ends with the next supervisor event
     # of its profile when that is an exit naming this run (data.run); with
     # none, the run is still going ('running'), or its end was never
-    # recorded ('unknown', e.g. the container was killed).
+    # recorded ('unknown': the container was killed, or the profile was
+    # deleted, whose last exit finish records nowhere).
     "gateway_runs": f"""CREATE VIEW gateway_runs AS
 WITH supervised AS (
     SELECT position, profile, type, occurred_at, boot_id, pid,
            lead(position) OVER (PARTITION BY profile ORDER BY version) AS next_position
     FROM events
-    WHERE actor = 'supervisor'
+    WHERE actor = 'supervisor' OR type = 'deleted'
 )
 SELECT
     s.profile,
