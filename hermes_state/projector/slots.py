@@ -174,10 +174,6 @@ class ScanDir:
             raise ScanDirError(f"cannot read scan directory {self.path}: {error.strerror}") from None
 
     # -- what a slot holds -------------------------------------------------
-    def has_slot(self, profile: str) -> bool:
-        path = self.slot_path(profile)
-        return path.is_dir() and not path.is_symlink()
-
     def has_down_file(self, profile: str) -> bool:
         return os.path.lexists(self.slot_path(profile) / "down")
 
