@@ -32,8 +32,7 @@ def profile_of_slot(slot: object) -> str:
     """The profile a slot belongs to: ``gateway-<valid name>``, else InvalidName."""
     name = names.profile_of_slot(slot)
     if name is None:
-        shown = repr(slot) if len(repr(slot)) <= 80 else repr(slot)[:77] + "..."
-        raise InvalidName(f"invalid slot name {shown}: expected {names.SLOT_PREFIX}<profile name>")
+        raise InvalidName(f"invalid slot name {names.shown(slot)}: expected {names.SLOT_PREFIX}<profile name>")
     return name
 
 

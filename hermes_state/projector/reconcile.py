@@ -20,11 +20,11 @@ from typing import Callable, Iterable
 
 from ..errors import HermesError, InvalidName
 from ..events import Event, utc_now
-from ..names import validate_name
+from ..names import shown, validate_name
 from ..settings import Settings
 from ..store import EventStore
 from . import plan as planning
-from .plan import Action, SlotView, shown
+from .plan import Action, SlotView
 from .s6 import S6, S6Timeout
 from .slots import ScanDir
 
