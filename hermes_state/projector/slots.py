@@ -25,9 +25,9 @@ from typing import Iterator
 
 from ..errors import BadInput, HermesError
 from ..names import NAME_PATTERN, SLOT_PREFIX, profile_of_slot, slot_name
+from ..settings import BOOT_ID_NAME
 
 LOCK_NAME = ".hermes-projector.lock"
-BOOT_ID_NAME = ".boot-id"
 RESTART_APPLIED = "data/restart-applied"
 
 # Dot-names the projector itself leaves behind when it dies mid-action:
