@@ -19,7 +19,7 @@ import sys
 import uuid
 from typing import Any, Callable, TextIO
 
-from ..chain import chain_hash
+from ..chain import first_broken_position
 from ..db.engine import read_transaction
 from ..errors import HermesError, StoreUnavailable
 from ..events import utc_now
@@ -34,18 +34,20 @@ CHAIN_TAIL = 1000  # newest events whose hashes boot re-checks: constant work, w
 
 
 def chain_tail_break(store: EventStore, window: int = CHAIN_TAIL) -> int | None:
-    """Position of the first of the newest ``window`` events whose hash does not verify, or None."""
+    """Position of the first of the newest ``window`` events whose hash does not verify, or None.
+
+    The row just before the window anchors it; a window that reaches the
+    first row starts from the genesis hash, so that row is checked too.
+    """
     with read_transaction(store.engine) as conn:
         last = conn.exec_driver_sql("SELECT coalesce(max(position), 0) FROM events").scalar_one()
+        anchor = last - window
         rows = conn.exec_driver_sql(
-            "SELECT * FROM events WHERE position >= ? ORDER BY position", (max(1, last - window),)
+            "SELECT * FROM events WHERE position >= ? ORDER BY position", (max(1, anchor),)
         ).mappings().all()
-    previous = None
-    for row in rows:
-        if previous is not None and chain_hash(previous, row) != row["hash"]:
-            return int(row["position"])
-        previous = row["hash"]
-    return None
+    if anchor >= 1 and rows:
+        return first_broken_position(rows[1:], previous=rows[0]["hash"])
+    return first_broken_position(rows)
 
 
 class BootLog:
