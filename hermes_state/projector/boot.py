@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Any, Callable, TextIO
+from typing import Callable, TextIO
 
 from ..chain import first_broken_position
 from ..db.engine import read_transaction
@@ -114,8 +114,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
         log.add(f"boot id written to {settings.boot_id_path}")
         reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
         report = reconciler.full_pass("boot")
-        states = store.states()
-    _log_profiles(log, states, report)
+    _log_profiles(log, report)
     if report.errors:
         log.add(f"finished with {len(report.errors)} error(s)")
         for line in report.errors:
@@ -125,12 +124,12 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
     return 0
 
 
-def _log_profiles(log: BootLog, states: list[Any], report: PassReport) -> None:
-    """One line per profile: its desired state and what boot did to its slot."""
+def _log_profiles(log: BootLog, report: PassReport) -> None:
+    """One line per profile: its desired state (as the pass planned from it) and what boot did to its slot."""
     by_profile: dict[str, list[dict]] = {}
     for row in report.actions:
         by_profile.setdefault(row["profile"], []).append(row)
-    for state in states:
+    for state in report.states:
         if planning.state_problem(state) is not None:
             continue
         rows = by_profile.pop(state.profile, [])
