@@ -31,9 +31,12 @@ def chain_hash(previous_hash: str, row: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def first_broken_position(rows: Iterable[Mapping[str, Any]]) -> int | None:
-    """Position of the first row (in position order) whose hash does not verify, or None."""
-    previous = GENESIS
+def first_broken_position(rows: Iterable[Mapping[str, Any]], previous: str = GENESIS) -> int | None:
+    """Position of the first row (in position order) whose hash does not verify, or None.
+
+    ``previous`` is the hash of the row before the first one: the genesis
+    hash when ``rows`` start at position 1.
+    """
     for row in rows:
         if chain_hash(previous, row) != row["hash"]:
             return int(row["position"])

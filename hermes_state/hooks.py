@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from .errors import InvalidName, NotFound, ProfileDeleted
 from .events import Event, NewEvent, parse_time
-from .exits import ExitDecision, ObservedExit, classify_exit, window_start
+from .exits import EX_CONFIG, ExitDecision, ObservedExit, classify_exit, window_start
 from . import names
 from .names import validate_name
 from .settings import CrashLoopPolicy, Settings
@@ -23,17 +23,16 @@ from .store import EventStore
 # Well under a second: with the interpreter's start, a hook facing a locked
 # store reports it within one second of starting.
 HOOK_BUSY_TIMEOUT_MS = 500
-# sysexits.h EX_CONFIG: the gateway command cannot be run; finish records
+# The gateway command cannot be run: exit EX_CONFIG, so finish records
 # `fatal-config` and holds the slot down instead of restarting it forever.
-EXEC_FAILED_STATUS = 78
+EXEC_FAILED_STATUS = EX_CONFIG
 
 
 def profile_of_slot(slot: object) -> str:
     """The profile a slot belongs to: ``gateway-<valid name>``, else InvalidName."""
     name = names.profile_of_slot(slot)
     if name is None:
-        shown = repr(slot) if len(repr(slot)) <= 80 else repr(slot)[:77] + "..."
-        raise InvalidName(f"invalid slot name {shown}: expected {names.SLOT_PREFIX}<profile name>")
+        raise InvalidName(f"invalid slot name {names.shown(slot)}: expected {names.SLOT_PREFIX}<profile name>")
     return name
 
 

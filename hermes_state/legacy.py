@@ -161,13 +161,23 @@ class ProfileOutcome:
     def imported(self) -> bool:
         return self.outcome in (UP, DOWN)
 
+    def head(self, dry_run: bool = False) -> str:
+        """``imported up``, ``would import down``, ``skipped``, ``failed``."""
+        if not self.imported:
+            return self.outcome
+        return f"{'would import' if dry_run else 'imported'} {self.outcome}"
+
+    @property
+    def why(self) -> str:
+        """The reason, and the problem when the reason does not say it already."""
+        return self.reason + self._problem_suffix
+
+    @property
+    def _problem_suffix(self) -> str:
+        return f"; problem: {self.problem}" if self.problem and self.problem not in self.reason else ""
+
     def line(self, dry_run: bool = False) -> str:
-        verb = {UP: "up", DOWN: "down"}.get(self.outcome)
-        head = f"{'would import' if dry_run else 'imported'} {verb}" if verb else self.outcome
-        text = f"{self.profile}: {head} ({self.reason})"
-        if self.problem and self.problem not in self.reason:
-            text += f"; problem: {self.problem}"
-        return text
+        return f"{self.profile}: {self.head(dry_run)} ({self.reason}){self._problem_suffix}"
 
 
 @dataclass

@@ -21,7 +21,7 @@ def validate_name(name: object) -> str:
     """
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidName(
-            f"invalid profile name {_show(name)}: "
+            f"invalid profile name {shown(name)}: "
             "use 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit"
         )
     return name
@@ -51,7 +51,8 @@ def profile_of_slot(entry: object) -> str | None:
     return name if NAME_PATTERN.fullmatch(name) else None
 
 
-def _show(value: object) -> str:
+def shown(value: object) -> str:
+    """Untrusted text (a name from the command line or the database), safe to print: repr, at most 80 characters."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -59,5 +60,5 @@ def _show(value: object) -> str:
 def validate_slug(value: object, what: str = "reason") -> str:
     """Short lower-case slugs such as ``crash-loop``: safe in logs and SQL recipes."""
     if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
-        raise BadInput(f"invalid {what} {_show(value)}: use a short slug of a-z, 0-9, '_' and '-'")
+        raise BadInput(f"invalid {what} {shown(value)}: use a short slug of a-z, 0-9, '_' and '-'")
     return value

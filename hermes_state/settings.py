@@ -18,6 +18,7 @@ DEFAULT_CRASH_LOOP = "5/60s"
 # The file that makes a directory under profiles/ a profile (DESIGN section 1).
 SOUL_FILE = "SOUL.md"
 S6_OVERLAY_SCANDIR = Path("/run/service")
+BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
 
 
 def inside_s6_overlay(proc_root: Path = Path("/proc"), run_root: Path = Path("/run")) -> bool:
@@ -97,7 +98,7 @@ class Settings:
 
     @property
     def boot_id_path(self) -> Path:
-        return self.scandir / ".boot-id"
+        return self.scandir / BOOT_ID_NAME
 
     def profile_dir(self, name: str) -> Path:
         """The directory of a profile; ``default`` is the home itself."""

@@ -376,3 +376,15 @@ def test_outcome_lines_for_the_boot_log():
         "mike: skipped (no SOUL.md: not a profile)")
     assert ProfileOutcome("x", "down", "desired_state stopped", "odd").line() == (
         "x: imported down (desired_state stopped); problem: odd")
+
+
+def test_outcome_columns_for_the_import_table():
+    from hermes_state.legacy import ProfileOutcome
+
+    odd = ProfileOutcome("x", "down", "desired_state stopped", "odd")
+    assert (odd.head(), odd.head(dry_run=True), odd.why) == (
+        "imported down", "would import down", "desired_state stopped; problem: odd")
+    said = ProfileOutcome("lima", "down", "no gateway_state.json", "no gateway_state.json")
+    assert said.why == "no gateway_state.json"
+    failed = ProfileOutcome("kilo", "failed", "cannot read profiles/kilo/gateway_state.json: Permission denied")
+    assert (failed.head(), failed.head(dry_run=True)) == ("failed", "failed")

@@ -146,6 +146,34 @@ def test_a_broken_hash_chain_is_a_warning_at_boot(rig):
     assert any("hash chain broken" in line for line in boot_log(rig))
 
 
+@pytest.mark.parametrize(("tampered", "window", "found"), [
+    (None, 1000, None),
+    (1, 1000, 1),  # a window reaching the first row starts from the genesis hash: that row is checked too
+    (4, 3, 4),  # rows 4-6 are checked against row 3's hash
+    (3, 3, None),  # row 3 only anchors the window: boot's check is bounded, doctor's is not
+])
+def test_boot_checks_the_chain_of_the_newest_events_first_row_included(migrated_home, tampered, window, found):
+    import sqlite3
+
+    from hermes_state.events import NewEvent
+    from hermes_state.projector.boot import chain_tail_break
+    from hermes_state.settings import Settings
+    from hermes_state.store import EventStore
+
+    settings = Settings.from_env(migrated_home.env())
+    with EventStore.open(settings) as store:
+        store.append(NewEvent("alice", "created", "cli", "down"))
+        for number in range(5):
+            store.append(NewEvent("alice", "stopped" if number % 2 else "started", "cli", "down" if number % 2 else "up"))
+    if tampered is not None:
+        conn = sqlite3.connect(migrated_home.db, isolation_level=None)
+        conn.execute("DROP TRIGGER events_refuse_update")
+        conn.execute("UPDATE events SET reason = 'forged' WHERE position = ?", (tampered,))
+        conn.close()
+    with EventStore.open(settings, readonly=True) as store:
+        assert chain_tail_break(store, window=window) == found
+
+
 HOSTILE = ["../../escape", "a/b", "x; touch /tmp/hermes-pwned", "$(touch pwned)", "`id`", "n" * 300, "Upper", ".."]
 
 

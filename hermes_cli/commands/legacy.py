@@ -33,14 +33,7 @@ def import_legacy(args: argparse.Namespace) -> int:
                 bar["close"]()
 
     shown = [o for o in report.outcomes if o not in report.already]
-    rows = [
-        {
-            "profile": o.profile,
-            "outcome": ("would import " if report.dry_run else "imported ") + o.outcome if o.imported else o.outcome,
-            "why": o.reason if not o.problem or o.problem in o.reason else f"{o.reason}; problem: {o.problem}",
-        }
-        for o in shown
-    ]
+    rows = [{"profile": o.profile, "outcome": o.head(report.dry_run), "why": o.why} for o in shown]
     if rows:
         output.table(rows, [("profile", "profile"), ("outcome", "outcome"), ("why", "why")])
     print(report.summary())

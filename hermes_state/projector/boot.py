@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Any, Callable, TextIO
+from typing import Callable, TextIO
 
-from ..chain import chain_hash
+from ..chain import first_broken_position
 from ..db.engine import read_transaction
 from ..errors import HermesError, StoreUnavailable
 from ..events import utc_now
@@ -34,18 +34,20 @@ CHAIN_TAIL = 1000  # newest events whose hashes boot re-checks: constant work, w
 
 
 def chain_tail_break(store: EventStore, window: int = CHAIN_TAIL) -> int | None:
-    """Position of the first of the newest ``window`` events whose hash does not verify, or None."""
+    """Position of the first of the newest ``window`` events whose hash does not verify, or None.
+
+    The row just before the window anchors it; a window that reaches the
+    first row starts from the genesis hash, so that row is checked too.
+    """
     with read_transaction(store.engine) as conn:
         last = conn.exec_driver_sql("SELECT coalesce(max(position), 0) FROM events").scalar_one()
+        anchor = last - window
         rows = conn.exec_driver_sql(
-            "SELECT * FROM events WHERE position >= ? ORDER BY position", (max(1, last - window),)
+            "SELECT * FROM events WHERE position >= ? ORDER BY position", (max(1, anchor),)
         ).mappings().all()
-    previous = None
-    for row in rows:
-        if previous is not None and chain_hash(previous, row) != row["hash"]:
-            return int(row["position"])
-        previous = row["hash"]
-    return None
+    if anchor >= 1 and rows:
+        return first_broken_position(rows[1:], previous=rows[0]["hash"])
+    return first_broken_position(rows)
 
 
 class BootLog:
@@ -112,8 +114,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
         log.add(f"boot id written to {settings.boot_id_path}")
         reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
         report = reconciler.full_pass("boot")
-        states = store.states()
-    _log_profiles(log, states, report)
+    _log_profiles(log, report)
     if report.errors:
         log.add(f"finished with {len(report.errors)} error(s)")
         for line in report.errors:
@@ -123,12 +124,12 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
     return 0
 
 
-def _log_profiles(log: BootLog, states: list[Any], report: PassReport) -> None:
-    """One line per profile: its desired state and what boot did to its slot."""
+def _log_profiles(log: BootLog, report: PassReport) -> None:
+    """One line per profile: its desired state (as the pass planned from it) and what boot did to its slot."""
     by_profile: dict[str, list[dict]] = {}
     for row in report.actions:
         by_profile.setdefault(row["profile"], []).append(row)
-    for state in states:
+    for state in report.states:
         if planning.state_problem(state) is not None:
             continue
         rows = by_profile.pop(state.profile, [])

@@ -35,7 +35,7 @@ from typing import Iterable, Mapping, Sequence
 from ..errors import InvalidName
 from ..events import ACTORS, TYPES
 from ..fold import ProfileState
-from ..names import validate_name
+from ..names import shown, validate_name
 from .s6 import ServiceStatus
 
 SKIP_INVALID = "skip-invalid"
@@ -82,12 +82,6 @@ class Action:
         if self.position is not None:
             row["position"] = self.position
         return row
-
-
-def shown(name: object) -> str:
-    """A name from the database, safe to print: repr, at most 80 characters."""
-    text = repr(name)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def state_problem(state: object) -> str | None:

@@ -20,11 +20,12 @@ from typing import Callable, Iterable
 
 from ..errors import HermesError, InvalidName
 from ..events import Event, utc_now
-from ..names import validate_name
+from ..fold import ProfileState
+from ..names import shown, validate_name
 from ..settings import Settings
 from ..store import EventStore
 from . import plan as planning
-from .plan import Action, SlotView, shown
+from .plan import Action, SlotView
 from .s6 import S6, S6Timeout
 from .slots import ScanDir
 
@@ -45,6 +46,7 @@ class PassReport:
     actions: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    states: list[ProfileState] = field(default_factory=list)  # the rows planned from (untrusted)
     started: float = field(default_factory=time.monotonic)
     duration_ms: float = 0.0
     new_skips: int = 0
@@ -101,9 +103,9 @@ class Reconciler:
             slots, leftovers = self._observe(None)
             with self.store.reading() as tx:
                 upto = tx.last_position()
-                states = tx.states()
+                result.states = tx.states()
             result.upto = upto
-            actions = planning.plan(states, slots, leftovers=leftovers)
+            actions = planning.plan(result.states, slots, leftovers=leftovers)
             self._apply(actions, result)
         self.position = max(self.position, upto)
         return self._finish(result)

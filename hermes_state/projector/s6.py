@@ -189,10 +189,6 @@ class S6:
         """``s6-svc -r``: signal the process; s6 starts it again since it is still wanted up."""
         self._svc("-r", slot)
 
-    def terminate(self, slot: Path) -> None:
-        """``s6-svc -t``: SIGTERM to the process."""
-        self._svc("-t", slot)
-
     def _svc(self, option: str, slot: Path) -> None:
         result = self._run(["s6-svc", option, str(slot)])
         if result.returncode in _SVC_NOT_SUPERVISED:

@@ -25,9 +25,9 @@ from typing import Iterator
 
 from ..errors import BadInput, HermesError
 from ..names import NAME_PATTERN, SLOT_PREFIX, profile_of_slot, slot_name
+from ..settings import BOOT_ID_NAME
 
 LOCK_NAME = ".hermes-projector.lock"
-BOOT_ID_NAME = ".boot-id"
 RESTART_APPLIED = "data/restart-applied"
 
 # Dot-names the projector itself leaves behind when it dies mid-action:
@@ -174,10 +174,6 @@ class ScanDir:
             raise ScanDirError(f"cannot read scan directory {self.path}: {error.strerror}") from None
 
     # -- what a slot holds -------------------------------------------------
-    def has_slot(self, profile: str) -> bool:
-        path = self.slot_path(profile)
-        return path.is_dir() and not path.is_symlink()
-
     def has_down_file(self, profile: str) -> bool:
         return os.path.lexists(self.slot_path(profile) / "down")
 

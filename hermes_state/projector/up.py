@@ -28,10 +28,10 @@ from typing import Callable, TextIO
 
 from ..errors import HermesError
 from ..events import Event
+from ..names import shown
 from ..settings import Settings
 from . import plan as planning
 from .boot import boot
-from .plan import shown
 from .reconcile import PassReport
 from .s6 import S6, S6Error, S6Timeout
 from .slots import ScanDir
