@@ -166,5 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _say(line: str) -> None:
-    # One line, whatever the message held.
-    print(" ".join(line.split("\n")), file=sys.stderr, flush=True)
+    from .output import say  # imported on failure only: `hermes --version` stays light
+
+    say(line)

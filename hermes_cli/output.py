@@ -7,6 +7,11 @@ import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 
+def say(line: str) -> None:
+    """One line on stderr, whatever the message held (DESIGN section 7: one clear line)."""
+    print(" ".join(line.split("\n")), file=sys.stderr, flush=True)
+
+
 def json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object per line on stdout, and nothing else."""
     out = sys.stdout

@@ -27,11 +27,10 @@ from typing import Any, Callable, Mapping
 from .errors import HermesError
 from .events import NewEvent, format_time
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
-from .settings import Settings
+from .settings import SOUL_FILE, Settings
 from .store import EventStore
 
 LEGACY_FILE = "gateway_state.json"
-PROFILE_MARKER = "SOUL.md"
 # Real files hold a few hundred bytes; anything this large is not one.
 MAX_LEGACY_BYTES = 1 << 20
 RUNNING_STATES = frozenset({"running", "draining", "degraded"})
@@ -340,9 +339,9 @@ def _profile_entry(profiles_dir: Path, name: str) -> _Candidate | ProfileOutcome
     if not stat.S_ISDIR(info.st_mode):
         return ProfileOutcome(shown, SKIPPED, "not a directory")
     try:
-        os.lstat(directory / PROFILE_MARKER)
+        os.lstat(directory / SOUL_FILE)
     except FileNotFoundError:
-        return ProfileOutcome(shown, SKIPPED, f"no {PROFILE_MARKER}: not a profile")
+        return ProfileOutcome(shown, SKIPPED, f"no {SOUL_FILE}: not a profile")
     except OSError as error:
         return ProfileOutcome(shown, FAILED, f"cannot inspect: {error.strerror}")
     return _Candidate(name, directory / LEGACY_FILE, f"profiles/{name}/{LEGACY_FILE}")

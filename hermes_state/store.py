@@ -52,6 +52,9 @@ class _Statements:
             ).select_from(anchor.outerjoin(p, p.c.profile == bindparam("name"))),
             dialect,
         )
+        after = select(e).where(e.c.position > bindparam("after")).order_by(e.c.position)
+        self.log_after = Compiled(after, dialect)
+        self.log_after_limited = Compiled(after.limit(bindparam("limit")), dialect)
         self.last_position = Compiled(select(func.coalesce(func.max(e.c.position), 0)), dialect)
         self.insert_event = Compiled(insert(e), dialect, column_keys=COLUMNS)
         self.insert_state = Compiled(insert(p), dialect, column_keys=_STATE_FIELDS)
@@ -125,14 +128,13 @@ class StoreTransaction:
         return self._events(Compiled(query, self._store.engine.dialect))
 
     def log_after(self, position: int, limit: int | None = None) -> list[Event]:
-        """The whole log after ``position``, in position order."""
-        query = select(events_table).where(events_table.c.position > position).order_by(events_table.c.position)
-        if limit is not None:
-            query = query.limit(limit)
-        return self._events(Compiled(query, self._store.engine.dialect))
+        """The whole log after ``position``, in position order (the watch daemon's read at every wake-up)."""
+        if limit is None:
+            return self._events(self._sql.log_after, {"after": position})
+        return self._events(self._sql.log_after_limited, {"after": position, "limit": limit})
 
-    def _events(self, statement: Compiled) -> list[Event]:
-        return [Event.from_row(row) for row in mappings(statement.execute(self._driver))]
+    def _events(self, statement: Compiled, values: dict | None = None) -> list[Event]:
+        return [Event.from_row(row) for row in mappings(statement.execute(self._driver, values))]
 
     def last_position(self) -> int:
         return int(self._sql.last_position.execute(self._driver).fetchone()[0])

@@ -15,15 +15,15 @@ import errno
 import fcntl
 import os
 import signal
-import sys
 
 from hermes_state.errors import Conflict, HermesError
+from hermes_state.exits import EX_CONFIG
 from hermes_state.names import DEFAULT_PROFILE, validate_name
 from hermes_state.settings import SOUL_FILE
 
+from ..output import say
 from .common import settings
 
-EX_CONFIG = 78
 LOCK_FILE = ".gateway.lock"
 
 
@@ -35,15 +35,15 @@ def run(args: argparse.Namespace) -> int:
     # The root profile is the home itself; any other is a directory with its marker.
     marker = directory if name == DEFAULT_PROFILE else directory / SOUL_FILE
     if not marker.exists():
-        _say(f"hermes: gateway {name}: no such profile ({marker} does not exist): exit {EX_CONFIG}, not restarted")
+        say(f"hermes: gateway {name}: no such profile ({marker} does not exist): exit {EX_CONFIG}, not restarted")
         return EX_CONFIG
     lock = _lock(directory / LOCK_FILE, name)
     try:
         watched = {signal.SIGTERM, signal.SIGINT}
         signal.pthread_sigmask(signal.SIG_BLOCK, watched)
-        _say(f"hermes: gateway {name}: running as pid {os.getpid()} (built-in stand-in gateway)")
+        say(f"hermes: gateway {name}: running as pid {os.getpid()} (built-in stand-in gateway)")
         received = signal.sigwait(watched)
-        _say(f"hermes: gateway {name}: {signal.Signals(received).name}, exiting")
+        say(f"hermes: gateway {name}: {signal.Signals(received).name}, exiting")
         return 0
     finally:
         os.close(lock)
@@ -69,7 +69,3 @@ def _lock(path, name: str) -> int:
     os.ftruncate(descriptor, 0)
     os.write(descriptor, f"{os.getpid()}\n".encode())
     return descriptor
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ from hermes_state import hooks
 from hermes_state.errors import HermesError, NotFound, ProfileDeleted, StoreUnavailable
 from hermes_state.exits import DO_NOT_RESTART, ObservedExit
 
+from ..output import say
 from .common import settings
 
 
@@ -26,15 +27,15 @@ def record_start(args: argparse.Namespace) -> int:
     except (NotFound, ProfileDeleted):
         raise  # no live profile: start nothing (one line, exit 3 or 4)
     except HermesError as error:
-        _say(f"hermes: record-start {args.slot}: start not recorded ({error}); starting the gateway anyway")
+        say(f"hermes: record-start {args.slot}: start not recorded ({error}); starting the gateway anyway")
     except Exception as error:  # noqa: BLE001 - a broken log must not take gateways down; it is reported
-        _say(f"hermes: record-start {args.slot}: start not recorded ({type(error).__name__}: {error}); "
+        say(f"hermes: record-start {args.slot}: start not recorded ({type(error).__name__}: {error}); "
              "starting the gateway anyway")
     sys.stdout.flush()
     try:
         hooks.exec_gateway(argv, name)
     except OSError as error:
-        _say(f"hermes: record-start {args.slot}: cannot run the gateway command {argv[0]!r}: {error.strerror}")
+        say(f"hermes: record-start {args.slot}: cannot run the gateway command {argv[0]!r}: {error.strerror}")
         return hooks.EXEC_FAILED_STATUS
 
 
@@ -49,9 +50,5 @@ def record_exit(args: argparse.Namespace) -> int:
         # Any status but 125: s6 restarts the gateway as it would without us.
         raise type(error)(f"record-exit {args.slot}: exit not recorded, s6 restarts as usual: {error}") from None
     if decision.exit_status == DO_NOT_RESTART:
-        _say(f"hermes: {args.slot}: {decision.outcome}: held down, s6 will not restart it")
+        say(f"hermes: {args.slot}: {decision.outcome}: held down, s6 will not restart it")
     return decision.exit_status
-
-
-def _say(line: str) -> None:
-    print(" ".join(line.split("\n")), file=sys.stderr, flush=True)
