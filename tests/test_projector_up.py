@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 
@@ -84,3 +86,31 @@ def test_root_refuses_a_scan_directory_inside_the_users_volume(rig):
     result = subprocess.run([str(HERMES), "state", "up"], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "unsafe for root" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_the_embedded_default_as_one_ordinary_user(home):
+    """What `make run` does on a laptop: everything as one unprivileged user, under one HERMES_HOME."""
+    kwargs = {} if home.user.is_self else {"user": home.user.uid, "group": home.user.gid, "extra_groups": []}
+    output = home.path / "up.out"
+    with output.open("wb") as out:
+        up = subprocess.Popen([str(HERMES), "state", "up"], env=home.env(), stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, **kwargs)
+    try:
+        wait_for(lambda: "boot done" in output.read_text(), 30, "up to boot")
+        assert home.hermes("profile", "create", "alice").returncode == 0
+        assert home.hermes("gateway", "start", "-p", "alice").returncode == 0
+        wait_for(lambda: "running as pid" in home.hermes("gateway", "status", "-p", "alice").stdout, 10, "alice up")
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            status = up.wait(timeout=30)
+        finally:
+            for line in processes_under(home.scandir):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+    assert status == 0, output.read_text()
+    assert not processes_under(home.scandir)
+    owners = {path.stat().st_uid for path in [home.db, home.scandir, home.scandir / "gateway-alice"]}
+    assert owners == {home.user.uid}  # nothing made by or for root
+    history = [(e["type"], e["actor"], e["reason"]) for e in
+               map(json.loads, home.hermes("profile", "history", "alice", "--json").stdout.splitlines())]
+    assert history[-1] == ("stopped", "supervisor", "shutdown")
