@@ -214,3 +214,11 @@ def test_no_store_at_all(home):
         assert result.returncode == 5
         one_line(result, "no event store")
     assert not home.db.exists()
+
+
+def test_a_postgresql_url_is_refused_not_ignored(migrated_home):
+    """DESIGN section 8's fleet store is not built yet: setting it must not silently mean the local file."""
+    for args in (WRITE, *READS):
+        result = migrated_home.hermes(*args, env={"HERMES_STATE_URL": "postgresql://fleet/hermes"})
+        assert result.returncode == 2, (args, result.stderr)
+        one_line(result, "HERMES_STATE_URL")

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # pathlib costs a few ms at import: annotations only
     from pathlib import Path
     from typing import Mapping
 
-from ..errors import StoreMissing, StoreUnavailable
+from ..errors import BadInput, StoreMissing, StoreUnavailable
 
 
 def check_store_path(path: "Path | str", *, must_exist: bool) -> None:
@@ -42,6 +42,16 @@ def home_from_env(environ: "Mapping[str, str]") -> str:
 
 
 def store_path_from_env(environ: "Mapping[str, str] | None" = None) -> str:
-    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (DESIGN section 1)."""
+    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (DESIGN section 1).
+
+    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, DESIGN section 8) is refused
+    rather than ignored: someone who set it must not be writing to a local
+    file without knowing.
+    """
     env = os.environ if environ is None else environ
+    if env.get("HERMES_STATE_URL"):
+        raise BadInput(
+            "HERMES_STATE_URL is set, but this version stores events only in a SQLite file "
+            "(PostgreSQL is not supported yet): unset it, or use HERMES_STATE_DB for the file's path"
+        )
     return env.get("HERMES_STATE_DB") or os.path.join(home_from_env(env), "state", "profiles.db")
