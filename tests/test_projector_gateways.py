@@ -28,6 +28,19 @@ def supervisor_runs(history):
     return [row for row in history if row["type"] == "started" and row["actor"] == "supervisor"]
 
 
+def running(rig, name: str) -> int:
+    """Wait until ``name``'s gateway is up and its start is in the log; its pid."""
+    pid = wait_for(lambda: rig.running_pid(name), 5, f"{name} up")
+    wait_for(lambda: supervisor_runs(rig.history(name)), 5, f"{name}'s start recorded")
+    return pid
+
+
+def created_and_running(rig, name: str) -> int:
+    rig.append("create", name)
+    rig.append("start", name)
+    return running(rig, name)
+
+
 def test_create_start_restart_stop_delete(rig):
     watch = rig.start_watch()
     rig.cli("profile", "create", "alice")
@@ -74,10 +87,7 @@ def test_create_start_restart_stop_delete(rig):
 
 def test_kill_9_is_a_crash_and_s6_starts_it_again(rig):
     watch = rig.start_watch()
-    rig.append("create", "kilo")
-    rig.append("start", "kilo")
-    victim = wait_for(lambda: rig.running_pid("kilo"), 5, "kilo up")
-    wait_for(lambda: supervisor_runs(rig.history("kilo")), 5, "kilo's start recorded")
+    victim = created_and_running(rig, "kilo")
     time.sleep(1.0)  # a gateway in service (up > 1 s): s6 restarts it without its 1 s backoff
     killed_at = time.monotonic()
     os.kill(victim, signal.SIGKILL)
@@ -135,8 +145,7 @@ def _container_restart(rig):
     rig.append("start", "uno", "dos", "crashy")
     rig.append("stop", "dos")
     wait_for(lambda: rig.history("crashy")[-1]["reason"] == "crash-loop", 15, "crashy's breaker")
-    wait_for(lambda: rig.running_pid("uno"), 5, "uno up")
-    wait_for(lambda: supervisor_runs(rig.history("uno")), 5, "uno's start recorded")
+    running(rig, "uno")
     assert rig.stop_watch(watch) == 0
     old_boot = (rig.scandir / ".boot-id").read_text().strip()
 
@@ -164,8 +173,7 @@ def test_gateway_that_exits_0_on_sigterm_records_shutdown_and_runs_again(rig):
     rig.append("create", "tango")
     rig.append("start", "tango")
     watch = rig.start_watch()
-    wait_for(lambda: rig.running_pid("tango"), 5, "tango up")
-    wait_for(lambda: supervisor_runs(rig.history("tango")), 5, "tango's start recorded")
+    running(rig, "tango")
     rig.stop_watch(watch)
     rig.stop_scanner()
     assert types(rig.history("tango"))[-1] == ("stopped", "supervisor", "shutdown")
@@ -178,10 +186,7 @@ def test_gateway_that_exits_0_on_sigterm_records_shutdown_and_runs_again(rig):
 
 def test_an_operator_s6_svc_d_is_recorded_as_shutdown_and_undone_while_desired_is_up(rig):
     watch = rig.start_watch()
-    rig.append("create", "oscar")
-    rig.append("start", "oscar")
-    first = wait_for(lambda: rig.running_pid("oscar"), 5, "oscar up")
-    wait_for(lambda: supervisor_runs(rig.history("oscar")), 5, "oscar's start recorded")
+    first = created_and_running(rig, "oscar")
     subprocess.run(["s6-svc", "-d", str(rig.scandir / "gateway-oscar")], check=True, timeout=10)
     wait_for(lambda: len(supervisor_runs(rig.history("oscar"))) == 2, 5, "oscar started again")
     history = rig.history("oscar")
@@ -193,10 +198,7 @@ def test_an_operator_s6_svc_d_is_recorded_as_shutdown_and_undone_while_desired_i
 def test_a_start_while_the_stopped_gateway_is_still_exiting_runs_it_again(rig):
     """s6 was told down; the start lands before finish has recorded the exit: up waits for that record."""
     watch = rig.start_watch()
-    rig.append("create", "sierra")
-    rig.append("start", "sierra")
-    first = wait_for(lambda: rig.running_pid("sierra"), 5, "sierra up")
-    wait_for(lambda: supervisor_runs(rig.history("sierra")), 5, "sierra's start recorded")
+    first = created_and_running(rig, "sierra")
     rig.append("stop", "sierra")
     wait_for(lambda: rig.status("sierra")["wantedup"] is False, 5, "the projector to bring sierra down")
     rig.append("start", "sierra")
@@ -209,10 +211,7 @@ def test_a_start_while_the_stopped_gateway_is_still_exiting_runs_it_again(rig):
 
 def test_a_stop_superseded_before_the_projector_acts_changes_nothing(rig):
     watch = rig.start_watch()
-    rig.append("create", "tango")
-    rig.append("start", "tango")
-    first = wait_for(lambda: rig.running_pid("tango"), 5, "tango up")
-    wait_for(lambda: supervisor_runs(rig.history("tango")), 5, "tango's start recorded")
+    first = created_and_running(rig, "tango")
     rig.append("stop:tango", "start:tango")  # one transaction: the projector never sees the stop alone
     time.sleep(0.5)
     assert rig.running_pid("tango") == first  # level-triggered: desired up, s6 has it up

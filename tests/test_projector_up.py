@@ -27,6 +27,16 @@ def _start_up(rig, **extra):
                             stdin=subprocess.DEVNULL)
 
 
+def _stop(up: subprocess.Popen, how: signal.Signals) -> int:
+    """Signal `hermes state up` and wait for it; killed if it hangs (the rig then kills its s6-svscan)."""
+    up.send_signal(how)
+    try:
+        return up.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        raise
+
+
 def _output(rig) -> str:
     return (rig.root / "up.out").read_text()
 
@@ -45,12 +55,7 @@ def test_up_runs_its_own_scanner_and_ctrl_c_stops_everything_it_started(rig):
         wait_for(lambda: rig.running_pid("alice"), 5, "alice up")
         wait_for(lambda: "by supervisor" in _output(rig), 5, "the supervisor's start printed")
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            status = up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()  # its s6-svscan is then killed by the rig's cleanup
-            raise
+        status = _stop(up, signal.SIGINT)
     text = _output(rig)
     assert status == 0, text
     assert "s6-svscan started on" in text and "cleared 1 slot(s)" in text
@@ -67,12 +72,7 @@ def test_up_leaves_a_running_scanner_alone(rig):
     try:
         wait_for(lambda: "boot done" in _output(rig), 20, "up to boot")
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            status = up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()  # its s6-svscan is then killed by the rig's cleanup
-            raise
+        status = _stop(up, signal.SIGTERM)
     assert status == 0, _output(rig)
     assert "already runs" in _output(rig)
     assert rig.scanner.poll() is None  # still running: not ours to stop
@@ -101,9 +101,8 @@ def test_the_embedded_default_as_one_ordinary_user(home):
         assert home.hermes("gateway", "start", "-p", "alice").returncode == 0
         wait_for(lambda: "running as pid" in home.hermes("gateway", "status", "-p", "alice").stdout, 10, "alice up")
     finally:
-        up.send_signal(signal.SIGINT)
         try:
-            status = up.wait(timeout=30)
+            status = _stop(up, signal.SIGINT)
         finally:
             for line in processes_under(home.scandir):
                 os.kill(int(line.split()[0]), signal.SIGKILL)
