@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from hermes_state.chain import GENESIS, chain_hash
-from hermes_state.db.driver import library_name, sqlite_module
+from hermes_state.backends.sqlite.driver import library_name, sqlite_module
 from hermes_state.events import COLUMNS, NewEvent, utc_now
-from hermes_state.migrate import migrate
+from hermes_state.backends.sqlite.migrate import migrate
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Iterator
 
 from hermes_state.chain import GENESIS, chain_hash
-from hermes_state.db.driver import sqlite_module
+from hermes_state.backends.sqlite.driver import sqlite_module
 from hermes_state.events import COLUMNS, Event, encode_data, format_time
 from hermes_state.fold import ProfileState, apply
-from hermes_state.migrate import migrate
+from hermes_state.backends.sqlite.migrate import migrate
 
 HOST = "5b7e3c1a-0d2f-4e8b-9a61-3c5d7e9f1a2b"
 _STATE_COLUMNS = tuple(ProfileState.__dataclass_fields__)

@@ -16,16 +16,16 @@ from pathlib import Path
 from sqlalchemy import select
 
 from .chain import GENESIS, chain_hash
-from .db.driver import has_wal_reset_bug, library_name, sqlite_module
-from .db.engine import make_engine, read_transaction
-from .db.paths import check_store_path
-from .db.revision import HEAD, current_revision, describe_mismatch
-from .db.schema import TRIGGERS, VIEWS
-from .db.schema import events as events_table
+from .backends.sqlite.driver import has_wal_reset_bug, library_name, sqlite_module
+from .backends.sqlite.engine import make_engine, read_transaction
+from .backends.sqlite.paths import check_store_path
+from .backends.sqlite.revision import HEAD, current_revision, describe_mismatch
+from .store.schema import TRIGGERS, VIEWS
+from .store.schema import events as events_table
 from .errors import HermesError, StoreUnavailable
 from .events import Event
 from .fold import ProfileState, apply
-from .store import _state_from_row
+from .store.log import _state_from_row
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .db.paths import home_from_env, store_path_from_env
+from .backends.sqlite.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 

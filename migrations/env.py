@@ -1,12 +1,12 @@
 """Alembic environment: runs revisions on the store's own engine (driver, pragmas, BEGIN IMMEDIATE).
 
 Used both by `alembic upgrade head` at the repository root and by
-`hermes state migrate` (hermes_state.migrate passes its connection in).
+`hermes state migrate` (hermes_state.backends.sqlite.migrate passes its connection in).
 """
 
 from alembic import context
 
-from hermes_state.db.schema import metadata
+from hermes_state.store.schema import metadata
 
 
 def run_migrations(connection) -> None:
@@ -27,7 +27,7 @@ def run_online() -> None:
         return
     # Run from the command line: the same engine and refusal of a newer
     # schema as `hermes state migrate`, then whatever command was asked for.
-    from hermes_state.migrate import migration_transaction
+    from hermes_state.backends.sqlite.migrate import migration_transaction
     from hermes_state.settings import Settings
 
     with migration_transaction(Settings.from_env().db_path) as connection:

@@ -187,7 +187,7 @@ def home(world_tmp: Path, hermes_user: User) -> Home:
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory) -> Path:
     """A store migrated once per session by the real migration (Alembic costs ~0.5 s a run)."""
-    from hermes_state.migrate import migrate
+    from hermes_state.backends.sqlite.migrate import migrate
 
     path = tmp_path_factory.mktemp("template") / "profiles.db"
     migrate(path)

@@ -21,7 +21,7 @@ from typing import Callable
 
 from conftest import HERMES, Home, User, run_as
 
-from hermes_state.db.engine import make_engine, read_transaction
+from hermes_state.backends.sqlite.engine import make_engine, read_transaction
 
 IS_ROOT = os.geteuid() == 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from hermes_state.migrate import migrate
+from hermes_state.backends.sqlite.migrate import migrate
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
 

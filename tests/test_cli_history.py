@@ -13,7 +13,7 @@ import pytest
 from cli_support import LogWriter, json_lines, one_stderr_line
 from conftest import HERMES
 
-from hermes_state.db.driver import sqlite_module
+from hermes_state.backends.sqlite.driver import sqlite_module
 from hermes_state.events import COLUMNS
 
 NOW = datetime.now(timezone.utc)

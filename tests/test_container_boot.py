@@ -20,7 +20,7 @@ import pytest
 from container_sim import IMAGE_ID, ROOTFS, Container
 from projector_support import wait_for
 
-from hermes_state.db.engine import make_engine, read_transaction
+from hermes_state.backends.sqlite.engine import make_engine, read_transaction
 
 pytestmark = [
     pytest.mark.slow,

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from hermes_state.db.driver import has_wal_reset_bug
+from hermes_state.backends.sqlite.driver import has_wal_reset_bug
 from hermes_state.doctor import ERROR, OK, WARNING, diagnose, filesystem_type
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HERMES, Home, give_to, run_as
-from hermes_state.db.driver import sqlite_module
+from hermes_state.backends.sqlite.driver import sqlite_module
 from hermes_state.errors import InvalidName
 from hermes_state.events import NewEvent
 from hermes_state.hooks import profile_of_slot
@@ -325,7 +325,7 @@ def test_concurrent_exits_trip_the_breaker_exactly_once(migrated_home):
 
 LOCKER = """
 import sys
-from hermes_state.db.driver import sqlite_module
+from hermes_state.backends.sqlite.driver import sqlite_module
 con = sqlite_module().connect(sys.argv[1], isolation_level=None)
 con.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)

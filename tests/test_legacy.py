@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HERMES, Home, give_to, run_as, run_on_terminal
-from hermes_state.db.driver import sqlite_module
+from hermes_state.backends.sqlite.driver import sqlite_module
 from hermes_state.legacy import normalized_time, plan_import, should_run
 
 # A copy of the shared fixture (../shared/fixtures/legacy-home), described by legacy-home.md beside it.

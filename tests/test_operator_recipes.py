@@ -20,7 +20,7 @@ import pytest
 from cli_support import LogWriter
 from conftest import Home, give_to, run_as
 
-from hermes_state.db.driver import sqlite_module
+from hermes_state.backends.sqlite.driver import sqlite_module
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operators.md"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cli_support import LogWriter
 
-from hermes_state.db.connect import uri_for
-from hermes_state.db.paths import store_path_from_env
-from hermes_state.db.reader import StoreReader
+from hermes_state.backends.sqlite.connect import uri_for
+from hermes_state.backends.sqlite.paths import store_path_from_env
+from hermes_state.backends.sqlite.reader import StoreReader
 from hermes_state.errors import SchemaMismatch, StoreMissing, StoreUnavailable
 from hermes_state.history import HistoryFilter, read_history, read_newer
 from hermes_state.settings import Settings

@@ -15,11 +15,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import hermes_state
-from hermes_state.db.engine import make_engine
-from hermes_state.db.revision import HEAD, KNOWN_REVISIONS
-from hermes_state.db.schema import TRIGGERS, VIEWS, metadata
+from hermes_state.backends.sqlite.engine import make_engine
+from hermes_state.backends.sqlite.revision import HEAD, KNOWN_REVISIONS
+from hermes_state.store.schema import TRIGGERS, VIEWS, metadata
 from hermes_state.events import COLUMNS, NewEvent
-from hermes_state.migrate import migrate, migrations_dir
+from hermes_state.backends.sqlite.migrate import migrate, migrations_dir
 
 from store_helpers import open_store, ticking_clock
 

@@ -75,7 +75,7 @@ def observe_slot(slot_dir) -> "ServiceStatus | str":
 
 
 def status(args: argparse.Namespace) -> int:
-    from hermes_state.db.reader import StoreReader
+    from hermes_state.backends.sqlite.reader import StoreReader
     from hermes_state.history import read_profile
 
     name = profile_of(args)

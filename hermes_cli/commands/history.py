@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from hermes_state.db.reader import StoreReader
+from hermes_state.backends.sqlite.reader import StoreReader
 from hermes_state.errors import BadInput, NotFound
 from hermes_state.history import (
     CURRENT_BOOT,

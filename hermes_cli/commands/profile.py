@@ -34,7 +34,7 @@ def _store_for_create(config):
     from hermes_state.store import EventStore
 
     if not os.path.lexists(config.db_path):
-        from hermes_state.migrate import migrate
+        from hermes_state.backends.sqlite.migrate import migrate
 
         migrate(config.db_path)
         print(f"hermes: created the event store {config.db_path}", file=sys.stderr)
@@ -67,7 +67,7 @@ _LIST_SQL = "SELECT * FROM profile_status {where} ORDER BY profile"
 
 
 def list_profiles(args: argparse.Namespace) -> int:
-    from hermes_state.db.reader import StoreReader
+    from hermes_state.backends.sqlite.reader import StoreReader
 
     with StoreReader.open() as reader:
         rows = reader.rows(_LIST_SQL.format(where="" if args.all else "WHERE status = 'live'"))

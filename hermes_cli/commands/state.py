@@ -14,7 +14,7 @@ from .common import settings
 
 
 def migrate(args: argparse.Namespace) -> int:
-    from hermes_state.migrate import migrate as run_migrations
+    from hermes_state.backends.sqlite.migrate import migrate as run_migrations
 
     path = settings().db_path
     before, after = run_migrations(path)
@@ -57,12 +57,12 @@ def doctor(args: argparse.Namespace) -> int:
 
 def sql(args: argparse.Namespace) -> int:
     """Read-only access for operators: the sqlite3 shell, or one statement's rows as JSON lines."""
-    from hermes_state.db.connect import uri_for
-    from hermes_state.db.reader import StoreReader
+    from hermes_state.backends.sqlite.connect import uri_for
+    from hermes_state.backends.sqlite.reader import StoreReader
 
     path = settings().db_path
     if args.query is None:
-        from hermes_state.db.paths import check_store_path
+        from hermes_state.backends.sqlite.paths import check_store_path
 
         check_store_path(path, must_exist=True)
         shell = shutil.which("sqlite3")

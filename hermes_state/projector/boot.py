@@ -20,7 +20,7 @@ import uuid
 from typing import Callable, TextIO
 
 from ..chain import first_broken_position
-from ..db.engine import read_transaction
+from ..backends.sqlite.engine import read_transaction
 from ..errors import HermesError, StoreUnavailable
 from ..events import utc_now
 from ..settings import Settings

@@ -31,7 +31,7 @@ _BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
 def writing_steps(settings: Settings) -> dict[str, Any]:
     """Migrate, import legacy ``gateway_state.json`` once, make sure ``default`` exists."""
     from ..legacy import import_legacy
-    from ..migrate import migrate
+    from ..backends.sqlite.migrate import migrate
     from ..store import EventStore, ensure_default_profile
 
     before, after = migrate(settings.db_path)

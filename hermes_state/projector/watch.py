@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..db.engine import make_engine, read_transaction
+from ..backends.sqlite.engine import make_engine, read_transaction
 from ..errors import BadInput, HermesError
 from ..events import utc_now
 from ..settings import Settings

@@ -15,19 +15,19 @@ from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import Engine, and_, bindparam, func, insert, literal, select, update
 
-from . import fold as folding
-from .chain import GENESIS, chain_hash
-from .db.compiled import Compiled, first_mapping, mappings
-from .db.engine import driver_transaction, make_engine
-from .db.translate import translated
-from .db.revision import require_head
-from .db.schema import events as events_table
-from .db.schema import profile_projection
-from .errors import BadInput, Conflict, NotFound, VersionConflict
-from .events import COLUMNS, Event, NewEvent, utc_now
-from .fold import ProfileState
-from .names import validate_name
-from .settings import Settings
+from .. import fold as folding
+from ..chain import GENESIS, chain_hash
+from .compiled import Compiled, first_mapping, mappings
+from ..backends.sqlite.engine import driver_transaction, make_engine
+from ..backends.sqlite.translate import translated
+from ..backends.sqlite.revision import require_head
+from .schema import events as events_table
+from .schema import profile_projection
+from ..errors import BadInput, Conflict, NotFound, VersionConflict
+from ..events import COLUMNS, Event, NewEvent, utc_now
+from ..fold import ProfileState
+from ..names import validate_name
+from ..settings import Settings
 
 _STATE_FIELDS = tuple(field.name for field in dataclasses.fields(ProfileState))
 
@@ -340,7 +340,7 @@ def ensure_default_profile(store: EventStore) -> Event | None:
     A deleted ``default`` cannot happen (the fold refuses it), so only a
     missing one is created.
     """
-    from .names import DEFAULT_PROFILE
+    from ..names import DEFAULT_PROFILE
 
     with store.writing() as tx:
         if tx.state(DEFAULT_PROFILE) is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import BadInput
+from ...errors import BadInput
 from .driver import sqlite_module
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000

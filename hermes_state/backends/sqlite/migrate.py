@@ -8,15 +8,15 @@ from typing import Iterator
 
 from sqlalchemy import Connection
 
-from .db.engine import make_engine, write_transaction
-from .db.revision import KNOWN_REVISIONS, current_revision, describe_mismatch
-from .db.translate import translated
-from .errors import SchemaMismatch, StoreUnavailable
+from .engine import make_engine, write_transaction
+from .revision import KNOWN_REVISIONS, current_revision, describe_mismatch
+from .translate import translated
+from ...errors import SchemaMismatch, StoreUnavailable
 
 
 def migrations_dir() -> Path:
     """The revisions shipped inside the installed package (``migrations/`` in the repository)."""
-    from . import migrations
+    from ... import migrations
 
     return Path(migrations.__file__).parent
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # pathlib costs a few ms at import: annotations only
     from pathlib import Path
     from typing import Mapping
 
-from ..errors import BadInput, StoreMissing, StoreUnavailable
+from ...errors import BadInput, StoreMissing, StoreUnavailable
 
 
 def check_store_path(path: "Path | str", *, must_exist: bool) -> None:

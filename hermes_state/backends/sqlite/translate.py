@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:  # annotations only: readers that must start fast import this module
     from pathlib import Path
 
-from ..errors import (
+from ...errors import (
     BadInput,
     Conflict,
     HermesError,

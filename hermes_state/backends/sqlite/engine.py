@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import SingletonThreadPool
 
-from ..errors import StoreLocked
+from ...errors import StoreLocked
 from .connect import busy_timeout_from_env, open_connection
 from .driver import sqlite_module
 from .paths import check_store_path

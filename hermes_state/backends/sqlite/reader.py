@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator, Sequence
 
-from ..errors import BadInput, HermesError
+from ...errors import BadInput, HermesError
 from .connect import busy_timeout_from_env, open_connection
 from .driver import sqlite_module
 from .paths import check_store_path, store_path_from_env

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # annotations only: the revision check must import without SQ
 
     from sqlalchemy import Connection
 
-from ..errors import SchemaMismatch
+from ...errors import SchemaMismatch
 
 KNOWN_REVISIONS = ("0001_events",)  # oldest first
 HEAD = KNOWN_REVISIONS[-1]

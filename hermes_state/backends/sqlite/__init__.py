@@ -1,0 +1,1 @@
+"""The SQLite backend: everything that knows the store is a SQLite file lives in this package."""

@@ -1,1 +1,0 @@
-"""The SQLite shell: driver choice, engine, schema, revision check, error translation."""
