@@ -10,7 +10,7 @@ TEST_USER ?= hermes-test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name '*.py' -o -name '*.mako' 2>/dev/null)
 
-.PHONY: run test setup system-deps test-user bench lint clean
+.PHONY: run test setup system-deps test-user bench lint sql clean
 
 # The embedded default runs as one ordinary user (DESIGN section 3). Started
 # as root, it is handed to the unprivileged RUN_USER (made when missing) with
@@ -55,6 +55,7 @@ system-deps:
 $(VENV)/.installed: $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	rm -rf build  # setuptools' leftovers would ship modules that no longer exist
 	$(BIN)/python -m pip install -q '.[test]'
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
 	touch $@
@@ -71,6 +72,11 @@ bench: setup
 # hadolint on the Dockerfile, shellcheck on every shell script (`make test` runs it too).
 lint: setup
 	$(BIN)/pytest -q tests/test_lint.py
+
+# The SQL the SQLite recorder runs, compiled from hermes_state/store/statements.py
+# (tests/test_generated_sql.py fails when it is stale).
+sql: setup
+	$(BIN)/python -m hermes_state.store.generate sqlite > hermes_state/backends/sqlite/sql.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from hermes_state.chain import GENESIS, chain_hash
+from hermes_state.chain import CHAIN_VERSION, GENESIS, chain_hash
 from hermes_state.backends.sqlite.driver import library_name, sqlite_module
 from hermes_state.events import COLUMNS, NewEvent, utc_now
 from hermes_state.backends.sqlite.migrate import migrate
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import EventStore, open_store
 
 PROFILES = [f"agent-{i:03d}" for i in range(50)]
 BOOT_ID = "bc26a5d4-732b-4a69-92c3-789b479d455c"
@@ -39,7 +39,7 @@ def open_store(home: Path) -> EventStore:
     migrate(settings.db_path)
     settings.scandir.mkdir(parents=True, exist_ok=True)
     settings.boot_id_path.write_text(BOOT_ID + "\n")
-    store = EventStore.open(Settings.from_env())
+    store = open_store(Settings.from_env())
     store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
     store.append_all([NewEvent(name, "started", "cli", "up") for name in PROFILES])
     return store
@@ -111,6 +111,7 @@ class RawRows:
                 "type": "started", "actor": "supervisor", "desired": None, "occurred_at": utc_now(),
                 "host": BOOT_ID, "boot_id": BOOT_ID, "pid": self.rng.randint(100, 4_000_000),
                 "exit_code": None, "signal": None, "reason": None, "data": "{}", "idempotency_key": None,
+                "chain_version": CHAIN_VERSION,
             }
             row["hash"] = self.previous = chain_hash(self.previous, row)
             rows.append([row[c] for c in COLUMNS])

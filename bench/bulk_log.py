@@ -19,14 +19,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from hermes_state.chain import GENESIS, chain_hash
+from hermes_state.chain import CHAIN_VERSION, GENESIS, chain_hash
 from hermes_state.backends.sqlite.driver import sqlite_module
 from hermes_state.events import COLUMNS, Event, encode_data, format_time
 from hermes_state.fold import ProfileState, apply
 from hermes_state.backends.sqlite.migrate import migrate
 
 HOST = "5b7e3c1a-0d2f-4e8b-9a61-3c5d7e9f1a2b"
-_STATE_COLUMNS = tuple(ProfileState.__dataclass_fields__)
+_STATE_COLUMNS = ProfileState._fields
 
 
 def profile_names(count: int) -> list[str]:
@@ -126,6 +126,7 @@ def load_log(
             "reason": spec.get("reason"),
             "data": encode_data(data),
             "idempotency_key": None,
+            "chain_version": CHAIN_VERSION,
         }
         row["hash"] = previous = chain_hash(previous, row)
         states[name] = apply(prior, Event.from_row(row))

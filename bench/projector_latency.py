@@ -29,7 +29,7 @@ from projector_common import BIN_DIR, Scanner, bench_user, environment, give_to,
 
 from hermes_state.events import NewEvent  # noqa: E402
 from hermes_state.settings import Settings  # noqa: E402
-from hermes_state.store import EventStore  # noqa: E402
+from hermes_state.store import EventStore, open_store  # noqa: E402
 
 PROFILES = [f"lat-{i}" for i in range(4)]
 GATEWAY = "#!/usr/bin/perl\n$SIG{TERM} = sub { exit 0 };\nsleep 1 while 1;\n"
@@ -103,7 +103,7 @@ def main() -> int:
     scanner = Scanner(scandir, env)
     try:
         hermes(env, "state", "boot")
-        with EventStore.open(Settings.from_env()) as store:
+        with open_store(Settings.from_env()) as store:
             store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)  # files SQLite made for this process belong to the user too
             inotify = run_daemon(env, store, scandir, args.starts)

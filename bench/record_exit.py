@@ -31,7 +31,7 @@ from bulk_log import load_log  # noqa: E402
 
 from hermes_state.events import NewEvent  # noqa: E402
 from hermes_state.settings import Settings  # noqa: E402
-from hermes_state.store import EventStore  # noqa: E402
+from hermes_state.store import open_store  # noqa: E402
 
 TARGET_P95_SECONDS = 0.5
 PROFILE = "bench-crasher"
@@ -79,7 +79,7 @@ def main() -> int:
             "HERMES_CRASH_LOOP": "1000000/60s",
             "HERMES_GATEWAY_COMMAND": "/bin/true",
         }
-        with EventStore.open(Settings.from_env(env)) as store:
+        with open_store(Settings.from_env(env)) as store:
             store.append_all([
                 NewEvent(PROFILE, "created", "cli", "down"),
                 NewEvent(PROFILE, "started", "cli", "up"),
@@ -99,7 +99,7 @@ def main() -> int:
             import_times.append(wall_time(imports, env, 0, cpu["imports"]))
             start_times.append(wall_time(start, env, 0, cpu["start"]))
             hook_times.append(wall_time(hook, env, 0, cpu["exit"]))
-        with EventStore.open(Settings.from_env(env), readonly=True) as store:
+        with open_store(Settings.from_env(env), readonly=True) as store:
             crashes = store.stream(PROFILE, types=["crashed"])
         if len(crashes) != args.runs + 1 or any(event.run is None for event in crashes):
             raise SystemExit(f"expected {args.runs + 1} crashes, each naming its run; found {len(crashes)}")

@@ -1,38 +1,69 @@
 """Entry point: parse arguments, dispatch to a lazily imported command, turn errors into exit statuses.
 
 Each command is named here as "module:function" and imported only when it
-runs, so `hermes --help` and the slot hooks never pay for the others.
-Expected failures become one line on stderr and their exit status (DESIGN
-section 7), here and nowhere else.
+runs, so `hermes --help` never pays for the others. The slot hooks run at
+every start and exit of every gateway: a well-formed hook call skips
+argparse altogether (``hook_call``); anything else goes through the parser
+and its errors. Expected failures become one line on stderr and their exit
+status (DESIGN section 7), here and nowhere else.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Sequence
 
 from hermes_state import __version__
 
+if TYPE_CHECKING:
+    import argparse
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit 2."""
+# The hooks' argument lists (after `state`), as the slot scripts pass them.
+HOOK_ARGUMENTS = {
+    "record-start": (("slot",), "hermes_cli.commands.hooks:record_start"),
+    "record-exit": (("slot", "exit_code", "signal", "wantedup"), "hermes_cli.commands.hooks:record_exit"),
+}
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+def hook_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    """``state record-start SLOT`` / ``state record-exit SLOT CODE SIGNAL [WANTEDUP]``, parsed
+    without argparse; None for anything else (the parser then handles it, errors included)."""
+    if len(argv) < 3 or argv[0] != "state" or argv[1] not in HOOK_ARGUMENTS:
+        return None
+    names, handler = HOOK_ARGUMENTS[argv[1]]
+    values = list(argv[2:])
+    optional = 1 if argv[1] == "record-exit" else 0
+    if not len(names) - optional <= len(values) <= len(names) or any(v.startswith("-") for v in values):
+        return None
+    values += [None] * (len(names) - len(values))
+    return SimpleNamespace(group="state", command=argv[1], handler=handler, **dict(zip(names, values)))
 
 
-def _profile_option(parser: argparse.ArgumentParser, help_text: str = "the profile (default: the root profile, 'default')") -> None:
+def _parser_class():
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """argparse, but a usage error is one line on stderr and exit 2."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    return Parser
+
+
+def _profile_option(parser: "argparse.ArgumentParser", help_text: str = "the profile (default: the root profile, 'default')") -> None:
     parser.add_argument("-p", "--profile", metavar="NAME", help=help_text)
 
 
-def _json_option(parser: argparse.ArgumentParser) -> None:
+def _json_option(parser: "argparse.ArgumentParser") -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
+    _Parser = _parser_class()
     parser = _Parser(
         prog="hermes",
         description="Lifecycle of Hermes profiles and their gateways, kept as an append-only event log.",
@@ -145,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = hook_call(argv) or build_parser().parse_args(argv)
     module_name, _, function_name = args.handler.partition(":")
     from hermes_state.errors import HermesError
 

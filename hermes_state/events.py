@@ -7,8 +7,8 @@ every column of the public ``events`` table.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
 from .errors import BadInput
 from .names import validate_name, validate_slug
@@ -36,8 +36,12 @@ def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
     return value
 
 
-@dataclass(frozen=True)
-class NewEvent:
+# Named tuples, not dataclasses: importing dataclasses (and with it inspect)
+# costs every hook more than the rest of its work.
+NO_DATA: Mapping[str, Any] = MappingProxyType({})
+
+
+class NewEvent(NamedTuple):
     """An event as a caller asks for it; the store adds position, version, time, host, hash."""
 
     profile: str
@@ -48,7 +52,7 @@ class NewEvent:
     exit_code: int | None = None
     signal: int | None = None
     reason: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = NO_DATA
     idempotency_key: str | None = None
 
     def validated(self) -> str:
@@ -74,8 +78,7 @@ class NewEvent:
         return "{}" if isinstance(self.data, Mapping) and not self.data else encode_data(self.data)
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """One stored row of ``events``; ``data`` is decoded."""
 
     position: int
@@ -94,6 +97,7 @@ class Event:
     data: Mapping[str, Any]
     idempotency_key: str | None
     hash: str
+    chain_version: int
 
     @property
     def run(self) -> int | None:

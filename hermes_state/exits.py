@@ -9,9 +9,8 @@ choices made where the design is silent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from .errors import BadInput
 from .events import NewEvent, format_time
@@ -29,8 +28,7 @@ EX_CONFIG = 78  # sysexits.h: a configuration error no restart can fix
 _NUMBER = re.compile(r"[0-9]{1,3}")
 
 
-@dataclass(frozen=True)
-class ObservedExit:
+class ObservedExit(NamedTuple):
     """What s6 told ``finish`` about the process that ended."""
 
     exit_code: int | None  # 0-255; None when killed by a signal
@@ -74,12 +72,11 @@ def _wantedup(text: str | None) -> bool | None:
     raise BadInput(f"invalid wantedup {text!r}: expected true or false, as s6-svstat -o wantedup prints")
 
 
-@dataclass(frozen=True)
-class ExitDecision:
+class ExitDecision(NamedTuple):
     """What ``record-exit`` appends (in order, in one transaction) and the status it exits with."""
 
     outcome: str  # deleted, requested, restart, shutdown, fatal-config, exited, crashed, crash-loop
-    events: tuple[NewEvent, ...] = field(default_factory=tuple)
+    events: tuple[NewEvent, ...] = ()
     exit_status: int = RESTART_AS_USUAL
 
 

@@ -7,8 +7,7 @@ before every insert and stores its result as the inline projection, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from .errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
 from .events import Event
@@ -32,8 +31,7 @@ ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
     ("deleted", "api"): frozenset({"down"}),
 }
 
-@dataclass(frozen=True)
-class ProfileState:
+class ProfileState(NamedTuple):
     """Current state of one profile: one row of the inline projection."""
 
     profile: str
@@ -82,6 +80,10 @@ class ProfileState:
     def running_run(self) -> int | None:
         """Position of the run the log believes is still going, if any."""
         return self.run_position if self.run_position is not None and not self.run_ended else None
+
+
+# The projection's columns, in the state's order.
+STATE_FIELDS = ProfileState._fields
 
 
 def check_shape(event: Event) -> None:
@@ -178,7 +180,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
                 changes.update(last_exit_code=event.exit_code, last_signal=event.signal)
             if event.run is not None and event.run == state.run_position and not state.run_ended:
                 changes["run_ended"] = True
-    return replace(state, **changes)
+    return state._replace(**changes)
 
 
 def fold(events: Iterable[Event]) -> dict[str, ProfileState]:

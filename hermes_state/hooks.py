@@ -18,7 +18,7 @@ from .exits import EX_CONFIG, ExitDecision, ObservedExit, classify_exit, window_
 from . import names
 from .names import validate_name
 from .settings import CrashLoopPolicy, Settings
-from .store import EventStore
+from .store import EventStore, open_store
 
 # Well under a second: with the interpreter's start, a hook facing a locked
 # store reports it within one second of starting.
@@ -36,8 +36,8 @@ def profile_of_slot(slot: object) -> str:
     return name
 
 
-def open_store(settings: Settings) -> EventStore:
-    return EventStore.open(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+def _open(settings: Settings) -> EventStore:
+    return open_store(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
 
 
 def record_start(settings: Settings, name: str, pid: int) -> Event:
@@ -47,7 +47,7 @@ def record_start(settings: Settings, name: str, pid: int) -> Event:
     (the caller then starts no gateway), StoreUnavailable when the store fails.
     """
     validate_name(name)
-    with open_store(settings) as store, store.writing() as tx:
+    with _open(settings) as store, store.writing() as tx:
         state = tx.state(name)
         if state is None:
             raise NotFound(f"no profile named {name!r}: no gateway started")
@@ -66,7 +66,7 @@ def record_exit(
     both see four crashes and both miss the fifth.
     """
     validate_name(name)
-    with open_store(settings) as store, store.writing() as tx:
+    with _open(settings) as store, store.writing() as tx:
         state = tx.state(name)
         now = parse_time(store.clock())
         crash_times: list[str] = []

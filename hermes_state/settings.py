@@ -5,37 +5,59 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, NamedTuple
 
-from .backends.sqlite.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_CRASH_LOOP = "5/60s"
 # The file that makes a directory under profiles/ a profile (DESIGN section 1).
 SOUL_FILE = "SOUL.md"
-S6_OVERLAY_SCANDIR = Path("/run/service")
+S6_OVERLAY_SCANDIR = "/run/service"
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
+# How long a writer waits for the store's lock (the hooks ask for less).
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def inside_s6_overlay(proc_root: Path = Path("/proc"), run_root: Path = Path("/run")) -> bool:
+def home_from_env(environ: Mapping[str, str]) -> str:
+    """``HERMES_HOME``, else ``~/.hermes``."""
+    return environ.get("HERMES_HOME") or os.path.join(os.path.expanduser("~"), ".hermes")
+
+
+def store_path_from_env(environ: Mapping[str, str]) -> str:
+    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (DESIGN section 1).
+
+    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, DESIGN section 8) is refused
+    rather than ignored: someone who set it must not be writing to a local
+    file without knowing.
+    """
+    if environ.get("HERMES_STATE_URL"):
+        raise BadInput(
+            "HERMES_STATE_URL is set, but this version stores events only in a SQLite file "
+            "(PostgreSQL is not supported yet): unset it, or use HERMES_STATE_DB for the file's path"
+        )
+    return environ.get("HERMES_STATE_DB") or os.path.join(home_from_env(environ), "state", "profiles.db")
+
+
+def inside_s6_overlay(proc_root: str = "/proc", run_root: str = "/run") -> bool:
     """World-readable facts only: PID 1 is s6-svscan and s6-overlay's basedir exists.
 
     (``/proc/1/exe`` would be more direct, but it is root-only: an unprivileged
     process that resolves it silently gets the wrong answer.)
     """
     try:
-        comm = (proc_root / "1" / "comm").read_text().strip()
+        with open(os.path.join(proc_root, "1", "comm")) as comm_file:
+            comm = comm_file.read().strip()
     except OSError:
         return False
-    return comm == "s6-svscan" and (run_root / "s6" / "basedir").exists()
+    return comm == "s6-svscan" and os.path.exists(os.path.join(run_root, "s6", "basedir"))
 
 
-@dataclass(frozen=True)
-class CrashLoopPolicy:
+class CrashLoopPolicy(NamedTuple):
     """``HERMES_CRASH_LOOP``: COUNT crashes within WINDOW seconds trip the breaker."""
 
     count: int
@@ -53,59 +75,86 @@ class CrashLoopPolicy:
         return cls(count, window)
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    db_path: Path
-    scandir: Path
-    host_id_path: Path
+class Settings(NamedTuple):
+    """Where things live and how to run, from the environment.
+
+    Paths are kept as text and handed out as ``Path`` on request: the hooks
+    never ask, and so never import pathlib.
+    """
+
+    home_dir: str
+    store_file: str
+    scandir_dir: str
     host_id_override: str | None
     gateway_user: str
     gateway_command: str
     crash_loop: str
     in_container: bool
+    busy_timeout_ms: int = 5000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         in_container = inside_s6_overlay()
-        home = Path(home_from_env(env))
-        db_path = Path(store_path_from_env(env))
-        if env.get("S6_PROFILE_GATEWAY_SCANDIR"):
-            scandir = Path(env["S6_PROFILE_GATEWAY_SCANDIR"])
-        else:
-            scandir = S6_OVERLAY_SCANDIR if in_container else home / "run" / "service"
+        home = home_from_env(env)
+        scandir = env.get("S6_PROFILE_GATEWAY_SCANDIR") or (
+            S6_OVERLAY_SCANDIR if in_container else os.path.join(home, "run", "service")
+        )
         return cls(
-            home=home,
-            db_path=db_path,
-            scandir=scandir,
-            host_id_path=home / "state" / "host-id",
+            home_dir=home,
+            store_file=store_path_from_env(env),
+            scandir_dir=scandir,
             host_id_override=env.get("HERMES_HOST_ID") or None,
             gateway_user=env.get("HERMES_USER") or "hermes",
             gateway_command=env.get("HERMES_GATEWAY_COMMAND") or "hermes -p {profile} gateway run",
             crash_loop=env.get("HERMES_CRASH_LOOP") or DEFAULT_CRASH_LOOP,
             in_container=in_container,
+            busy_timeout_ms=_milliseconds(env, "HERMES_STATE_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS),
         )
 
-    # -- derived paths -------------------------------------------------
+    # -- paths -----------------------------------------------------------
     @property
-    def profiles_dir(self) -> Path:
+    def home(self) -> "Path":
+        return _path(self.home_dir)
+
+    @property
+    def db_path(self) -> "Path":
+        return _path(self.store_file)
+
+    @property
+    def scandir(self) -> "Path":
+        return _path(self.scandir_dir)
+
+    @property
+    def host_id_path(self) -> "Path":
+        return _path(self.host_id_file)
+
+    @property
+    def host_id_file(self) -> str:
+        return os.path.join(self.home_dir, "state", "host-id")
+
+    @property
+    def boot_id_file(self) -> str:
+        return os.path.join(self.scandir_dir, BOOT_ID_NAME)
+
+    @property
+    def profiles_dir(self) -> "Path":
         return self.home / "profiles"
 
     @property
-    def boot_log(self) -> Path:
+    def boot_log(self) -> "Path":
         return self.home / "logs" / "container-boot.log"
 
     @property
-    def boot_id_path(self) -> Path:
-        return self.scandir / BOOT_ID_NAME
+    def boot_id_path(self) -> "Path":
+        return _path(self.boot_id_file)
 
-    def profile_dir(self, name: str) -> Path:
+    def profile_dir(self, name: str) -> "Path":
         """The directory of a profile; ``default`` is the home itself."""
         validate_name(name)
         return self.home if name == DEFAULT_PROFILE else self.profiles_dir / name
 
-    def slot_dir(self, name: str) -> Path:
+    def slot_dir(self, name: str) -> "Path":
         return self.scandir / slot_name(name)
 
     def crash_loop_policy(self) -> CrashLoopPolicy:
@@ -125,11 +174,11 @@ class Settings:
     # -- ids -----------------------------------------------------------
     def read_boot_id(self) -> str | None:
         try:
-            text = self.boot_id_path.read_text().strip()
+            text = _read_text(self.boot_id_file).strip()
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as error:
-            raise StoreUnavailable(f"cannot read boot id {self.boot_id_path}: {error.strerror}") from None
+            raise StoreUnavailable(f"cannot read boot id {self.boot_id_file}: {error.strerror}") from None
         return text if BOOT_ID_PATTERN.fullmatch(text) else None
 
     def host_id(self, create: bool = True) -> str:
@@ -137,29 +186,55 @@ class Settings:
         if self.host_id_override:
             return self.host_id_override
         try:
-            return _read_host_id(self.host_id_path)
+            return _read_host_id(self.host_id_file)
         except FileNotFoundError:
             if not create:
-                raise StoreUnavailable(f"no host id at {self.host_id_path}") from None
+                raise StoreUnavailable(f"no host id at {self.host_id_file}") from None
         return _create_host_id(self.host_id_path)
 
 
-def _read_host_id(path: Path) -> str:
+def _path(text: str) -> "Path":
+    from pathlib import Path
+
+    return Path(text)
+
+
+def _milliseconds(env: Mapping[str, str], variable: str, default: int) -> int:
+    text = env.get(variable)
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) <= 3_600_000:
+        raise BadInput(f"invalid {variable} {text!r}: expected milliseconds from 1 to 3600000")
+    return int(text)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+def _read_host_id(path: str) -> str:
     """The UUID in ``path``; FileNotFoundError when there is none yet (the caller makes one)."""
     try:
-        text = path.read_text().strip()
+        text = _read_text(path).strip()
     except FileNotFoundError:
         raise
     except OSError as error:
         raise StoreUnavailable(f"cannot read host id {path}: {error.strerror}") from None
+    if _CANONICAL_UUID.fullmatch(text):
+        return text  # as this code writes it: no need to import uuid, which every hook would pay for
+    import uuid
+
     try:
         return str(uuid.UUID(text))
     except ValueError:
         raise StoreUnavailable(f"host id file {path} does not hold a UUID") from None
 
 
-def _create_host_id(path: Path) -> str:
+def _create_host_id(path: "Path") -> str:
     """Write a new UUID without ever replacing one another process made first."""
+    import uuid
+
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
@@ -174,4 +249,4 @@ def _create_host_id(path: Path) -> str:
         raise StoreUnavailable(f"cannot create host id {path}: {error.strerror}") from None
     finally:
         staging.unlink(missing_ok=True)
-    return _read_host_id(path)
+    return _read_host_id(str(path))

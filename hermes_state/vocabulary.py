@@ -32,6 +32,7 @@ COLUMNS = (
     "data",
     "idempotency_key",
     "hash",
+    "chain_version",
 )
 
 

@@ -30,7 +30,8 @@ def run_online() -> None:
     from hermes_state.backends.sqlite.migrate import migration_transaction
     from hermes_state.settings import Settings
 
-    with migration_transaction(Settings.from_env().db_path) as connection:
+    settings = Settings.from_env()
+    with migration_transaction(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms) as connection:
         run_migrations(connection)
 
 

@@ -15,7 +15,7 @@ from conftest import Home, give_to
 
 from hermes_state.events import Event, NewEvent, format_time
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import EventStore, open_store
 
 
 class LogWriter:
@@ -24,7 +24,7 @@ class LogWriter:
     def __init__(self, home: Home, start: datetime | None = None) -> None:
         self.home = home
         self.now = start or datetime.now(timezone.utc) - timedelta(days=3)
-        self.store = EventStore.open(Settings.from_env(home.env()), clock=lambda: format_time(self.now))
+        self.store = open_store(Settings.from_env(home.env()), clock=lambda: format_time(self.now))
 
     def at(self, moment: datetime) -> "LogWriter":
         self.now = moment

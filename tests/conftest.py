@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -92,6 +92,7 @@ class Home:
 
     path: Path
     user: User
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # added to every command's environment
 
     @property
     def db(self) -> Path:
@@ -109,6 +110,7 @@ class Home:
             "HERMES_HOME": str(self.path),
             "HERMES_USER": self.user.name,
             "S6_PROFILE_GATEWAY_SCANDIR": str(self.scandir),
+            **self.extra_env,
         }
         env.update(extra)
         return env

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from store_helpers import operator_rows
+
 from conftest import HERMES, Home, User, run_as
 
-from hermes_state.backends.sqlite.engine import make_engine, read_transaction
 
 IS_ROOT = os.geteuid() == 0
 
@@ -43,7 +44,7 @@ _APPEND = r"""
 import sys
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 shapes = {
     "create": ("created", "down", None),
     "start": ("started", "up", None),
@@ -54,7 +55,7 @@ shapes = {
 def event(kind, name):
     event_type, desired, reason = shapes[kind]
     return NewEvent(name, event_type, "cli", desired, reason=reason)
-with EventStore.open(Settings.from_env()) as store:
+with open_store(Settings.from_env()) as store:
     if ":" in sys.argv[1]:  # "KIND:NAME ...": all in one transaction
         store.append_all([event(*arg.split(":")) for arg in sys.argv[1:]])
     else:  # "KIND NAME ...": one transaction each
@@ -205,16 +206,12 @@ class Rig:
 
     # -- the log -----------------------------------------------------------
     def history(self, name: str) -> list[dict]:
-        engine = make_engine(self.home.db, readonly=True)
-        try:
-            with read_transaction(engine) as conn:
-                rows = conn.exec_driver_sql(
-                    "SELECT position, type, actor, desired, reason, pid, exit_code, signal, boot_id, data "
-                    "FROM events WHERE profile = ? ORDER BY position", (name,)
-                ).mappings().all()
-        finally:
-            engine.dispose()
-        return [dict(row) for row in rows]
+        return operator_rows(
+            self.home.db,
+            "SELECT position, type, actor, desired, reason, pid, exit_code, signal, boot_id, data "
+            "FROM events WHERE profile = ? ORDER BY position",
+            name,
+        )
 
     def sql(self, statement: str, *params) -> None:
         """Raw SQL as the owner of the file (a hostile writer, behind the store's back)."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from pathlib import Path
 
-from hermes_state.backends.sqlite.migrate import migrate
+from hermes_state import store
 from hermes_state.settings import Settings
 from hermes_state.store import EventStore
 
@@ -28,6 +29,16 @@ def ticking_clock(start_seconds: int = 0):
 def open_store(home: Path, *, clock=None, readonly: bool = False, **extra: str) -> EventStore:
     settings = settings_for(home, **extra)
     if not readonly:
-        migrate(settings.db_path)
+        store.migrate(settings)
     kwargs = {"clock": clock} if clock else {}
-    return EventStore.open(settings, readonly=readonly, **kwargs)
+    return store.open_store(settings, readonly=readonly, **kwargs)
+
+
+def operator_rows(db: Path, sql: str, *params) -> list[dict]:
+    """Rows read from the file read-only, the way an operator's own sqlite3 would."""
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    connection.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in connection.execute(sql, params)]
+    finally:
+        connection.close()

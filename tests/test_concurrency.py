@@ -39,7 +39,7 @@ def create_profiles(home, names):
     for name in names:
         result = run_as(
             [sys.executable, "-c", f"from hermes_state.events import NewEvent; from hermes_state.settings import Settings; "
-             f"from hermes_state.store import EventStore; EventStore.open(Settings.from_env()).append(NewEvent({name!r}, 'created', 'cli', 'down'))"],
+             f"from hermes_state.store import open_store; open_store(Settings.from_env()).append(NewEvent({name!r}, 'created', 'cli', 'down'))"],
             home.user, env=home.env(),
         )
         assert result.returncode == 0, result.stderr

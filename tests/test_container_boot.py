@@ -20,7 +20,7 @@ import pytest
 from container_sim import IMAGE_ID, ROOTFS, Container
 from projector_support import wait_for
 
-from hermes_state.backends.sqlite.engine import make_engine, read_transaction
+from store_helpers import operator_rows
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,15 +69,11 @@ def profiles(box: Container) -> dict[str, str]:
 
 def history(box: Container, name: str) -> list[dict]:
     """The profile's events, oldest first, read-only from the file (as an operator's query would)."""
-    engine = make_engine(box.volume / "state" / "profiles.db", readonly=True)
-    try:
-        with read_transaction(engine) as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT type, actor, desired, reason, pid FROM events WHERE profile = ? ORDER BY position", (name,)
-            ).mappings().all()
-    finally:
-        engine.dispose()
-    return [dict(row) for row in rows]
+    return operator_rows(
+        box.volume / "state" / "profiles.db",
+        "SELECT type, actor, desired, reason, pid FROM events WHERE profile = ? ORDER BY position",
+        name,
+    )
 
 
 def cli(box: Container, *args: str) -> None:

@@ -9,17 +9,19 @@ import sqlite3
 import pytest
 
 from hermes_state.backends.sqlite.driver import has_wal_reset_bug
-from hermes_state.doctor import ERROR, OK, WARNING, diagnose, filesystem_type
+from hermes_state.backends.sqlite.checks import filesystem_type
+from hermes_state.checks import ERROR, OK, WARNING
+from hermes_state.doctor import diagnose
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 
 from conftest import HERMES, give_to, run_on_terminal
 
 
 def fill(home, events: int = 6) -> None:
     """A few events appended through the store, as the unprivileged user would."""
-    with EventStore.open(Settings.from_env(home.env())) as store:
+    with open_store(Settings.from_env(home.env())) as store:
         store.append(NewEvent("alice", "created", "cli", "down"))
         for number in range(events - 1):
             store.append(NewEvent("alice", "started" if number % 2 == 0 else "stopped", "cli",
@@ -164,7 +166,7 @@ def test_the_wal_reset_bug_range(version, affected):
 
 
 def test_diagnose_reports_the_sqlite_in_use(tmp_path):
-    report = diagnose(tmp_path / "absent.db")
+    report = diagnose(Settings.from_env({"HERMES_STATE_DB": str(tmp_path / "absent.db"), "HERMES_HOME": str(tmp_path)}))
     sqlite = next(f for f in report.findings if f.check == "sqlite")
     assert "SQLite 3." in sqlite.detail
     assert not report.healthy

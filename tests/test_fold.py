@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from dataclasses import replace
 
 import pytest
 
@@ -54,7 +53,7 @@ def live(profile: str, desired: str, *, running: bool = False) -> ProfileState:
         intent_actor="cli", intent_reason=None, intent_at=T0,
     )
     if running:
-        state = replace(state, run_position=50, run_pid=4242, run_started_at=T0, run_boot_id="b")
+        state = state._replace(run_position=50, run_pid=4242, run_started_at=T0, run_boot_id="b")
     return state
 
 
@@ -63,7 +62,7 @@ PRIORS = {
     "live-down": lambda name: live(name, "down"),
     "live-up": lambda name: live(name, "up"),
     "live-up-running": lambda name: live(name, "up", running=True),
-    "deleted": lambda name: replace(live(name, "down"), deleted=True, last_type="deleted"),
+    "deleted": lambda name: live(name, "down")._replace(deleted=True, last_type="deleted"),
 }
 
 

@@ -9,7 +9,9 @@ import pytest
 from hermes_cli import grid, humane
 from hermes_state import events, history
 from hermes_state.errors import BadInput
-from hermes_state.history import History, HistoryFilter, parse_boot, parse_types, parse_when, summarise
+from hermes_state.fold import ProfileState
+from hermes_state.history import History, parse_boot, parse_types, parse_when, summarise
+from hermes_state.store.log import CrashRecord
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=timezone.utc)
 
@@ -100,37 +102,24 @@ def test_parse_boot(text, ok):
             parse_boot(text)
 
 
-def test_filter_check():
-    assert HistoryFilter(limit=None).check().limit is None
-    with pytest.raises(BadInput):
-        HistoryFilter(limit=-1).check()
-    with pytest.raises(BadInput):
-        HistoryFilter(since="2026-11-27T10:00:00.000Z", until="2026-11-27T09:00:00.000Z").check()
-
-
-def test_stream_sql_binds_every_value():
-    window = HistoryFilter(since="S", until="U", types=("crashed", "stopped"), boot_id="B", limit=5)
-    sql, parameters = history.stream_sql("alice", window)
-    assert sql.count("?") == len(parameters) == 7
-    assert "alice" not in sql and "crashed" not in sql
-    sql, parameters = history.newer_sql("alice", window, 41)
-    assert "LIMIT" not in sql and parameters[-1] == 41 and sql.endswith("ORDER BY position")
-
-
 # -- summarise ------------------------------------------------------------------
 def _event(position, type, actor, at, run=None, **fields):
     base = {name: None for name in events.COLUMNS}
     base.update(position=position, version=position, type=type, actor=actor, profile="alice",
                 occurred_at=events.format_time(NOW - timedelta(seconds=at)), data={} if run is None else {"run": run})
     base.update(fields)
-    return base
+    return events.Event(**base)
 
 
 def _state(**fields):
-    state = {"profile": "alice", "status": "live", "desired": "up", "held_down_by": None, "events": 100,
-             "intent_at": "2026-11-27T11:00:00.000Z", "run_position": None, "run_ended": True}
-    state.update(fields)
-    return state
+    values = dict(
+        profile="alice", version=100, deleted=False, desired="up", created_position=1, last_position=100,
+        last_type="started", last_actor="cli", last_reason=None, last_at="2026-11-27T11:00:00.000Z",
+        intent_position=100, intent_actor="cli", intent_reason=None, intent_at="2026-11-27T11:00:00.000Z",
+        run_position=None, run_ended=True,
+    )
+    values.update(fields)
+    return ProfileState(**values)
 
 
 @pytest.mark.parametrize(
@@ -172,14 +161,15 @@ def _state(**fields):
         (
             "held down by the breaker",
             [],
-            _state(desired="down", held_down_by="crash-loop"),
+            _state(desired="down", intent_actor="supervisor", intent_reason="crash-loop"),
             dict(held_down_by="crash-loop", held_since="2026-11-27T11:00:00.000Z", desired="down"),
         ),
-        ("deleted", [], _state(status="deleted"), dict(deleted=True, held_since=None)),
+        ("deleted", [], _state(deleted=True, desired="down"), dict(deleted=True, held_since=None)),
     ],
 )
 def test_summarise(case, shown, state, expected):
-    found = History(state, shown, 7, {"occurred_at": "2026-11-27T11:59:00.000Z", "exit_code": None, "signal": 9})
+    last_crash = _event(99, "crashed", "supervisor", 60, occurred_at="2026-11-27T11:59:00.000Z", signal=9)
+    found = History(state, shown, CrashRecord(7, last_crash))
     summary = summarise(found, NOW)
     assert summary.crashes_total == 7 and summary.last_crash_signal == 9 and summary.total == 100
     for key, value in expected.items():

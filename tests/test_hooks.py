@@ -23,7 +23,7 @@ from hermes_state.errors import InvalidName
 from hermes_state.events import NewEvent
 from hermes_state.hooks import profile_of_slot
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 
 # Generous: the hooks' busy timeout is 0.5 s and the interpreter starts in
 # about 0.2 s; the point is "about a second", not the default 5 s timeout.
@@ -53,7 +53,7 @@ MORE_HOSTILE_SLOTS = ["gateway-", "gateway-alice\n", "gateway-.alice", "gateway-
 
 def append(home: Home, *events: NewEvent) -> None:
     """Set up a stream (in process; ownership handed back to the user after)."""
-    with EventStore.open(Settings.from_env(home.env())) as store:
+    with open_store(Settings.from_env(home.env())) as store:
         store.append_all(list(events))
     give_to(home.path, home.user)
 

@@ -13,8 +13,8 @@ APPEND_ONE = """
 import json, sys
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
-with EventStore.open(Settings.from_env()) as store:
+from hermes_state.store import open_store
+with open_store(Settings.from_env()) as store:
     store.append(NewEvent("alice", "created", "cli", "down"))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
 """

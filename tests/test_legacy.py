@@ -327,10 +327,10 @@ API_PROBE = """
 import json, sys
 from hermes_state.legacy import import_legacy
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 settings = Settings.from_env()
 calls = []
-with EventStore.open(settings) as store:
+with open_store(settings) as store:
     report = import_legacy(store, settings, dry_run=sys.argv[1] == "dry", progress=lambda d, t: calls.append((d, t)))
 print(json.dumps({"calls": calls, "summary": report.summary(),
                   "outcomes": [[o.profile, o.outcome, o.reason, o.problem] for o in report.outcomes]}))

@@ -158,10 +158,10 @@ def test_boot_checks_the_chain_of_the_newest_events_first_row_included(migrated_
     from hermes_state.events import NewEvent
     from hermes_state.projector.boot import chain_tail_break
     from hermes_state.settings import Settings
-    from hermes_state.store import EventStore
+    from hermes_state.store import open_store
 
     settings = Settings.from_env(migrated_home.env())
-    with EventStore.open(settings) as store:
+    with open_store(settings) as store:
         store.append(NewEvent("alice", "created", "cli", "down"))
         for number in range(5):
             store.append(NewEvent("alice", "stopped" if number % 2 else "started", "cli", "down" if number % 2 else "up"))
@@ -170,7 +170,7 @@ def test_boot_checks_the_chain_of_the_newest_events_first_row_included(migrated_
         conn.execute("DROP TRIGGER events_refuse_update")
         conn.execute("UPDATE events SET reason = 'forged' WHERE position = ?", (tampered,))
         conn.close()
-    with EventStore.open(settings, readonly=True) as store:
+    with open_store(settings, readonly=True) as store:
         assert chain_tail_break(store, window=window) == found
 
 

@@ -130,7 +130,7 @@ HOSTILE_NAMES = ["../etc", "a/b", "x;rm -rf /", "$(reboot)", "a" * 300, "", "Ali
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=repr)
 def test_a_hostile_name_is_skipped_and_valid_profiles_still_served(name):
-    hostile = replace(state(), profile=name)
+    hostile = state()._replace(profile=name)
     actions = plan([hostile, state("bob")], {})
     assert [a.kind for a in actions] == ["skip-invalid", "create-up", "rescan"]
     assert actions[0].detail == "invalid profile name"
@@ -150,7 +150,7 @@ def test_a_hostile_name_is_skipped_and_valid_profiles_still_served(name):
     ],
 )
 def test_a_garbled_row_is_skipped_and_its_slot_left_alone(garbage, problem):
-    garbled = replace(state("alice"), **garbage)
+    garbled = state("alice")._replace(**garbage)
     slots = {"alice": view(st=status(wantedup=True, up=True))}
     actions = plan([garbled], slots)
     assert kinds(actions) == ["skip-invalid"]

@@ -14,7 +14,7 @@ import pytest
 from projector_support import rig_for, wait_for
 
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def rig(world_tmp, home):
 
 
 def desired_states(rig) -> dict[str, str]:
-    with EventStore.open(Settings.from_env(rig.env()), readonly=True) as store:
+    with open_store(Settings.from_env(rig.env()), readonly=True) as store:
         return {s.profile: s.desired for s in store.states()}
 
 

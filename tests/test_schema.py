@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_migrated_schema_and_metadata_do_not_drift(tmp_path):
     migrate(tmp_path / "profiles.db")
-    engine = make_engine(tmp_path / "profiles.db", readonly=True)
+    engine = make_engine(tmp_path / "profiles.db", readonly=True, busy_timeout_ms=1000)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
@@ -85,7 +85,7 @@ def test_migrating_twice_changes_nothing(tmp_path):
 def test_update_and_delete_on_events_are_refused(tmp_path, statement):
     with open_store(tmp_path) as store:
         store.append(NewEvent("alice", "created", "cli", "down"))
-        db = store.path
+        db = store.location
     conn = sqlite3.connect(db)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute(statement)
@@ -113,7 +113,7 @@ def test_views_answer_the_operators_questions(tmp_path):
     # Times "now": the views compare with SQLite's clock.
     with open_store(tmp_path) as store:
         running = _crash_loop_log(store)
-        db = store.path
+        db = store.location
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     status = {r["profile"]: dict(r) for r in conn.execute("SELECT * FROM profile_status")}
@@ -133,7 +133,7 @@ def test_views_work_in_debians_sqlite3_shell(tmp_path):
     """Operators open the file with the sqlite3 their distribution ships (3.40 on Debian 12)."""
     with open_store(tmp_path) as store:
         _crash_loop_log(store)
-        db = store.path
+        db = store.location
     for view in VIEWS:
         shell = subprocess.run(["sqlite3", "-readonly", str(db), f"SELECT count(*) FROM {view}"], capture_output=True, text=True)
         assert shell.returncode == 0, shell.stderr
@@ -146,7 +146,7 @@ def test_an_unended_run_followed_by_a_new_one_is_unknown(tmp_path):
         store.append(NewEvent("alice", "started", "cli", "up"))
         store.append(NewEvent("alice", "started", "supervisor", pid=1))  # its finish never recorded
         store.append(NewEvent("alice", "started", "supervisor", pid=2))
-        db = store.path
+        db = store.location
     with sqlite3.connect(db) as conn:
         ended = [row[0] for row in conn.execute("SELECT ended_by FROM gateway_runs ORDER BY run")]
     assert ended == ["unknown", "running"]
@@ -159,7 +159,7 @@ def test_a_deleted_profiles_last_run_is_not_shown_running(tmp_path):
         store.append(NewEvent("alice", "started", "cli", "up"))
         store.append(NewEvent("alice", "started", "supervisor", pid=4242))
         store.append(NewEvent("alice", "deleted", "cli", "down"))
-        db = store.path
+        db = store.location
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT status, pid, running_since FROM profile_status").fetchall() == [("deleted", None, None)]
     assert conn.execute("SELECT ended_by, uptime_seconds FROM gateway_runs").fetchall() == [("unknown", None)]

@@ -10,7 +10,8 @@ from hermes_state.chain import first_broken_position
 from hermes_state.errors import BadInput, Conflict, NotFound, ProfileExists, StoreMissing, VersionConflict
 from hermes_state.events import NewEvent
 from hermes_state.fold import fold
-from hermes_state.store import EventStore, ensure_default_profile
+from hermes_state import store as store_api
+from hermes_state.store import ensure_default_profile
 
 from store_helpers import open_store, settings_for, ticking_clock
 
@@ -211,4 +212,4 @@ def test_a_read_only_store_refuses_to_append(tmp_path):
 
 def test_opening_a_missing_store_says_how_to_create_it(tmp_path):
     with pytest.raises(StoreMissing, match="hermes state migrate"):
-        EventStore.open(settings_for(tmp_path))
+        store_api.open_store(settings_for(tmp_path))

@@ -20,7 +20,7 @@ import pytest
 
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 
 from conftest import give_to
 
@@ -35,7 +35,7 @@ def digest(db: Path) -> str:
 
 
 def with_alice(home, events: int = 3) -> None:
-    with EventStore.open(Settings.from_env(home.env())) as store:
+    with open_store(Settings.from_env(home.env())) as store:
         store.append(NewEvent("alice", "created", "cli", "down"))
         for number in range(events - 1):
             store.append(NewEvent("alice", "started", "cli", "up", data={"pad": "x" * 300, "n": number}))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from hermes_state.names import DEFAULT_PROFILE, validate_name
 
 if TYPE_CHECKING:
+    import argparse
+
     from hermes_state.settings import Settings
 
 
@@ -19,7 +20,7 @@ def settings() -> "Settings":
     return Settings.from_env()
 
 
-def profile_of(args: argparse.Namespace) -> str:
+def profile_of(args: "argparse.Namespace") -> str:
     """NAME, else the command's -p, else hermes -p, else the root profile."""
     name = getattr(args, "name", None) or getattr(args, "profile", None) or getattr(args, "global_profile", None)
     return validate_name(name or DEFAULT_PROFILE)

@@ -41,11 +41,11 @@ def restart(args: argparse.Namespace) -> int:
 
 def _intent(verb: str, args: argparse.Namespace) -> int:
     from hermes_state.events import NewEvent
-    from hermes_state.store import EventStore
+    from hermes_state.store import open_store
 
     name = profile_of(args)
     kind, desired, reason = INTENTS[verb]
-    with EventStore.open(settings()) as store:
+    with open_store(settings()) as store:
         with store.writing() as tx:
             prior = tx.state(name)
             event = tx.append(NewEvent(name, kind, "cli", desired, reason=reason))
@@ -75,13 +75,17 @@ def observe_slot(slot_dir) -> "ServiceStatus | str":
 
 
 def status(args: argparse.Namespace) -> int:
-    from hermes_state.backends.sqlite.reader import StoreReader
-    from hermes_state.history import read_profile
+    from hermes_state.status import an_hour_ago, status_row
+    from hermes_state.store import open_store
 
     name = profile_of(args)
-    with StoreReader.open() as reader:
-        state = read_profile(reader, name)
-    slot = observe_slot(settings().slot_dir(name)) if state["status"] == "live" else (
+    config = settings()
+    with open_store(config, readonly=True) as store, store.reading() as tx:
+        profile = tx.require_state(name)
+        crashes = tx.crash_times(name, after_position=0, since=an_hour_ago())
+    state = {**status_row(profile, len(crashes)), "intent_actor": profile.intent_actor,
+             "intent_reason": profile.intent_reason, "intent_at": profile.intent_at}
+    slot = observe_slot(config.slot_dir(name)) if state["status"] == "live" else (
         "the profile is deleted: it has no slot"
     )
     if args.json:

@@ -1,8 +1,9 @@
 """`hermes profile history NAME`: what happened to a profile, oldest first, and why it is down.
 
-This is what a person waits for at a prompt, so it imports only the driver
-and the pure history module (bench/history.py holds it to 1.5x the start-up
-of `hermes --version`); `--follow` adds the watch daemon's wake-up.
+This is what a person waits for at a prompt: the store's SQLite recorder and
+the pure history module import no SQLAlchemy (bench/history.py holds it to
+1.5x the start-up of `hermes --version`); `--follow` adds the store's change
+feed.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from hermes_state.backends.sqlite.reader import StoreReader
 from hermes_state.errors import BadInput, NotFound
+from hermes_state.events import Event
+from hermes_state.fold import ProfileState
 from hermes_state.history import (
     CURRENT_BOOT,
     History,
@@ -24,9 +26,10 @@ from hermes_state.history import (
     read_newer,
     summarise,
 )
+from hermes_state.store import EventStore, open_store
 
 from .. import grid, humane
-from .common import profile_of
+from .common import profile_of, settings
 
 FOLLOW_POLL_SECONDS = 0.5  # a dropped inotify event still shows within a second
 
@@ -45,38 +48,38 @@ def history(args: argparse.Namespace) -> int:
     window = _window(args, now)
     if args.follow and args.until:
         raise BadInput("--follow prints events as they come: it cannot be combined with --until")
-    reader = StoreReader.open()
-    try:
+    with open_store(settings(), readonly=True) as store:
         if args.follow:
-            return _follow(reader, profile, window, args.json, now)
-        found = read_history(reader, profile, window)
-    finally:
-        reader.close()
+            return _follow(store, profile, window, args.json, now)
+        found = read_history(store, profile, window)
     if args.json:
         from .. import output
 
-        output.json_lines(found.events)
+        output.json_lines(e.as_json() for e in found.events)
         return 0
     grid.print_lines(_table(found.events, now) + [""] + summary_lines(found, summarise(found, now), window, now))
     return 0
 
 
 def _window(args: argparse.Namespace, now: datetime) -> HistoryFilter:
-    return HistoryFilter(
+    if args.limit < 0:
+        raise BadInput(f"invalid --limit {args.limit}: expected 0 (all) or more")
+    window = HistoryFilter(
         since=parse_when(args.since, "--since", now) if args.since is not None else None,
         until=parse_when(args.until, "--until", now) if args.until is not None else None,
         types=parse_types(args.type) if args.type is not None else (),
         boot_id=_boot_id(args.boot) if args.boot is not None else None,
         limit=None if args.limit == 0 else args.limit,
-    ).check()
+    )
+    if window.since and window.until and window.since > window.until:
+        raise BadInput(f"--since ({window.since}) is later than --until ({window.until}): nothing can match")
+    return window
 
 
 def _boot_id(text: str) -> str:
     boot = parse_boot(text)
     if boot != CURRENT_BOOT:
         return boot
-    from .common import settings
-
     config = settings()
     current = config.read_boot_id()
     if current is None:
@@ -98,16 +101,16 @@ def _columns(now: datetime) -> list[grid.Column]:
     ]
 
 
-def _display(event: dict, now: datetime) -> dict:
+def _display(event: Event, now: datetime) -> dict:
     return {
-        "time": humane.local_time(event["occurred_at"]),
-        "age": humane.age(event["occurred_at"], now),
-        "type": event["type"],
-        "actor": event["actor"],
-        "desired": event["desired"],
-        "pid": event["pid"],
-        "exit": humane.exit_text(event["exit_code"], event["signal"]),
-        "reason": event["reason"],
+        "time": humane.local_time(event.occurred_at),
+        "age": humane.age(event.occurred_at, now),
+        "type": event.type,
+        "actor": event.actor,
+        "desired": event.desired,
+        "pid": event.pid,
+        "exit": humane.exit_text(event.exit_code, event.signal),
+        "reason": event.reason,
     }
 
 
@@ -115,7 +118,7 @@ def _grid(now: datetime) -> grid.Grid:
     return grid.Grid(_columns(now), style=lambda key, value: _EVENT_STYLE.get(value) if key == "type" else None)
 
 
-def _table(events: list[dict], now: datetime) -> list[str]:
+def _table(events: list[Event], now: datetime) -> list[str]:
     if not events:
         return ["(no events match)"]
     rows = [_display(e, now) for e in events]
@@ -124,7 +127,7 @@ def _table(events: list[dict], now: datetime) -> list[str]:
 
 # -- the summary ----------------------------------------------------------------
 def summary_lines(found: History, summary: Summary, window: HistoryFilter, now: datetime) -> list[str]:
-    name = found.profile["profile"]
+    name = found.state.profile
     scope = f"showing the newest {summary.shown}" if window.limit and summary.shown == window.limit else (
         f"showing {summary.shown}"
     )
@@ -151,7 +154,7 @@ def summary_lines(found: History, summary: Summary, window: HistoryFilter, now: 
         how = humane.exit_text(summary.last_crash_exit_code, summary.last_crash_signal)
         last += f", {how}" if how else ""
     lines.append(f"  all time:  {_count(summary.crashes_total, 'crash')}, last crash {last}")
-    lines.append(f"  state:     {_state_line(found.profile, summary, now)}")
+    lines.append(f"  state:     {_state_line(found.state, summary, now)}")
     return lines
 
 
@@ -179,51 +182,53 @@ _HOLD_WORDS = {
 }
 
 
-def _state_line(state: dict, summary: Summary, now: datetime) -> str:
-    name = state["profile"]
+def _state_line(state: ProfileState, summary: Summary, now: datetime) -> str:
+    name = state.profile
     if summary.deleted:
-        return f"deleted {humane.when(state['intent_at'], now)}"
+        return f"deleted {humane.when(state.intent_at, now)}"
     if summary.held_down_by:
         words = _HOLD_WORDS.get(summary.held_down_by, f"held down by the supervisor ({summary.held_down_by})")
         return (
             f"desired down: {words}, since {humane.when(summary.held_since, now)}; "
             f"`hermes gateway start -p {name}` asks for it again"
         )
-    setter = state["intent_actor"] + (f" ({state['intent_reason']})" if state["intent_reason"] else "")
-    line = f"desired {summary.desired}, set by {setter} {humane.when(state['intent_at'], now)}"
-    if state["pid"] is not None:
-        line += f"; running as pid {state['pid']} since {humane.local_time(state['running_since'])}"
+    setter = state.intent_actor + (f" ({state.intent_reason})" if state.intent_reason else "")
+    line = f"desired {summary.desired}, set by {setter} {humane.when(state.intent_at, now)}"
+    if state.running_run is not None:
+        line += f"; running as pid {state.run_pid} since {humane.local_time(state.run_started_at)}"
     return line
 
 
 # -- --follow -------------------------------------------------------------------
-def _follow(reader: StoreReader, profile: str, window: HistoryFilter, as_json: bool, now: datetime) -> int:
+def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: bool, now: datetime) -> int:
     import signal
     import sys
 
-    from hermes_state.wakeup import LogWakeup
+    from hermes_state.store.recorder import IDLE, STOPPED
 
     from .. import output
 
-    # The wake-up starts before the first read, so nothing appended in between is missed.
-    with LogWakeup(reader.path, poll_interval=FOLLOW_POLL_SECONDS) as wakeup:
+    # The feed starts before the first read, so nothing appended in between is missed.
+    with store.change_feed(poll_interval=FOLLOW_POLL_SECONDS) as feed:
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: wakeup.stop())
-        found = read_history(reader, profile, window)
-        last_position = found.profile["last_position"]
+            signal.signal(number, lambda *_: feed.stop())
+        found = read_history(store, profile, window)
+        last_position = found.state.last_position
         layout = _grid(now).fit([_display(e, now) for e in found.events], minimum=_FOLLOW_WIDTHS)
         if as_json:
-            output.json_lines(found.events)
+            output.json_lines(e.as_json() for e in found.events)
         else:
             grid.print_lines(layout.lines([_display(e, now) for e in found.events]))
             print(f"following {profile}: new events appear below; Ctrl-C to stop", file=sys.stderr, flush=True)
-        while wakeup.wait() != "stopped":
-            new = read_newer(reader, profile, window, last_position)
+        while (why := feed.wait(FOLLOW_POLL_SECONDS)) != STOPPED:
+            if why == IDLE:
+                continue
+            new = read_newer(store, profile, window, last_position)
             if not new:
                 continue
-            last_position = new[-1]["position"]
+            last_position = new[-1].position
             if as_json:
-                output.json_lines(new)
+                output.json_lines(e.as_json() for e in new)
             else:
                 moment = datetime.now(timezone.utc)
                 grid.print_lines([layout.line(_display(e, moment)) for e in new])

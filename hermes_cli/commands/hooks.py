@@ -1,14 +1,15 @@
 """`hermes state record-start | record-exit`: what a slot's run and finish scripts exec.
 
-Kept light on purpose: no rich, no Alembic (a hook runs at every start and
-exit, inside s6's finish time limit). docs/hooks.md has the reasoning.
+Kept light on purpose: no argparse (``main.hook_call`` parses these), no
+SQLAlchemy, rich or Alembic (a hook runs at every start and exit, inside
+s6's finish time limit). docs/hooks.md has the reasoning.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from hermes_state import hooks
 from hermes_state.errors import HermesError, NotFound, ProfileDeleted, StoreUnavailable
@@ -17,8 +18,11 @@ from hermes_state.exits import DO_NOT_RESTART, ObservedExit
 from ..output import say
 from .common import settings
 
+if TYPE_CHECKING:
+    import argparse
 
-def record_start(args: argparse.Namespace) -> int:
+
+def record_start(args: "argparse.Namespace") -> int:
     name = hooks.profile_of_slot(args.slot)
     config = settings()
     argv = config.gateway_argv(name)  # a bad HERMES_GATEWAY_COMMAND: exit 2, nothing recorded
@@ -39,7 +43,7 @@ def record_start(args: argparse.Namespace) -> int:
         return hooks.EXEC_FAILED_STATUS
 
 
-def record_exit(args: argparse.Namespace) -> int:
+def record_exit(args: "argparse.Namespace") -> int:
     name = hooks.profile_of_slot(args.slot)
     observed = ObservedExit.parse(args.exit_code, args.signal, args.wantedup)
     config = settings()

@@ -14,7 +14,7 @@ PROGRESS_MINIMUM = 50
 
 def import_legacy(args: argparse.Namespace) -> int:
     from hermes_state.legacy import import_legacy as run_import
-    from hermes_state.store import EventStore
+    from hermes_state.store import open_store
 
     config = settings()
     bar: dict = {}
@@ -25,7 +25,7 @@ def import_legacy(args: argparse.Namespace) -> int:
         bar["advance"](1)
 
     # A dry run only reads: it opens the file read-only and works on a read-only store.
-    with EventStore.open(config, readonly=args.dry_run) as store:
+    with open_store(config, readonly=args.dry_run) as store:
         try:
             report = run_import(store, config, dry_run=args.dry_run, progress=progress)
         finally:

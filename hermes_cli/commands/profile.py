@@ -31,14 +31,12 @@ def _store_for_create(config):
     should work, as boot would have made the file anyway. Only this path imports Alembic.
     Nothing else is made here: `default` and the legacy import stay boot's job, so an old
     home's profiles are still imported the first time boot runs."""
-    from hermes_state.store import EventStore
+    from hermes_state.store import backend_for, migrate, open_store
 
-    if not os.path.lexists(config.db_path):
-        from hermes_state.backends.sqlite.migrate import migrate
-
-        migrate(config.db_path)
+    if not backend_for(config).exists(config):
+        migrate(config)
         print(f"hermes: created the event store {config.db_path}", file=sys.stderr)
-    return EventStore.open(config)
+    return open_store(config)
 
 
 def delete(args: argparse.Namespace) -> int:
@@ -49,9 +47,9 @@ def delete(args: argparse.Namespace) -> int:
         raise BadInput(f"deleting profile {name} stops its gateway and moves its directory: confirm with --yes")
     config = settings()
     from hermes_state.profiles import delete_profile
-    from hermes_state.store import EventStore
+    from hermes_state.store import open_store
 
-    with EventStore.open(config) as store:
+    with open_store(config) as store:
         deletion = delete_profile(store, config, name, purge=args.purge)
     if deletion.moved_to is None:
         where = f"it had no directory at {config.profile_dir(name)}"
@@ -63,14 +61,13 @@ def delete(args: argparse.Namespace) -> int:
     return 0
 
 
-_LIST_SQL = "SELECT * FROM profile_status {where} ORDER BY profile"
-
-
 def list_profiles(args: argparse.Namespace) -> int:
-    from hermes_state.backends.sqlite.reader import StoreReader
+    from hermes_state.status import an_hour_ago, status_row
+    from hermes_state.store import open_store
 
-    with StoreReader.open() as reader:
-        rows = reader.rows(_LIST_SQL.format(where="" if args.all else "WHERE status = 'live'"))
+    with open_store(settings(), readonly=True) as store, store.reading() as tx:
+        overview = tx.overview(an_hour_ago(), include_deleted=args.all)
+    rows = [status_row(state, crashes) for state, crashes in overview]
     if args.json:
         from .. import output
 

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-
-from hermes_state.errors import StoreUnavailable
 
 from .. import output
 from .common import settings
 
 
 def migrate(args: argparse.Namespace) -> int:
-    from hermes_state.backends.sqlite.migrate import migrate as run_migrations
+    from hermes_state.store import migrate as run_migrations
 
-    path = settings().db_path
-    before, after = run_migrations(path)
+    config = settings()
+    path = config.db_path
+    before, after = run_migrations(config)
     if before == after:
         print(f"{path}: at schema {after}, nothing to do")
     else:
@@ -26,7 +24,8 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
-    from hermes_state.doctor import ERROR, WARNING, diagnose
+    from hermes_state.checks import ERROR, WARNING
+    from hermes_state.doctor import diagnose
 
     config = settings()
     expected_owner = config.gateway_user if os.geteuid() == 0 else None
@@ -38,7 +37,7 @@ def doctor(args: argparse.Namespace) -> int:
         return advance
 
     try:
-        report = diagnose(config.db_path, expected_owner=expected_owner, progress_factory=progress_factory)
+        report = diagnose(config, expected_owner=expected_owner, progress_factory=progress_factory)
     finally:
         for close in closers:
             close()
@@ -56,21 +55,12 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def sql(args: argparse.Namespace) -> int:
-    """Read-only access for operators: the sqlite3 shell, or one statement's rows as JSON lines."""
-    from hermes_state.backends.sqlite.connect import uri_for
-    from hermes_state.backends.sqlite.reader import StoreReader
+    """Read-only access for operators: the database's own shell, or one statement's rows as JSON lines."""
+    from hermes_state.store import backend_for
 
-    path = settings().db_path
+    config = settings()
+    console = backend_for(config).console(config)
     if args.query is None:
-        from hermes_state.backends.sqlite.paths import check_store_path
-
-        check_store_path(path, must_exist=True)
-        shell = shutil.which("sqlite3")
-        if shell is None:
-            raise StoreUnavailable("no sqlite3 shell installed (Debian: apt-get install sqlite3)")
-        # -readonly and mode=ro both: the shell can write nothing, even by ATTACH or a typo.
-        os.execv(shell, [shell, "-readonly", "-header", "-cmd", "PRAGMA trusted_schema=OFF", uri_for(str(path))])
-    with StoreReader.open(str(path)) as reader:
-        rows = reader.operator_rows(args.query)
-    output.json_lines(rows)
+        return console.interactive()
+    output.json_lines(console.rows(args.query))
     return 0

@@ -20,11 +20,10 @@ import uuid
 from typing import Callable, TextIO
 
 from ..chain import first_broken_position
-from ..backends.sqlite.engine import read_transaction
 from ..errors import HermesError, StoreUnavailable
 from ..events import utc_now
 from ..settings import Settings
-from ..store import EventStore
+from ..store import EventStore, open_store
 from . import plan as planning
 from .dropped import run_writing_steps, write_boot_log
 from .reconcile import PassReport, Reconciler, json_line
@@ -39,12 +38,9 @@ def chain_tail_break(store: EventStore, window: int = CHAIN_TAIL) -> int | None:
     The row just before the window anchors it; a window that reaches the
     first row starts from the genesis hash, so that row is checked too.
     """
-    with read_transaction(store.engine) as conn:
-        last = conn.exec_driver_sql("SELECT coalesce(max(position), 0) FROM events").scalar_one()
-        anchor = last - window
-        rows = conn.exec_driver_sql(
-            "SELECT * FROM events WHERE position >= ? ORDER BY position", (max(1, anchor),)
-        ).mappings().all()
+    with store.reading() as tx:
+        anchor = tx.last_position() - window
+        rows = tx.rows_after(max(1, anchor) - 1)
     if anchor >= 1 and rows:
         return first_broken_position(rows[1:], previous=rows[0]["hash"])
     return first_broken_position(rows)
@@ -102,7 +98,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
     if steps["default_created"]:
         log.add("created profile 'default'")
 
-    with EventStore.open(settings, readonly=True) as store:
+    with open_store(settings, readonly=True) as store:
         broken = chain_tail_break(store)
         if broken is not None:
             warning = (f"warning: hash chain broken at position {broken}: a row was changed behind the "

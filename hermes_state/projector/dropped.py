@@ -31,11 +31,10 @@ _BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
 def writing_steps(settings: Settings) -> dict[str, Any]:
     """Migrate, import legacy ``gateway_state.json`` once, make sure ``default`` exists."""
     from ..legacy import import_legacy
-    from ..backends.sqlite.migrate import migrate
-    from ..store import EventStore, ensure_default_profile
+    from ..store import ensure_default_profile, migrate, open_store
 
-    before, after = migrate(settings.db_path)
-    with EventStore.open(settings) as store:
+    before, after = migrate(settings)
+    with open_store(settings) as store:
         report = import_legacy(store, settings)
         created = ensure_default_profile(store)
     return {

@@ -20,20 +20,17 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..backends.sqlite.engine import make_engine, read_transaction
 from ..errors import BadInput, HermesError
 from ..events import utc_now
 from ..settings import Settings
-from ..store import EventStore
-from ..wakeup import POLL_INTERVAL, LogWakeup
+from ..store import open_store
+from ..store.recorder import IDLE, NOTIFIED, STOPPED, ChangeFeed
 from .reconcile import PassReport, Reconciler, json_line
 
 FULL_PASS_INTERVAL = 60.0
+POLL_INTERVAL = 2.0
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
 RETRY_FIRST = 2.0
-# After an inotify wake-up, look for the commit to become visible every 2 ms for up to ~130 ms
-# (a data_version query costs microseconds; a commit waits for its fsync).
-SETTLE_PAUSES = (0.002,) * 65
 
 
 @dataclass(frozen=True)
@@ -66,36 +63,17 @@ def _seconds(variable: str, default: float) -> float:
 
 
 def quick_check(settings: Settings, say: Callable[[str], None]) -> None:
-    """``PRAGMA quick_check`` on the store, for the daemon's start (run in a background thread)."""
+    """The backend's quick check of the store, for the daemon's start (run in a background thread,
+    on a connection of its own)."""
     try:
-        engine = make_engine(settings.db_path, readonly=True)
-        try:
-            with read_transaction(engine) as conn:
-                rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check")]
-        finally:
-            engine.dispose()
+        with open_store(settings, readonly=True) as store:
+            rows = store.recorder.quick_check()
     except HermesError as error:
         say(f"hermes: watch: quick_check could not run: {error}")
         return
-    if rows != ["ok"]:
+    if rows:
         say(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
             "run `hermes state doctor`")
-
-
-def settled_version(store: EventStore, seen: int) -> int:
-    """``data_version`` once the commit that woke us is visible, or after ~130 ms of nothing.
-
-    inotify reports the writer's first write to the WAL; the commit becomes
-    visible only after its fsync, when SQLite updates the WAL index in shared
-    memory, which makes no inotify event. Reading at once can miss it, and
-    nothing would wake the daemon again before the next poll.
-    """
-    for pause in SETTLE_PAUSES:
-        version = store.data_version()
-        if version != seen:
-            return version
-        time.sleep(pause)
-    return store.data_version()
 
 
 class Watcher:
@@ -114,35 +92,38 @@ class Watcher:
         self.report = report
         self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         self._retry = RETRY_FIRST / 2
-        self._wakeup = LogWakeup(settings.db_path, use_inotify=not options.poll_only, poll_interval=options.poll_interval)
+        self._stopped = threading.Event()
+        self._feed: ChangeFeed | None = None
 
     def stop(self) -> None:
-        self._wakeup.stop()
+        self._stopped.set()
+        if self._feed is not None:
+            self._feed.stop()
 
     def run(self) -> int:
-        with EventStore.open(self.settings, readonly=True) as store, self._wakeup as wakeup:
-            reconciler = Reconciler(self.settings, store, report=self.report)
-            reconciler.scandir.ensure()
-            threading.Thread(target=quick_check, args=(self.settings, self.say), daemon=True).start()
-            # data_version is read before each pass: a commit during the pass then counts as new.
-            seen_version = store.data_version()
-            next_full = self._pass(reconciler.full_pass, "start")
-            while True:
-                now = time.monotonic()
-                why = wakeup.wait(timeout=max(0.0, next_full - now))
-                if why == "stopped":
+        with open_store(self.settings, readonly=True) as store:
+            # The feed is opened before the first pass: a commit during that pass then counts as new.
+            feed = store.change_feed(use_notifications=not self.options.poll_only,
+                                     poll_interval=self.options.poll_interval)
+            with feed:
+                self._feed = feed
+                if self._stopped.is_set():
                     return 0
-                if time.monotonic() >= next_full:
-                    seen_version = store.data_version()
-                    next_full = self._pass(reconciler.full_pass, "periodic")
-                    continue
-                # data_version moves when another connection commits: "nothing new" costs no query on events.
-                version = store.data_version() if why == "poll" else settled_version(store, seen_version)
-                if version == seen_version:
-                    continue
-                seen_version = version
-                retry = self._pass(reconciler.catch_up, "inotify" if why == "change" else "poll")
-                next_full = min(next_full, retry)
+                reconciler = Reconciler(self.settings, store, report=self.report)
+                reconciler.scandir.ensure()
+                threading.Thread(target=quick_check, args=(self.settings, self.say), daemon=True).start()
+                next_full = self._pass(reconciler.full_pass, "start")
+                while True:
+                    why = feed.wait(timeout=max(0.0, next_full - time.monotonic()))
+                    if why == STOPPED:
+                        return 0
+                    if time.monotonic() >= next_full:
+                        next_full = self._pass(reconciler.full_pass, "periodic")
+                        continue
+                    if why == IDLE:
+                        continue
+                    trigger = feed.notification_name if why == NOTIFIED else "poll"
+                    next_full = min(next_full, self._pass(reconciler.catch_up, trigger))
 
     def _pass(self, run_pass: Callable[[str], PassReport], trigger: str) -> float:
         """Run one pass; returns when the next full pass is due (sooner after a failure)."""

@@ -48,6 +48,8 @@ events = Table(
     Column("data", Text, nullable=False, server_default=text("'{}'")),
     Column("idempotency_key", Text, nullable=True),
     Column("hash", Text, nullable=False),
+    # Which frozen encoding the hash covers (hermes_state.chain.ENCODINGS); added by 0002.
+    Column("chain_version", Integer, nullable=False, server_default=text("1")),
     UniqueConstraint("profile", "version", name="uq_events_profile_version"),
     UniqueConstraint("idempotency_key", name="uq_events_idempotency_key"),
     CheckConstraint(_in("type", TYPES), name="ck_events_type"),
@@ -55,6 +57,7 @@ events = Table(
     CheckConstraint("desired IS NULL OR desired IN ('up', 'down')", name="ck_events_desired"),
     CheckConstraint("version >= 1", name="ck_events_version"),
     CheckConstraint("length(hash) = 64", name="ck_events_hash"),
+    CheckConstraint("chain_version >= 1", name="ck_events_chain_version"),
     CheckConstraint(
         "json_valid(data) AND json_type(data) = 'object'", name="ck_events_data_object"
     ).ddl_if(dialect="sqlite"),

@@ -13,14 +13,14 @@ import sys
 
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 
 
 def main() -> int:
     count, profiles = int(sys.argv[1]), sys.argv[2].split(",")
     forever = "--forever" in sys.argv
     rng = random.Random()
-    with EventStore.open(Settings.from_env()) as store:
+    with open_store(Settings.from_env()) as store:
         appended = 0
         while forever or appended < count:
             name = rng.choice(profiles)

@@ -13,12 +13,12 @@ import time
 from hermes_state.errors import HermesError
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.store import open_store
 
 
 def main() -> int:
     name, expected, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    with EventStore.open(Settings.from_env()) as store:
+    with open_store(Settings.from_env()) as store:
         store.last_position()  # connection open and schema checked before the race starts
         print("ready", flush=True)
         while not os.path.exists(go):

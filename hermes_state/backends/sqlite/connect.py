@@ -1,7 +1,7 @@
 """Opening a driver connection on the store: the URI, the pragmas, the busy timeout.
 
-Shared by the engine (``engine.make_engine``) and the fast reader
-(``reader.StoreReader``), so both open the file the same way; it imports
+Shared by the recorder, doctor's checks and the engine Alembic runs on
+(``engine.make_engine``), so all open the file the same way; it imports
 neither SQLAlchemy nor pathlib.
 """
 
@@ -10,20 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ...errors import BadInput
 from .driver import sqlite_module
-
-DEFAULT_BUSY_TIMEOUT_MS = 5000
-
-
-def busy_timeout_from_env(default_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> int:
-    """``HERMES_STATE_BUSY_TIMEOUT_MS``: how long a writer waits for the lock."""
-    text = os.environ.get("HERMES_STATE_BUSY_TIMEOUT_MS")
-    if not text:
-        return default_ms
-    if not text.isdigit():
-        raise BadInput(f"invalid HERMES_STATE_BUSY_TIMEOUT_MS {text!r}: expected milliseconds")
-    return int(text)
 
 
 def uri_for(path: str, mode: str = "ro") -> str:

@@ -12,6 +12,7 @@ from .engine import make_engine, write_transaction
 from .revision import KNOWN_REVISIONS, current_revision, describe_mismatch
 from .translate import translated
 from ...errors import SchemaMismatch, StoreUnavailable
+from ...settings import DEFAULT_BUSY_TIMEOUT_MS
 
 
 def migrations_dir() -> Path:
@@ -22,7 +23,7 @@ def migrations_dir() -> Path:
 
 
 @contextlib.contextmanager
-def migration_transaction(path: Path | str) -> Iterator[Connection]:
+def migration_transaction(path: Path | str, *, busy_timeout_ms: int) -> Iterator[Connection]:
     """One BEGIN IMMEDIATE transaction on ``path`` (created if missing) for Alembic to run in.
 
     A file whose revision this code does not know is refused before anything
@@ -34,10 +35,10 @@ def migration_transaction(path: Path | str) -> Iterator[Connection]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StoreUnavailable(f"cannot create {path.parent}: {error.strerror}") from None
-    engine = make_engine(path, create=True)
+    engine = make_engine(path, create=True, busy_timeout_ms=busy_timeout_ms)
     try:
         with write_transaction(engine) as conn:
-            revision = current_revision(conn)
+            revision = current_revision(_driver(conn))
             if revision is not None and revision not in KNOWN_REVISIONS:
                 raise SchemaMismatch(describe_mismatch(revision, path))
             yield conn
@@ -58,17 +59,22 @@ def _use_wal(engine, path: Path) -> None:
         raise StoreUnavailable(f"event store {path} cannot use WAL (journal_mode is {mode})")
 
 
-def migrate(path: Path | str, target: str = "head") -> tuple[str | None, str | None]:
+def _driver(conn: Connection):
+    """The DB-API connection inside ``conn``'s transaction (the revision check runs on drivers)."""
+    return conn.connection.driver_connection
+
+
+def migrate(path: Path | str, target: str = "head", *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> tuple[str | None, str | None]:
     """Upgrade ``path`` to ``target``; returns (revision before, revision after)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    with migration_transaction(path) as conn:
-        before = current_revision(conn)
+    with migration_transaction(path, busy_timeout_ms=busy_timeout_ms) as conn:
+        before = current_revision(_driver(conn))
         config.attributes["connection"] = conn
         with translated(path):
             command.upgrade(config, target)
-        after = current_revision(conn)
+        after = current_revision(_driver(conn))
     return before, after

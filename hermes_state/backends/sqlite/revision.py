@@ -2,38 +2,32 @@
 
 Hooks and CLI commands must not import Alembic: they read
 ``alembic_version`` with one query and refuse a file that is not at
-``HEAD``. ``tests/test_migrations.py`` checks these constants against the
-Alembic scripts.
+``HEAD``. The functions take a driver (DB-API) connection, so the check
+needs no SQLAlchemy either. ``tests/test_schema.py`` checks these constants
+against the Alembic scripts.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: the revision check must import without SQLAlchemy (or pathlib)
+if TYPE_CHECKING:  # annotations only: the revision check must import without pathlib
     from pathlib import Path
-
-    from sqlalchemy import Connection
 
 from ...errors import SchemaMismatch
 
-KNOWN_REVISIONS = ("0001_events",)  # oldest first
+KNOWN_REVISIONS = ("0001_events", "0002_chain_version")  # oldest first
 HEAD = KNOWN_REVISIONS[-1]
 
 
-def current_revision(conn: Connection) -> str | None:
+def current_revision(driver: Any) -> str | None:
     """The file's Alembic revision; None for a file with no tables at all."""
-    tables = {
-        name
-        for (name,) in conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-        )
-    }
+    tables = {name for (name,) in driver.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "alembic_version" not in tables:
         if tables - {"sqlite_sequence"}:
             raise SchemaMismatch("not a hermes-state database: it has tables but no alembic_version")
         return None
-    rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall()
+    rows = driver.execute("SELECT version_num FROM alembic_version").fetchall()
     if len(rows) != 1:
         raise SchemaMismatch(f"alembic_version holds {len(rows)} rows, expected one")
     return rows[0][0]
@@ -53,7 +47,7 @@ def describe_mismatch(revision: str | None, path: Path | str) -> str | None:
     )
 
 
-def require_head(conn: Connection, path: Path | str) -> None:
-    problem = describe_mismatch(current_revision(conn), path)
+def require_head(driver: Any, path: Path | str) -> None:
+    problem = describe_mismatch(current_revision(driver), path)
     if problem:
         raise SchemaMismatch(problem)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # annotations only: readers that must start fast import this module
@@ -74,27 +75,24 @@ def translate(error: BaseException, path: Path | str) -> HermesError:
 
 @contextlib.contextmanager
 def translated(path: Path | str) -> Iterator[None]:
-    """Re-raise driver and SQLAlchemy database errors as the store's own."""
-    from sqlalchemy import exc as sa_exc
-
+    """Re-raise driver (and, where SQLAlchemy is in use, SQLAlchemy) database errors as the store's own."""
     try:
         yield
-    except sa_exc.DBAPIError as error:
-        raise translate(error, path) from error
-    except sa_exc.SQLAlchemyError as error:
-        raise StoreUnavailable(f"event store {path} failed: {error}") from error
     except _driver_errors() as error:
         raise translate(error, path) from error
+    except Exception as error:
+        # Only migrations and the schema tests import SQLAlchemy; the hot paths never load it for this.
+        sa_exc = sys.modules.get("sqlalchemy.exc")
+        if sa_exc is None or not isinstance(error, sa_exc.SQLAlchemyError):
+            raise
+        if isinstance(error, sa_exc.DBAPIError):
+            raise translate(error, path) from error
+        raise StoreUnavailable(f"event store {path} failed: {error}") from error
 
 
 def _is_integrity_error(error: BaseException) -> bool:
-    # SQLAlchemy only when the error came through it: readers that use the
-    # driver directly (the CLI's fast history path) never import it.
-    if not type(error).__module__.startswith("sqlalchemy"):
-        return False
-    from sqlalchemy import exc as sa_exc
-
-    return isinstance(error, sa_exc.IntegrityError)
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # only where the error came through SQLAlchemy
+    return sa_exc is not None and isinstance(error, sa_exc.IntegrityError)
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:

@@ -1,4 +1,4 @@
-"""The driver-only reader gives what the store gives: one contract, two ways to read."""
+"""The store's read side (one path for every reader): where the store is, how it is opened, the stream filters."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import pytest
 from cli_support import LogWriter
 
 from hermes_state.backends.sqlite.connect import uri_for
-from hermes_state.backends.sqlite.paths import store_path_from_env
-from hermes_state.backends.sqlite.reader import StoreReader
-from hermes_state.errors import SchemaMismatch, StoreMissing, StoreUnavailable
+from hermes_state.errors import BadInput, SchemaMismatch, StoreMissing, StoreUnavailable
 from hermes_state.history import HistoryFilter, read_history, read_newer
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_state.settings import Settings, store_path_from_env
+from hermes_state.store import backend_for, open_store
+
+
+def settings_at(path) -> Settings:
+    return Settings.from_env({"HERMES_STATE_DB": str(path), "HERMES_HOME": str(path.parent)})
+
 
 NOW = datetime.now(timezone.utc)
 
@@ -41,33 +44,33 @@ def test_uri_escapes_what_would_change_its_meaning(tmp_path, name, migrated_temp
     path = tmp_path / name
     shutil.copyfile(migrated_template, path)
     assert uri_for(str(path)).endswith("?mode=ro")
-    with StoreReader.open(str(path)) as reader:
-        assert reader.rows("SELECT count(*) AS n FROM events") == [{"n": 0}]
+    with open_store(settings_at(path), readonly=True) as store:
+        assert store.last_position() == 0
     # Only the file itself (and the -wal/-shm a WAL reader keeps): no other name was opened or made.
     assert {p.name for p in tmp_path.iterdir()} <= {name, f"{name}-wal", f"{name}-shm"}
 
 
 def test_refusals(tmp_path, migrated_template):
     with pytest.raises(StoreMissing):
-        StoreReader.open(str(tmp_path / "missing.db"))
+        open_store(settings_at(tmp_path / "missing.db"), readonly=True)
     link = tmp_path / "link.db"
     link.symlink_to(migrated_template)
     with pytest.raises(StoreUnavailable, match="symbolic link"):
-        StoreReader.open(str(link))
+        open_store(settings_at(link), readonly=True)
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
     with pytest.raises(SchemaMismatch, match="hermes state migrate"):
-        StoreReader.open(str(empty))
+        open_store(settings_at(empty), readonly=True)
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database, not at all" * 100)
     with pytest.raises(StoreUnavailable, match="not a SQLite database|corrupt"):
-        StoreReader.open(str(garbage))
+        open_store(settings_at(garbage), readonly=True)
 
 
-def test_the_reader_refuses_to_write(migrated_home):
-    with StoreReader.open(str(migrated_home.db)) as reader:
-        with pytest.raises(StoreUnavailable):
-            reader.rows("DELETE FROM profile_projection")
+def test_the_console_refuses_to_write(migrated_home):
+    settings = Settings.from_env(migrated_home.env())
+    with pytest.raises(BadInput, match="read-only"):
+        backend_for(settings).console(settings).rows("DELETE FROM profile_projection")
 
 
 @pytest.fixture
@@ -100,23 +103,32 @@ FILTERS = [
 ]
 
 
+def _matches(event, window: HistoryFilter) -> bool:
+    """The filter, written plainly over every event: the oracle the store's SQL must agree with."""
+    return (
+        (window.since is None or event.occurred_at >= window.since)
+        and (window.until is None or event.occurred_at <= window.until)
+        and (not window.types or event.type in window.types)
+        and (window.boot_id is None or event.boot_id == window.boot_id)
+    )
+
+
 @pytest.mark.parametrize("window", FILTERS, ids=[str(i) for i in range(len(FILTERS))])
-def test_history_reads_what_the_store_reads(busy_log, window):
+def test_history_reads_what_a_plain_filter_keeps(busy_log, window):
     settings = Settings.from_env(busy_log.env())
-    with EventStore.open(settings, readonly=True) as store:
-        expected = store.stream(
-            "alice", since=window.since, until=window.until, types=window.types or None,
-            boot_id=window.boot_id, limit=window.limit, newest_first=True,
-        )
+    with open_store(settings, readonly=True) as store:
+        every = store.stream("alice")
         state = store.state("alice")
-    with StoreReader.open(str(busy_log.db)) as reader:
-        found = read_history(reader, "alice", window)
-        newer = read_newer(reader, "alice", window, expected[-1].position if expected else 0)
-    assert found.events == [event.as_json() for event in reversed(expected)]
-    assert found.events, "every filter here matches something"
-    assert found.profile["desired"] == state.desired and found.profile["events"] == state.version
-    assert found.profile["held_down_by"] == state.held_down_by
-    assert [e["position"] for e in newer] == sorted(e.position for e in expected if e.position > expected[-1].position)
+        found = read_history(store, "alice", window)
+        matching = [event for event in every if _matches(event, window)]
+        expected = matching[-window.limit:] if window.limit else matching
+        newer = read_newer(store, "alice", window, expected[0].position)
+    assert expected, "every filter here matches something"
+    assert found.events == expected
+    assert found.state == state
+    assert found.crashes.total == sum(1 for e in every if e.type == "crashed")
+    assert found.crashes.last == max((e for e in every if e.type == "crashed"), key=lambda e: e.occurred_at)
+    assert newer == [event for event in matching if event.position > expected[0].position]
 
 
 def test_the_history_command_imports_neither_sqlalchemy_nor_rich(busy_log):

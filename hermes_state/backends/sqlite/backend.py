@@ -1,0 +1,39 @@
+"""The SQLite backend: a store that is one file (``settings.db_path``), opened through the driver alone."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ...store.recorder import Backend
+from .recorder import SqliteRecorder
+
+if TYPE_CHECKING:
+    from ...checks import Report
+    from ...settings import Settings
+    from .console import SqliteConsole
+
+
+class SqliteBackend(Backend):
+    def open(self, settings: "Settings", *, readonly: bool, busy_timeout_ms: int | None) -> SqliteRecorder:
+        timeout = settings.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
+        return SqliteRecorder(settings.store_file, readonly=readonly, busy_timeout_ms=timeout)
+
+    def exists(self, settings: "Settings") -> bool:
+        return os.path.lexists(settings.store_file)
+
+    def migrate(self, settings: "Settings") -> tuple[str | None, str | None]:
+        from .migrate import migrate
+
+        return migrate(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+
+    def diagnose(self, settings: "Settings", report: "Report", *, expected_owner: str | None) -> bool:
+        from .checks import diagnose_file
+
+        return diagnose_file(settings.db_path, report, expected_owner=expected_owner,
+                             busy_timeout_ms=settings.busy_timeout_ms)
+
+    def console(self, settings: "Settings") -> "SqliteConsole":
+        from .console import SqliteConsole
+
+        return SqliteConsole(str(settings.db_path), settings.busy_timeout_ms)

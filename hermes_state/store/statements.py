@@ -1,0 +1,130 @@
+"""Every statement a recorder runs, written once in SQLAlchemy Core against the tables in ``schema``.
+
+Nothing imports this at run time. ``hermes_state.store.generate`` compiles
+each statement with a backend's dialect into a plain module of SQL text
+(``backends/sqlite/sql.py``), so the hooks and the commands a person waits
+for run the same SQL without importing SQLAlchemy; ``tests/test_generated_sql.py``
+recompiles them and fails when the module is stale.
+
+Constants are rendered into the SQL text (``'crashed'``, ``LIMIT 1``), never
+bound: SQLite uses a partial index only when the query's WHERE clause names
+the index's own literal.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+from sqlalchemy import Text, bindparam, cast, func, insert, literal, literal_column, or_, select, update
+from sqlalchemy.sql import ClauseElement
+
+from ..fold import STATE_FIELDS
+from ..vocabulary import COLUMNS, TYPES
+from .schema import events, profile_projection
+
+# The stream's type filter has one parameter per event type; a caller that
+# filters on fewer types repeats one of them (there are only five).
+TYPE_SLOTS = tuple(f"type{index}" for index in range(len(TYPES)))
+
+
+class Definition(NamedTuple):
+    statement: ClauseElement
+    column_keys: Sequence[str] | None = None  # INSERT/UPDATE: the columns the statement sets
+
+
+def _optional(parameter: str, condition):
+    """``condition`` unless the parameter is NULL (CAST: PostgreSQL must know its type)."""
+    return or_(cast(_param(parameter), Text).is_(None), condition)
+
+
+def _param(name: str):
+    """A parameter the caller always supplies (never a default the generated SQL would lose)."""
+    return bindparam(name, required=False)
+
+
+def _constant(value):
+    """A value rendered into the SQL text itself, not bound."""
+    return literal(value, literal_execute=True)
+
+
+def _crashed(e):
+    return e.c.type == _constant("crashed")
+
+
+def _limited(query, limit):
+    # An explicit OFFSET 0: otherwise SQLite's compiler binds a default offset as a parameter.
+    return query.limit(limit).offset(_constant(0))
+
+
+def definitions() -> dict[str, Definition]:
+    e, p = events, profile_projection
+    crashes_since = (
+        select(func.count())
+        .where(_crashed(e), e.c.profile == p.c.profile, e.c.occurred_at >= _param("since"))
+        .scalar_subquery()
+        .label("crashes_since")
+    )
+    newest = _limited(select(e.c.position, e.c.hash).order_by(e.c.position.desc()), _constant(1))
+    anchor = select(literal_column("1").label("anchor")).subquery("anchor")
+    window = [
+        e.c.profile == _param("name"),
+        e.c.version > _param("after_version"),
+        e.c.position > _param("after_position"),
+        _optional("since", e.c.occurred_at >= _param("since")),
+        _optional("until", e.c.occurred_at <= _param("until")),
+        e.c.type.in_([_param(slot) for slot in TYPE_SLOTS]),
+        _optional("boot_id", e.c.boot_id == _param("boot_id")),
+    ]
+    stream = select(e).where(*window)
+    return {
+        # -- the projection ------------------------------------------------------
+        "state": Definition(select(p).where(p.c.profile == _param("name"))),
+        "states_live": Definition(select(p).where(p.c.deleted.is_(False)).order_by(p.c.profile)),
+        "states_all": Definition(select(p).order_by(p.c.profile)),
+        "overview_live": Definition(
+            select(p, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
+        ),
+        "overview_all": Definition(select(p, crashes_since).order_by(p.c.profile)),
+        # -- an append -------------------------------------------------------------
+        "by_key": Definition(select(e).where(e.c.idempotency_key == _param("key"))),
+        # The chain's head and the profile's row, in one statement.
+        "append_context": Definition(
+            select(
+                newest.with_only_columns(e.c.position).scalar_subquery().label("chain_position"),
+                newest.with_only_columns(e.c.hash).scalar_subquery().label("chain_hash"),
+                p,
+            ).select_from(anchor.outerjoin(p, p.c.profile == _param("name")))
+        ),
+        "insert_event": Definition(insert(e), COLUMNS),
+        "insert_state": Definition(insert(p), STATE_FIELDS),
+        # The key is left out of SET: assigning it, even unchanged, rewrites its index page.
+        "update_state": Definition(
+            update(p).where(p.c.profile == _param("where_profile")),
+            [name for name in STATE_FIELDS if name != "profile"],
+        ),
+        # -- the log -----------------------------------------------------------------
+        "rows_after": Definition(
+            _limited(select(e).where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
+        ),
+        "last_position": Definition(select(func.coalesce(func.max(e.c.position), literal_column("0")))),
+        "stream_oldest_first": Definition(_limited(stream.order_by(e.c.version), _param("limit"))),
+        "stream_newest_first": Definition(_limited(stream.order_by(e.c.version.desc()), _param("limit"))),
+        # -- crashes (served by the partial index on crashed rows) ---------------------
+        "crash_times": Definition(
+            select(e.c.occurred_at)
+            .where(
+                _crashed(e),
+                e.c.profile == _param("name"),
+                e.c.occurred_at >= _param("since"),
+                e.c.position > _param("after"),
+            )
+            .order_by(e.c.occurred_at)
+        ),
+        "crash_count": Definition(select(func.count()).where(_crashed(e), e.c.profile == _param("name"))),
+        "last_crash": Definition(
+            _limited(
+                select(e).where(_crashed(e), e.c.profile == _param("name")).order_by(e.c.occurred_at.desc()),
+                _constant(1),
+            )
+        ),
+    }
