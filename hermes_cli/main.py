@@ -2,8 +2,8 @@
 
 Each command is named here as "module:function" and imported only when it
 runs, so `hermes --help` and the slot hooks never pay for the others.
-Expected failures become one line on stderr and their exit status (DESIGN
-section 7), here and nowhere else.
+Expected failures become one line on stderr and their exit status
+(docs/design.md section 7), here and nowhere else.
 """
 
 from __future__ import annotations

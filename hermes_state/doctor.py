@@ -29,7 +29,7 @@ from .store import _state_from_row
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 
-# File systems on which WAL's shared memory is not safe (DESIGN section 6).
+# File systems on which WAL's shared memory is not safe (docs/design.md section 6).
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "virtiofs", "davfs"}
 )

@@ -1,4 +1,4 @@
-"""Where things live (DESIGN section 1), read from the environment once per process."""
+"""Where things live (docs/design.md section 1), read from the environment once per process."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 
 DEFAULT_CRASH_LOOP = "5/60s"
-# The file that makes a directory under profiles/ a profile (DESIGN section 1).
+# The file that makes a directory under profiles/ a profile (docs/design.md section 1).
 SOUL_FILE = "SOUL.md"
 S6_OVERLAY_SCANDIR = Path("/run/service")
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start

@@ -42,9 +42,9 @@ def home_from_env(environ: "Mapping[str, str]") -> str:
 
 
 def store_path_from_env(environ: "Mapping[str, str] | None" = None) -> str:
-    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (DESIGN section 1).
+    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (docs/design.md section 1).
 
-    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, DESIGN section 8) is refused
+    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, docs/design.md section 8) is refused
     rather than ignored: someone who set it must not be writing to a local
     file without knowing.
     """

@@ -5,7 +5,7 @@ person waits for at a prompt. Importing SQLAlchemy costs about 110 ms, five
 times the interpreter's own start-up, so these readers open the file with
 the DB-API driver directly: the same path check, connection
 (``connect.open_connection``), schema check and error translation as the
-engine. This is the SQLite dialect's own module (DESIGN section 8): a
+engine. This is the SQLite dialect's own module (docs/design.md section 8): a
 PostgreSQL store would serve the same reads through ``EventStore``.
 """
 

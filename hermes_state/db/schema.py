@@ -69,7 +69,7 @@ events = Table(
 # Only crashed rows: the breaker and the views count crashes per profile in a
 # time window, and a partial index costs nothing for every other event.
 # (No postgresql_where yet: naming it loads SQLAlchemy's PostgreSQL dialect,
-# ~18 ms in every hook; it belongs with the PostgreSQL store, DESIGN section 8.)
+# ~18 ms in every hook; it belongs with the PostgreSQL store, docs/design.md section 8.)
 Index(
     "ix_events_crashes",
     events.c.profile,
