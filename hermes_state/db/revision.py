@@ -2,8 +2,8 @@
 
 Hooks and CLI commands must not import Alembic: they read
 ``alembic_version`` with one query and refuse a file that is not at
-``HEAD``. ``tests/test_migrations.py`` checks these constants against the
-Alembic scripts.
+``HEAD``. ``tests/test_schema.py::test_known_revisions_are_the_alembic_history``
+checks these constants against the Alembic scripts.
 """
 
 from __future__ import annotations

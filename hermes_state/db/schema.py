@@ -1,8 +1,9 @@
 """The tables as SQLAlchemy Core metadata: the code's view of what migrations build.
 
-``tests/test_schema_drift.py`` compares this with a freshly migrated file, so
-the two cannot drift apart. Views and triggers live in the migrations
-(frozen per revision); their names are listed here for checks.
+``tests/test_schema.py::test_migrated_schema_and_metadata_do_not_drift``
+compares this with a freshly migrated file, so the two cannot drift apart.
+Views and triggers live in the migrations (frozen per revision); their
+names are listed here for checks.
 """
 
 from __future__ import annotations
