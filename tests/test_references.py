@@ -8,6 +8,7 @@ and so must the test function it names after ``::``.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -24,16 +25,17 @@ TEST_FILE_REFERENCE = re.compile(r"\b(test_[a-z0-9_]+\.py)(?:::([A-Za-z_][A-Za-z
 def text_files() -> dict[str, str]:
     """Every text file of the repository (relative path -> content), build output and caches left out."""
     found = {}
-    for path in sorted(REPO.rglob("*")):
-        relative = path.relative_to(REPO)
-        if any(part in SKIPPED_DIRS or part.endswith(".egg-info") for part in relative.parts):
-            continue
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            found[relative.as_posix()] = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue  # binary fixtures: nothing to read
+    for directory, subdirs, names in os.walk(REPO):
+        # Pruned in place, so os.walk never descends into the virtualenv or caches.
+        subdirs[:] = [d for d in subdirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info")]
+        for name in names:
+            path = Path(directory, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                found[path.relative_to(REPO).as_posix()] = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue  # binary fixtures: nothing to read
     return found
 
 
