@@ -12,7 +12,7 @@ SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name 
 
 .PHONY: run test setup system-deps test-user bench lint sql clean
 
-# The embedded default runs as one ordinary user (DESIGN section 3). Started
+# The embedded default runs as one ordinary user (docs/design.md section 3). Started
 # as root, it is handed to the unprivileged RUN_USER (made when missing) with
 # its own venv and home under RUN_ROOT, which that user can reach wherever
 # this checkout lives: gateways never run as root here.

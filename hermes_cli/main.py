@@ -5,7 +5,7 @@ runs, so `hermes --help` never pays for the others. The slot hooks run at
 every start and exit of every gateway: a well-formed hook call skips
 argparse altogether (``hook_call``); anything else goes through the parser
 and its errors. Expected failures become one line on stderr and their exit
-status (DESIGN section 7), here and nowhere else.
+status (docs/design.md section 7), here and nowhere else.
 """
 
 from __future__ import annotations

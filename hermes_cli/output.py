@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 
 def say(line: str) -> None:
-    """One line on stderr, whatever the message held (DESIGN section 7: one clear line)."""
+    """One line on stderr, whatever the message held (docs/design.md section 7: one clear line)."""
     print(" ".join(line.split("\n")), file=sys.stderr, flush=True)
 
 

@@ -1,4 +1,4 @@
-"""Every failure a user can meet, each carrying its exit status (DESIGN section 7)."""
+"""Every failure a user can meet, each carrying its exit status (docs/design.md section 7)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """How ``finish`` classifies a gateway's exit: a pure function, no I/O.
 
 The exit is classified by who asked for it, never by its exit code alone (a
-well-behaved gateway exits 0 on SIGTERM). DESIGN section 2, "How finish
-classifies an exit" and "Crash-loop breaker"; docs/hooks.md explains the
-choices made where the design is silent.
+well-behaved gateway exits 0 on SIGTERM). docs/design.md section 2, "How
+`finish` classifies an exit" and "The crash-loop breaker"; docs/hooks.md
+explains each choice.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def classify_exit(
     policy: CrashLoopPolicy,
     now: datetime,
 ) -> ExitDecision:
-    """The design's order, first match wins.
+    """The order of docs/design.md section 2, first match wins.
 
     ``crash_times`` are the profile's ``crashed`` times since its latest start
     intent (``state.start_intent_position``); those older than the window are

@@ -13,7 +13,7 @@ from .errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists,
 from .events import Event
 from .names import DEFAULT_PROFILE, validate_new_name
 
-# Who appends what (DESIGN section 2): (type, actor) -> the desired values it may carry.
+# Who appends what (docs/design.md section 2): (type, actor) -> the desired values it may carry.
 ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
     ("created", "cli"): frozenset({"down"}),
     ("created", "import"): frozenset({"down"}),
@@ -160,7 +160,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
 
     if event.type == "deleted":
         # Deleting a profile ends its run: the projector removes the slot, and
-        # finish records nothing for a deleted profile (DESIGN section 2).
+        # finish records nothing for a deleted profile (docs/design.md section 2).
         changes.update(deleted=True, run_ended=state.run_position is not None)
     elif event.actor == "supervisor":
         if event.type == "started":

@@ -1,6 +1,6 @@
 """Legacy import: each profile's ``gateway_state.json`` becomes the start of its stream, once.
 
-DESIGN section 5. For every profile directory (``profiles/<name>/`` holding
+docs/design.md section 5. For every profile directory (``profiles/<name>/`` holding
 ``SOUL.md``, and the home itself for ``default``) whose stream does not
 exist yet, the file is read once and ``created`` (and ``started`` when the
 gateway should run) are appended with actor ``import``, in one transaction

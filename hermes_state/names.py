@@ -35,7 +35,7 @@ def validate_new_name(name: object) -> str:
     return name  # type: ignore[return-value]
 
 
-# A profile's s6 service slot is named gateway-<name> (DESIGN section 1).
+# A profile's s6 service slot is named gateway-<name> (docs/design.md section 1).
 SLOT_PREFIX = "gateway-"
 
 

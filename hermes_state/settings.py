@@ -1,4 +1,4 @@
-"""Where things live (DESIGN section 1), read from the environment once per process."""
+"""Where things live (docs/design.md section 1), read from the environment once per process."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DEFAULT_CRASH_LOOP = "5/60s"
-# The file that makes a directory under profiles/ a profile (DESIGN section 1).
+# The file that makes a directory under profiles/ a profile (docs/design.md section 1).
 SOUL_FILE = "SOUL.md"
 S6_OVERLAY_SCANDIR = "/run/service"
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
@@ -29,9 +29,9 @@ def home_from_env(environ: Mapping[str, str]) -> str:
 
 
 def store_path_from_env(environ: Mapping[str, str]) -> str:
-    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (DESIGN section 1).
+    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (docs/design.md section 1).
 
-    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, DESIGN section 8) is refused
+    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, docs/design.md section 8) is refused
     rather than ignored: someone who set it must not be writing to a local
     file without knowing.
     """

@@ -14,7 +14,7 @@ TYPES = ("created", "started", "crashed", "stopped", "deleted")
 ACTORS = ("cli", "supervisor", "boot", "import", "api")
 DESIRED = ("up", "down")
 
-# Columns of `events`, in table order: a public interface (DESIGN section 2).
+# Columns of `events`, in table order: a public interface (docs/design.md section 2).
 COLUMNS = (
     "position",
     "profile",

@@ -119,7 +119,7 @@ def nobody_asked(exit_args, wantedup) -> Expected:
 
 
 def expected_for(name: str, exit_args, wantedup) -> Expected:
-    """The design's order, written out as a second, independent statement of it."""
+    """The order of docs/design.md section 2, written out as a second, independent statement of it."""
     if name in ("absent", "deleted"):
         return DELETED
     if name in ("stopped-by-cli", "never-started", "restart-then-stop"):

@@ -1,6 +1,6 @@
 """The pure fold, exhaustively: every type x actor x desired x prior state.
 
-The expectations are the design's rules restated as data here ("Who appends
+The expectations are docs/design.md section 2's rules restated as data here ("Who appends
 what" and the stream rules), independently of hermes_state.fold.ALLOWED.
 """
 
@@ -15,7 +15,7 @@ from hermes_state.errors import BadInput, Conflict, NotFound, ProfileDeleted, Pr
 from hermes_state.events import ACTORS, TYPES, Event
 from hermes_state.fold import ProfileState, apply, fold
 
-# DESIGN section 2, "Who appends what": (type, actor) -> desired values it carries.
+# docs/design.md section 2, "Who appends what": (type, actor) -> desired values it carries.
 WHO_APPENDS_WHAT = {
     ("created", "cli"): {"down"},
     ("created", "import"): {"down"},

@@ -1,4 +1,4 @@
-"""Short-lived processes must not pay for Alembic or rich (DESIGN section 6)."""
+"""Short-lived processes must not pay for Alembic or rich (docs/design.md section 6)."""
 
 from __future__ import annotations
 

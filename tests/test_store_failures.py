@@ -3,7 +3,7 @@
 Each condition is produced for real: garbage bytes, a corrupted page, a file
 the user may not write, a lock held by another process, a full file system,
 a schema from the future. Every case checks that the command says what and
-why in one stderr line, exits 5 (DESIGN section 7), and leaves the file as
+why in one stderr line, exits 5 (docs/design.md section 7), and leaves the file as
 it was.
 """
 
@@ -217,7 +217,7 @@ def test_no_store_at_all(home):
 
 
 def test_a_postgresql_url_is_refused_not_ignored(migrated_home):
-    """DESIGN section 8's fleet store is not built yet: setting it must not silently mean the local file."""
+    """docs/design.md section 8's fleet store is not built yet: setting it must not silently mean the local file."""
     for args in (WRITE, *READS):
         result = migrated_home.hermes(*args, env={"HERMES_STATE_URL": "postgresql://fleet/hermes"})
         assert result.returncode == 2, (args, result.stderr)

@@ -1,6 +1,6 @@
 """Boot's writing steps, run as the gateway user: root writes nothing to the volume.
 
-DESIGN section 3: the projector runs as root and treats the volume as the
+docs/design.md section 3: the projector runs as root and treats the volume as the
 hermes user's. What boot must write there (the migration, the legacy import,
 ``default``, the boot log) runs in a child process that has dropped to that
 user, so the kernel applies that user's permissions: a symbolic link the

@@ -1,6 +1,6 @@
 """One reconciliation pass: observe s6 first, then read the desired states, plan, apply.
 
-The order matters (DESIGN section 4): a ``stopped`` the breaker appends just
+The order matters (docs/design.md section 4): a ``stopped`` the breaker appends just
 before ``finish`` exits 125 is then either seen with s6 still wanting the
 slot up (so the plan brings it down, as it goes anyway) or not seen at all
 (so the plan leaves s6 alone); never "s6 holds it down, desired still up".
@@ -210,7 +210,7 @@ class Reconciler:
             raise HermesError(f"unknown action {kind!r}")
 
     def _remove(self, name: str) -> None:
-        """DESIGN section 4: down and wait, move out of sight, prune its supervisor, then delete."""
+        """docs/design.md section 4: down and wait, move out of sight, prune its supervisor, then delete."""
         slot = self.scandir.slot_path(name)
         supervised = self.s6.status(slot) is not None
         if supervised:

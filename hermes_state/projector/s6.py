@@ -1,7 +1,8 @@
 """A thin adapter over Debian's s6 commands: every call has a timeout, every failure raises.
 
-Only the projector sends s6 commands (DESIGN section 3); reading a slot's
-status (``S6.status``) is also what `hermes gateway status` shows. A command that fails raises ``S6Error`` carrying its
+Only the projector (and the container's stop step) sends s6 commands
+(docs/design.md section 3); reading a slot's status (``S6.status``) is
+also what `hermes gateway status` shows. A command that fails raises ``S6Error`` carrying its
 stderr; the two failures a caller must tell apart (no supervisor on a slot,
 no s6-svscan on a scan directory) have their own subclasses.
 """

@@ -1,8 +1,9 @@
 """The tables as SQLAlchemy Core metadata: the code's view of what migrations build.
 
-``tests/test_schema_drift.py`` compares this with a freshly migrated file, so
-the two cannot drift apart. Views and triggers live in the migrations
-(frozen per revision); their names are listed here for checks.
+``tests/test_schema.py::test_migrated_schema_and_metadata_do_not_drift``
+compares this with a freshly migrated file, so the two cannot drift apart.
+Views and triggers live in the migrations (frozen per revision); their
+names are listed here for checks.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ events = Table(
 # Only crashed rows: the breaker and the views count crashes per profile in a
 # time window, and a partial index costs nothing for every other event.
 # (No postgresql_where yet: naming it loads SQLAlchemy's PostgreSQL dialect,
-# ~18 ms in every hook; it belongs with the PostgreSQL store, DESIGN section 8.)
+# ~18 ms in every hook; it belongs with the PostgreSQL store, docs/design.md section 8.)
 Index(
     "ix_events_crashes",
     events.c.profile,

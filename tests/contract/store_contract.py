@@ -206,7 +206,7 @@ class StoreContract:
                 assert feed.wait(30) == STOPPED
                 assert time.monotonic() - began < 5
 
-    # -- the store's failures, as a real command meets them (DESIGN section 7: one line, exit 5) ------
+    # -- the store's failures, as a real command meets them (docs/design.md section 7: one line, exit 5) ------
     @pytest.mark.parametrize(
         "fault, phrases",
         [

@@ -21,7 +21,7 @@ from .paths import check_store_path
 from .revision import HEAD, current_revision, describe_mismatch
 from .translate import translated
 
-# File systems on which WAL's shared memory is not safe (DESIGN section 6).
+# File systems on which WAL's shared memory is not safe (docs/design.md section 6).
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "virtiofs", "davfs"}
 )

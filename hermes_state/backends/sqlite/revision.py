@@ -3,8 +3,9 @@
 Hooks and CLI commands must not import Alembic: they read
 ``alembic_version`` with one query and refuse a file that is not at
 ``HEAD``. The functions take a driver (DB-API) connection, so the check
-needs no SQLAlchemy either. ``tests/test_schema.py`` checks these constants
-against the Alembic scripts.
+needs no SQLAlchemy either.
+``tests/test_schema.py::test_known_revisions_are_the_alembic_history``
+checks these constants against the Alembic scripts.
 """
 
 from __future__ import annotations
