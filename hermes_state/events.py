@@ -97,7 +97,7 @@ class Event(NamedTuple):
     data: Mapping[str, Any]
     idempotency_key: str | None
     hash: str
-    chain_version: int
+    chain_version: int = 1  # the encoding its hash covers (hermes_state.chain.ENCODINGS)
 
     @property
     def run(self) -> int | None:

@@ -1,0 +1,43 @@
+"""`profile list` and `gateway status` compute the public `profile_status` view's row in Python
+(hermes_state.status, from the fold's state): the two must agree on every column."""
+
+from __future__ import annotations
+
+from store_helpers import open_store, operator_rows
+
+from hermes_state.events import NewEvent
+from hermes_state.status import STATUS_COLUMNS, an_hour_ago, status_row
+
+
+def _profiles_in_every_state(store) -> None:
+    for name in ("idle", "wanted", "running", "crashed", "looping", "config", "exited", "stopping", "gone"):
+        store.append(NewEvent(name, "created", "cli", "down"))
+    for name in ("wanted", "running", "crashed", "looping", "config", "exited", "stopping", "gone"):
+        store.append(NewEvent(name, "started", "cli", "up"))
+    runs = {}
+    for name in ("running", "crashed", "looping", "config", "exited", "stopping", "gone"):
+        runs[name] = store.append(NewEvent(name, "started", "supervisor", pid=1000 + len(runs))).position
+    store.append(NewEvent("crashed", "crashed", "supervisor", exit_code=1, data={"run": runs["crashed"]}))
+    store.append(NewEvent("looping", "crashed", "supervisor", signal=9, data={"run": runs["looping"]}))
+    store.append(NewEvent("looping", "stopped", "supervisor", "down", reason="crash-loop", data={"count": 5}))
+    store.append(NewEvent("config", "stopped", "supervisor", "down", exit_code=78, reason="fatal-config",
+                          data={"run": runs["config"]}))
+    store.append(NewEvent("exited", "stopped", "supervisor", "down", exit_code=0, reason="exited",
+                          data={"run": runs["exited"]}))
+    store.append(NewEvent("stopping", "stopped", "cli", "down"))
+    store.append(NewEvent("gone", "deleted", "cli", "down"))
+
+
+def test_the_status_rows_equal_the_profile_status_view(tmp_path):
+    with open_store(tmp_path) as store:
+        _profiles_in_every_state(store)
+        with store.reading() as tx:
+            computed = [status_row(state, crashes) for state, crashes in tx.overview(an_hour_ago(), include_deleted=True)]
+        db = store.location
+    viewed = operator_rows(db, "SELECT * FROM profile_status ORDER BY profile")
+    assert list(viewed[0]) == list(STATUS_COLUMNS)
+    assert computed == viewed
+    held = {row["profile"]: row["held_down_by"] for row in computed if row["held_down_by"]}
+    assert held == {"looping": "crash-loop", "config": "fatal-config", "exited": "exited"}
+    running = {row["profile"] for row in computed if row["pid"] is not None}
+    assert running == {"running", "stopping"}  # a stop intent does not end a run: its exit does
