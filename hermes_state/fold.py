@@ -65,9 +65,18 @@ class ProfileState:
         return not self.deleted
 
     @property
-    def held_by_supervisor(self) -> bool:
-        """Down because ``finish`` decided so (crash loop, fatal config, clean exit)."""
-        return self.desired == "down" and self.intent_actor == "supervisor"
+    def held_down_by(self) -> str | None:
+        """Why the supervisor holds the profile down, or None when it does not.
+
+        The one definition of "held down": the last intent is a supervisor's
+        ``stopped`` with desired ``down`` (``finish`` decided it: crash-loop,
+        fatal-config, exited), and no start has been asked since. A person's
+        stop is not a hold. The ``profile_status`` view's column of the same
+        name must agree (tests/test_fold.py checks it on a migrated store).
+        """
+        if self.desired == "down" and self.intent_actor == "supervisor":
+            return self.intent_reason
+        return None
 
     @property
     def running_run(self) -> int | None:

@@ -160,7 +160,7 @@ def test_every_scenario_exit_and_wantedup(name, exit_args, wantedup):
         log.add(event.type, event.actor, event.desired, reason=event.reason, pid=event.pid,
                 run=event.data.get("run"), exit_code=event.exit_code, signal=event.signal)
     if decision.exit_status == DO_NOT_RESTART:
-        assert log.state.desired == "down" and log.state.held_by_supervisor
+        assert log.state.desired == "down" and log.state.held_down_by == decision.outcome
     if decision.events and state.running_run is not None:
         assert log.state.running_run is None  # the run is over
 

@@ -6,6 +6,7 @@ what" and the stream rules), independently of hermes_state.fold.ALLOWED.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import replace
 
@@ -182,7 +183,7 @@ class TestRuns:
                                      position=61, data={"run": 60}))
         again = apply(ended, event("alice", ended.version + 1, "stopped", "supervisor", "down",
                                    position=62, data={"run": 60}, reason="crash-loop"))
-        assert again.run_ended and again.desired == "down" and again.held_by_supervisor
+        assert again.run_ended and again.desired == "down" and again.held_down_by == "crash-loop"
 
 
 class TestIntents:
@@ -195,13 +196,13 @@ class TestIntents:
     def test_a_breaker_stop_holds_the_profile_down_until_the_next_start(self):
         state = apply(live("alice", "up"), event("alice", 4, "stopped", "supervisor", "down",
                                                  position=10, reason="crash-loop"))
-        assert state.held_by_supervisor and state.intent_reason == "crash-loop"
+        assert state.held_down_by == "crash-loop"
         state = apply(state, event("alice", 5, "started", "cli", "up", position=11))
-        assert not state.held_by_supervisor and state.desired == "up"
+        assert state.held_down_by is None and state.desired == "up"
 
     def test_a_cli_stop_is_not_a_hold(self):
         state = apply(live("alice", "up"), event("alice", 4, "stopped", "cli", "down", position=10))
-        assert state.desired == "down" and not state.held_by_supervisor
+        assert state.desired == "down" and state.held_down_by is None
 
 
 def test_fold_of_a_log_gives_each_profiles_last_state():
@@ -215,3 +216,109 @@ def test_fold_of_a_log_gives_each_profiles_last_state():
     assert states["alice"].desired == "up" and states["alice"].version == 2
     assert states["bob"].deleted
     assert fold([]) == {}
+
+
+# -- "held down": the fold's definition and the operators' views ------------------
+# Every kind of event a profile can receive after its creation: each intent
+# (an event carrying desired) and each supervisor fact (one that carries none).
+STEPS = {
+    "start": ("started", "cli", "up", None),
+    "start-by-api": ("started", "api", "up", None),
+    "start-by-import": ("started", "import", "up", None),
+    "restart": ("started", "cli", "up", "restart"),
+    "stop": ("stopped", "cli", "down", None),
+    "stop-by-api": ("stopped", "api", "down", None),
+    "delete": ("deleted", "cli", "down", None),
+    "create-again": ("created", "cli", "down", None),
+    "run-started": ("started", "supervisor", None, None),
+    "crashed": ("crashed", "supervisor", None, None),
+    "stopped-requested": ("stopped", "supervisor", None, "requested"),
+    "stopped-restart": ("stopped", "supervisor", None, "restart"),
+    "stopped-shutdown": ("stopped", "supervisor", None, "shutdown"),
+    "crash-loop": ("stopped", "supervisor", "down", "crash-loop"),
+    "fatal-config": ("stopped", "supervisor", "down", "fatal-config"),
+    "exited": ("stopped", "supervisor", "down", "exited"),
+}
+
+
+def _histories(length: int):
+    """Every sequence of up to ``length`` steps after a ``created`` by each creating actor."""
+    for creator in ("cli", "import", "boot", "api"):
+        for size in range(length + 1):
+            for steps in itertools.product(STEPS, repeat=size):
+                yield creator, steps
+
+
+def _build(store, name: str, creator: str, steps) -> bool:
+    """Append the history through the store (whose fold refuses what cannot arise); False when it refused."""
+    from hermes_state.errors import HermesError
+    from hermes_state.events import NewEvent
+
+    store.append(NewEvent(name, "created", creator, "down"))
+    for step in steps:
+        type_, actor, desired, reason = STEPS[step]
+        try:
+            store.append(NewEvent(name, type_, actor, desired, reason=reason, pid=7 if actor == "supervisor" else None))
+        except HermesError:
+            return False  # e.g. anything after `delete` but a new `created`: cannot arise
+    return True
+
+
+def _view_column(db, view: str) -> dict[str, str | None]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return dict(conn.execute(f"SELECT profile, held_down_by FROM {view}").fetchall())
+
+
+def test_the_views_hold_down_exactly_the_profiles_the_fold_holds_down(migrated_home):
+    """On a store the real migration built, for every state two steps after a creation can reach.
+
+    "Held down" depends only on the last intent and what followed it, so
+    every intent, and every intent followed by every other event, covers
+    every combination that can arise (created, started, crash-loop stop,
+    fatal-config, exited, requested stop, restart, deleted, created again...).
+    """
+    from cli_support import LogWriter
+
+    writer = LogWriter(migrated_home)
+    histories: dict[str, tuple] = {}
+    try:
+        for number, (creator, steps) in enumerate(_histories(2)):
+            name = f"p{number}"
+            if _build(writer.store, name, creator, steps):
+                histories[name] = (creator, *steps)
+        folded = {name: writer.store.state(name) for name in histories}
+    finally:
+        writer.close()
+    held = {name: state.held_down_by for name, state in folded.items()}
+    assert {"crash-loop", "fatal-config", "exited", None} <= set(held.values())
+    assert any(state.deleted for state in folded.values())
+
+    status = _view_column(migrated_home.db, "profile_status")
+    assert {name: status[name] for name in histories} == held
+
+    # crash_loops lists live profiles only; its held_down_by leaves out a clean
+    # exit (see the xfail below), so those are compared there, not here.
+    loops = _view_column(migrated_home.db, "crash_loops")
+    for name, state in folded.items():
+        if state.deleted or held[name] == "exited":
+            continue
+        assert loops.get(name) == held[name], histories[name]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "migrations/versions/0001_events.py: crash_loops.held_down_by counts only crash-loop and fatal-config; "
+    "the fold (and profile_status) also hold a profile down after a clean exit ('exited'). "
+    "The lead owns the migration: rename that column or include 'exited', then drop this mark."
+))
+def test_crash_loops_holds_down_a_profile_that_exited_cleanly(migrated_home):
+    from cli_support import LogWriter
+
+    writer = LogWriter(migrated_home)
+    try:
+        assert _build(writer.store, "alice", "cli", ("start", "run-started", "exited"))
+        assert writer.store.state("alice").held_down_by == "exited"
+    finally:
+        writer.close()
+    assert _view_column(migrated_home.db, "crash_loops").get("alice") == "exited"

@@ -115,7 +115,7 @@ def test_history_reads_what_the_store_reads(busy_log, window):
     assert found.events == [event.as_json() for event in reversed(expected)]
     assert found.events, "every filter here matches something"
     assert found.profile["desired"] == state.desired and found.profile["events"] == state.version
-    assert (found.profile["held_down_by"] is not None) == state.held_by_supervisor
+    assert found.profile["held_down_by"] == state.held_down_by
     assert [e["position"] for e in newer] == sorted(e.position for e in expected if e.position > expected[-1].position)
 
 
