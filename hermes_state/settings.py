@@ -8,7 +8,7 @@ import shlex
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from .db.paths import home_from_env, store_path_from_env
 from .errors import BadInput, StoreUnavailable
@@ -19,6 +19,11 @@ DEFAULT_CRASH_LOOP = "5/60s"
 SOUL_FILE = "SOUL.md"
 S6_OVERLAY_SCANDIR = Path("/run/service")
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
+# The watch daemon's two clocks (seconds): how often it looks at the log when
+# inotify is silent or off, and how often it reconciles every profile.
+DEFAULT_WATCH_POLL_INTERVAL = 2.0
+DEFAULT_WATCH_FULL_PASS_INTERVAL = 60.0
+WATCH_INTERVAL_RANGE = (0.01, 86400.0)
 
 
 def inside_s6_overlay(proc_root: Path = Path("/proc"), run_root: Path = Path("/run")) -> bool:
@@ -53,6 +58,25 @@ class CrashLoopPolicy:
         return cls(count, window)
 
 
+class WatchIntervals(NamedTuple):
+    poll: float
+    full_pass: float
+
+
+def parse_seconds(variable: str, text: str | None, default: float) -> float:
+    """A clock setting in seconds; unset or empty is ``default``; BadInput (one line) outside the range."""
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    low, high = WATCH_INTERVAL_RANGE
+    if not low <= value <= high:  # NaN fails too
+        raise BadInput(f"invalid {variable} {text!r}: expected seconds between {low:g} and {high:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -64,6 +88,10 @@ class Settings:
     gateway_command: str
     crash_loop: str
     in_container: bool
+    # As written in the environment; parsed by watch_intervals() when the daemon starts,
+    # so a bad value stops `hermes state watch` and `up`, not every command.
+    watch_poll_interval: str | None = None
+    watch_full_pass_interval: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -85,6 +113,8 @@ class Settings:
             gateway_command=env.get("HERMES_GATEWAY_COMMAND") or "hermes -p {profile} gateway run",
             crash_loop=env.get("HERMES_CRASH_LOOP") or DEFAULT_CRASH_LOOP,
             in_container=in_container,
+            watch_poll_interval=env.get("HERMES_WATCH_POLL_INTERVAL"),
+            watch_full_pass_interval=env.get("HERMES_WATCH_FULL_PASS_INTERVAL"),
         )
 
     # -- derived paths -------------------------------------------------
@@ -110,6 +140,15 @@ class Settings:
 
     def crash_loop_policy(self) -> CrashLoopPolicy:
         return CrashLoopPolicy.parse(self.crash_loop)
+
+    def watch_intervals(self) -> WatchIntervals:
+        """``HERMES_WATCH_POLL_INTERVAL`` / ``HERMES_WATCH_FULL_PASS_INTERVAL``, parsed; BadInput on a bad one."""
+        return WatchIntervals(
+            poll=parse_seconds("HERMES_WATCH_POLL_INTERVAL", self.watch_poll_interval, DEFAULT_WATCH_POLL_INTERVAL),
+            full_pass=parse_seconds(
+                "HERMES_WATCH_FULL_PASS_INTERVAL", self.watch_full_pass_interval, DEFAULT_WATCH_FULL_PASS_INTERVAL
+            ),
+        )
 
     def gateway_argv(self, name: str) -> list[str]:
         """The gateway command split like a shell would (no shell runs it), ``{profile}`` filled in."""

@@ -12,23 +12,20 @@ daemon reads, and writes nothing.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from ..db.engine import make_engine, read_transaction
-from ..errors import BadInput, HermesError
+from ..errors import HermesError
 from ..events import utc_now
 from ..settings import Settings
 from ..store import EventStore
-from ..wakeup import POLL_INTERVAL, LogWakeup
-from .reconcile import PassReport, Reconciler, json_line
+from ..wakeup import LogWakeup
+from .reconcile import PassReport, Reconciler
 
-FULL_PASS_INTERVAL = 60.0
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
 RETRY_FIRST = 2.0
 # After an inotify wake-up, look for the commit to become visible every 2 ms for up to ~130 ms
@@ -38,34 +35,18 @@ SETTLE_PAUSES = (0.002,) * 65
 
 @dataclass(frozen=True)
 class WatchOptions:
-    poll_only: bool = False
-    poll_interval: float = POLL_INTERVAL
-    full_pass_interval: float = FULL_PASS_INTERVAL
+    poll_only: bool
+    poll_interval: float
+    full_pass_interval: float
 
     @classmethod
-    def from_env(cls, poll_only: bool = False) -> "WatchOptions":
-        """``HERMES_WATCH_POLL_INTERVAL`` / ``HERMES_WATCH_FULL_PASS_INTERVAL`` (seconds) tune the two clocks."""
-        return cls(
-            poll_only=poll_only,
-            poll_interval=_seconds("HERMES_WATCH_POLL_INTERVAL", POLL_INTERVAL),
-            full_pass_interval=_seconds("HERMES_WATCH_FULL_PASS_INTERVAL", FULL_PASS_INTERVAL),
-        )
+    def from_settings(cls, settings: Settings, poll_only: bool = False) -> "WatchOptions":
+        """The two clocks as configured (``Settings.watch_intervals``: raises BadInput on a bad value)."""
+        poll_interval, full_pass_interval = settings.watch_intervals()
+        return cls(poll_only=poll_only, poll_interval=poll_interval, full_pass_interval=full_pass_interval)
 
 
-def _seconds(variable: str, default: float) -> float:
-    text = os.environ.get(variable)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0.01 <= value <= 86400:
-        raise BadInput(f"invalid {variable} {text!r}: expected seconds between 0.01 and 86400")
-    return value
-
-
-def quick_check(settings: Settings, say: Callable[[str], None]) -> None:
+def quick_check(settings: Settings, warn: Callable[[str], None]) -> None:
     """``PRAGMA quick_check`` on the store, for the daemon's start (run in a background thread)."""
     try:
         engine = make_engine(settings.db_path, readonly=True)
@@ -75,10 +56,10 @@ def quick_check(settings: Settings, say: Callable[[str], None]) -> None:
         finally:
             engine.dispose()
     except HermesError as error:
-        say(f"hermes: watch: quick_check could not run: {error}")
+        warn(f"hermes: watch: quick_check could not run: {error}")
         return
     if rows != ["ok"]:
-        say(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
+        warn(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
             "run `hermes state doctor`")
 
 
@@ -106,13 +87,14 @@ class Watcher:
         settings: Settings,
         options: WatchOptions,
         *,
-        report: Callable[[PassReport], None] = json_line,
-        say: Callable[[str], None] | None = None,
+        report: Callable[[PassReport], None],
+        warn: Callable[[str], None],
     ) -> None:
+        """``report`` gets every pass; ``warn`` each line for stderr (a pass that failed, a failed quick_check)."""
         self.settings = settings
         self.options = options
         self.report = report
-        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.warn = warn
         self._retry = RETRY_FIRST / 2
         self._wakeup = LogWakeup(settings.db_path, use_inotify=not options.poll_only, poll_interval=options.poll_interval)
 
@@ -123,7 +105,7 @@ class Watcher:
         with EventStore.open(self.settings, readonly=True) as store, self._wakeup as wakeup:
             reconciler = Reconciler(self.settings, store, report=self.report)
             reconciler.scandir.ensure()
-            threading.Thread(target=quick_check, args=(self.settings, self.say), daemon=True).start()
+            threading.Thread(target=quick_check, args=(self.settings, self.warn), daemon=True).start()
             # data_version is read before each pass: a commit during the pass then counts as new.
             seen_version = store.data_version()
             next_full = self._pass(reconciler.full_pass, "start")
@@ -151,7 +133,7 @@ class Watcher:
         except HermesError as error:
             # The pass stopped before acting (s6 or the store failed): one JSON line, then retry.
             failed = True
-            self.say(json.dumps({"time": utc_now(), "trigger": trigger, "error": str(error)}, separators=(",", ":")))
+            self.warn(json.dumps({"time": utc_now(), "trigger": trigger, "error": str(error)}, separators=(",", ":")))
         if not failed:
             self._retry = RETRY_FIRST / 2
             return time.monotonic() + self.options.full_pass_interval
@@ -159,9 +141,15 @@ class Watcher:
         return time.monotonic() + self._retry
 
 
-def watch(settings: Settings, options: WatchOptions, *, report: Callable[[PassReport], None] = json_line) -> int:
+def watch(
+    settings: Settings,
+    options: WatchOptions,
+    *,
+    report: Callable[[PassReport], None],
+    warn: Callable[[str], None],
+) -> int:
     """Run until SIGTERM or SIGINT; clean exit 0."""
-    watcher = Watcher(settings, options, report=report)
+    watcher = Watcher(settings, options, report=report, warn=warn)
     previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
