@@ -60,7 +60,7 @@ def quick_check(settings: Settings, warn: Callable[[str], None]) -> None:
         return
     if rows != ["ok"]:
         warn(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
-            "run `hermes state doctor`")
+             "run `hermes state doctor`")
 
 
 def settled_version(store: EventStore, seen: int) -> int:
