@@ -21,6 +21,11 @@ BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, ne
 # How long a writer waits for the store's lock (the hooks ask for less).
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# The watch daemon's two clocks (seconds): how often it looks at the log when
+# inotify is silent or off, and how often it reconciles every profile.
+DEFAULT_WATCH_POLL_INTERVAL = 2.0
+DEFAULT_WATCH_FULL_PASS_INTERVAL = 60.0
+WATCH_INTERVAL_RANGE = (0.01, 86400.0)
 
 
 def home_from_env(environ: Mapping[str, str]) -> str:
@@ -75,6 +80,25 @@ class CrashLoopPolicy(NamedTuple):
         return cls(count, window)
 
 
+class WatchIntervals(NamedTuple):
+    poll: float
+    full_pass: float
+
+
+def parse_seconds(variable: str, text: str | None, default: float) -> float:
+    """A clock setting in seconds; unset or empty is ``default``; BadInput (one line) outside the range."""
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    low, high = WATCH_INTERVAL_RANGE
+    if not low <= value <= high:  # NaN fails too
+        raise BadInput(f"invalid {variable} {text!r}: expected seconds between {low:g} and {high:g}")
+    return value
+
+
 class Settings(NamedTuple):
     """Where things live and how to run, from the environment.
 
@@ -91,6 +115,10 @@ class Settings(NamedTuple):
     crash_loop: str
     in_container: bool
     busy_timeout_ms: int = 5000
+    # As written in the environment; parsed by watch_intervals() when the daemon starts,
+    # so a bad value stops `hermes state watch` and `up`, not every command.
+    watch_poll_interval: str | None = None
+    watch_full_pass_interval: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -110,6 +138,8 @@ class Settings(NamedTuple):
             crash_loop=env.get("HERMES_CRASH_LOOP") or DEFAULT_CRASH_LOOP,
             in_container=in_container,
             busy_timeout_ms=_milliseconds(env, "HERMES_STATE_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS),
+            watch_poll_interval=env.get("HERMES_WATCH_POLL_INTERVAL"),
+            watch_full_pass_interval=env.get("HERMES_WATCH_FULL_PASS_INTERVAL"),
         )
 
     # -- paths -----------------------------------------------------------
@@ -159,6 +189,15 @@ class Settings(NamedTuple):
 
     def crash_loop_policy(self) -> CrashLoopPolicy:
         return CrashLoopPolicy.parse(self.crash_loop)
+
+    def watch_intervals(self) -> WatchIntervals:
+        """``HERMES_WATCH_POLL_INTERVAL`` / ``HERMES_WATCH_FULL_PASS_INTERVAL``, parsed; BadInput on a bad one."""
+        return WatchIntervals(
+            poll=parse_seconds("HERMES_WATCH_POLL_INTERVAL", self.watch_poll_interval, DEFAULT_WATCH_POLL_INTERVAL),
+            full_pass=parse_seconds(
+                "HERMES_WATCH_FULL_PASS_INTERVAL", self.watch_full_pass_interval, DEFAULT_WATCH_FULL_PASS_INTERVAL
+            ),
+        )
 
     def gateway_argv(self, name: str) -> list[str]:
         """The gateway command split like a shell would (no shell runs it), ``{profile}`` filled in."""

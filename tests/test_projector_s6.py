@@ -11,14 +11,13 @@ import pytest
 
 from projector_support import IS_ROOT, processes_under, wait_for
 
+from hermes_state.projector.observed import ServiceStatus, parse_status
 from hermes_state.projector.s6 import (
     S6,
     NotSupervised,
     S6Error,
     S6Timeout,
     ScannerNotRunning,
-    ServiceStatus,
-    parse_status,
 )
 from hermes_state.projector.slots import (
     ScanDir,

@@ -11,13 +11,13 @@ with history; the hash chain is checked over the newest events only (a
 break is a warning here, an error in ``doctor``). A store that is corrupt
 or at another schema stops boot before it acts on anything: no slot is
 created or brought up, the reason goes to the boot log and stderr, exit 5.
+What goes to stderr is handed to the caller's ``warn``: the CLI writes it.
 """
 
 from __future__ import annotations
 
-import sys
 import uuid
-from typing import Callable, TextIO
+from typing import Callable
 
 from ..chain import first_broken_position
 from ..errors import HermesError, StoreUnavailable
@@ -26,7 +26,8 @@ from ..settings import Settings
 from ..store import EventStore, open_store
 from . import plan as planning
 from .dropped import run_writing_steps, write_boot_log
-from .reconcile import PassReport, Reconciler, json_line
+from .plan import ActionKind
+from .reconcile import Applied, PassReport, Reconciler
 from .slots import ScanDir
 
 CHAIN_TAIL = 1000  # newest events whose hashes boot re-checks: constant work, whatever the history
@@ -63,28 +64,29 @@ class BootLog:
 def boot(
     settings: Settings,
     *,
-    err: TextIO | None = None,
-    report: Callable[[PassReport], None] = json_line,
+    report: Callable[[PassReport], None],
+    warn: Callable[[str], None],
 ) -> int:
-    err = err or sys.stderr
+    """The boot pass: 0, or 1 when an action failed; ``report`` gets the pass, ``warn`` each line for stderr."""
     boot_id = str(uuid.uuid4())
     log = BootLog(boot_id)
     log.add(f"start: store {settings.db_path}, scan directory {settings.scandir}")
     try:
-        status = _boot(settings, boot_id, log, err, report)
+        status = _boot(settings, boot_id, log, warn, report)
     except HermesError as error:
         held = "; no slot was created or brought up" if isinstance(error, StoreUnavailable) else ""
         log.add(f"FAILED: {error}{held}")
         try:
             write_boot_log(settings, log.text())
         except HermesError as log_error:
-            print(f"hermes: cannot write the boot log: {log_error}", file=err, flush=True)
+            warn(f"hermes: cannot write the boot log: {log_error}")
         raise type(error)(f"boot failed: {error}{held}") from None
     write_boot_log(settings, log.text())
     return status
 
 
-def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to: Callable[[PassReport], None]) -> int:
+def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], None],
+          report_to: Callable[[PassReport], None]) -> int:
     scandir = ScanDir(settings.scandir, container=settings.in_container)
     scandir.ensure()
 
@@ -104,7 +106,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
             warning = (f"warning: hash chain broken at position {broken}: a row was changed behind the "
                        "triggers' back; run `hermes state doctor`")
             log.add(warning)
-            print(f"hermes: {warning}", file=err, flush=True)
+            warn(f"hermes: {warning}")
 
         scandir.write_boot_id(boot_id)
         log.add(f"boot id written to {settings.boot_id_path}")
@@ -114,7 +116,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
     if report.errors:
         log.add(f"finished with {len(report.errors)} error(s)")
         for line in report.errors:
-            print(f"hermes: boot: {line}", file=err, flush=True)
+            warn(f"hermes: boot: {line}")
         return 1
     log.add("finished")
     return 0
@@ -122,24 +124,25 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, err: TextIO, report_to
 
 def _log_profiles(log: BootLog, report: PassReport) -> None:
     """One line per profile: its desired state (as the pass planned from it) and what boot did to its slot."""
-    by_profile: dict[str, list[dict]] = {}
-    for row in report.actions:
-        by_profile.setdefault(row["profile"], []).append(row)
+    by_profile: dict[str, list[Applied]] = {}
+    for applied in report.actions:
+        by_profile.setdefault(applied.action.profile, []).append(applied)
     for state in report.states:
         if planning.state_problem(state) is not None:
             continue
         rows = by_profile.pop(state.profile, [])
-        done = ", ".join(_describe(row) for row in rows) or "slot unchanged"
+        done = ", ".join(_describe(applied) for applied in rows) or "slot unchanged"
         log.add(f"profile {state.profile}: desired {state.desired}; {done}")
     for name, rows in sorted(by_profile.items()):
         if name:
-            log.add(f"profile {name}: " + ", ".join(_describe(row) for row in rows))
+            log.add(f"profile {name}: " + ", ".join(_describe(applied) for applied in rows))
 
 
-def _describe(row: dict) -> str:
-    text = row["action"]
-    if row.get("detail") and row["action"] == planning.SKIP_INVALID:
-        text += f" ({row['detail']})"
-    if row.get("error"):
-        text += f" FAILED: {row['error']}"
+def _describe(applied: Applied) -> str:
+    action = applied.action
+    text = action.kind.value
+    if action.detail and action.kind is ActionKind.SKIP_INVALID:
+        text += f" ({action.detail})"
+    if applied.error:
+        text += f" FAILED: {applied.error}"
     return text

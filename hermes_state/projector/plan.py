@@ -30,53 +30,56 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import InvalidName
 from ..events import ACTORS, TYPES
 from ..fold import ProfileState
 from ..names import shown, validate_name
-from .s6 import ServiceStatus
-
-SKIP_INVALID = "skip-invalid"
-REMOVE = "remove"
-PURGE = "purge"
-CREATE_UP = "create-up"
-CREATE_DOWN = "create-down"
-REPAIR = "repair-scripts"
-MARK_DOWN = "mark-down"
-MARK_UP = "mark-up"
-DOWN = "down"
-UP = "up"
-RESTART = "restart"
-ABSORB_RESTART = "restart-absorbed"
-RESCAN = "rescan"
-
-# The order actions are applied in: removals before creations (a rescan
-# then sees both), the rescan last, after every slot it must pick up.
-ORDER = (SKIP_INVALID, REMOVE, PURGE, CREATE_UP, CREATE_DOWN, REPAIR, MARK_DOWN, MARK_UP, DOWN, UP, RESTART, ABSORB_RESTART, RESCAN)
+from .observed import ServiceStatus, SlotView
 
 
-@dataclass(frozen=True)
-class SlotView:
-    """What the scan directory and ``s6-svstat`` show for one slot."""
+class ActionKind(StrEnum):
+    """What one action does; the value is the word in the JSON log line.
 
-    profile: str
-    status: ServiceStatus | None  # None: no s6-supervise runs on it (yet)
-    down_file: bool
-    scripts_current: bool = True
-    restart_applied: int | None = None  # the last restart intent applied to this slot
+    Declared in the order actions are applied: removals before creations
+    (a rescan then sees both), the rescan last, after every slot it must
+    pick up.
+    """
+
+    SKIP_INVALID = "skip-invalid"
+    REMOVE = "remove"
+    PURGE = "purge"
+    CREATE_UP = "create-up"
+    CREATE_DOWN = "create-down"
+    REPAIR = "repair-scripts"
+    MARK_DOWN = "mark-down"
+    MARK_UP = "mark-up"
+    DOWN = "down"
+    UP = "up"
+    RESTART = "restart"
+    ABSORB_RESTART = "restart-absorbed"
+    RESCAN = "rescan"
+
+    @property
+    def rank(self) -> int:
+        """Its place in the apply order."""
+        return _RANK[self]
+
+
+_RANK = {kind: rank for rank, kind in enumerate(ActionKind)}
 
 
 @dataclass(frozen=True)
 class Action:
-    kind: str
+    kind: ActionKind
     profile: str  # for skip-invalid: the row's name as shown (repr, shortened); for purge: the entry
     detail: str = ""
     position: int | None = None  # create, up, restart: the restart intent the new process covers
 
     def as_json(self) -> dict:
-        row = {"action": self.kind, "profile": self.profile}
+        row = {"action": self.kind.value, "profile": self.profile}
         if self.detail:
             row["detail"] = self.detail
         if self.position is not None:
@@ -140,44 +143,44 @@ def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
     name = state.profile
     if view is None:
         if state.desired == "up":
-            return [Action(CREATE_UP, name, "desired up, no slot", state.restart_position)]
-        return [Action(CREATE_DOWN, name, "desired down, no slot", state.restart_position)]
+            return [Action(ActionKind.CREATE_UP, name, "desired up, no slot", state.restart_position)]
+        return [Action(ActionKind.CREATE_DOWN, name, "desired down, no slot", state.restart_position)]
 
     actions: list[Action] = []
     if not view.scripts_current:
-        actions.append(Action(REPAIR, name, "run/finish are not this version's"))
+        actions.append(Action(ActionKind.REPAIR, name, "run/finish are not this version's"))
     want_down_file = state.desired == "down"
     status = view.status
     if status is None:
         if view.down_file != want_down_file:
-            actions.append(Action(MARK_DOWN if want_down_file else MARK_UP, name, f"desired {state.desired}, not supervised yet"))
+            actions.append(Action(ActionKind.MARK_DOWN if want_down_file else ActionKind.MARK_UP, name, f"desired {state.desired}, not supervised yet"))
         if state.desired == "up" and restart_pending(state, view):
             # the rescan starts a fresh process: that is the restart asked for.
-            actions.append(Action(ABSORB_RESTART, name, "not supervised yet: its first process is new", state.restart_position))
+            actions.append(Action(ActionKind.ABSORB_RESTART, name, "not supervised yet: its first process is new", state.restart_position))
         return actions
 
     if state.desired == "down":
         if status.wantedup:
-            actions.append(Action(DOWN, name, "desired down, s6 wants it up"))
+            actions.append(Action(ActionKind.DOWN, name, "desired down, s6 wants it up"))
         elif not view.down_file:
-            actions.append(Action(MARK_DOWN, name, "desired down, s6 holds it down"))
+            actions.append(Action(ActionKind.MARK_DOWN, name, "desired down, s6 holds it down"))
         return actions
 
     if status.wantedup:
         if restart_pending(state, view):
             if status.up:
-                actions.append(Action(RESTART, name, f"restart intent {state.restart_position} is newer than run {state.running_run}", state.restart_position))
+                actions.append(Action(ActionKind.RESTART, name, f"restart intent {state.restart_position} is newer than run {state.running_run}", state.restart_position))
             else:
                 # s6 is about to start a fresh process anyway: that is the restart asked for.
-                actions.append(Action(ABSORB_RESTART, name, "s6 is restarting it", state.restart_position))
+                actions.append(Action(ActionKind.ABSORB_RESTART, name, "s6 is restarting it", state.restart_position))
         if view.down_file:
-            actions.append(Action(MARK_UP, name, "desired up, s6 wants it up"))
+            actions.append(Action(ActionKind.MARK_UP, name, "desired up, s6 wants it up"))
         return actions
 
     if exit_pending(state, status):
         return actions
-    # A process started now is newer than any restart intent: the UP covers it.
-    actions.append(Action(UP, name, "desired up, s6 wants it down", state.restart_position))
+    # A process started now is newer than any restart intent: the up covers it.
+    actions.append(Action(ActionKind.UP, name, "desired up, s6 wants it down", state.restart_position))
     return actions
 
 
@@ -204,7 +207,7 @@ def plan(
         if problem is None and counts[name] > 1:
             problem = "more than one row for this name"
         if problem is not None:
-            actions.append(Action(SKIP_INVALID, shown(name), problem))
+            actions.append(Action(ActionKind.SKIP_INVALID, shown(name), problem))
             if isinstance(name, str):
                 untouchable.add(name)  # a valid-looking slot of a garbled row is left alone
             continue
@@ -218,13 +221,13 @@ def plan(
         view = slots.get(name)
         state = live.get(name)
         if state is None:
-            actions.append(Action(REMOVE, name, "profile deleted or unknown"))
+            actions.append(Action(ActionKind.REMOVE, name, "profile deleted or unknown"))
             continue
         actions.extend(decide(state, view))
         unsupervised = unsupervised or (view is not None and view.status is None)
 
     for entry in leftovers:
-        actions.append(Action(PURGE, entry, "left behind by an interrupted pass"))
-    if unsupervised or any(a.kind in (CREATE_UP, CREATE_DOWN) for a in actions):
-        actions.append(Action(RESCAN, "", "new or unsupervised slots"))
-    return sorted(actions, key=lambda a: ORDER.index(a.kind))
+        actions.append(Action(ActionKind.PURGE, entry, "left behind by an interrupted pass"))
+    if unsupervised or any(a.kind in (ActionKind.CREATE_UP, ActionKind.CREATE_DOWN) for a in actions):
+        actions.append(Action(ActionKind.RESCAN, "", "new or unsupervised slots"))
+    return sorted(actions, key=lambda a: a.kind.rank)

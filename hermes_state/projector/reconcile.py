@@ -12,8 +12,6 @@ part of a path or a script except a name that passed ``validate_name``.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -25,7 +23,8 @@ from ..names import shown, validate_name
 from ..settings import Settings
 from ..store import EventStore
 from . import plan as planning
-from .plan import Action, SlotView
+from .observed import SlotView
+from .plan import Action, ActionKind
 from .s6 import S6, S6Timeout
 from .slots import ScanDir
 
@@ -36,6 +35,20 @@ UNSUPERVISED_WAIT = 5.0
 LOG_BATCH = 5000
 
 
+@dataclass(frozen=True)
+class Applied:
+    """One planned action and how applying it went (``error`` None: it took effect, or was only logged)."""
+
+    action: Action
+    error: str | None = None
+
+    def as_json(self) -> dict:
+        row = self.action.as_json()
+        if self.error is not None:
+            row["error"] = self.error
+        return row
+
+
 @dataclass
 class PassReport:
     """What one pass saw and did; ``as_json`` is its log line."""
@@ -43,7 +56,7 @@ class PassReport:
     trigger: str
     after: int = 0  # positions covered: (after, upto]
     upto: int = 0
-    actions: list[dict] = field(default_factory=list)
+    actions: list[Applied] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     states: list[ProfileState] = field(default_factory=list)  # the rows planned from (untrusted)
@@ -54,7 +67,7 @@ class PassReport:
     @property
     def acted(self) -> bool:
         """Worth a log line: it changed something, failed, or met a row not reported before."""
-        changes = any(a["action"] != planning.SKIP_INVALID for a in self.actions)
+        changes = any(a.action.kind is not ActionKind.SKIP_INVALID for a in self.actions)
         return changes or bool(self.errors) or self.new_skips > 0
 
     def as_json(self) -> dict:
@@ -62,17 +75,14 @@ class PassReport:
             "time": utc_now(),
             "trigger": self.trigger,
             "positions": {"after": self.after, "upto": self.upto},
-            "actions": self.actions,
+            "actions": [applied.as_json() for applied in self.actions],
             "errors": self.errors,
             "duration_ms": round(self.duration_ms, 1),
         }
 
 
-def json_line(report: PassReport) -> None:
-    """The default reporter: one JSON line on stdout for a pass that acted; nothing otherwise."""
-    if report.acted:
-        sys.stdout.write(json.dumps(report.as_json(), separators=(",", ":")) + "\n")
-        sys.stdout.flush()
+def no_report(report: PassReport) -> None:
+    """Report nothing: the caller reads the PassReport each pass returns."""
 
 
 class Reconciler:
@@ -85,7 +95,7 @@ class Reconciler:
         *,
         s6: S6 | None = None,
         scandir: ScanDir | None = None,
-        report: Callable[[PassReport], None] = json_line,
+        report: Callable[[PassReport], None] = no_report,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -125,7 +135,7 @@ class Reconciler:
             try:
                 touched.add(validate_name(event.profile))
             except InvalidName:
-                invalid.append(Action(planning.SKIP_INVALID, shown(event.profile), f"invalid profile name at position {event.position}"))
+                invalid.append(Action(ActionKind.SKIP_INVALID, shown(event.profile), f"invalid profile name at position {event.position}"))
         with self.scandir.locked():
             slots, _ = self._observe(touched)
             with self.store.reading() as tx:
@@ -164,50 +174,52 @@ class Reconciler:
 
     def _apply(self, actions: Iterable[Action], result: PassReport) -> None:
         for action in actions:
-            row = action.as_json()
-            if action.kind == planning.SKIP_INVALID:
+            if action.kind is ActionKind.SKIP_INVALID:
                 key = f"{action.profile}: {action.detail}"
                 if key not in self._reported_invalid:
                     self._reported_invalid.add(key)
                     result.new_skips += 1
-                result.actions.append(row)
+                result.actions.append(Applied(action))
                 continue
             try:
                 self._do(action)
             except HermesError as error:
-                row["error"] = str(error)
-                result.errors.append(f"{action.kind} {action.profile}: {error}".strip())
-            result.actions.append(row)
+                result.errors.append(f"{action.kind.value} {action.profile}: {error}".strip())
+                result.actions.append(Applied(action, str(error)))
+                continue
+            result.actions.append(Applied(action))
 
     def _do(self, action: Action) -> None:
-        kind, name, scandir, s6 = action.kind, action.profile, self.scandir, self.s6
-        if kind == planning.CREATE_UP or kind == planning.CREATE_DOWN:
-            scandir.create(name, up=kind == planning.CREATE_UP, restart_applied=action.position)
-        elif kind == planning.UP:
-            scandir.set_down_file(name, False)
-            s6.up(scandir.slot_path(name))
-            if action.position is not None:
-                scandir.record_restart_applied(name, action.position)
-        elif kind == planning.ABSORB_RESTART:
-            scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
-        elif kind == planning.DOWN:
-            scandir.set_down_file(name, True)
-            s6.down(scandir.slot_path(name))
-        elif kind == planning.RESTART:
-            s6.restart(scandir.slot_path(name))
-            scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
-        elif kind == planning.MARK_DOWN or kind == planning.MARK_UP:
-            scandir.set_down_file(name, kind == planning.MARK_DOWN)
-        elif kind == planning.REPAIR:
-            scandir.repair_scripts(name)
-        elif kind == planning.REMOVE:
-            self._remove(name)
-        elif kind == planning.PURGE:
-            self._purge(name)
-        elif kind == planning.RESCAN:
-            s6.rescan(scandir.path)
-        else:
-            raise HermesError(f"unknown action {kind!r}")
+        name, scandir, s6 = action.profile, self.scandir, self.s6
+        match action.kind:
+            case ActionKind.CREATE_UP | ActionKind.CREATE_DOWN:
+                scandir.create(name, up=action.kind is ActionKind.CREATE_UP, restart_applied=action.position)
+            case ActionKind.UP:
+                scandir.set_down_file(name, False)
+                s6.up(scandir.slot_path(name))
+                if action.position is not None:
+                    scandir.record_restart_applied(name, action.position)
+            case ActionKind.ABSORB_RESTART:
+                scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
+            case ActionKind.DOWN:
+                scandir.set_down_file(name, True)
+                s6.down(scandir.slot_path(name))
+            case ActionKind.RESTART:
+                s6.restart(scandir.slot_path(name))
+                scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
+            case ActionKind.MARK_DOWN | ActionKind.MARK_UP:
+                scandir.set_down_file(name, action.kind is ActionKind.MARK_DOWN)
+            case ActionKind.REPAIR:
+                scandir.repair_scripts(name)
+            case ActionKind.REMOVE:
+                self._remove(name)
+            case ActionKind.PURGE:
+                self._purge(name)
+            case ActionKind.RESCAN:
+                s6.rescan(scandir.path)
+            case _:
+                # SKIP_INVALID never reaches here (_apply logs it); anything else is a planner bug.
+                raise HermesError(f"no way to apply action {action.kind!r}")
 
     def _remove(self, name: str) -> None:
         """docs/design.md section 4: down and wait, move out of sight, prune its supervisor, then delete."""

@@ -1,10 +1,12 @@
 """A thin adapter over Debian's s6 commands: every call has a timeout, every failure raises.
 
 Only the projector (and the container's stop step) sends s6 commands
-(docs/design.md section 3); reading a slot's status (``S6.status``) is
-also what `hermes gateway status` shows. A command that fails raises ``S6Error`` carrying its
-stderr; the two failures a caller must tell apart (no supervisor on a slot,
-no s6-svscan on a scan directory) have their own subclasses.
+(docs/design.md section 3); reading a slot's
+status (``S6.status``) is also what `hermes gateway status` shows. Parsing
+what s6 prints is pure and lives in ``observed``, so the planner needs
+nothing from this module. A command that fails raises ``S6Error`` carrying
+its stderr; the two failures a caller must tell apart (no supervisor on a
+slot, no s6-svscan on a scan directory) have their own subclasses.
 """
 
 from __future__ import annotations
@@ -13,26 +15,20 @@ import errno
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import HermesError
+# S6Error, ServiceStatus and parse_status are re-exported: callers catch and read them here.
+from .observed import STATUS_FIELDS, S6Error, ServiceStatus, parse_status
+
+__all__ = ["S6", "S6Error", "NotSupervised", "ScannerNotRunning", "S6Timeout", "ServiceStatus", "parse_status"]
 
 COMMAND_TIMEOUT = 10.0  # seconds; s6 commands answer in milliseconds
-# The fields asked of s6-svstat, in this order.
-STATUS_FIELDS = (
-    "up", "pid", "wantedup", "normallyup", "exitcode", "signum", "updownsince", "readysince", "updownfor",
-)
 
 # Exit statuses documented by s6 (S6-NOTES.md).
 _SVC_NOT_SUPERVISED = {100, 102}
 _SVSCANCTL_NOT_LISTENING = 100
 _SVWAIT_TIMEOUT = 99
-
-
-class S6Error(HermesError):
-    """An s6 command failed; the message holds the command and its stderr."""
 
 
 class NotSupervised(S6Error):
@@ -45,94 +41,6 @@ class ScannerNotRunning(S6Error):
 
 class S6Timeout(S6Error):
     """An s6 command or wait did not finish in time."""
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """What ``s6-svstat -o`` says about one supervised slot.
-
-    ``updownsince`` and ``readysince`` are TAI64N labels as integers: only
-    their order matters here; ``updownfor`` is in seconds.
-    """
-
-    up: bool
-    pid: int | None
-    wantedup: bool
-    normallyup: bool
-    exitcode: int | None
-    signum: int | None
-    updownsince: int
-    readysince: int
-    updownfor: int
-
-    def as_json(self) -> dict:
-        """What `hermes gateway status --json` shows of it."""
-        return {
-            "up": self.up, "wanted_up": self.wantedup, "normally_up": self.normallyup,
-            "pid": self.pid if self.up else None, "exit_code": self.exitcode, "signal": self.signum,
-            "seconds": self.updownfor,
-        }
-
-    @property
-    def finish_done(self) -> bool:
-        """Down, and its ``finish`` has returned.
-
-        s6 stamps ``readysince`` when ``finish`` ends ("down and ready", what
-        ``s6-svwait -D`` waits for). ``-o ready`` itself prints false for a
-        down service on s6 2.11, so the two stamps are compared instead.
-        """
-        return not self.up and self.readysince >= self.updownsince
-
-
-def parse_status(line: str) -> ServiceStatus:
-    """Parse one line of ``s6-svstat -o`` + STATUS_FIELDS; raise S6Error on anything else."""
-    words = line.split()
-    if len(words) != len(STATUS_FIELDS):
-        raise S6Error(f"s6-svstat printed {line.strip()!r}: expected {len(STATUS_FIELDS)} fields")
-    values = dict(zip(STATUS_FIELDS, words))
-    return ServiceStatus(
-        up=_boolean(values["up"]),
-        pid=_number(values["pid"], "pid"),
-        wantedup=_boolean(values["wantedup"]),
-        normallyup=_boolean(values["normallyup"]),
-        exitcode=_number(values["exitcode"], "exitcode"),
-        signum=_number(values["signum"], "signum"),
-        updownsince=_tai64n(values["updownsince"]),
-        readysince=_tai64n(values["readysince"]),
-        updownfor=_seconds(values["updownfor"]),
-    )
-
-
-def _boolean(word: str) -> bool:
-    if word == "true":
-        return True
-    if word == "false":
-        return False
-    raise S6Error(f"s6-svstat printed {word!r} where true or false was expected")
-
-
-def _number(word: str, what: str) -> int | None:
-    """s6 prints -1 for "none" (no pid while down, no exit code after a signal)."""
-    try:
-        value = int(word)
-    except ValueError:
-        raise S6Error(f"s6-svstat printed {word!r} as {what}: not a number") from None
-    return None if value < 0 else value
-
-
-def _seconds(word: str) -> int:
-    if not word.isdigit():
-        raise S6Error(f"s6-svstat printed {word!r} as seconds: not a number")
-    return int(word)
-
-
-def _tai64n(word: str) -> int:
-    if len(word) != 25 or not word.startswith("@"):
-        raise S6Error(f"s6-svstat printed {word!r}: not a TAI64N label")
-    try:
-        return int(word[1:], 16)
-    except ValueError:
-        raise S6Error(f"s6-svstat printed {word!r}: not a TAI64N label") from None
 
 
 class S6:

@@ -2,7 +2,8 @@
 
 A private ``s6-svscan`` on the scan directory (``$HERMES_HOME/run/service``
 outside a container) when none runs there, then the boot pass, then the
-watch daemon in the foreground, printing each event and what it caused.
+watch daemon in the foreground, reporting each pass (the CLI prints each
+event and what it caused).
 Ctrl-C (or SIGTERM) stops the watch, then ``s6-svscanctl -t`` on the
 s6-svscan this command started, so every gateway's ``finish`` records a
 ``shutdown``; an s6-svscan it found running is left alone.
@@ -17,20 +18,16 @@ command projects.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 from ..errors import HermesError
-from ..events import Event
-from ..names import shown
 from ..settings import Settings
-from . import plan as planning
 from .boot import boot
 from .reconcile import PassReport
 from .s6 import S6, S6Error, S6Timeout
@@ -40,7 +37,6 @@ from .watch import WatchOptions, watch
 SCANNER_START_TIMEOUT = 5.0
 # s6-svscan -t waits for every supervisor, which waits for its finish (5 s at most).
 SCANNER_STOP_TIMEOUT = 30.0
-_PLAIN = re.compile(r"[A-Za-z0-9_.:/@+=-]{1,80}")
 
 
 def hermes_bin_dir() -> Path:
@@ -124,59 +120,15 @@ def stop_scanner(process: subprocess.Popen, scandir: ScanDir, s6: S6, say: Calla
         signal.signal(signal.SIGINT, previous)
 
 
-def _plain(text: object) -> str:
-    """Database text shown to a terminal: as is when plain, else quoted (no escape sequence gets through)."""
-    return text if isinstance(text, str) and _PLAIN.fullmatch(text) else shown(text)
-
-
-def describe_event(event: Event) -> str:
-    parts = [f"#{event.position}", _plain(event.profile), _plain(event.type), f"by {_plain(event.actor)}"]
-    if event.desired:
-        parts.append(f"desired {_plain(event.desired)}")
-    if event.reason:
-        parts.append(f"reason {_plain(event.reason)}")
-    if event.pid is not None:
-        parts.append(f"pid {event.pid}")
-    if event.exit_code is not None:
-        parts.append(f"exit {event.exit_code}")
-    if event.signal is not None:
-        parts.append(f"signal {event.signal}")
-    return " ".join(str(p) for p in parts)
-
-
-def readable(out: TextIO) -> Callable[[PassReport], None]:
-    """A reporter for people: each event, then the actions it caused, indented."""
-
-    def report(result: PassReport) -> None:
-        if not result.events and not result.acted:
-            return
-        clock = time.strftime("%H:%M:%S")
-        for event in result.events:
-            out.write(f"{clock}  {describe_event(event)}\n")
-        if not result.events:
-            out.write(f"{clock}  {result.trigger} pass over every profile\n")
-        for row in result.actions:
-            if row["action"] == planning.SKIP_INVALID:
-                out.write(f"            skipped {row['profile']}: {row.get('detail', '')}\n")
-                continue
-            line = f"            -> {row['action']} {row['profile']}".rstrip()
-            if row.get("error"):
-                line += f"  FAILED: {row['error']}"
-            out.write(line + "\n")
-        if result.events and not result.actions:
-            out.write("            (no change to the slots)\n")
-        out.flush()
-
-    return report
-
-
-def up(settings: Settings, options: WatchOptions, *, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-
-    def say(line: str) -> None:
-        out.write(line + "\n")
-        out.flush()
-
+def up(
+    settings: Settings,
+    options: WatchOptions,
+    *,
+    report: Callable[[PassReport], None],
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
+    """Boot, then watch until Ctrl-C; ``report`` gets every pass, ``say`` this command's own lines, ``warn`` stderr's."""
     s6 = S6()
     scandir = ScanDir(settings.scandir, container=settings.in_container)
     scandir.ensure()
@@ -190,11 +142,11 @@ def up(settings: Settings, options: WatchOptions, *, out: TextIO | None = None) 
         process = start_scanner(settings, scandir, s6)
         say(f"s6-svscan started on {scandir.path} (pid {process.pid})")
     try:
-        status = boot(settings, report=readable(out))
+        status = boot(settings, report=report, warn=warn)
         if status != 0:
             return status
         say(f"boot done; watching {settings.db_path} (Ctrl-C stops)")
-        return watch(settings, options, report=readable(out))
+        return watch(settings, options, report=report, warn=warn)
     finally:
         if process is not None:
             stop_scanner(process, scandir, s6, say)

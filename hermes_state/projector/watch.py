@@ -12,68 +12,48 @@ daemon reads, and writes nothing.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import BadInput, HermesError
+from ..errors import HermesError
 from ..events import utc_now
 from ..settings import Settings
 from ..store import open_store
 from ..store.recorder import IDLE, NOTIFIED, STOPPED, ChangeFeed
-from .reconcile import PassReport, Reconciler, json_line
+from .reconcile import PassReport, Reconciler
 
-FULL_PASS_INTERVAL = 60.0
-POLL_INTERVAL = 2.0
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
 RETRY_FIRST = 2.0
 
 
 @dataclass(frozen=True)
 class WatchOptions:
-    poll_only: bool = False
-    poll_interval: float = POLL_INTERVAL
-    full_pass_interval: float = FULL_PASS_INTERVAL
+    poll_only: bool
+    poll_interval: float
+    full_pass_interval: float
 
     @classmethod
-    def from_env(cls, poll_only: bool = False) -> "WatchOptions":
-        """``HERMES_WATCH_POLL_INTERVAL`` / ``HERMES_WATCH_FULL_PASS_INTERVAL`` (seconds) tune the two clocks."""
-        return cls(
-            poll_only=poll_only,
-            poll_interval=_seconds("HERMES_WATCH_POLL_INTERVAL", POLL_INTERVAL),
-            full_pass_interval=_seconds("HERMES_WATCH_FULL_PASS_INTERVAL", FULL_PASS_INTERVAL),
-        )
+    def from_settings(cls, settings: Settings, poll_only: bool = False) -> "WatchOptions":
+        """The two clocks as configured (``Settings.watch_intervals``: raises BadInput on a bad value)."""
+        poll_interval, full_pass_interval = settings.watch_intervals()
+        return cls(poll_only=poll_only, poll_interval=poll_interval, full_pass_interval=full_pass_interval)
 
 
-def _seconds(variable: str, default: float) -> float:
-    text = os.environ.get(variable)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0.01 <= value <= 86400:
-        raise BadInput(f"invalid {variable} {text!r}: expected seconds between 0.01 and 86400")
-    return value
-
-
-def quick_check(settings: Settings, say: Callable[[str], None]) -> None:
+def quick_check(settings: Settings, warn: Callable[[str], None]) -> None:
     """The backend's quick check of the store, for the daemon's start (run in a background thread,
     on a connection of its own)."""
     try:
         with open_store(settings, readonly=True) as store:
             rows = store.recorder.quick_check()
     except HermesError as error:
-        say(f"hermes: watch: quick_check could not run: {error}")
+        warn(f"hermes: watch: quick_check could not run: {error}")
         return
     if rows:
-        say(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
-            "run `hermes state doctor`")
+        warn(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
+             "run `hermes state doctor`")
 
 
 class Watcher:
@@ -84,13 +64,14 @@ class Watcher:
         settings: Settings,
         options: WatchOptions,
         *,
-        report: Callable[[PassReport], None] = json_line,
-        say: Callable[[str], None] | None = None,
+        report: Callable[[PassReport], None],
+        warn: Callable[[str], None],
     ) -> None:
+        """``report`` gets every pass; ``warn`` each line for stderr (a pass that failed, a failed quick_check)."""
         self.settings = settings
         self.options = options
         self.report = report
-        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.warn = warn
         self._retry = RETRY_FIRST / 2
         self._stopped = threading.Event()
         self._feed: ChangeFeed | None = None
@@ -111,7 +92,7 @@ class Watcher:
                     return 0
                 reconciler = Reconciler(self.settings, store, report=self.report)
                 reconciler.scandir.ensure()
-                threading.Thread(target=quick_check, args=(self.settings, self.say), daemon=True).start()
+                threading.Thread(target=quick_check, args=(self.settings, self.warn), daemon=True).start()
                 next_full = self._pass(reconciler.full_pass, "start")
                 while True:
                     why = feed.wait(timeout=max(0.0, next_full - time.monotonic()))
@@ -132,7 +113,7 @@ class Watcher:
         except HermesError as error:
             # The pass stopped before acting (s6 or the store failed): one JSON line, then retry.
             failed = True
-            self.say(json.dumps({"time": utc_now(), "trigger": trigger, "error": str(error)}, separators=(",", ":")))
+            self.warn(json.dumps({"time": utc_now(), "trigger": trigger, "error": str(error)}, separators=(",", ":")))
         if not failed:
             self._retry = RETRY_FIRST / 2
             return time.monotonic() + self.options.full_pass_interval
@@ -140,9 +121,15 @@ class Watcher:
         return time.monotonic() + self._retry
 
 
-def watch(settings: Settings, options: WatchOptions, *, report: Callable[[PassReport], None] = json_line) -> int:
+def watch(
+    settings: Settings,
+    options: WatchOptions,
+    *,
+    report: Callable[[PassReport], None],
+    warn: Callable[[str], None],
+) -> int:
     """Run until SIGTERM or SIGINT; clean exit 0."""
-    watcher = Watcher(settings, options, report=report)
+    watcher = Watcher(settings, options, report=report, warn=warn)
     previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
