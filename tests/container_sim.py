@@ -86,7 +86,8 @@ class Container:
         name = self.user.name
         (etc / "passwd").write_text(
             "root:x:0:0:root:/root:/bin/bash\n"
-            f"{name}:x:{IMAGE_ID}:{IMAGE_ID}::{self.volume}:/usr/sbin/nologin\n"
+            # The home is the image's: usermod --prefix ROOT would find the volume there, as usermod does in the image.
+            f"{name}:x:{IMAGE_ID}:{IMAGE_ID}::/opt/data:/usr/sbin/nologin\n"
         )
         (etc / "group").write_text(f"root:x:0:\nnogroup:x:65534:\n{name}:x:{IMAGE_ID}:\n")
         (etc / "shadow").write_text(f"root:*:19000:0:99999:7:::\n{name}:!:19000::::::\n")
