@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from container_sim import IMAGE_ID, ROOTFS, Container
+from conftest import run_as
 from projector_support import wait_for
 
 from hermes_state.db.engine import make_engine, read_transaction
@@ -279,3 +280,30 @@ def test_the_privilege_drop_refuses_root_and_unknown_accounts(world_tmp, hermes_
     box = Container(world_tmp, hermes_user, extra_env={"HERMES_USER": user})
     result = box.run(ROOTFS / "usr" / "local" / "bin" / "hermes-as-user", "id", "-u")
     assert result.returncode == 1 and message in result.stderr and result.stdout == ""
+
+
+def test_gateway_status_as_the_gateway_user_shows_what_s6_sees_without_any_way_to_control_it(empty_container):
+    """s6-svscan runs as root; `docker exec -u hermes CONTAINER hermes gateway status` is the unprivileged uid."""
+    box = empty_container
+    ok(box.start())
+    cli(box, "gateway", "start", "-p", "default")
+    pid = check_running(box, {"default"})["default"]
+    slot = box.scandir / "gateway-default"
+
+    text = box.hermes("gateway", "status", "-p", "default", user=box.user)
+    assert text.returncode == 0 and text.stderr == "", text.stderr
+    [s6_line] = [line for line in text.stdout.splitlines() if line.startswith("s6 ")]
+    assert s6_line.startswith("s6       up for") and f"pid {pid}" in s6_line, text.stdout
+    assert s6_line.endswith(f"[s6-svstat {slot}]"), s6_line
+    shown = box.hermes("gateway", "status", "-p", "default", "--json", user=box.user)
+    [row] = map(json.loads, shown.stdout.splitlines())
+    assert (row["s6"]["up"], row["s6"]["pid"], row["s6_source"], row["s6_unavailable"]) == (
+        True, pid, f"s6-svstat {slot}", None)
+
+    # Reading is all it can do: s6's control FIFO, its event directory and the scan directory stay root's.
+    for command in (["s6-svc", "-d", str(slot)], ["s6-svwait", "-D", "-t", "100", str(slot)],
+                    ["s6-svscanctl", "-a", str(box.scandir)]):
+        refused = run_as(command, box.user, env=box.env, timeout=10)
+        assert refused.returncode == 111 and "Permission denied" in refused.stderr, (command, refused.stderr)
+    assert box.running() == {"default": pid}
+    ok(box.stop())
