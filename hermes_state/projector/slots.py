@@ -272,10 +272,11 @@ class ScanDir:
 def _make_status_public(slot: Path) -> None:
     """``supervise/`` made ahead, 0711: anyone may read the slot's status, only its owner may control it.
 
-    s6-supervise keeps an existing ``supervise/`` as it is, and makes its
-    ``control`` FIFO 0600 there; this is what ``s6-svperms -o`` sets. So
-    `hermes gateway status`, as the hermes user, reads what s6 sees without
-    any way to command s6 (as root, s6 would otherwise make it 0700).
+    s6-supervise keeps an existing ``supervise/`` as it is (seen with s6
+    2.11) and makes its ``control`` FIFO 0600 there; this is what
+    ``s6-svperms -o`` sets. So `hermes gateway status`, as the hermes user,
+    reads what s6 sees without any way to command s6 (s6 alone makes
+    ``supervise/`` 0700).
     """
     supervise = slot / "supervise"
     supervise.mkdir()
