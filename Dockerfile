@@ -1,13 +1,16 @@
-# syntax=docker/dockerfile:1
-#
-# hermes-state in a container: s6-overlay v3 as PID 1, the boot pass in
-# cont-init.d, the watch daemon as an s6-rc longrun, one s6 slot per profile.
+# hermes-state in a container: s6-overlay v3 as PID 1, the start steps (the
+# account, then the boot pass) as its stage-2 hook, the watch daemon as an
+# s6-rc longrun, one s6 slot per profile.
 # How to run it, the volume, upgrades and what is verified: docs/docker.md.
 #
 #   docker run IMAGE                   the supervised tree: boot, watch, gateways
 #   docker run IMAGE gateway run       hermes gateway run, as the hermes user
 #   docker run IMAGE bash              (any program on PATH) as the hermes user
 #   docker run IMAGE sleep infinity
+#
+# No `# syntax=` line: the builder's own Dockerfile frontend is enough, and
+# BuildKit would otherwise pull one from a registry. The s6-overlay tarballs
+# can come from a mirror: --build-arg S6_OVERLAY_BASE_URL=... (see below).
 
 # ---- the wheel: built here so the source tree stays out of the image --------
 FROM debian:12.14-slim AS wheel
@@ -34,19 +37,23 @@ FROM debian:12.14-slim
 # time: a digest fetched from the same place as the tarball cannot tell a
 # replaced release asset from the real one. To upgrade: take the three values
 # from the new release's .sha256 files and change them together.
+# S6_OVERLAY_BASE_URL: where the tarballs are fetched, laid out as the GitHub
+# releases are (BASE/vVERSION/s6-overlay-noarch.tar.xz); point it at a mirror
+# for air-gapped builds. The pinned digests check whatever it serves.
 ARG S6_OVERLAY_VERSION=3.2.3.0
+ARG S6_OVERLAY_BASE_URL=https://github.com/just-containers/s6-overlay/releases/download
 ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
 ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
 
-# python3 for the venv; sqlite3 for operators (`sqlite3 -readonly`);
+# python3 for the venv; sqlite3 and procps (ps, kill, pgrep) for operators;
 # xz-utils to unpack s6-overlay. Versions: see the wheel stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv sqlite3 xz-utils \
+ && apt-get install -y --no-install-recommends python3 python3-venv sqlite3 procps xz-utils \
  && rm -rf /var/lib/apt/lists/*
 
-ADD https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz /tmp/s6/
-ADD https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}/s6-overlay-x86_64.tar.xz /tmp/s6/
+ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz /tmp/s6/
+ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-x86_64.tar.xz /tmp/s6/
 RUN printf '%s  %s\n' \
       "${S6_OVERLAY_NOARCH_SHA256}" /tmp/s6/s6-overlay-noarch.tar.xz \
       "${S6_OVERLAY_X86_64_SHA256}" /tmp/s6/s6-overlay-x86_64.tar.xz >/tmp/s6/SHA256SUMS \
@@ -65,14 +72,14 @@ RUN python3 -m venv /opt/hermes/venv \
  && /opt/hermes/venv/bin/hermes --version
 
 # The gateway user: uid/gid 10000, home on the volume. HERMES_UID/HERMES_GID
-# remap it at start (cont-init.d/10-hermes-account). The watch daemon's
+# remap it at start (/usr/local/sbin/hermes-account). The watch daemon's
 # logger writes as nobody.
 RUN groupadd --gid 10000 hermes \
  && useradd --uid 10000 --gid hermes --home-dir /opt/data --no-create-home --shell /usr/sbin/nologin hermes \
  && install -d -o hermes -g hermes -m 0750 /opt/data \
  && install -d -o nobody -g nogroup -m 0755 /var/log/hermes-state-watch
 
-# cont-init.d / cont-finish.d scripts, the s6-rc services, the privilege drop.
+# The start steps, cont-finish.d, the s6-rc services, the privilege drop.
 COPY docker/rootfs/ /
 
 # The scan directory is spelled out rather than left to the s6-overlay
@@ -86,6 +93,7 @@ ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HERMES_BIN=/opt/hermes/venv/bin/hermes \
     S6_PROFILE_GATEWAY_SCANDIR=/run/service \
     S6_CMD_ARG0=/usr/local/bin/hermes-main \
+    S6_STAGE2_HOOK=/usr/local/sbin/hermes-container-start \
     S6_BEHAVIOUR_IF_STAGE2_FAILS=2 \
     S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0
 

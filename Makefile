@@ -40,14 +40,16 @@ test: setup test-user
 setup: system-deps $(VENV)/.installed
 
 # Debian packages: s6 (s6-svscan, s6-svc, ...) and a Python that can make venvs;
-# sqlite3 is the shell operators use: the tests run the docs' SQL recipes in it.
+# sqlite3 is the shell operators use: the tests run the docs' SQL recipes in it;
+# util-linux's unshare gives the container's account step real mounts to meet.
 system-deps:
 	@if ! command -v s6-svscan >/dev/null || ! command -v sqlite3 >/dev/null \
+		|| ! command -v unshare >/dev/null \
 		|| ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "installing Debian packages: s6 sqlite3 python3 python3-venv"; \
+		echo "installing Debian packages: s6 sqlite3 util-linux python3 python3-venv"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			s6 sqlite3 python3 python3-venv; \
+			s6 sqlite3 util-linux python3 python3-venv; \
 	fi
 
 # A plain (not editable) install, as the container does: the tests then

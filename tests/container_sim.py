@@ -19,14 +19,17 @@ What is simulated, and how (docs/docker.md says the same):
   "$@"``), and every process starts with the container's environment
   already, which is what with-contenv would have restored. The s6 binaries
   come from /usr/bin instead of /command.
-- s6-overlay's stages are played by this class, in its order: the scan
+- s6-overlay's stages are played by this class, in its order, with the
+  settings read from the Dockerfile's ENV (dockerfile-parse): the scan
   directory emptied at every start (s6-overlay's preinit does that; the rest
-  of /run survives a `docker restart`, so does the start steps' marker
-  directory here); s6-svscan on the scan directory; every cont-init.d
-  script in order, a failure stopping the start after the loop
-  (S6_BEHAVIOUR_IF_STAGE2_FAILS=2); the s6-rc pipeline as a service directory
-  whose ``log/`` is the logger (s6-svscan's own service/logger pipe instead of
-  s6-rc's fd-holder). On stop: the pipeline down, cont-finish.d in order, then
+  of /run survives a `docker restart`); s6-svscan on the scan directory;
+  rc.init's part: the S6_STAGE2_HOOK script, and when it exits non-zero with
+  S6_BEHAVIOUR_IF_STAGE2_FAILS >= 2, its status written to
+  ``run/s6-linux-init-container-results/exitcode`` (rc.init's ``haltwith``)
+  and nothing more started; otherwise the s6-rc pipeline as a service
+  directory whose ``log/`` is the logger (s6-svscan's own service/logger pipe
+  instead of s6-rc's fd-holder), and a main program's exit status written to
+  the same file. On stop: the pipeline down, cont-finish.d in order, then
   ``s6-svscanctl -t`` for the final kill.
 """
 
@@ -39,12 +42,15 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockerfile_parse import DockerfileParser
+
 from conftest import BIN_DIR, User, run_as
 from projector_support import GATEWAY, processes_under, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "docker" / "rootfs"
-CONT_INIT = ROOTFS / "etc" / "cont-init.d"
+# The final stage's ENV: what s6-overlay reads (the hook, the stage-2 behaviour, the main program).
+IMAGE_ENV = DockerfileParser(path=str(REPO / "Dockerfile")).envs
 CONT_FINISH = ROOTFS / "etc" / "cont-finish.d"
 S6_RC = ROOTFS / "etc" / "s6-overlay" / "s6-rc.d"
 IMAGE_ID = 10000  # the image's hermes uid and gid
@@ -66,7 +72,7 @@ class Container:
         self.root = self.base / "root"
         self.volume = self.root / "opt" / "data"
         self.scandir = self.root / "run" / "service"
-        self.run_dir = self.root / "run" / "hermes-state"
+        self.exitcode_file = self.root / "run" / "s6-linux-init-container-results" / "exitcode"
         self.log_dir = self.root / "var" / "log" / "hermes-state-watch"
         self.shims = self.base / "command"
         self.gateway = self.base / "gateway"
@@ -80,7 +86,8 @@ class Container:
         name = self.user.name
         (etc / "passwd").write_text(
             "root:x:0:0:root:/root:/bin/bash\n"
-            f"{name}:x:{IMAGE_ID}:{IMAGE_ID}::{self.volume}:/usr/sbin/nologin\n"
+            # The home is the image's: usermod --prefix ROOT would find the volume there, as usermod does in the image.
+            f"{name}:x:{IMAGE_ID}:{IMAGE_ID}::/opt/data:/usr/sbin/nologin\n"
         )
         (etc / "group").write_text(f"root:x:0:\nnogroup:x:65534:\n{name}:x:{IMAGE_ID}:\n")
         (etc / "shadow").write_text(f"root:*:19000:0:99999:7:::\n{name}:!:19000::::::\n")
@@ -106,7 +113,7 @@ class Container:
     def env(self) -> dict[str, str]:
         """The container's environment: the Dockerfile's ENV, `docker run -e`, paths into the fake root."""
         env = {
-            "PATH": f"{self.shims}:{ROOTFS / 'usr' / 'local' / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": f"{self.shims}:{ROOTFS / 'usr' / 'local' / 'sbin'}:{ROOTFS / 'usr' / 'local' / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C.UTF-8",
             "HOME": "/root",
             "HERMES_HOME": str(self.volume),
@@ -115,7 +122,6 @@ class Container:
             "HERMES_UID": str(self.user.uid),
             "HERMES_GID": str(self.user.gid),
             "HERMES_SYSTEM_ROOT": str(self.root),
-            "HERMES_RUN_DIR": str(self.run_dir),
             "HERMES_WATCH_LOG_DIR": str(self.log_dir),
             "S6_PROFILE_GATEWAY_SCANDIR": str(self.scandir),
             "HERMES_GATEWAY_COMMAND": f"{self.gateway} {{profile}}",
@@ -141,9 +147,16 @@ class Container:
         return run_as([str(ROOTFS / "usr" / "local" / "bin" / "hermes"), *args], user, env=self.env, timeout=60)
 
     # -- a start -------------------------------------------------------------
-    def start(self) -> list[subprocess.CompletedProcess[str]]:
-        """Stage 1 and 2: a fresh /run, s6-svscan, cont-init.d; the watch pipeline only if all succeeded."""
+    @staticmethod
+    def image_file(path: str) -> Path:
+        """Where an absolute path of the image (from docker/rootfs) is in this repository."""
+        return ROOTFS / path.lstrip("/")
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        """Stage 1 and 2: a fresh /run, s6-svscan, the stage-2 hook; the watch pipeline only if it succeeded."""
         assert self.scanner is None, "already started"
+        self.exitcode_file.parent.mkdir(parents=True, exist_ok=True)
+        self.exitcode_file.unlink(missing_ok=True)
         shutil.rmtree(self.scandir, ignore_errors=True)  # s6-overlay's preinit: rm -rf + mkdir 0755
         self.scandir.mkdir(parents=True, mode=0o755)
         (self.root / "run").chmod(0o755)
@@ -152,10 +165,24 @@ class Container:
             stdout=(self.base / "svscan.log").open("ab"), stderr=subprocess.STDOUT,
         )
         wait_for(lambda: (self.scandir / ".s6-svscan" / "control").exists(), 5, "s6-svscan to start")
-        results = [self.run(script) for script in sorted(CONT_INIT.iterdir())]
-        if all(result.returncode == 0 for result in results):
+        hook = self.run(self.image_file(IMAGE_ENV["S6_STAGE2_HOOK"]))
+        if hook.returncode != 0 and int(IMAGE_ENV.get("S6_BEHAVIOUR_IF_STAGE2_FAILS", "0")) >= 2:
+            self.exitcode_file.write_text(f"{hook.returncode}\n")  # rc.init: haltwith "$r"
+        else:
             self._start_watch_pipeline()
-        return results
+        return hook
+
+    def main_program(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`docker run IMAGE ARGS`: rc.init runs S6_CMD_ARG0 with ARGS, as root, and keeps its exit status."""
+        result = self.run(self.image_file(IMAGE_ENV["S6_CMD_ARG0"]), *args)
+        self.exitcode_file.write_text(f"{result.returncode}\n")
+        return result
+
+    def exit_code(self) -> int | None:
+        """The container's exit status as s6-overlay's stage 4 reads it (None: nothing has set it yet)."""
+        if not self.exitcode_file.exists():
+            return None
+        return int(self.exitcode_file.read_text().strip())
 
     def _start_watch_pipeline(self) -> None:
         service = self.scandir / WATCH

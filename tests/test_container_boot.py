@@ -13,11 +13,13 @@ import json
 import os
 import pwd
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from container_sim import IMAGE_ID, ROOTFS, Container
+from conftest import run_as
 from projector_support import wait_for
 
 from store_helpers import operator_rows
@@ -52,7 +54,7 @@ def empty_container(world_tmp, hermes_user):
 
 
 def ok(results) -> None:
-    for result in results:
+    for result in results if isinstance(results, list) else [results]:
         assert result.returncode == 0, f"{result.args}: exit {result.returncode}\n{result.stdout}{result.stderr}"
 
 
@@ -116,13 +118,13 @@ def acted_on(box: Container, name: str, action: str) -> bool:
                for line in watch_log_lines(box) for row in line.get("actions", []))
 
 
-def check_boot(box: Container, results, *, remapped: bool) -> None:
-    ok(results)
-    account, boot = results
+def check_boot(box: Container, start, *, remapped: bool) -> None:
+    ok(start)
+    assert box.exit_code() is None, "a successful start sets no exit status"
     if remapped:
-        assert f"uid {IMAGE_ID} -> {box.user.uid}" in account.stdout
+        assert f"uid {IMAGE_ID} -> {box.user.uid}" in start.stdout
     else:
-        assert "->" not in account.stdout
+        assert "->" not in start.stdout
     # /run/service stays root's; the volume and everything on it is the gateway user's.
     info = os.stat(box.scandir)
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o755)
@@ -199,9 +201,11 @@ def test_a_refused_store_stops_the_start_before_any_gateway(empty_container):
     store.write_bytes(b"this is not a SQLite database" * 200)
     os.lchown(store.parent, IMAGE_ID, IMAGE_ID)
     os.lchown(store, IMAGE_ID, IMAGE_ID)
-    account, boot = box.start()
-    assert account.returncode == 0, account.stderr
-    assert boot.returncode == 5 and "boot failed" in boot.stderr, boot.stderr
+    start = box.start()
+    assert "hermes-account:" in start.stdout, start.stdout
+    assert start.returncode == 5 and "boot failed" in start.stderr, start.stderr
+    # s6-overlay's exit code file holds boot's status, so `docker run` exits 5: "the store is unusable".
+    assert box.exit_code() == 5
     assert not box.slots() and not (box.scandir / "hermes-state-watch").exists()
     ok(box.stop())
 
@@ -215,13 +219,13 @@ def test_a_bad_remap_stops_the_start_before_boot(world_tmp, hermes_user, variabl
     box.build(legacy_home=None)
     passwd = (box.root / "etc" / "passwd").read_text()
     try:
-        account, boot = box.start()
-        assert account.returncode == 1
+        start = box.start()
         zero = {"HERMES_UID": "0 is root", "HERMES_GID": "0 is root's group"}[variable]
-        assert account.stderr.strip() == (
-            f"hermes-account: invalid {variable} '{value}': expected a number from 1 to 2147483646 ({zero})"
+        # One line, nothing from boot (it does not run), and the container's exit status is 2: bad input.
+        assert (start.returncode, start.stdout, start.stderr) == (
+            2, "", f"hermes-account: invalid {variable} '{value}': expected a number from 1 to 2147483646 ({zero})\n"
         )
-        assert boot.returncode == 1 and "not booting" in boot.stderr
+        assert box.exit_code() == 2
         assert (box.root / "etc" / "passwd").read_text() == passwd
         assert owner(box.volume) == (IMAGE_ID, IMAGE_ID)
         assert not box.slots() and not (box.volume / "state").exists()
@@ -230,35 +234,39 @@ def test_a_bad_remap_stops_the_start_before_boot(world_tmp, hermes_user, variabl
         box.cleanup()
 
 
-def test_a_bad_remap_at_a_restart_is_not_covered_by_the_previous_start(empty_container):
-    """/run survives `docker restart`: the account step's marker from the last start must not let boot run."""
+def test_a_bad_remap_at_a_restart_stops_that_start_before_boot(empty_container):
+    """A start that worked does not vouch for the next one: a bad HERMES_UID then stops the restart."""
     box = empty_container
     ok(box.start())
     ok(box.stop())
-    assert (box.run_dir / "account-ready").exists()
     box.extra_env["HERMES_UID"] = "0"
-    account, boot = box.start()
-    assert account.returncode == 1 and "invalid HERMES_UID '0'" in account.stderr
-    assert boot.returncode == 1 and "not booting" in boot.stderr
-    assert not box.slots() and not (box.scandir / "hermes-state-watch").exists()
+    start = box.start()
+    assert start.returncode == 2 and "invalid HERMES_UID '0'" in start.stderr and "boot" not in start.stdout
+    assert box.exit_code() == 2
+    assert not box.slots() and not (box.scandir / ".boot-id").exists()
+    assert not (box.scandir / "hermes-state-watch").exists()
     ok(box.stop())
 
 
 def test_the_main_program_routes_its_arguments_and_runs_them_as_the_gateway_user(empty_container):
     """`docker run IMAGE ARGS`: s6-overlay runs S6_CMD_ARG0 (hermes-main) with ARGS, as root."""
     box = empty_container
-    main = ROOTFS / "usr" / "local" / "bin" / "hermes-main"
     ok(box.start())
     # HOME is the account's (the image gives hermes /opt/data; here the host's passwd has the test user's).
-    program = box.run(main, "sh", "-c", 'echo "$(id -u):$(id -g) $HOME"')
+    program = box.main_program("sh", "-c", 'echo "$(id -u):$(id -g) $HOME"')
     home = pwd.getpwnam(box.user.name).pw_dir
     assert (program.returncode, program.stdout) == (0, f"{box.user.uid}:{box.user.gid} {home}\n"), program.stderr
-    subcommand = box.run(main, "profile", "list", "--json")
+    subcommand = box.main_program("profile", "list", "--json")
     assert subcommand.returncode == 0, subcommand.stderr
     assert [json.loads(line)["profile"] for line in subcommand.stdout.splitlines()] == ["default"]
-    status = box.run(main, "gateway", "status", "-p", "nosuch")
+    status = box.main_program("gateway", "status", "-p", "nosuch")
     assert (status.returncode, status.stderr.count("\n")) == (3, 1), status.stderr
-    nothing = box.run(main)
+    assert box.exit_code() == 3  # the main program's status is the container's
+    # A first argument that starts with a dash is a hermes option: `docker run IMAGE --version`.
+    version = box.main_program("--version")
+    installed = subprocess.run([box.env["HERMES_BIN"], "--version"], capture_output=True, text=True, timeout=30)
+    assert (version.returncode, version.stdout) == (0, installed.stdout) and installed.stdout.strip(), version.stderr
+    nothing = box.main_program()
     assert nothing.returncode == 2 and "nothing to run" in nothing.stderr
     ok(box.stop())
 
@@ -268,3 +276,30 @@ def test_the_privilege_drop_refuses_root_and_unknown_accounts(world_tmp, hermes_
     box = Container(world_tmp, hermes_user, extra_env={"HERMES_USER": user})
     result = box.run(ROOTFS / "usr" / "local" / "bin" / "hermes-as-user", "id", "-u")
     assert result.returncode == 1 and message in result.stderr and result.stdout == ""
+
+
+def test_gateway_status_as_the_gateway_user_shows_what_s6_sees_without_any_way_to_control_it(empty_container):
+    """s6-svscan runs as root; `docker exec -u hermes CONTAINER hermes gateway status` is the unprivileged uid."""
+    box = empty_container
+    ok(box.start())
+    cli(box, "gateway", "start", "-p", "default")
+    pid = check_running(box, {"default"})["default"]
+    slot = box.scandir / "gateway-default"
+
+    text = box.hermes("gateway", "status", "-p", "default", user=box.user)
+    assert text.returncode == 0 and text.stderr == "", text.stderr
+    [s6_line] = [line for line in text.stdout.splitlines() if line.startswith("s6 ")]
+    assert s6_line.startswith("s6       up for") and f"pid {pid}" in s6_line, text.stdout
+    assert s6_line.endswith(f"[s6-svstat {slot}]"), s6_line
+    shown = box.hermes("gateway", "status", "-p", "default", "--json", user=box.user)
+    [row] = map(json.loads, shown.stdout.splitlines())
+    assert (row["s6"]["up"], row["s6"]["pid"], row["s6_source"], row["s6_unavailable"]) == (
+        True, pid, f"s6-svstat {slot}", None)
+
+    # Reading is all it can do: s6's control FIFO, its event directory and the scan directory stay root's.
+    for command in (["s6-svc", "-d", str(slot)], ["s6-svwait", "-D", "-t", "100", str(slot)],
+                    ["s6-svscanctl", "-a", str(box.scandir)]):
+        refused = run_as(command, box.user, env=box.env, timeout=10)
+        assert refused.returncode == 111 and "Permission denied" in refused.stderr, (command, refused.stderr)
+    assert box.running() == {"default": pid}
+    ok(box.stop())

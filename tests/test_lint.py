@@ -29,8 +29,8 @@ WITH_CONTENV = "#!/command/with-contenv sh"
 
 # The container's scripts: the lint walk must find them, and git must keep them executable.
 CONTAINER_SCRIPTS = (
-    "docker/rootfs/etc/cont-init.d/10-hermes-account",
-    "docker/rootfs/etc/cont-init.d/20-hermes-state-boot",
+    "docker/rootfs/usr/local/sbin/hermes-account",
+    "docker/rootfs/usr/local/sbin/hermes-container-start",
     "docker/rootfs/etc/cont-finish.d/10-hermes-gateways-down",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch/run",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",

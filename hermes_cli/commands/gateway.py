@@ -67,6 +67,10 @@ def observe_slot(slot_dir) -> "ServiceStatus | str":
         return f"the scan directory {scandir} is not readable from here"
     if not os.path.isdir(slot_dir):
         return f"no slot {slot_dir}: the projector has not made one"
+    supervise = os.path.join(slot_dir, "supervise")
+    if os.path.isdir(supervise) and not os.access(supervise, os.X_OK):
+        # A slot made before its supervise/ was opened for reading (0711): s6 made it 0700.
+        return f"s6's status of {slot_dir} is readable by its owner only ({supervise} is private)"
     try:
         seen = S6().status(slot_dir)
     except S6Error as error:
@@ -93,11 +97,12 @@ def status(args: argparse.Namespace) -> int:
 
         row = {key: state[key] for key in _JSON_KEYS}
         row["s6"] = None if isinstance(slot, str) else slot.as_json()
+        row["s6_source"] = None if isinstance(slot, str) else f"s6-svstat {settings().slot_dir(name)}"
         row["s6_unavailable"] = slot if isinstance(slot, str) else None
         output.json_lines([row])
         return 0
     now = datetime.now(timezone.utc)
-    print("\n".join(status_lines(state, slot, now)))
+    print("\n".join(status_lines(state, slot, now, source=settings().slot_dir(name))))
     return 0
 
 
@@ -108,8 +113,8 @@ _JSON_KEYS = (
 )
 
 
-def status_lines(state: dict, slot, now: datetime) -> list[str]:
-    """The human view: ``slot`` is s6's ServiceStatus, or the reason it is unknown."""
+def status_lines(state: dict, slot, now: datetime, source=None) -> list[str]:
+    """The human view: ``slot`` is s6's ServiceStatus (read from the slot ``source``), or the reason it is unknown."""
     name = state["profile"]
     setter = state["intent_actor"] + (f" ({state['intent_reason']})" if state["intent_reason"] else "")
     desired = f"{state['desired']}, set by {setter} {humane.when(state['intent_at'], now)}"
@@ -127,6 +132,8 @@ def status_lines(state: dict, slot, now: datetime) -> list[str]:
             seen += f", last exit: {last}" if last else ""
         if not slot.wantedup:
             seen += " (s6 does not want it up)"
+        if source is not None:
+            seen += f"  [s6-svstat {source}]"  # the supervisor's own view, unlike the log's lines below
         lines.append(f"s6       {seen}")
         if state["status"] == "live" and (state["desired"] == "up") != slot.up:
             lines.append("         not yet as desired: the projector acts on the log (is `hermes state watch` running?)")

@@ -199,6 +199,7 @@ class ScanDir:
         staging = self.path / f".{target.name}.tmp-{secrets.token_hex(8)}"
         try:
             staging.mkdir(mode=0o755)
+            _make_status_public(staging)
             _write(staging / "run", self.run_bytes, 0o755)
             _write(staging / "finish", self.finish_bytes, 0o755)
             if restart_applied is not None:
@@ -266,6 +267,20 @@ class ScanDir:
 
     def write_boot_id(self, boot_id: str) -> None:
         _replace(self.path / BOOT_ID_NAME, f"{boot_id}\n".encode(), 0o644)
+
+
+def _make_status_public(slot: Path) -> None:
+    """``supervise/`` made ahead, 0711: anyone may read the slot's status, only its owner may control it.
+
+    s6-supervise keeps an existing ``supervise/`` as it is (seen with s6
+    2.11) and makes its ``control`` FIFO 0600 there; this is what
+    ``s6-svperms -o`` sets. So `hermes gateway status`, as the hermes user,
+    reads what s6 sees without any way to command s6 (s6 alone makes
+    ``supervise/`` 0700).
+    """
+    supervise = slot / "supervise"
+    supervise.mkdir()
+    os.chmod(supervise, 0o711)  # explicit: mkdir's mode is cut by the umask
 
 
 def _holds(path: Path, content: bytes) -> bool:

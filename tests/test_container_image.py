@@ -1,0 +1,119 @@
+"""The Dockerfile as a builder reads it: no engine runs here, so these tests read it with dockerfile-parse.
+
+What they check is what the builder would do with its instructions: where
+the s6-overlay tarballs come from (the GitHub release, or the mirror given
+with --build-arg S6_OVERLAY_BASE_URL), that the pinned digests still decide
+whether they are unpacked (the RUN step itself, run here against stand-in
+tarballs in a temporary directory), no registry pull for a frontend, and the
+operators' tools in the image. The build itself (the downloads, apt,
+unpacking onto Debian) needs an engine and the network: docs/docker.md.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import WordSplitter
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO / "Dockerfile"
+RELEASES = "https://github.com/just-containers/s6-overlay/releases/download"
+TARBALLS = ("s6-overlay-noarch.tar.xz", "s6-overlay-x86_64.tar.xz")
+
+
+def final_stage(build_args: dict[str, str] | None = None) -> list[tuple[dict, dict[str, str]]]:
+    """The last stage's instructions, each with the ARG and ENV values in force there (build args applied)."""
+    parser = DockerfileParser(path=str(DOCKERFILE), build_args=build_args or {})
+    stages: list[list[tuple[dict, dict[str, str]]]] = []
+    for item, context in zip(parser.structure, parser.context_structure):
+        if item["instruction"] == "FROM":
+            stages.append([])
+        if stages and item["instruction"] != "COMMENT":
+            stages[-1].append((item, {**context.args, **context.envs}))
+    return stages[-1]
+
+
+def expanded(item: dict, variables: dict[str, str]) -> list[str]:
+    """An instruction's words with ${VAR} expanded, as the builder expands them."""
+    return list(WordSplitter(item["value"], args=variables).split())
+
+
+def s6_sources(build_args: dict[str, str] | None = None) -> list[str]:
+    return [expanded(item, variables)[0] for item, variables in final_stage(build_args) if item["instruction"] == "ADD"]
+
+
+def test_the_tarballs_come_from_the_github_release_by_default():
+    version = final_stage()[-1][1]["S6_OVERLAY_VERSION"]
+    assert s6_sources() == [f"{RELEASES}/v{version}/{name}" for name in TARBALLS]
+
+
+def test_a_mirror_given_as_a_build_argument_replaces_every_download():
+    mirror = "https://artifacts.internal.example/github-releases/just-containers/s6-overlay"
+    sources = s6_sources({"S6_OVERLAY_BASE_URL": mirror, "S6_OVERLAY_VERSION": "3.2.3.0"})
+    assert sources == [f"{mirror}/v3.2.3.0/{name}" for name in TARBALLS]
+    # Nothing else in the image is fetched from a URL.
+    remote = [word for item, variables in final_stage({"S6_OVERLAY_BASE_URL": mirror})
+              if item["instruction"] in ("ADD", "COPY") for word in expanded(item, variables) if "://" in word]
+    assert remote == sources
+
+
+def test_no_parser_directive_makes_the_builder_pull_a_frontend():
+    leading_comments = []
+    for line in DOCKERFILE.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        leading_comments.append(line)
+    assert not [line for line in leading_comments if re.match(r"#\s*syntax\s*=", line, re.IGNORECASE)]
+
+
+@pytest.fixture
+def verify_and_unpack(tmp_path):
+    """The Dockerfile's RUN that checks and unpacks the tarballs, pointed at tmp_path instead of /tmp/s6 and /."""
+    stage = final_stage({"S6_OVERLAY_BASE_URL": "https://mirror.example"})
+    [(item, variables)] = [(i, v) for i, v in stage if i["instruction"] == "RUN" and "sha256sum -c" in i["value"]]
+    downloads, root = tmp_path / "s6", tmp_path / "root"
+    downloads.mkdir()
+    root.mkdir()
+    command = item["value"].replace("/tmp/s6/", f"{downloads}/").replace("tar -C / ", f"tar -C {root} ")
+    assert str(downloads) in command and "-C / " not in command
+
+    def run(tarballs: dict[str, bytes]) -> subprocess.CompletedProcess[str]:
+        for name, content in tarballs.items():
+            (downloads / name).write_bytes(content)
+        # RUN's shell form: /bin/sh -c, the ARGs in the environment.
+        return subprocess.run(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin", **variables},
+                              capture_output=True, text=True, timeout=60)
+
+    return run, root
+
+
+def test_what_a_mirror_serves_is_unpacked_only_if_it_matches_the_pinned_digests(verify_and_unpack, tmp_path):
+    run, root = verify_and_unpack
+    payload = tmp_path / "payload"
+    (payload / "etc").mkdir(parents=True)
+    (payload / "etc" / "replaced").write_text("not s6-overlay\n")
+    tarball = tmp_path / "other.tar.xz"
+    subprocess.run(["tar", "-C", str(payload), "-cJf", str(tarball), "etc"], check=True)
+    result = run({name: tarball.read_bytes() for name in TARBALLS})
+    assert result.returncode != 0
+    assert f"{TARBALLS[0]}: FAILED" in result.stdout and f"{TARBALLS[1]}: FAILED" in result.stdout
+    assert list(root.iterdir()) == []  # nothing unpacked
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs Debian's dpkg to say which package ships a file")
+def test_the_image_installs_the_package_that_ships_ps_and_kill():
+    installs = [word for item, variables in final_stage() if item["instruction"] == "RUN" and "apt-get install" in item["value"]
+                for word in expanded(item, variables)]
+    for program in ("ps", "kill", "pgrep"):
+        # Debian 12 records some of them under /bin, others under /usr/bin (merged /usr).
+        owner = subprocess.run(["dpkg", "-S", f"/bin/{program}", f"/usr/bin/{program}"],
+                               capture_output=True, text=True, timeout=30)
+        packages = {line.split(":")[0] for line in owner.stdout.splitlines()}
+        if not packages:
+            pytest.skip(f"dpkg knows no package that ships {program} on this machine (not installed)")
+        assert packages & set(installs), f"{program} comes from {packages}, which the image does not install"
