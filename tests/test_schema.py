@@ -125,7 +125,7 @@ def test_views_answer_the_operators_questions(tmp_path):
     assert runs[-1]["run"] == running.position and runs[0]["signal"] == 9
     assert all(r["uptime_seconds"] >= 0 for r in runs)
     loops = [dict(r) for r in conn.execute("SELECT * FROM crash_loops")]
-    assert [(r["profile"], r["held_down_by"], r["crashes_last_15m"]) for r in loops] == [("alice", "crash-loop", 3)]
+    assert [(r["profile"], r["stopped_for"], r["crashes_last_15m"]) for r in loops] == [("alice", "crash-loop", 3)]
     conn.close()
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # annotations only: the revision check must import without pa
 
 from ...errors import SchemaMismatch
 
-KNOWN_REVISIONS = ("0001_events", "0002_chain_version")  # oldest first
+KNOWN_REVISIONS = ("0001_events", "0002_chain_version", "0003_crash_loops_stopped_for")  # oldest first
 HEAD = KNOWN_REVISIONS[-1]
 
 

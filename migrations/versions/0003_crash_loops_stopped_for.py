@@ -1,0 +1,53 @@
+"""crash_loops names why restarts stopped `stopped_for`, not `held_down_by`.
+
+Revision ID: 0003_crash_loops_stopped_for
+Revises: 0002_chain_version
+Create Date: 2026-12-01
+
+"Held down" has one definition, the fold's (``ProfileState.held_down_by``,
+which ``profile_status.held_down_by`` matches): any supervisor stop with
+desired down, a clean exit (`exited`) included. ``crash_loops`` lists only
+crash-loop and fatal-config stops, a narrower thing, so its columns get
+their own names: ``stopped_for`` and ``stopped_since``. The rest of the
+view is as 0001 made it.
+"""
+
+from alembic import op
+
+revision = "0003_crash_loops_stopped_for"
+down_revision = "0002_chain_version"
+branch_labels = None
+depends_on = None
+
+# (held column, since column) per revision: the view is otherwise the same text.
+_VIEW = """CREATE VIEW crash_loops AS
+SELECT * FROM (
+    SELECT
+        p.profile,
+        (SELECT count(*) FROM events c
+          WHERE c.type = 'crashed' AND c.profile = p.profile
+            AND c.occurred_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-15 minutes')) AS crashes_last_15m,
+        (SELECT max(c.occurred_at) FROM events c
+          WHERE c.type = 'crashed' AND c.profile = p.profile) AS last_crash_at,
+        CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor'
+                  AND p.intent_reason IN ('crash-loop', 'fatal-config')
+             THEN p.intent_reason END AS {held},
+        CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor'
+                  AND p.intent_reason IN ('crash-loop', 'fatal-config')
+             THEN p.intent_at END AS {since},
+        p.last_exit_code,
+        p.last_signal
+    FROM profile_projection p
+    WHERE NOT p.deleted
+)
+WHERE {held} IS NOT NULL OR crashes_last_15m >= 3"""
+
+
+def upgrade() -> None:
+    op.execute("DROP VIEW crash_loops")
+    op.execute(_VIEW.format(held="stopped_for", since="stopped_since"))
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW crash_loops")
+    op.execute(_VIEW.format(held="held_down_by", since="held_down_since"))
