@@ -141,8 +141,8 @@ class OperatorsView:
 
 def _handler_class(view: OperatorsView):
     class Handler(BaseHTTPRequestHandler):
-        server_version = "hermes-state"
-        sys_version = ""
+        def version_string(self) -> str:
+            return "hermes-state"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             self._respond(with_body=True)
