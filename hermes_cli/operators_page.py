@@ -32,7 +32,8 @@ PLOT_WIDTH = 1000.0
 MIN_BAR_WIDTH = 2.0  # a run of a few milliseconds stays visible
 TICK_STEPS = tuple(
     timedelta(seconds=s)
-    for s in (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400, 365 * 86400)
+    for s in (5, 10, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400,
+              30 * 86400, 365 * 86400)
 )
 MAX_TICKS = 8
 
@@ -96,7 +97,7 @@ def _ticks(since: datetime, until: datetime) -> list[Tick]:
     step = next((s for s in TICK_STEPS if span / s.total_seconds() <= MAX_TICKS), TICK_STEPS[-1])
     seconds = int(step.total_seconds())
     first = datetime.fromtimestamp(-(-since.timestamp() // seconds) * seconds, since.tzinfo)
-    label = "%H:%M" if step < timedelta(days=1) else "%m-%d"
+    label = "%H:%M:%S" if step < timedelta(minutes=1) else "%H:%M" if step < timedelta(days=1) else "%m-%d"
     ticks, moment = [], first
     while moment <= until:
         ticks.append(Tick(round((moment - since).total_seconds() / span * PLOT_WIDTH, 2), moment.strftime(label)))
