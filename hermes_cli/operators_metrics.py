@@ -114,7 +114,7 @@ class StoreCollector:
             name = [gateway.state.profile]
             desired.add_metric(name, 1 if gateway.desired_up else 0)
             running.add_metric(name, 1 if gateway.running else 0)
-            crashes.add_metric(name, gateway.crashes_total or 0)
+            crashes.add_metric(name, gateway.crashes_total)
             reason = gateway.held_down_by
             held.add_metric([gateway.state.profile, reason or ""], 1 if reason else 0)
             if gateway.state.last_exit_code is not None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import NamedTuple
+from urllib.parse import quote
 
 import jinja2
 
-from hermes_state.operators import FleetReading, Timeline
+from hermes_state.names import NAME_PATTERN
+from hermes_state.operators import FleetReading, GatewayReading, Timeline
 from hermes_state.runs import CRASHED, RUNNING, UNKNOWN, Run
 from hermes_state.vocabulary import parse_time
 
@@ -23,6 +25,7 @@ _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("hermes_cli", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
+    auto_reload=False,  # the templates ship with the package: no stat() of them at every request
     trim_blocks=True,
     lstrip_blocks=True,
 )
@@ -36,6 +39,13 @@ TICK_STEPS = tuple(
               30 * 86400, 365 * 86400)
 )
 MAX_TICKS = 8
+PLAIN_NAME = NAME_PATTERN
+
+
+def short_utc(stored: str) -> str:
+    """A stored time (``2026-12-01T16:02:11.123Z``) as the page shows it, without parsing it: it is
+    already UTC, and the overview shows a thousand of them."""
+    return f"{stored[:10]} {stored[11:19]}Z"
 
 
 def utc_text(stored: str | None) -> str:
@@ -138,31 +148,42 @@ class TimelineRow(NamedTuple):
     uptime: str
 
 
+def profile_href(name: str) -> str:
+    """``/profiles/NAME``, the name URL-encoded unless it is a valid one (which needs no encoding)."""
+    return f"/profiles/{name if PLAIN_NAME.fullmatch(name) else quote(name, safe='')}"
+
+
+def _overview_row(gateway: GatewayReading, now: datetime) -> dict:
+    state = gateway.state
+    running = state.running_run is not None
+    held_down_by = state.held_down_by
+    reason = state.last_reason
+    return {
+        "name": state.profile,
+        "href": profile_href(state.profile),
+        "desired": state.desired,
+        "running": running,
+        "pid": state.run_pid if running else None,
+        "uptime": duration(gateway.uptime_seconds(now)) if running else "",
+        "held_down_by": held_down_by,
+        "crashes_hour": gateway.crashes_last_hour,
+        "crashes_day": gateway.crashes_last_day,
+        "last_exit": exit_text(state.last_exit_code, state.last_signal),
+        "last_event": f"{state.last_type} ({state.last_actor}{', ' + reason if reason else ''})",
+        "last_at": short_utc(state.last_at),
+        "trouble": bool(held_down_by) or (state.desired == "up" and not running),
+    }
+
+
 def render_overview(fleet: FleetReading, *, refresh_seconds: int) -> str:
     now = fleet.read_at
-    rows = [
-        {
-            "name": g.state.profile,
-            "desired": g.state.desired,
-            "running": g.running,
-            "pid": g.state.run_pid if g.running else None,
-            "uptime": duration(g.uptime_seconds(now)) if g.running else "",
-            "held_down_by": g.held_down_by,
-            "crashes_hour": g.crashes_last_hour,
-            "crashes_day": g.crashes_last_day,
-            "last_exit": exit_text(g.state.last_exit_code, g.state.last_signal),
-            "last_event": f"{g.state.last_type} ({g.state.last_actor}{', ' + g.state.last_reason if g.state.last_reason else ''})",
-            "last_at": utc_text(g.state.last_at),
-            "trouble": bool(g.held_down_by) or (g.desired_up and not g.running),
-        }
-        for g in fleet.gateways
-    ]
+    rows = [_overview_row(gateway, now) for gateway in fleet.gateways]
     counts = {
         "profiles": len(rows),
-        "desired_up": sum(1 for g in fleet.gateways if g.desired_up),
-        "running": sum(1 for g in fleet.gateways if g.running),
-        "held_down": sum(1 for g in fleet.gateways if g.held_down_by),
-        "crashes_hour": sum(g.crashes_last_hour for g in fleet.gateways),
+        "desired_up": sum(1 for row in rows if row["desired"] == "up"),
+        "running": sum(1 for row in rows if row["running"]),
+        "held_down": sum(1 for row in rows if row["held_down_by"]),
+        "crashes_hour": sum(row["crashes_hour"] or 0 for row in rows),
     }
     return _ENVIRONMENT.get_template("overview.html").render(
         title="hermes: profiles", rows=rows, counts=counts, read_at=now.strftime("%Y-%m-%d %H:%M:%SZ"),

@@ -22,16 +22,17 @@ from .vocabulary import format_time, parse_time
 SINCE_THE_START = ""
 # A profile page reads at most this many of the window's newest events (a bar each, at most).
 TIMELINE_EVENT_LIMIT = 5000
+FIRST_TIMELINE_BATCH = 500
 EXIT_TYPES = ("started", "crashed", "stopped")
 
 
 class GatewayReading(NamedTuple):
-    """One live profile as an operator sees it."""
+    """One live profile as an operator sees it; each count None when it was not asked for."""
 
     state: ProfileState
-    crashes_last_hour: int
-    crashes_last_day: int
-    crashes_total: int | None  # None when not asked for (the page does not show it)
+    crashes_last_hour: int | None
+    crashes_last_day: int | None
+    crashes_total: int | None
 
     @property
     def desired_up(self) -> bool:
@@ -58,24 +59,25 @@ class FleetReading(NamedTuple):
     read_at: datetime
 
 
-def read_fleet(store: EventStore, now: datetime, *, crash_totals: bool) -> FleetReading:
-    """Every live profile with its crashes in the last hour and day (and ever, when asked), in one snapshot."""
+def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_totals: bool) -> FleetReading:
+    """Every live profile, in one snapshot, with its crashes in the last hour and day (the page) and/or
+    ever (the metrics' counter): each count is one overview read, so only what is asked for is read."""
+    hour, day = format_time(now - timedelta(hours=1)), format_time(now - timedelta(days=1))
     with store.reading() as tx:
-        hour = tx.overview(format_time(now - timedelta(hours=1)))
-        day = tx.overview(format_time(now - timedelta(days=1)))
-        ever = tx.overview(SINCE_THE_START) if crash_totals else None
+        # The states come with one count (an overview); a second count is a lighter read beside it.
+        first = tx.overview(hour if recent_crashes else SINCE_THE_START)
+        day_counts = tx.crash_counts(day) if recent_crashes else {}
+        totals = tx.crash_counts(SINCE_THE_START) if recent_crashes and crash_totals else {}
         events_total = tx.last_position()
-    totals = {item.state.profile: item.crashes_since for item in ever} if ever is not None else {}
-    day_counts = {item.state.profile: item.crashes_since for item in day}
-    gateways = [
-        GatewayReading(
+    gateways = []
+    for item in first:
+        name = item.state.profile
+        gateways.append(GatewayReading(
             state=item.state,
-            crashes_last_hour=item.crashes_since,
-            crashes_last_day=day_counts.get(item.state.profile, item.crashes_since),
-            crashes_total=totals.get(item.state.profile) if crash_totals else None,
-        )
-        for item in hour
-    ]
+            crashes_last_hour=item.crashes_since if recent_crashes else None,
+            crashes_last_day=day_counts[name] if recent_crashes else None,
+            crashes_total=(totals[name] if recent_crashes else item.crashes_since) if crash_totals else None,
+        ))
     return FleetReading(gateways, events_total, now)
 
 
@@ -90,11 +92,23 @@ class Timeline(NamedTuple):
 
 
 def read_timeline(store: EventStore, profile: str, *, since: str, now: datetime) -> Timeline:
-    """``profile``'s runs that began or ended at or after ``since`` (and the one going, whenever it began)."""
+    """``profile``'s runs that began or ended at or after ``since`` (and the one going, whenever it began).
+
+    Nothing indexes a profile's events by time, and a time filter in the
+    statement would walk the whole stream to find the window's edge. So the
+    newest exits and starts are read in growing batches by version (the
+    stream's index) until a batch reaches past ``since``: the cost follows
+    the events in the window, not the profile's whole history.
+    """
     name = validate_name(profile)
-    window = StreamWindow(since=since, types=EXIT_TYPES, newest_first=True, limit=TIMELINE_EVENT_LIMIT)
+    batch = FIRST_TIMELINE_BATCH
     with store.reading() as tx:
         state = tx.require_state(name)
-        events = tx.stream(name, window)
-    events.reverse()
-    return Timeline(state, since, format_time(now), runs_of(events, state), len(events) >= TIMELINE_EVENT_LIMIT)
+        while True:
+            events = tx.stream(name, StreamWindow(types=EXIT_TYPES, newest_first=True, limit=batch))
+            reached_since = len(events) < batch or events[-1].occurred_at < since
+            if reached_since or batch >= TIMELINE_EVENT_LIMIT:
+                break
+            batch = min(batch * 4, TIMELINE_EVENT_LIMIT)
+    shown = [event for event in reversed(events) if event.occurred_at >= since]
+    return Timeline(state, since, format_time(now), runs_of(shown, state), not reached_since)

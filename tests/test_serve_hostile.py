@@ -68,7 +68,7 @@ def test_the_overview_escapes_every_value_and_encodes_links(hostile):
     assert "<script>" not in body and "<img" not in body
     assert "&lt;script&gt;document.title=&#34;pwned&#34;&lt;/script&gt;" in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
-    assert f'href="/profiles/{quote(HOSTILE_NAME, safe="/")}"' in body
+    assert f'href="/profiles/{quote(HOSTILE_NAME, safe="")}"' in body
 
 
 def test_the_profile_page_escapes_the_reason(hostile):

@@ -40,7 +40,7 @@ REFRESH_SECONDS = 30
 HTML = "text/html; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 # What --once exits with, by the answer's status (docs/design.md section 7).
-EXIT_FOR_STATUS = {200: 0, 400: 2, 404: 3, 503: 5}
+EXIT_FOR_STATUS = {200: 0, 400: 2, 404: 3, 500: 1, 503: 5}
 
 
 class Answer(NamedTuple):
@@ -89,7 +89,7 @@ class OperatorsView:
 
     def _fleet_with_totals(self, now: datetime):
         with self.open() as store:
-            return read_fleet(store, now, crash_totals=True)
+            return read_fleet(store, now, recent_crashes=False, crash_totals=True)
 
     def answer(self, target: str) -> Answer:
         parts = urlsplit(target)
@@ -108,11 +108,13 @@ class OperatorsView:
             return self._problem(400, "bad request", str(error))
         except StoreUnavailable as error:
             return self._problem(503, "event store unavailable", str(error))
+        except HermesError as error:  # expected elsewhere, unexpected here: said, and answered 500
+            return self._problem(500, "error", str(error))
 
     def _overview(self) -> str:
         now = datetime.now(timezone.utc)
         with self.open() as store:
-            fleet = read_fleet(store, now, crash_totals=False)
+            fleet = read_fleet(store, now, recent_crashes=True, crash_totals=False)
         return operators_page.render_overview(fleet, refresh_seconds=REFRESH_SECONDS)
 
     def _profile(self, name: str, query: str) -> str:
