@@ -293,3 +293,10 @@ def test_the_default_is_loopback_and_any_other_address_is_said(migrated_home, wo
     from hermes_cli.main import build_parser
 
     assert build_parser().parse_args(["state", "serve"]).listen == "127.0.0.1:9130"
+
+
+@pytest.mark.parametrize("interval", ["0", "-5", "nan", "inf"])
+def test_a_check_interval_must_be_seconds_above_zero(migrated_home, interval):
+    result = migrated_home.hermes("state", "serve", "--check-interval", interval, "--once", "/metrics")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"hermes: invalid --check-interval {float(interval)}: expected seconds above 0"

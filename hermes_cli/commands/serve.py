@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import signal
 import socket
 import sys
@@ -183,7 +184,7 @@ class IPv6Server(ThreadingHTTPServer):
 
 def serve(args: argparse.Namespace) -> int:
     config = settings_from_env()
-    if args.check_interval <= 0:
+    if not math.isfinite(args.check_interval) or args.check_interval <= 0:
         raise BadInput(f"invalid --check-interval {args.check_interval}: expected seconds above 0")
     view = OperatorsView(config, check_interval=args.check_interval)
     health = view.health
