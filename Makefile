@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_USER ?= hermes-test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name '*.py' -o -name '*.mako' 2>/dev/null)
+SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name '*.py' -o -name '*.mako' -o -name '*.html' 2>/dev/null)
 
 .PHONY: run test setup system-deps test-user bench lint sql clean
 
@@ -41,15 +41,19 @@ setup: system-deps $(VENV)/.installed
 
 # Debian packages: s6 (s6-svscan, s6-svc, ...) and a Python that can make venvs;
 # sqlite3 is the shell operators use: the tests run the docs' SQL recipes in it;
-# util-linux's unshare gives the container's account step real mounts to meet.
+# util-linux's unshare gives the container's account step real mounts to meet;
+# chromium loads `hermes state serve`'s page headless (and screenshots it for
+# docs/operators.md); prometheus ships promtool, which checks the alert rules
+# there (19 MB; its server is never started by the tests).
 system-deps:
 	@if ! command -v s6-svscan >/dev/null || ! command -v sqlite3 >/dev/null \
-		|| ! command -v unshare >/dev/null \
+		|| ! command -v unshare >/dev/null || ! command -v chromium >/dev/null \
+		|| ! command -v promtool >/dev/null \
 		|| ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "installing Debian packages: s6 sqlite3 util-linux python3 python3-venv"; \
+		echo "installing Debian packages: s6 sqlite3 util-linux python3 python3-venv chromium prometheus"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			s6 sqlite3 util-linux python3 python3-venv; \
+			s6 sqlite3 util-linux python3 python3-venv chromium prometheus; \
 	fi
 
 # A plain (not editable) install, as the container does: the tests then

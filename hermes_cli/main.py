@@ -161,6 +161,19 @@ def build_parser() -> "argparse.ArgumentParser":
     up = state_commands.add_parser("up", help="embedded default: private s6-svscan, boot, then watch")
     up.set_defaults(handler="hermes_cli.commands.projector:up")
 
+    serve = state_commands.add_parser(
+        "serve",
+        help="read-only HTTP view for operators: /metrics (Prometheus), / and /profiles/NAME",
+        description="Serves the store read-only: /metrics in the Prometheus text format, / (every live "
+        "profile) and /profiles/NAME (its runs over time, ?since=2h). It never writes.",
+    )
+    serve.add_argument("--listen", default="127.0.0.1:9130", metavar="HOST:PORT",
+                       help="where to listen (default 127.0.0.1:9130; any other address must be named here)")
+    serve.add_argument("--check-interval", type=float, default=300.0, metavar="SECONDS",
+                       help="how often the store's quick_check runs for hermes_state_store_ok (default 300)")
+    serve.add_argument("--once", metavar="PATH", help="answer one request for PATH (e.g. /metrics) on stdout and exit")
+    serve.set_defaults(handler="hermes_cli.commands.serve:serve")
+
     record_start = state_commands.add_parser("record-start", help="slot `run` hook: record the start, exec the gateway")
     record_start.add_argument("slot", metavar="SLOT")
     record_start.set_defaults(handler="hermes_cli.commands.hooks:record_start")

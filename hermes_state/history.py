@@ -16,9 +16,10 @@ from .errors import BadInput
 from .events import Event
 from .fold import ProfileState
 from .names import BOOT_ID_PATTERN
+from .runs import RUNNING, runs_of
 from .store import EventStore, StreamWindow
 from .store.log import CrashRecord
-from .vocabulary import TYPES, format_time, parse_time
+from .vocabulary import TYPES, format_time
 
 CURRENT_BOOT = "current"
 
@@ -128,26 +129,20 @@ def summarise(history: History, now: datetime) -> Summary:
     from the whole stream. A run's end is the exit that names it (``data.run``); a run with no
     end shown counts only when the projection says it is still going."""
     state, events = history.state, history.events
-    running = state.running_run
-    ends = {e.run: e for e in events if e.actor == "supervisor" and e.type in ("crashed", "stopped")}
-    runs = [e for e in events if e.actor == "supervisor" and e.type == "started"]
+    shown = [run for run in runs_of(events, state) if run.start_shown]
     longest: tuple[float, str, bool] | None = None
-    for start in runs:
-        end = ends.get(start.position)
-        if end is not None:
-            uptime, is_running = (parse_time(end.occurred_at) - parse_time(start.occurred_at)).total_seconds(), False
-        elif start.position == running:
-            uptime, is_running = (now - parse_time(start.occurred_at)).total_seconds(), True
-        else:
+    for run in shown:
+        uptime = run.uptime_seconds(now)
+        if uptime is None:
             continue  # its end lies outside what is shown, or was never recorded
         if longest is None or uptime > longest[0]:
-            longest = (uptime, start.occurred_at, is_running)
+            longest = (uptime, run.started_at, run.ended_by == RUNNING)
     last_crash = history.crashes.last
     held_down_by = state.held_down_by
     return Summary(
         shown=len(events),
         total=state.version,
-        runs=len(runs),
+        runs=len(shown),
         crashes=sum(1 for e in events if e.type == "crashed"),
         longest_uptime=longest[0] if longest else None,
         longest_run_started_at=longest[1] if longest else None,

@@ -22,7 +22,10 @@ NOT_RUN = {
     ("state", "record-exit"): "a slot's finish hook: the hooks' tests",
     ("state", "import-legacy"): "the hooks' tests import the legacy fixture",
 }
-NOT_RUN_FLAGS = {"--follow": "runs until Ctrl-C (tests/test_cli_history.py follows for real)"}
+NOT_RUN_FLAGS = {
+    "--follow": "runs until Ctrl-C (tests/test_cli_history.py follows for real)",
+    "--listen": "a server, until stopped (tests/test_serve.py serves for real)",
+}
 
 
 def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], argparse.ArgumentParser]:
@@ -51,7 +54,7 @@ def examples() -> list[str]:
 
 def test_every_command_has_a_section_and_no_section_is_stale():
     tree = commands(build_parser())
-    assert len(tree) == 18
+    assert len(tree) == 19
     assert set(sections()) == set(tree)
 
 

@@ -33,7 +33,9 @@ def plan(connection: sqlite3.Connection, statement: tuple[str, tuple[str, ...]])
     return " | ".join(row[-1] for row in rows)
 
 
-@pytest.mark.parametrize("name", ["CRASH_TIMES", "CRASH_COUNT", "LAST_CRASH", "OVERVIEW_LIVE", "OVERVIEW_ALL"])
+@pytest.mark.parametrize(
+    "name", ["CRASH_TIMES", "CRASH_COUNT", "LAST_CRASH", "OVERVIEW_LIVE", "OVERVIEW_ALL", "CRASH_COUNTS_LIVE"]
+)
 def test_crash_reads_are_served_by_the_partial_index(migrated, name):
     """Their cost is the crashes counted, not the length of the log (a bound 'crashed' would miss the index)."""
     assert "ix_events_crashes" in plan(migrated, getattr(sql, name))

@@ -34,6 +34,7 @@ CONTAINER_SCRIPTS = (
     "docker/rootfs/etc/cont-finish.d/10-hermes-gateways-down",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch/run",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",
+    "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-serve/run",
     "docker/rootfs/usr/local/bin/hermes",
     "docker/rootfs/usr/local/bin/hermes-as-user",
     "docker/rootfs/usr/local/bin/hermes-main",

@@ -73,6 +73,10 @@ class StoreTransaction:
             for row in self._tx.overview_rows(include_deleted, crashes_since)
         ]
 
+    def crash_counts(self, since: str) -> dict[str, int]:
+        """Each live profile's crashes at or after ``since``, by name (served by the partial index)."""
+        return {row["profile"]: int(row["crashes_since"]) for row in self._tx.crash_count_rows(since)}
+
     def stream(self, profile: str, window: StreamWindow | None = None, **filters: Any) -> list[Event]:
         """A profile's events in version order (newest first when the window says so), filtered;
         ``filters`` are ``StreamWindow``'s fields, for a caller without a window at hand."""

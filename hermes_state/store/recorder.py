@@ -54,6 +54,10 @@ class RecorderTransaction(ABC):
     def overview_rows(self, include_deleted: bool, crashes_since: str) -> list[Row]:
         """Projection rows, each with ``crashes_since``: the profile's crashes at or after that time."""
 
+    @abstractmethod
+    def crash_count_rows(self, crashes_since: str) -> list[Row]:
+        """Each live profile's ``profile`` and ``crashes_since`` (its crashes at or after that time)."""
+
     # -- an append -------------------------------------------------------------
     @abstractmethod
     def row_by_key(self, key: str) -> Row | None: ...

@@ -85,6 +85,10 @@ def definitions() -> dict[str, Definition]:
             select(p, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
         ),
         "overview_all": Definition(select(p, crashes_since).order_by(p.c.profile)),
+        # Each live profile's crashes since a time, without its state (a second window beside an overview).
+        "crash_counts_live": Definition(
+            select(p.c.profile, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
+        ),
         # -- an append -------------------------------------------------------------
         "by_key": Definition(select(e).where(e.c.idempotency_key == _param("key"))),
         # The chain's head and the profile's row, in one statement.

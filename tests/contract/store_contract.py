@@ -186,6 +186,9 @@ class StoreContract:
                 assert crashes.total == 1 and crashes.last.exit_code == 3
                 overview = {row.state.profile: row.crashes_since for row in tx.overview("2000-01-01T00:00:00.000Z")}
             assert overview == {"alice": 1, "default": 0}
+            with store.reading() as tx:
+                assert tx.crash_counts("2000-01-01T00:00:00.000Z") == overview
+                assert tx.crash_counts("2999-01-01T00:00:00.000Z") == {"alice": 0, "default": 0}
 
     # -- the change feed -------------------------------------------------------------------------
     @pytest.mark.parametrize("notifications", [True, False], ids=["notified", "polled"])

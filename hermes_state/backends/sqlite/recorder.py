@@ -95,6 +95,9 @@ class SqliteTransaction(RecorderTransaction):
     def overview_rows(self, include_deleted: bool, crashes_since: str) -> list[Row]:
         return self._rows("overview_all" if include_deleted else "overview_live", {"since": crashes_since})
 
+    def crash_count_rows(self, crashes_since: str) -> list[Row]:
+        return self._rows("crash_counts_live", {"since": crashes_since})
+
     # -- an append -------------------------------------------------------------
     def row_by_key(self, key: str) -> Row | None:
         return self._row("by_key", {"key": key})

@@ -20,6 +20,11 @@ CRASH_COUNT = (
     ('name',),
 )
 
+CRASH_COUNTS_LIVE = (
+    "SELECT profile_projection.profile, (SELECT count(*) AS count_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = profile_projection.profile AND events.occurred_at >= ?) AS crashes_since \nFROM profile_projection \nWHERE profile_projection.deleted IS 0 ORDER BY profile_projection.profile",
+    ('since',),
+)
+
 CRASH_TIMES = (
     "SELECT events.occurred_at \nFROM events \nWHERE events.type = 'crashed' AND events.profile = ? AND events.occurred_at >= ? AND events.position > ? ORDER BY events.occurred_at",
     ('name', 'since', 'after'),
