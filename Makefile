@@ -10,7 +10,7 @@ TEST_USER ?= hermes-test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name '*.py' -o -name '*.mako' -o -name '*.html' 2>/dev/null)
 
-.PHONY: run test setup system-deps test-user bench lint sql clean
+.PHONY: run test setup system-deps test-deps test-user bench lint sql clean
 
 # The embedded default runs as one ordinary user (docs/design.md section 3). Started
 # as root, it is handed to the unprivileged RUN_USER (made when missing) with
@@ -34,7 +34,7 @@ run: setup
 		env HOME=$(RUN_ROOT)/home HERMES_HOME=$(RUN_ROOT)/home PATH=$(RUN_ROOT)/venv/bin:/usr/bin:/bin \
 		$(RUN_ROOT)/venv/bin/hermes state up
 
-test: setup test-user
+test: setup test-deps test-user
 	HERMES_TEST_USER=$(TEST_USER) $(BIN)/pytest $(PYTEST_ARGS)
 
 setup: system-deps $(VENV)/.installed
@@ -47,13 +47,21 @@ setup: system-deps $(VENV)/.installed
 # there (19 MB; its server is never started by the tests).
 system-deps:
 	@if ! command -v s6-svscan >/dev/null || ! command -v sqlite3 >/dev/null \
-		|| ! command -v unshare >/dev/null || ! command -v chromium >/dev/null \
-		|| ! command -v promtool >/dev/null \
 		|| ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "installing Debian packages: s6 sqlite3 util-linux python3 python3-venv chromium prometheus"; \
+		echo "installing Debian packages: s6 sqlite3 python3 python3-venv"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			s6 sqlite3 util-linux python3 python3-venv chromium prometheus; \
+			s6 sqlite3 python3 python3-venv; \
+	fi
+
+# What only the tests use: unshare (the account step in a mount namespace),
+# chromium (the operators' page in a real browser), promtool (the alert rules).
+test-deps:
+	@if ! command -v unshare >/dev/null || ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then \
+		echo "installing Debian packages for the tests: util-linux chromium prometheus"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			util-linux chromium prometheus; \
 	fi
 
 # A plain (not editable) install, as the container does: the tests then
