@@ -68,7 +68,7 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
         if state.deleted and in_place:
             problems.append(
                 f"{name} is deleted (position {state.last_position}) but {profiles / name} is still in place: "
-                "the deletion did not finish; the next `hermes profile create` or `delete` finishes it"
+                f"the deletion did not finish; `hermes profile delete {name} --yes` finishes it"
             )
         elif state.live and not in_place:
             moved = sorted(e for e in trash if e.rpartition(".")[0] == name and e.rpartition(".")[2].isdigit()

@@ -9,20 +9,20 @@ append leaves no directory, a failed directory leaves no event.
 Deleting commits ``deleted`` first, then moves the directory to
 ``profiles/.deleted/NAME.POSITION`` (POSITION: that of the ``deleted``
 event). The log is the journal: a process killed between the commit and the
-move leaves a deleted profile whose directory is still in place, which
-``finish_deletions`` (run by every ``profile create`` and ``delete``) moves,
-and ``doctor`` reports until then. The other order would leave a directory
+move leaves a deleted profile whose directory is still in place: the next
+``profile create NAME`` or ``profile delete NAME`` moves it first, and
+``doctor`` reports it until then. The other order would leave a directory
 in ``.deleted/`` under a position nobody committed, with the profile still
 live: nothing in the log could say it should come back.
 
-Create, delete and ``finish_deletions`` hold one ``flock`` on the
+Create and delete hold one ``flock`` on the
 ``profiles/`` directory itself for their whole work, so a deletion being
 finished never moves a directory a concurrent create has just put in place.
 
 If a create dies between its rename and its commit, the directory exists
 without its stream (a profile from before the event store: the next boot's
 legacy import gives it its ``created``) or with a deleted stream (the next
-``finish_deletions`` moves it to ``.deleted/``).
+create or delete of that name moves it to ``.deleted/``).
 """
 
 from __future__ import annotations
@@ -117,9 +117,10 @@ def _build(staging: Path, name: str, profiles_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class Deletion:
-    event: Event
+    event: Event | None  # None: the profile was deleted already, by a delete that did not finish
     moved_to: Path | None  # None: there was no directory
     purged: bool
+    position: int  # of the `deleted` event
 
 
 def delete_profile(
@@ -133,34 +134,26 @@ def delete_profile(
     if name == DEFAULT_PROFILE:
         raise Conflict("the default profile cannot be deleted")
     with profiles_lock(settings):
-        _finish_deletion(store, settings, name)
-        event = store.append(NewEvent(name, "deleted", "cli", "down"))  # NotFound / ProfileDeleted
-        if after_commit is not None:
-            after_commit()
-        target = _move_to_trash(settings, name, event.position)
+        earlier = store.state(name)
+        if earlier is not None and earlier.deleted and os.path.lexists(settings.profile_dir(name)):
+            # An earlier delete committed and was killed before its move: this one finishes it.
+            event, position = None, earlier.last_position
+        else:
+            event = store.append(NewEvent(name, "deleted", "cli", "down"))  # NotFound / ProfileDeleted
+            position = event.position
+            if after_commit is not None:
+                after_commit()
+        target = _move_to_trash(settings, name, position)
     if purge and target is not None:
         _os(
             f"profile {name} is deleted, but its directory {target} could not be removed",
             lambda: shutil.rmtree(target),
         )
-    return Deletion(event, target, purge and target is not None)
-
-
-def finish_deletions(store: EventStore, settings: Settings) -> list[tuple[str, Path]]:
-    """Move the directory of every deleted profile that still has one in place (a delete killed
-    after its commit) to ``.deleted/``; returns (name, new place) for each."""
-    with profiles_lock(settings):
-        done = []
-        for state in store.states(include_deleted=True):
-            if state.deleted:
-                target = _move_to_trash(settings, state.profile, state.last_position)
-                if target is not None:
-                    done.append((state.profile, target))
-        return done
+    return Deletion(event, target, purge and target is not None, position)
 
 
 def _finish_deletion(store: EventStore, settings: Settings, name: str) -> None:
-    """``finish_deletions`` for one profile, under the caller's lock."""
+    """Finish a deletion killed after its commit, under the caller's lock."""
     state = store.state(name)
     if state is not None and state.deleted:
         _move_to_trash(settings, name, state.last_position)  # a deleted profile's last event is its `deleted`
@@ -183,7 +176,7 @@ def _move_to_trash(settings: Settings, name: str, position: int) -> Path | None:
 
 @contextlib.contextmanager
 def profiles_lock(settings: Settings) -> Iterator[None]:
-    """One profile create, delete or finishing at a time on this home: a ``flock`` on the
+    """One profile create or delete at a time on this home: a ``flock`` on the
     ``profiles/`` directory (no lock file to leave behind), waited for at most the store's
     busy timeout."""
     directory = settings.profiles_dir

@@ -94,6 +94,10 @@ def delete(args: argparse.Namespace) -> int:
         where = "its directory is removed"
     else:
         where = f"its directory is now {deletion.moved_to}"
+    if deletion.event is None:
+        print(f"profile {name} was deleted already (event {deletion.position}) by a delete that did not finish; "
+              f"{where}")
+        return 0
     print(f"deleted profile {name}; {where}; its history stays (`hermes profile history {name}`)")
     return 0
 
