@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 from cli_support import LogWriter, one_stderr_line, tree
 from store_helpers import operator_rows
 
-from conftest import run_as
+from conftest import HERMES, run_as
 
 from hermes_cli import grid
 
@@ -251,3 +254,23 @@ def test_the_interactive_shell_writes_nothing_anywhere(store_with_alice, world_t
     assert store_with_alice.db.read_bytes() == before
     assert _journal_mode(store_with_alice.db) == "wal"
     assert _counts(store_with_alice.db) == (1, 1)
+
+
+def test_ctrl_c_stops_a_statement_on_a_view_that_never_ends(store_with_alice):
+    """The gateway user replaces a view operators query with an endless one; root's Ctrl-C still works."""
+    as_owner(store_with_alice,
+             "CREATE VIEW endless AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+             "SELECT count(*) AS n FROM r")
+    process = subprocess.Popen([str(HERMES), "state", "sql", "SELECT * FROM endless"], env=store_with_alice.env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)  # into the statement (no timing is measured: only that SIGINT ends it)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert err.strip() == "hermes: interrupted" and out == ""

@@ -5,12 +5,15 @@ root runs this on a file the gateway user owns. One statement runs under an
 authorizer that allows reads and nothing else (no ATTACH, so no file is
 created by it or by ``VACUUM INTO``; no pragma that sets a value); the shell
 runs in its ``-safe`` mode (no ``.open``, ``.output``, ``.shell``, ATTACH).
+Ctrl-C stops a statement that would not end (a view the gateway user made
+recursive, say); SIGTERM ends the process as usual.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 from typing import Any
 
 from ...errors import BadInput, StoreUnavailable
@@ -28,6 +31,9 @@ _FUNCTION = 31
 _RECURSIVE = 33
 _PRAGMA = 19
 _READ_ACTIONS = frozenset({_READ, _SELECT, _FUNCTION, _RECURSIVE})
+# SQLite calls back every this many virtual-machine steps; Python's signal handlers run only
+# then, so without it Ctrl-C could not stop a statement (a hostile view may never end).
+_STEPS_BETWEEN_CHECKS = 10_000
 
 # Pragmas that only report, allowed without an argument ...
 _REPORTING_PRAGMAS = frozenset({
@@ -82,6 +88,9 @@ class SqliteConsole(Console):
         authorizer = ReadOnlyAuthorizer(dbapi.SQLITE_OK, dbapi.SQLITE_DENY)
         connection = recorder._connection
         connection.set_authorizer(authorizer)
+        interrupted: list[int] = []
+        previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
+        connection.set_progress_handler(lambda: 1 if interrupted else 0, _STEPS_BETWEEN_CHECKS)
         try:
             cursor = connection.execute(sql)
             names = [column[0] for column in cursor.description or ()]
@@ -89,6 +98,8 @@ class SqliteConsole(Console):
         except dbapi.Warning as error:  # the driver's word for "more than one statement"
             raise BadInput(f"one SQL statement at a time: {error}") from None
         except dbapi.Error as error:
+            if interrupted:
+                raise KeyboardInterrupt from None  # main's "interrupted", 130
             if authorizer.refused is not None:
                 raise BadInput(f"the store is read-only here: {authorizer.refused} is not allowed") from None
             name = error_name(error) or ""
@@ -98,6 +109,8 @@ class SqliteConsole(Console):
                 raise BadInput(f"the store is opened read-only here: {error}") from None
             raise translate(error, self.path) from None
         finally:
+            signal.signal(signal.SIGINT, previous)
+            connection.set_progress_handler(None, 0)
             connection.set_authorizer(None)
             recorder.close()
 
