@@ -14,8 +14,8 @@ warning, since the store itself is sound.
 
 from __future__ import annotations
 
-from typing import Callable
 import os
+from typing import Callable
 
 from .chain import GENESIS, verifies
 from .checks import ERROR, OK, WARNING, Report
@@ -71,10 +71,14 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
                 f"the deletion did not finish; `hermes profile delete {name} --yes` finishes it"
             )
         elif state.live and not in_place:
-            moved = sorted(e for e in trash if e.rpartition(".")[0] == name and e.rpartition(".")[2].isdigit()
-                           and int(e.rpartition(".")[2]) > state.created_position)
-            where = (f"; {profiles / DELETED_DIR / moved[-1]} is from a delete that never committed: "
-                     f"move it back to {profiles / name}") if moved else ""
+            # .deleted/NAME.P with P after this life's `created`: no committed `deleted` has that position.
+            uncommitted = sorted(
+                (int(position), entry) for entry in trash
+                for stem, _, position in [entry.rpartition(".")]
+                if stem == name and position.isascii() and position.isdigit() and int(position) > state.created_position
+            )
+            where = (f"; {profiles / DELETED_DIR / uncommitted[-1][1]} is from a delete that never committed: "
+                     f"move it back to {profiles / name}") if uncommitted else ""
             problems.append(f"{name} is live but {profiles / name} does not exist{where}")
     if problems:
         report.add("profile directories", WARNING, "; ".join(problems))
