@@ -21,13 +21,14 @@ from hermes_state.events import NewEvent
 from hermes_state.exits import ObservedExit
 from hermes_state.hooks import record_exit
 
-# Takes STOP_SECONDS to stop after SIGTERM, then exits 0, as a gateway draining its connections would.
-STOP_SECONDS = 4
-SLOW_GATEWAY = rf"""#!/usr/bin/perl
+# After SIGTERM it goes on until the test creates RELEASE (a gateway draining its connections),
+# then exits 0: the old run's exit lands exactly when the test says, not after a guessed delay.
+RELEASE = "release-the-old-gateway"
+SLOW_GATEWAY = r"""#!/usr/bin/perl
 my $term = 0;
-$SIG{{TERM}} = sub {{ $term = 1 }};
+$SIG{TERM} = sub { $term = 1 };
 sleep 1 until $term;
-sleep {STOP_SECONDS};
+select(undef, undef, undef, 0.05) until -e $ARGV[1];
 exit 0;
 """
 
@@ -68,7 +69,8 @@ def test_an_exit_from_another_supervisor_is_this_lifes(tmp_path, code, outcome):
 
 @pytest.fixture
 def rig(world_tmp, home):
-    with rig_for(world_tmp, home) as rig:
+    command = f"{world_tmp / 'gateway'} {{profile}} {world_tmp / RELEASE}"
+    with rig_for(world_tmp, home, HERMES_GATEWAY_COMMAND=command) as rig:
         (rig.root / "gateway").write_text(SLOW_GATEWAY)
         rig.start_scanner()
         yield rig
@@ -93,15 +95,16 @@ def test_the_old_runs_exit_is_recorded_nowhere_after_delete_and_create(rig):
     wait_for(lambda: supervisor_starts(rig, "slow"), 10, "its start recorded")
 
     rig.cli("profile", "delete", "slow", "--yes")
-    svc(rig, "-d", "slow")  # SIGTERM: the gateway takes STOP_SECONDS to go
+    svc(rig, "-d", "slow")  # SIGTERM: the gateway keeps going until released
     rig.cli("profile", "create", "slow")
     rig.cli("gateway", "start", "-p", "slow")
     svc(rig, "-u", "slow")  # the new life wants it up: the same slot, still stopping
     created = max(row["position"] for row in rig.history("slow") if row["type"] == "created")
     assert rig.running_pid("slow") == old_pid, "the old gateway stopped before the new life began"
+    (rig.root / RELEASE).touch()  # now the old run exits 0, with s6 wanting the slot up
 
     new_pid = wait_for(lambda: (pid := rig.running_pid("slow")) and pid != old_pid and pid,
-                       STOP_SECONDS + 15, "the new life's gateway")
+                       20, "the new life's gateway")
     wait_for(lambda: [r for r in supervisor_starts(rig, "slow") if r["position"] > created], 10,
              "the new life's start recorded")
     after = [(row["type"], row["actor"], row["reason"], row["pid"]) for row in rig.history("slow")
