@@ -5,6 +5,11 @@ interpreter's own start-up; these commands print plain aligned columns
 instead, bold headers and coloured event names on a terminal (not when
 NO_COLOR is set or the output is a pipe). A layout can be fixed in advance
 so `history --follow` prints later rows under the same columns.
+
+Every value shown comes from the store, which the gateway user writes:
+``printable`` is the one way such text reaches a person's terminal (this
+module's cells, ``output.say``, ``output.table``, ``gateway status``).
+``--json`` keeps the exact values.
 """
 
 from __future__ import annotations
@@ -37,10 +42,25 @@ def paint(text: str, code: str | None, colour: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if code and colour and text else text
 
 
+CELL_LIMIT = 120  # characters of one value in a table; a huge `reason` must not make a line unreadable
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe to write to a terminal: every character that is not printable (controls,
+    escape sequences, bidi overrides, line separators) is shown as its Python escape, e.g.
+    ``\\x1b``, so nothing from a row can move the cursor, recolour or rewrite the screen.
+    With ``limit``, longer text is cut and ends with an ellipsis."""
+    if not text.isprintable():  # the common case costs one C-level scan
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return text
+
+
 def _cell(row: Mapping[str, Any], key: str) -> str:
     value = row.get(key)
-    # One line per row, whatever a value holds.
-    return "" if value is None else " ".join(str(value).split())
+    # One line per row, whatever a value holds; then nothing a terminal would act on.
+    return "" if value is None else printable(" ".join(str(value).split()), CELL_LIMIT)
 
 
 class Grid:

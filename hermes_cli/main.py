@@ -54,6 +54,23 @@ def _parser_class():
     return Parser
 
 
+MAX_LIMIT = 2**31 - 1  # a count any store binds as an integer; more rows than that is "all" (0)
+
+
+def _limit(text: str) -> int:
+    """``--limit``: 0 (all) to MAX_LIMIT; anything else is a usage error (one line, exit 2), never a traceback."""
+    import argparse
+
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {shown!r}") from None
+    if not 0 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"invalid --limit {shown}: expected 0 (all) to {MAX_LIMIT}")
+    return value
+
+
 def _profile_option(parser: "argparse.ArgumentParser", help_text: str = "the profile (default: the root profile, 'default')") -> None:
     parser.add_argument("-p", "--profile", metavar="NAME", help=help_text)
 
@@ -96,7 +113,7 @@ def build_parser() -> "argparse.ArgumentParser":
     history = profile_commands.add_parser("history", help="what happened to a profile, oldest first")
     history.add_argument("name", metavar="NAME", nargs="?")
     _profile_option(history)
-    history.add_argument("--limit", type=int, default=50, metavar="N", help="the newest N events (default 50; 0: all)")
+    history.add_argument("--limit", type=_limit, default=50, metavar="N", help="the newest N events (default 50; 0: all)")
     history.add_argument("--since", metavar="TIME", help="ISO time or an age such as 2h, 3d")
     history.add_argument("--until", metavar="TIME", help="ISO time or an age such as 30m")
     history.add_argument("--type", metavar="TYPES", help="comma-separated event types, e.g. crashed,stopped")

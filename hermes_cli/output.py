@@ -8,8 +8,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 
 def say(line: str) -> None:
-    """One line on stderr, whatever the message held (docs/design.md section 7: one clear line)."""
-    print(" ".join(line.split("\n")), file=sys.stderr, flush=True)
+    """One line on stderr, whatever the message held (docs/design.md section 7: one clear line);
+    an error may quote a row, so nothing in it reaches the terminal raw."""
+    from .grid import printable
+
+    print(printable(" ".join(line.split("\n"))), file=sys.stderr, flush=True)
 
 
 def json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
@@ -37,6 +40,8 @@ def table(
     from rich.table import Table
     from rich.text import Text
 
+    from .grid import printable
+
     out = console()
     if not rows:
         out.print(empty)
@@ -45,7 +50,7 @@ def table(
     for _, header in columns:
         grid.add_column(header, overflow="fold")
     for row in rows:
-        grid.add_row(*(Text("" if row.get(key) is None else str(row.get(key))) for key, _ in columns))
+        grid.add_row(*(Text("" if row.get(key) is None else printable(str(row.get(key)))) for key, _ in columns))
     out.print(grid)
 
 

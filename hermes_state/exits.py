@@ -91,16 +91,24 @@ def classify_exit(
     crash_times: Sequence[str],
     policy: CrashLoopPolicy,
     now: datetime,
+    *,
+    earlier_life: bool = False,
 ) -> ExitDecision:
     """The order of docs/design.md section 2, first match wins.
 
     ``crash_times`` are the profile's ``crashed`` times since its latest start
     intent (``state.start_intent_position``); those older than the window are
     ignored here, so a caller may pass more than the window holds.
+    ``earlier_life``: the exit is of a run started before the profile's latest
+    ``created`` (``hooks.record_exit`` finds out which run ended).
     """
     # 1. Deleted (or never existed): its last exit is accepted and recorded nowhere.
     if state is None or state.deleted:
         return ExitDecision("deleted")
+    # 1b. The run of a profile since deleted and created again (its gateway was slow to stop):
+    #     that life is over, and its exit says nothing of this one. Recorded nowhere, like 1.
+    if earlier_life:
+        return ExitDecision("earlier-life")
 
     def exit_event(type_: str, reason: str | None, desired: str | None = None, **data: object) -> NewEvent:
         run = state.running_run

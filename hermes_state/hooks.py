@@ -15,10 +15,12 @@ from typing import NoReturn
 from .errors import InvalidName, NotFound, ProfileDeleted
 from .events import Event, NewEvent, parse_time
 from .exits import EX_CONFIG, ExitDecision, ObservedExit, classify_exit, window_start
+from .fold import ProfileState
 from . import names
 from .names import validate_name
 from .settings import CrashLoopPolicy, Settings
 from .store import EventStore, open_store
+from .store.recorder import StreamWindow
 
 # Well under a second: with the interpreter's start, a hook facing a locked
 # store reports it within one second of starting.
@@ -53,7 +55,11 @@ def record_start(settings: Settings, name: str, pid: int) -> Event:
             raise NotFound(f"no profile named {name!r}: no gateway started")
         if state.deleted:
             raise ProfileDeleted(f"profile {name!r} was deleted: no gateway started")
-        return tx.append(NewEvent(profile=name, type="started", actor="supervisor", pid=pid))
+        # The supervisor (this process's parent: s6-supervise, as `run` execs) lets a later exit
+        # tell whether this run is the one that ended (record_exit, _exit_of_an_earlier_life).
+        return tx.append(
+            NewEvent(profile=name, type="started", actor="supervisor", pid=pid, data={"supervisor": os.getppid()})
+        )
 
 
 def record_exit(
@@ -74,8 +80,34 @@ def record_exit(
             crash_times = tx.crash_times(
                 name, after_position=state.start_intent_position or 0, since=window_start(policy, now)
             )
-        decision = classify_exit(state, observed, crash_times, policy, now)
+        earlier_life = state is not None and state.live and _exit_of_an_earlier_life(tx, state, store.boot_id)
+        decision = classify_exit(state, observed, crash_times, policy, now, earlier_life=earlier_life)
         return decision, [tx.append(event) for event in decision.events]
+
+
+# How many of the newest `started` rows an exit looks through for its run: this life's start
+# intents come first, and a life with more than this many before its first run is not real.
+_STARTS_LOOKED_AT = 32
+
+
+def _exit_of_an_earlier_life(tx, state: ProfileState, boot_id: str | None) -> bool:
+    """True when the run that just ended began before the profile's latest ``created``.
+
+    Only asked while this life has recorded no run of its own: a slot runs one process at a
+    time, so until this life's first start is recorded, the process that ended may be the
+    previous life's, still stopping when the profile was created again. It is, when the last
+    recorded start before that ``created`` came from this very supervisor (``finish`` and
+    ``run`` share s6-supervise as parent) in this boot. Anything less certain is recorded as
+    before: a crash must not go uncounted on a guess.
+    """
+    if state.run_position is not None:
+        return False
+    window = StreamWindow(types=("started",), newest_first=True, limit=_STARTS_LOOKED_AT)
+    for event in tx.stream(state.profile, window):
+        if event.actor != "supervisor" or event.position > state.created_position:
+            continue
+        return event.data.get("supervisor") == os.getppid() and event.boot_id == boot_id
+    return False
 
 
 def exec_gateway(argv: list[str], name: str) -> NoReturn:

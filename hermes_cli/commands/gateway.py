@@ -101,8 +101,11 @@ def status(args: argparse.Namespace) -> int:
         row["s6_unavailable"] = slot if isinstance(slot, str) else None
         output.json_lines([row])
         return 0
+    from ..grid import printable
+
     now = datetime.now(timezone.utc)
-    print("\n".join(status_lines(state, slot, now, source=settings().slot_dir(name))))
+    # The log's values (reasons, s6's answer) are the gateway user's text: shown, never obeyed.
+    print("\n".join(printable(line) for line in status_lines(state, slot, now, source=settings().slot_dir(name))))
     return 0
 
 

@@ -5,7 +5,9 @@ unless HERMES_GATEWAY_COMMAND names the real gateway of a full Hermes
 install. This stand-in behaves as a well-behaved gateway must: it holds an
 exclusive lock on its profile (a second instance exits 4), stays in the
 foreground, exits 0 on SIGTERM, and exits 78 (EX_CONFIG) when its profile
-does not exist, which `finish` records as fatal-config and does not restart.
+does not exist or this user cannot use its directory (unreadable, or no
+lock can be made there), which `finish` records as fatal-config and does
+not restart: no restart fixes either.
 """
 
 from __future__ import annotations
@@ -34,10 +36,20 @@ def run(args: argparse.Namespace) -> int:
     directory = settings().profile_dir(name)
     # The root profile is the home itself; any other is a directory with its marker.
     marker = directory if name == DEFAULT_PROFILE else directory / SOUL_FILE
-    if not marker.exists():
+    try:
+        os.stat(marker)
+    except FileNotFoundError:
         say(f"hermes: gateway {name}: no such profile ({marker} does not exist): exit {EX_CONFIG}, not restarted")
         return EX_CONFIG
-    lock = _lock(directory / LOCK_FILE, name)
+    except OSError as error:
+        # Unreadable (EACCES), not a directory on the way, a loop: no restart fixes it either.
+        say(f"hermes: gateway {name}: cannot use its profile ({marker}: {error.strerror}): exit {EX_CONFIG}, not restarted")
+        return EX_CONFIG
+    try:
+        lock = _lock(directory / LOCK_FILE, name)
+    except Unusable as error:
+        say(f"hermes: {error}: exit {EX_CONFIG}, not restarted")
+        return EX_CONFIG
     try:
         watched = {signal.SIGTERM, signal.SIGINT}
         signal.pthread_sigmask(signal.SIG_BLOCK, watched)
@@ -49,12 +61,16 @@ def run(args: argparse.Namespace) -> int:
         os.close(lock)
 
 
+class Unusable(HermesError):
+    """The profile directory is there but this user cannot use it: a configuration error (EX_CONFIG)."""
+
+
 def _lock(path, name: str) -> int:
     """Hold an exclusive flock on ``path`` for the life of the process; a holder already there is a conflict."""
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as error:
-        raise HermesError(f"gateway {name}: cannot open its lock {path}: {error.strerror}") from None
+        raise Unusable(f"gateway {name}: cannot open its lock {path}: {error.strerror}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:

@@ -17,6 +17,7 @@ from .common import settings
 def create(args: argparse.Namespace) -> int:
     name = validate_new_name(args.name)
     config = settings()
+    _refuse_root(config, f"profile create {name}")
     from hermes_state.profiles import create_profile
 
     with _store_for_create(config) as store:
@@ -24,6 +25,41 @@ def create(args: argparse.Namespace) -> int:
     print(f"created profile {name} at {config.profile_dir(name)}; desired down: "
           f"`hermes gateway start -p {name}` runs its gateway")
     return 0
+
+
+# Tests only (tests/test_profile_faults.py): a path this command creates between the commit of
+# `deleted` and the move of the directory, then waits while it exists, so a test can SIGKILL it
+# exactly there. Unset in production: one dictionary lookup per delete.
+PAUSE_AFTER_DELETE_COMMIT = "HERMES_TEST_PAUSE_AFTER_DELETE_COMMIT"
+
+
+def _test_pause():
+    marker = os.environ.get(PAUSE_AFTER_DELETE_COMMIT)
+    if not marker:
+        return None
+
+    def pause() -> None:
+        import time
+
+        with open(marker, "x"):
+            pass
+        while os.path.exists(marker):
+            time.sleep(0.01)
+
+    return pause
+
+
+def _refuse_root(config, command: str) -> None:
+    """Profile directories belong to the gateway user: made by root they would be root's, mode 0700,
+    and its gateway could not read them. So root is refused, with the command to run instead
+    (the container's `hermes` drops to that user by itself; docs/reliability.md, "The commands")."""
+    if os.geteuid() != 0:
+        return
+    user = config.gateway_user
+    raise BadInput(
+        f"refusing to write profiles in {config.profiles_dir} as root: they would be root's and the gateway "
+        f"user {user} could not use them; run it as that user: runuser -u {user} -- hermes {command}"
+    )
 
 
 def _store_for_create(config):
@@ -46,17 +82,22 @@ def delete(args: argparse.Namespace) -> int:
     if not args.yes:
         raise BadInput(f"deleting profile {name} stops its gateway and moves its directory: confirm with --yes")
     config = settings()
+    _refuse_root(config, f"profile delete {name} --yes")
     from hermes_state.profiles import delete_profile
     from hermes_state.store import open_store
 
     with open_store(config) as store:
-        deletion = delete_profile(store, config, name, purge=args.purge)
+        deletion = delete_profile(store, config, name, purge=args.purge, after_commit=_test_pause())
     if deletion.moved_to is None:
         where = f"it had no directory at {config.profile_dir(name)}"
     elif deletion.purged:
         where = "its directory is removed"
     else:
         where = f"its directory is now {deletion.moved_to}"
+    if deletion.event is None:
+        print(f"profile {name} was deleted already (event {deletion.position}) by a delete that did not finish; "
+              f"{where}")
+        return 0
     print(f"deleted profile {name}; {where}; its history stays (`hermes profile history {name}`)")
     return 0
 
