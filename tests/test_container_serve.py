@@ -81,7 +81,8 @@ def test_asked_for_it_serves_the_containers_store_as_the_gateway_user(world_tmp,
                    if line.startswith("Uid:"))
         assert int(uid) == hermes_user.uid  # s6-setuidgid dropped to the gateway user
         server = Server(process=None, port=port, log=box.base / "svscan.log")  # s6 owns the process
-        families = wait_for(lambda: _scrape(server), 15, "/metrics answering")
+        # store_ok is 0 until the server's first quick check (in the background) has finished.
+        families = wait_for(lambda: _checked(_scrape(server)), 15, "/metrics answering, the store checked")
         assert families["hermes_state_store_ok"][0].value == 1.0
         assert {s.labels["profile"] for s in families["hermes_gateway_desired_up"]} == {"default"}
         subprocess.run(["s6-svc", "-dwD", "-T", "10000", str(service)], check=True, timeout=15)
@@ -89,6 +90,10 @@ def test_asked_for_it_serves_the_containers_store_as_the_gateway_user(world_tmp,
         box.stop()
     finally:
         box.cleanup()
+
+
+def _checked(families):
+    return families if families and families["hermes_state_store_ok"][0].value == 1.0 else None
 
 
 def _scrape(server: Server):
