@@ -159,6 +159,13 @@ class Storm:
             except subprocess.TimeoutExpired:
                 self.up.kill()
                 self.up.wait()
+        # An `up` that adopted the s6-svscan a killed `up` left leaves it running on Ctrl-C:
+        # stop it as its owner would (s6-svscanctl -t), then it must take everything with it.
+        scanner = self.scanner()
+        if scanner is not None:
+            subprocess.run(["s6-svscanctl", "-t", str(self.rig.scandir)], timeout=10)
+            wait_for(lambda: not Path(f"/proc/{scanner}").exists(), 30, "the adopted s6-svscan to exit")
+            wait_for(lambda: not processes_under(self.rig.scandir), 10, "its supervisors and gateways to exit")
 
 
 def _desired(rig) -> dict[str, str]:
