@@ -111,6 +111,12 @@ class Storm:
         if self.up is None:
             self.start_up()
 
+    def running(self) -> bool:
+        """Restarts `up` if it exited (it may still be bringing down what the last dead scanner left); then
+        whether it has booted and its s6-svscan lives."""
+        self.keep_up()
+        return "boot done" in self.output() and self.scanner() is not None and self.up.poll() is None
+
     def scanner(self) -> int | None:
         pids = _pids_named("s6-svscan", str(self.rig.scandir))
         return pids[0] if pids else None
@@ -218,10 +224,7 @@ def test_sixty_second_storm(rig):
 
         # The storm is over: one `up` runs on; after its boot pass (and the retries of what it
         # found still stopping) s6 must be as desired and stay so.
-        storm.keep_up()
-        wait_for(lambda: storm.up.poll() is not None or "boot done" in storm.output(), 60, "up to boot after the storm")
-        storm.keep_up()  # it may have met the last scanner's death: then once more
-        wait_for(lambda: "boot done" in storm.output(), 60, "up to boot after the storm")
+        wait_for(storm.running, 90, "one `up` booted and running on a live s6-svscan after the storm")
         wait_for(lambda: not _differences(rig), 45, "s6 as desired after the storm")
         time.sleep(2)  # and it stays so (a crash loop may be caught between its event and s6's exit: look twice)
         wait_for(lambda: not _differences(rig), 2, "s6 still as desired")
