@@ -229,7 +229,7 @@ def test_the_user_cannot_write_the_scan_directory_but_starts_and_stops_gateways(
     watch = rig.start_watch()
     rig.cli("profile", "create", "uma")
     rig.cli("gateway", "start", "-p", "uma")
-    pid = wait_for(lambda: rig.running_pid("uma"), 5, "uma up")
+    pid = running(rig, "uma")  # its start recorded: s6-setuidgid has dropped to the user by then
     owner = os.stat(f"/proc/{pid}").st_uid
     assert owner == rig.user.uid  # the gateway runs as the user, dropped by s6-setuidgid
     rig.cli("gateway", "stop", "-p", "uma")

@@ -13,11 +13,12 @@ import os
 
 import pytest
 
-from projector_support import processes_under, rig_for, wait_for
+from projector_support import processes_under, rig_for, types, wait_for
 from hermes_state.projector.slots import KILL_AFTER_MS
 
 pytestmark = pytest.mark.slow
 
+STUBBORN_KILL_MS = 2 * KILL_AFTER_MS  # what this test's slot is given (see below)
 PROMPT = 2.0  # seconds: "the usual latency" is milliseconds; this only absorbs a loaded machine
 
 
@@ -41,6 +42,11 @@ def test_deleting_a_gateway_that_ignores_sigterm_delays_no_other_profile(rig):
     watch = rig.start_watch()
     stubborn = wait_for(lambda: rig.running_pid("stubborn"), 10, "stubborn up")
     wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
+    for name in ("stubborn", "alice"):  # no pass for them is still to come (it would repair timeout-kill)
+        wait_for(lambda: ("started", "supervisor", None) in types(rig.history(name)), 10, f"{name}'s start recorded")
+    # s6 reads timeout-kill when it is told to go down: raised here from the slot's 10 s so that the
+    # checks below, on a loaded machine, surely run while stubborn is still alive.
+    (rig.scandir / "gateway-stubborn" / "timeout-kill").write_text(f"{STUBBORN_KILL_MS}\n")
 
     rig.cli("profile", "delete", "stubborn", "--yes")
     wait_for(lambda: (st := rig.status("stubborn")) and not st["wantedup"], PROMPT, "s6 asked to bring stubborn down")
@@ -57,7 +63,7 @@ def test_deleting_a_gateway_that_ignores_sigterm_delays_no_other_profile(rig):
     assert _alive(stubborn), "the test proves nothing if stubborn was gone already"
 
     # s6 kills it after the slot's timeout-kill; a retry then finishes the removal.
-    wait_for(lambda: not _alive(stubborn), KILL_AFTER_MS / 1000 + 5, "s6 to SIGKILL stubborn after timeout-kill")
+    wait_for(lambda: not _alive(stubborn), STUBBORN_KILL_MS / 1000 + 5, "s6 to SIGKILL stubborn after timeout-kill")
     wait_for(lambda: not [e for e in os.listdir(rig.scandir) if "stubborn" in e], 10, "stubborn's slot removed")
     assert not [p for p in processes_under(rig.scandir) if "stubborn" in p]
     assert rig.stop_watch(watch) == 0

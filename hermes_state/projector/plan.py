@@ -139,8 +139,11 @@ def exit_pending(state: ProfileState, status: ServiceStatus) -> bool:
     it starts; an ``s6-svc -u`` before then would make a requested stop look
     like an exit nobody asked for. So ``up`` waits until the log shows the
     run ended (the exit's event wakes the next pass) or the finish returned.
+    A process still up is waited for even when the log knows no run of it:
+    it may be a deleted life's (a re-created profile's slot before the old
+    gateway ended), and ``s6-svc -u`` would adopt it as the new life's.
     """
-    return (status.up or not status.finish_done) and state.running_run is not None
+    return status.up or (not status.finish_done and state.running_run is not None)
 
 
 def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
