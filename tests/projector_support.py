@@ -29,13 +29,14 @@ IS_ROOT = os.geteuid() == 0
 # The test gateway: one process, no children (kill -9 leaves nothing behind).
 GATEWAY = r"""#!/usr/bin/perl
 # Test gateway, by its profile's name: crash* exits 1 at once, config* exits
-# 78 (EX_CONFIG), quits* exits 0 at once; any other runs until SIGTERM and
-# then exits 0, as `hermes gateway run` does.
+# 78 (EX_CONFIG), quits* exits 0 at once; stubborn* ignores SIGTERM (only
+# SIGKILL ends it); any other runs until SIGTERM and then exits 0, as
+# `hermes gateway run` does.
 my $name = $ARGV[0] // "";
 exit 1 if $name =~ /^crash/;
 exit 78 if $name =~ /^config/;
 exit 0 if $name =~ /^quits/;
-$SIG{TERM} = sub { exit 0 };
+$SIG{TERM} = $name =~ /^stubborn/ ? 'IGNORE' : sub { exit 0 };
 sleep 1 while 1;
 """
 

@@ -79,14 +79,14 @@ def test_importing_the_planner_loads_no_adapter_and_no_store():
 def test_action_kinds_are_the_log_words_in_apply_order():
     """The JSON line keeps its words; removals come before creations, the rescan last."""
     assert [kind.value for kind in ActionKind] == [
-        "skip-invalid", "remove", "purge", "create-up", "create-down", "repair-scripts",
+        "skip-invalid", "await", "remove", "purge", "create-up", "create-down", "repair-scripts",
         "mark-down", "mark-up", "down", "up", "restart", "restart-absorbed", "rescan",
     ]
     assert [kind.rank for kind in ActionKind] == list(range(len(ActionKind)))
 
 
 def test_the_reconciler_applies_every_kind_of_action():
-    """Its dispatch names every kind but skip-invalid (logged, never applied)."""
+    """Its dispatch names every kind but skip-invalid and await (logged and retried, never applied)."""
     tree = ast.parse((PROJECTOR / "reconcile.py").read_text())
     [do] = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_do"]
     [match] = [n for n in ast.walk(do) if isinstance(n, ast.Match)]
@@ -94,7 +94,7 @@ def test_the_reconciler_applies_every_kind_of_action():
         n.attr for case in match.cases for n in ast.walk(case.pattern)
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "ActionKind"
     }
-    assert named == {kind.name for kind in ActionKind} - {"SKIP_INVALID"}
+    assert named == {kind.name for kind in ActionKind} - {"SKIP_INVALID", "AWAIT"}
 
 
 def _child_protocol(path: Path, node: ast.AST, parents: dict) -> bool:

@@ -113,3 +113,88 @@ def test_the_embedded_default_as_one_ordinary_user(home):
     history = [(e["type"], e["actor"], e["reason"]) for e in
                map(json.loads, home.hermes("profile", "history", "alice", "--json").stdout.splitlines())]
     assert history[-1] == ("stopped", "supervisor", "shutdown")
+
+
+# -- issue 11, item 7: the s6-svscan dies under `up` ------------------------------------------
+def _scanner_pid(rig) -> int:
+    line = wait_for(lambda: [l for l in _output(rig).splitlines() if "s6-svscan started on" in l], 20, "up's s6-svscan")
+    return int(line[0].rsplit("(pid ", 1)[1].rstrip(")"))
+
+
+def _supervisors_and_gateways(rig) -> list[int]:
+    """The long-lived processes in the scan directory (not a hook or an s6-svstat passing through)."""
+    return [int(line.split()[0]) for line in processes_under(rig.scandir) if line.split()[1] in ("s6-supervise", "gateway")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _up_with_gateways(rig, names, **extra):
+    up = _start_up(rig, **extra)
+    wait_for(lambda: "boot done" in _output(rig), 30, "up to boot")
+    rig.append("create", *names)
+    rig.append("start", *names)
+    for name in names:
+        wait_for(lambda: rig.running_pid(name), 10, f"{name} up")
+        wait_for(lambda: ("started", "supervisor", None) in types(rig.history(name)), 10, f"{name}'s start recorded")
+    return up
+
+
+def test_up_notices_its_scanner_killed_brings_everything_down_and_the_next_up_starts(rig):
+    names = ["alice", "bob", "stubborn"]  # stubborn ignores SIGTERM: only the slot's timeout-kill ends it
+    up = _up_with_gateways(rig, names)
+    try:
+        scanner = _scanner_pid(rig)
+        running = _supervisors_and_gateways(rig)
+        assert len(running) >= 2 * len(names) + 1  # a supervisor and a gateway each, and default's supervisor
+        os.kill(scanner, signal.SIGKILL)
+        status = up.wait(timeout=60)  # the slot's timeout-kill (10 s) bounds the stubborn one
+    finally:
+        if up.poll() is None:
+            _stop(up, signal.SIGINT)
+    text = _output(rig)
+    assert status == 1, text
+    assert f"s6-svscan (pid {scanner})" in text and "died (killed by signal 9)" in text
+    assert "no supervisor or gateway is left running" in text and "every gateway is down" not in text
+    assert not [pid for pid in running if _alive(pid)], processes_under(rig.scandir)
+    for name in ["alice", "bob"]:
+        assert types(rig.history(name))[-1] == ("stopped", "supervisor", "shutdown")  # through their finish
+
+    # The next `up` starts, and boot brings back what is desired up.
+    (rig.root / "up.out").unlink()
+    again = _start_up(rig)
+    try:
+        wait_for(lambda: "boot done" in _output(rig), 30, "the next up to boot")
+        for name in names:
+            wait_for(lambda: rig.running_pid(name), 10, f"{name} up again")
+    finally:
+        assert _stop(again, signal.SIGINT) == 0, _output(rig)
+    assert not processes_under(rig.scandir)
+
+
+def test_up_killed_with_its_scanner_the_next_up_brings_the_orphans_down_and_starts(rig):
+    up = _up_with_gateways(rig, ["alice"])
+    scanner = _scanner_pid(rig)
+    orphans = _supervisors_and_gateways(rig)
+    up.kill()
+    up.wait()
+    os.kill(scanner, signal.SIGKILL)
+    wait_for(lambda: not _alive(scanner), 5, "s6-svscan gone")
+    assert all(_alive(pid) for pid in orphans)  # supervisors and gateways run on, nobody to stop them
+
+    (rig.root / "up.out").unlink()
+    again = _start_up(rig)
+    try:
+        wait_for(lambda: "boot done" in _output(rig), 40, "the next up to boot")
+        assert "brought down 2 slot(s) still supervised with no s6-svscan" in _output(rig)
+        assert not [pid for pid in orphans if _alive(pid)]
+        wait_for(lambda: rig.running_pid("alice"), 10, "alice up again")
+    finally:
+        assert _stop(again, signal.SIGINT) == 0, _output(rig)
+    assert not processes_under(rig.scandir)
+    alice = types(rig.history("alice"))
+    assert ("stopped", "supervisor", "shutdown") in alice and alice[-1] == ("stopped", "supervisor", "shutdown")

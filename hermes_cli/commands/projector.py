@@ -75,7 +75,9 @@ def readable_reporter(out: TextIO) -> Callable[["PassReport"], None]:
         clock = time.strftime("%H:%M:%S")
         for event in result.events:
             out.write(f"{clock}  {describe_event(event)}\n")
-        if not result.events:
+        if not result.events and result.trigger == "retry":
+            out.write(f"{clock}  retry of the profiles waiting for s6\n")
+        elif not result.events:
             out.write(f"{clock}  {result.trigger} pass over every profile\n")
         for applied in result.actions:
             action = applied.action

@@ -16,6 +16,7 @@ What goes to stderr is handed to the caller's ``warn``: the CLI writes it.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Callable
 
@@ -47,6 +48,22 @@ def chain_tail_break(store: EventStore, window: int = CHAIN_TAIL) -> int | None:
     return first_broken_position(rows)
 
 
+FULL_BELOW = 64 * 1024  # bytes free under which the volume counts as full (SQLite's -shm alone needs 32 KiB)
+
+
+def volume_full(settings: Settings) -> str:
+    """A clause naming a full volume, for a boot that failed there (SQLite's own word is "disk I/O error")."""
+    try:
+        info = os.statvfs(settings.db_path.parent)
+    except OSError:
+        return ""
+    free = info.f_bavail * info.f_frsize
+    if free >= FULL_BELOW:
+        return ""
+    return (f"; the file system holding {settings.db_path.parent} is full ({free} bytes free): "
+            "free space there and boot again")
+
+
 class BootLog:
     """Lines for container-boot.log, written at the end (as the gateway user when root)."""
 
@@ -75,6 +92,7 @@ def boot(
         status = _boot(settings, boot_id, log, warn, report)
     except HermesError as error:
         held = "; no slot was created or brought up" if isinstance(error, StoreUnavailable) else ""
+        held += volume_full(settings)
         log.add(f"FAILED: {error}{held}")
         try:
             write_boot_log(settings, log.text())

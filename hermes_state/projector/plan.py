@@ -15,13 +15,17 @@ s6's wantedup):
 |      |       | not applied yet, process up                     |                    |
 | up   | true  | same, process down (s6 restarting it)           | restart-absorbed   |
 | up   | true  | ``down`` file present                           | mark-up            |
-| up   | false | process up or its ``finish`` running, and the   | none: wait for the |
-|      |       | log has not recorded that run's exit yet        | exit's event       |
+| up   | false | process up or its ``finish`` running, and the   | await: the exit's  |
+|      |       | log has not recorded that run's exit yet        | event, or a retry  |
 | up   | false | otherwise                                       | up                 |
 
 A profile with no slot gets one (``create-up`` / ``create-down``); a slot
-whose profile is deleted or unknown is removed; a slot nobody supervises
-yet has its ``down`` file set and the scan directory is rescanned.
+nobody supervises yet has its ``down`` file set and the scan directory is
+rescanned. A slot whose profile is deleted or unknown is removed in steps,
+one per pass, none of which waits: ``down`` while s6 still wants it up,
+``await`` while its process or ``finish`` still runs, then ``remove``.
+``await`` (nothing to do yet) tells the reconciler to look at that profile
+again, with backoff, so one slow gateway never holds up the others.
 Anything read from the database is untrusted: a row that is not a valid
 profile state is skipped (``skip-invalid``) and its slot left alone.
 """
@@ -49,6 +53,7 @@ class ActionKind(StrEnum):
     """
 
     SKIP_INVALID = "skip-invalid"
+    AWAIT = "await"  # nothing to do until s6 has finished something: look at this profile again soon
     REMOVE = "remove"
     PURGE = "purge"
     CREATE_UP = "create-up"
@@ -134,8 +139,11 @@ def exit_pending(state: ProfileState, status: ServiceStatus) -> bool:
     it starts; an ``s6-svc -u`` before then would make a requested stop look
     like an exit nobody asked for. So ``up`` waits until the log shows the
     run ended (the exit's event wakes the next pass) or the finish returned.
+    A process still up is waited for even when the log knows no run of it:
+    it may be a deleted life's (a re-created profile's slot before the old
+    gateway ended), and ``s6-svc -u`` would adopt it as the new life's.
     """
-    return (status.up or not status.finish_done) and state.running_run is not None
+    return status.up or (not status.finish_done and state.running_run is not None)
 
 
 def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
@@ -178,10 +186,29 @@ def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
         return actions
 
     if exit_pending(state, status):
+        actions.append(Action(ActionKind.AWAIT, name, "desired up; its last run's exit is not recorded yet"))
         return actions
     # A process started now is newer than any restart intent: the up covers it.
     actions.append(Action(ActionKind.UP, name, "desired up, s6 wants it down", state.restart_position))
     return actions
+
+
+def removal(name: str, view: SlotView) -> list[Action]:
+    """The next step in removing the slot of a deleted or unknown profile; none of them waits.
+
+    A slot is moved out of s6-svscan's sight only once its process is down
+    and its ``finish`` has returned: moving it earlier would leave a
+    supervisor and a gateway nobody can reach by the slot's name.
+    """
+    status = view.status
+    if status is None:
+        return [Action(ActionKind.REMOVE, name, "profile deleted or unknown")]
+    if status.wantedup:
+        return [Action(ActionKind.DOWN, name, "profile deleted or unknown: down before removal"),
+                Action(ActionKind.AWAIT, name, "profile deleted or unknown: removal waits for the process to end")]
+    if status.up or not status.finish_done:
+        return [Action(ActionKind.AWAIT, name, "profile deleted or unknown: removal waits for the process to end")]
+    return [Action(ActionKind.REMOVE, name, "profile deleted or unknown")]
 
 
 def plan(
@@ -221,7 +248,7 @@ def plan(
         view = slots.get(name)
         state = live.get(name)
         if state is None:
-            actions.append(Action(ActionKind.REMOVE, name, "profile deleted or unknown"))
+            actions.extend(removal(name, view))  # type: ignore[arg-type]  # a slot without a live state
             continue
         actions.extend(decide(state, view))
         unsupervised = unsupervised or (view is not None and view.status is None)

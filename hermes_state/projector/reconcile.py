@@ -5,6 +5,14 @@ before ``finish`` exits 125 is then either seen with s6 still wanting the
 slot up (so the plan brings it down, as it goes anyway) or not seen at all
 (so the plan leaves s6 alone); never "s6 holds it down, desired still up".
 
+No action waits for a process: removing a slot takes a step per pass (see
+``plan.removal``), and a profile that is waiting for s6 (an ``await``
+action), whose action failed, or whose removal is not finished is retried on
+its own clock (``Backoff``: exponential per profile, as a controller's
+rate-limited work queue). So a gateway that ignores SIGTERM delays nobody
+else; s6 kills it after the slot's ``timeout-kill``, and a retry then
+finishes the removal.
+
 The database is untrusted input: names are validated again, rows that are
 not valid states are skipped and logged, and nothing read from it becomes
 part of a path or a script except a name that passed ``validate_name``.
@@ -12,8 +20,10 @@ part of a path or a script except a name that passed ``validate_name``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import HermesError, InvalidName
@@ -25,14 +35,47 @@ from ..store import EventStore
 from . import plan as planning
 from .observed import SlotView
 from .plan import Action, ActionKind
-from .s6 import S6, S6Timeout
+from .s6 import S6
 from .slots import ScanDir
 
-# s6-svwait -D for a slot being removed: the default finish limit (5 s) and
-# the time the process takes to go down.
-REMOVE_WAIT_MS = 12_000
-UNSUPERVISED_WAIT = 5.0
+# After s6-svscanctl -an, how long a pass waits for the supervisor of a slot that is
+# already down (it exits at once); longer and the moved slot is left for a retry.
+PRUNE_WAIT = 1.0
 LOG_BATCH = 5000
+RETRY_FIRST = 0.05  # seconds before a profile's first retry; doubles each time
+RETRY_MAX = 5.0
+LEFTOVERS = ".leftovers"  # the retry key of the slots an unfinished removal left out of sight (never a name)
+
+
+class Backoff:
+    """Per-key retry times, exponential per key: one stubborn profile backs off alone."""
+
+    def __init__(self, first: float = RETRY_FIRST, limit: float = RETRY_MAX,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.first, self.limit, self.clock = first, limit, clock
+        self._attempts: dict[str, int] = {}
+        self._due: dict[str, float] = {}
+
+    def again(self, key: str) -> None:
+        """Look at ``key`` again later: the first retry soon, each next one twice as late (up to the limit)."""
+        attempts = self._attempts.get(key, 0)
+        self._attempts[key] = attempts + 1
+        self._due[key] = self.clock() + min(self.first * 2 ** min(attempts, 30), self.limit)
+
+    def done(self, key: str) -> None:
+        self._attempts.pop(key, None)
+        self._due.pop(key, None)
+
+    def due(self) -> set[str]:
+        now = self.clock()
+        return {key for key, when in self._due.items() if when <= now}
+
+    def next_due(self) -> float:
+        """When the earliest retry is due (``time.monotonic`` clock; infinity when none is)."""
+        return min(self._due.values(), default=math.inf)
+
+    def pending(self) -> set[str]:
+        return set(self._due)
 
 
 @dataclass(frozen=True)
@@ -67,7 +110,7 @@ class PassReport:
     @property
     def acted(self) -> bool:
         """Worth a log line: it changed something, failed, or met a row not reported before."""
-        changes = any(a.action.kind is not ActionKind.SKIP_INVALID for a in self.actions)
+        changes = any(a.action.kind not in _QUIET for a in self.actions)
         return changes or bool(self.errors) or self.new_skips > 0
 
     def as_json(self) -> dict:
@@ -79,6 +122,10 @@ class PassReport:
             "errors": self.errors,
             "duration_ms": round(self.duration_ms, 1),
         }
+
+
+# Reported only the first time a daemon meets them (a retry that still waits is not news).
+_QUIET = (ActionKind.SKIP_INVALID, ActionKind.AWAIT)
 
 
 def no_report(report: PassReport) -> None:
@@ -103,7 +150,8 @@ class Reconciler:
         self.scandir = scandir or ScanDir(settings.scandir, container=settings.in_container)
         self.report = report
         self.position = 0  # the last log position reconciled
-        self._reported_invalid: set[str] = set()
+        self.retries = Backoff()
+        self._reported: set[str] = set()  # skip-invalid and await lines already reported
 
     # -- the two kinds of pass -------------------------------------------
     def full_pass(self, trigger: str) -> PassReport:
@@ -116,34 +164,40 @@ class Reconciler:
                 result.states = tx.states()
             result.upto = upto
             actions = planning.plan(result.states, slots, leftovers=leftovers)
-            self._apply(actions, result)
+            scope = set(slots) | {name for state in result.states if isinstance(name := getattr(state, "profile", None), str)}
+            self._apply(actions, result, scope | {LEFTOVERS})
         self.position = max(self.position, upto)
         return self._finish(result)
 
     def catch_up(self, trigger: str) -> PassReport:
-        """Reconcile only the profiles that events after the last position touched."""
+        """Reconcile the profiles that events after the last position touched, and those whose retry is due."""
         result = PassReport(trigger, after=self.position)
         events = self._events_after(self.position)
         result.events = events
-        if not events:
-            result.upto = self.position
-            return self._finish(result)
-        result.upto = events[-1].position
-        touched: set[str] = set()
+        result.upto = events[-1].position if events else self.position
+        due = self.retries.due()
+        touched = {name for name in due if name != LEFTOVERS}
         invalid: list[Action] = []
         for event in events:
             try:
                 touched.add(validate_name(event.profile))
             except InvalidName:
                 invalid.append(Action(ActionKind.SKIP_INVALID, shown(event.profile), f"invalid profile name at position {event.position}"))
+        if not touched and not invalid and LEFTOVERS not in due:
+            return self._finish(result)
         with self.scandir.locked():
-            slots, _ = self._observe(touched)
+            slots, leftovers = self._observe(touched, leftovers=LEFTOVERS in due)
             with self.store.reading() as tx:
                 states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
-            actions = invalid + planning.plan(states, slots)
-            self._apply(actions, result)
+            actions = invalid + planning.plan(states, slots, leftovers=leftovers)
+            self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
         self.position = max(self.position, result.upto)
         return self._finish(result)
+
+    def next_retry(self) -> float:
+        """When a profile's retry is due (``time.monotonic``; infinity when none waits): the watch
+        daemon runs ``catch_up`` then, with or without new events."""
+        return self.retries.next_due()
 
     # -- steps ---------------------------------------------------------------
     def _events_after(self, position: int) -> list[Event]:
@@ -155,8 +209,8 @@ class Reconciler:
                 return events
             position = batch[-1].position
 
-    def _observe(self, names: set[str] | None) -> tuple[dict[str, SlotView], list[str]]:
-        """What the scan directory and s6-svstat show, for ``names`` (None: every slot)."""
+    def _observe(self, names: set[str] | None, *, leftovers: bool | None = None) -> tuple[dict[str, SlotView], list[str]]:
+        """What the scan directory and s6-svstat show, for ``names`` (None: every slot, and the leftovers)."""
         views: dict[str, SlotView] = {}
         for profile in self.scandir.profiles():
             if names is not None and profile not in names:
@@ -169,27 +223,43 @@ class Reconciler:
                 scripts_current=self.scandir.scripts_current(profile),
                 restart_applied=self.scandir.restart_applied(profile),
             )
-        leftovers = self.scandir.leftovers() if names is None else []
-        return views, leftovers
+        with_leftovers = names is None if leftovers is None else leftovers
+        return views, (self.scandir.leftovers() if with_leftovers else [])
 
-    def _apply(self, actions: Iterable[Action], result: PassReport) -> None:
+    def _apply(self, actions: Iterable[Action], result: PassReport, scope: set[str]) -> None:
+        """Apply each action; then every key in ``scope`` is either settled or queued for a retry."""
+        again: set[str] = set()
         for action in actions:
-            if action.kind is ActionKind.SKIP_INVALID:
-                key = f"{action.profile}: {action.detail}"
-                if key not in self._reported_invalid:
-                    self._reported_invalid.add(key)
+            if action.kind in _QUIET:
+                if action.kind is ActionKind.AWAIT:
+                    again.add(action.profile)
+                key = f"{action.kind.value} {action.profile}: {action.detail}"
+                if key not in self._reported:
+                    self._reported.add(key)
                     result.new_skips += 1
                 result.actions.append(Applied(action))
                 continue
             try:
-                self._do(action)
+                pending = self._do(action)
             except HermesError as error:
                 result.errors.append(f"{action.kind.value} {action.profile}: {error}".strip())
                 result.actions.append(Applied(action, str(error)))
+                again.add(LEFTOVERS if action.kind is ActionKind.PURGE else action.profile)
                 continue
+            if pending is not None:
+                again.add(pending)
             result.actions.append(Applied(action))
+        for key in scope:
+            if key in again:
+                self.retries.again(key)
+            else:
+                self.retries.done(key)
+                self._reported = {line for line in self._reported if not line.startswith(f"await {key}:")}
+        for key in again - scope:
+            self.retries.again(key)
 
-    def _do(self, action: Action) -> None:
+    def _do(self, action: Action) -> str | None:
+        """Apply one action; returns the retry key when it is not finished yet (nothing here waits)."""
         name, scandir, s6 = action.profile, self.scandir, self.s6
         match action.kind:
             case ActionKind.CREATE_UP | ActionKind.CREATE_DOWN:
@@ -212,45 +282,51 @@ class Reconciler:
             case ActionKind.REPAIR:
                 scandir.repair_scripts(name)
             case ActionKind.REMOVE:
-                self._remove(name)
+                return self._remove(name)
             case ActionKind.PURGE:
-                self._purge(name)
+                return None if self._retire(self.scandir.path / name) else LEFTOVERS
             case ActionKind.RESCAN:
                 s6.rescan(scandir.path)
             case _:
-                # SKIP_INVALID never reaches here (_apply logs it); anything else is a planner bug.
+                # SKIP_INVALID and AWAIT never reach here (_apply logs them); anything else is a planner bug.
                 raise HermesError(f"no way to apply action {action.kind!r}")
+        return None
 
-    def _remove(self, name: str) -> None:
-        """docs/design.md section 4: down and wait, move out of sight, prune its supervisor, then delete."""
+    def _remove(self, name: str) -> str | None:
+        """docs/design.md section 4: down, move out of sight once down and finished, prune its supervisor, delete.
+
+        The planner asked for this on what it observed; s6 is asked again here,
+        and anything not finished yet is left for a retry instead of waited for.
+        """
         slot = self.scandir.slot_path(name)
-        supervised = self.s6.status(slot) is not None
-        if supervised:
-            self.s6.down(slot)
-            self.s6.wait_down(slot, REMOVE_WAIT_MS)
+        if not self._quiet(slot):
+            return name
         hidden = self.scandir.move_out(name)
-        if supervised:
-            self._prune(hidden)
+        return None if self._retire(hidden) else LEFTOVERS
+
+    def _retire(self, hidden: Path) -> bool:
+        """A slot out of s6-svscan's sight: down, unsupervised, deleted; False when that is not finished yet."""
+        if not self._quiet(hidden):
+            return False
+        if self.s6.status(hidden) is not None:
+            self.s6.rescan_and_prune(self.scandir.path)
+            deadline = time.monotonic() + PRUNE_WAIT
+            while self.s6.status(hidden) is not None:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
         self.scandir.delete_hidden(hidden.name)
+        return True
 
-    def _purge(self, entry: str) -> None:
-        """A staging or half-removed slot an interrupted pass left: same end as a removal."""
-        hidden = self.scandir.path / entry
-        status = self.s6.status(hidden)
-        if status is not None:
-            self.s6.down(hidden)
-            self.s6.wait_down(hidden, REMOVE_WAIT_MS)
-            self._prune(hidden)
-        self.scandir.delete_hidden(entry)
-
-    def _prune(self, hidden) -> None:
-        """``s6-svscanctl -an``, then wait until no s6-supervise runs on the moved slot."""
-        self.s6.rescan_and_prune(self.scandir.path)
-        deadline = time.monotonic() + UNSUPERVISED_WAIT
-        while self.s6.status(hidden) is not None:
-            if time.monotonic() > deadline:
-                raise S6Timeout(f"s6-supervise still runs on {hidden} {UNSUPERVISED_WAIT:g} s after s6-svscanctl -an")
-            time.sleep(0.01)
+    def _quiet(self, slot: Path) -> bool:
+        """The slot is unsupervised, or down with its ``finish`` returned; if s6 still wants it up, ask it down."""
+        status = self.s6.status(slot)
+        if status is None:
+            return True
+        if status.wantedup:
+            self.s6.down(slot)
+            return False
+        return not status.up and status.finish_done
 
     def _finish(self, result: PassReport) -> PassReport:
         result.duration_ms = (time.monotonic() - result.started) * 1000

@@ -94,6 +94,14 @@ class S6:
     def down(self, slot: Path) -> None:
         self._svc("-d", slot)
 
+    def down_and_exit(self, slot: Path) -> None:
+        """``s6-svc -dx``: bring it down (``finish`` sees wantedup false), then the supervisor exits."""
+        self._svc("-dx", slot)
+
+    def kill(self, slot: Path) -> None:
+        """``s6-svc -k``: SIGKILL the slot's process (the escalation when SIGTERM and timeout-kill did not end it)."""
+        self._svc("-k", slot)
+
     def restart(self, slot: Path) -> None:
         """``s6-svc -r``: signal the process; s6 starts it again since it is still wanted up."""
         self._svc("-r", slot)

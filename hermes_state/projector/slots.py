@@ -2,7 +2,8 @@
 
 A slot is ``<scandir>/gateway-<name>`` holding ``run`` and ``finish`` (the
 same bytes in every slot: the profile comes from the service name s6 passes
-them), a ``down`` file while the profile's desired state is down, and
+them), ``timeout-kill`` (a gateway that ignores SIGTERM gets SIGKILL from s6
+that many milliseconds after it was asked to go down), a ``down`` file while the profile's desired state is down, and
 ``data/restart-applied`` (the last restart intent the projector applied to
 it; s6 never touches ``data/``). Every other entry of the scan directory
 belongs to someone else (inside the container, s6-overlay's own services)
@@ -36,6 +37,12 @@ _LEFTOVER = re.compile(r"\." + SLOT_PREFIX + "(" + NAME_PATTERN.pattern + r")\.(
 
 EMBEDDED_SHEBANG = "#!/bin/sh\n"
 CONTAINER_SHEBANG = "#!/command/with-contenv sh\n"
+
+# s6-supervise reads ``timeout-kill`` when it is told to bring the service
+# down: SIGTERM, then SIGKILL after this long. Generous for a clean shutdown,
+# short enough that a stubborn gateway cannot keep its slot (or a removal) forever.
+KILL_AFTER_MS = 10_000
+KILL_AFTER = f"{KILL_AFTER_MS}\n".encode()
 
 _RUN_BODY = """\
 # hermes-state slot `run`: the same bytes in every slot. s6 passes the
@@ -178,8 +185,10 @@ class ScanDir:
         return os.path.lexists(self.slot_path(profile) / "down")
 
     def scripts_current(self, profile: str) -> bool:
+        """``run``, ``finish`` and ``timeout-kill`` are this version's."""
         slot = self.slot_path(profile)
-        return _holds(slot / "run", self.run_bytes) and _holds(slot / "finish", self.finish_bytes)
+        return (_holds(slot / "run", self.run_bytes) and _holds(slot / "finish", self.finish_bytes)
+                and _holds(slot / "timeout-kill", KILL_AFTER, executable=False))
 
     def restart_applied(self, profile: str) -> int | None:
         """The last restart intent applied to this slot (None: none, or unreadable)."""
@@ -202,6 +211,7 @@ class ScanDir:
             _make_status_public(staging)
             _write(staging / "run", self.run_bytes, 0o755)
             _write(staging / "finish", self.finish_bytes, 0o755)
+            _write(staging / "timeout-kill", KILL_AFTER, 0o644)
             if restart_applied is not None:
                 (staging / "data").mkdir(mode=0o755)
                 _write(staging / RESTART_APPLIED, f"{int(restart_applied)}\n".encode(), 0o644)
@@ -229,11 +239,13 @@ class ScanDir:
             raise ScanDirError(f"cannot {'create' if present else 'remove'} {path}: {error.strerror}") from None
 
     def repair_scripts(self, profile: str) -> None:
-        """Replace ``run``/``finish`` that are not this code's (an older install); s6 reads them at each start."""
+        """Replace ``run``/``finish``/``timeout-kill`` that are not this code's (an older install);
+        s6 reads the scripts at each start, ``timeout-kill`` at each down."""
         slot = self.slot_path(profile)
-        for name, content in (("run", self.run_bytes), ("finish", self.finish_bytes)):
-            if not _holds(slot / name, content):
-                _replace(slot / name, content, 0o755)
+        for name, content, mode in (("run", self.run_bytes, 0o755), ("finish", self.finish_bytes, 0o755),
+                                    ("timeout-kill", KILL_AFTER, 0o644)):
+            if not _holds(slot / name, content, executable=mode & 0o111 != 0):
+                _replace(slot / name, content, mode)
 
     def record_restart_applied(self, profile: str, position: int) -> None:
         slot = self.slot_path(profile)
@@ -283,9 +295,9 @@ def _make_status_public(slot: Path) -> None:
     os.chmod(supervise, 0o711)  # explicit: mkdir's mode is cut by the umask
 
 
-def _holds(path: Path, content: bytes) -> bool:
+def _holds(path: Path, content: bytes, *, executable: bool = True) -> bool:
     try:
-        return path.read_bytes() == content and os.access(path, os.X_OK)
+        return path.read_bytes() == content and (not executable or os.access(path, os.X_OK))
     except OSError:
         return False
 

@@ -95,13 +95,16 @@ class Watcher:
                 threading.Thread(target=quick_check, args=(self.settings, self.warn), daemon=True).start()
                 next_full = self._pass(reconciler.full_pass, "start")
                 while True:
-                    why = feed.wait(timeout=max(0.0, next_full - time.monotonic()))
+                    wake = min(next_full, reconciler.next_retry())  # a profile's retry (backoff) may come first
+                    why = feed.wait(timeout=max(0.0, wake - time.monotonic()))
                     if why == STOPPED:
                         return 0
                     if time.monotonic() >= next_full:
                         next_full = self._pass(reconciler.full_pass, "periodic")
                         continue
                     if why == IDLE:
+                        if time.monotonic() >= reconciler.next_retry():
+                            next_full = min(next_full, self._pass(reconciler.catch_up, "retry"))
                         continue
                     trigger = feed.notification_name if why == NOTIFIED else "poll"
                     next_full = min(next_full, self._pass(reconciler.catch_up, trigger))

@@ -1,0 +1,78 @@
+"""Issue 11, item 5: one gateway that ignores SIGTERM must not stall every other profile.
+
+Real s6-svscan, real hooks, the watch daemon as the projector's uid, every
+append as the unprivileged user. Before the work queue, deleting such a
+profile blocked each pass about 12 s (s6-svwait -D under the scan
+directory's lock) and every other start and stop waited behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from projector_support import processes_under, rig_for, types, wait_for
+from hermes_state.projector.slots import KILL_AFTER_MS
+
+pytestmark = pytest.mark.slow
+
+STUBBORN_KILL_MS = 2 * KILL_AFTER_MS  # what this test's slot is given (see below)
+PROMPT = 2.0  # seconds: "the usual latency" is milliseconds; this only absorbs a loaded machine
+
+
+@pytest.fixture
+def rig(world_tmp, home):
+    with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
+        yield rig
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_deleting_a_gateway_that_ignores_sigterm_delays_no_other_profile(rig):
+    rig.append("create", "stubborn", "alice", "bob")
+    rig.append("start", "stubborn", "alice")
+    watch = rig.start_watch()
+    stubborn = wait_for(lambda: rig.running_pid("stubborn"), 10, "stubborn up")
+    wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
+    for name in ("stubborn", "alice"):  # no pass for them is still to come (it would repair timeout-kill)
+        wait_for(lambda: ("started", "supervisor", None) in types(rig.history(name)), 10, f"{name}'s start recorded")
+    # s6 reads timeout-kill when it is told to go down: raised here from the slot's 10 s so that the
+    # checks below, on a loaded machine, surely run while stubborn is still alive.
+    (rig.scandir / "gateway-stubborn" / "timeout-kill").write_text(f"{STUBBORN_KILL_MS}\n")
+
+    rig.cli("profile", "delete", "stubborn", "--yes")
+    wait_for(lambda: (st := rig.status("stubborn")) and not st["wantedup"], PROMPT, "s6 asked to bring stubborn down")
+    assert _alive(stubborn)  # it ignores SIGTERM: its removal is now in progress, for seconds
+
+    # Meanwhile the other profiles' starts and stops take effect at once, one after the other.
+    rig.cli("gateway", "start", "-p", "bob")
+    wait_for(lambda: rig.running_pid("bob"), PROMPT, "bob up while stubborn's removal waits")
+    rig.cli("gateway", "stop", "-p", "alice")
+    wait_for(lambda: rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}, PROMPT,
+             "alice down while stubborn's removal waits")
+    rig.cli("gateway", "stop", "-p", "bob")
+    wait_for(lambda: rig.status("bob") == {"up": False, "pid": -1, "wantedup": False}, PROMPT, "bob down")
+    assert _alive(stubborn), "the test proves nothing if stubborn was gone already"
+
+    # s6 kills it after the slot's timeout-kill; a retry then finishes the removal.
+    wait_for(lambda: not _alive(stubborn), STUBBORN_KILL_MS / 1000 + 5, "s6 to SIGKILL stubborn after timeout-kill")
+    wait_for(lambda: not [e for e in os.listdir(rig.scandir) if "stubborn" in e], 10, "stubborn's slot removed")
+    assert not [p for p in processes_under(rig.scandir) if "stubborn" in p]
+    assert rig.stop_watch(watch) == 0
+
+    lines = [json.loads(line) for line in rig.watch_output().splitlines() if line.startswith("{")]
+    done = [(a["action"], a["profile"]) for line in lines for a in line["actions"]]
+    assert ("down", "stubborn") in done and ("remove", "stubborn") in done
+    assert ("await", "stubborn") in done
+    # A retry that still waits is not news: no log line made only of waiting after the first.
+    only_waiting = [line for line in lines if {a["action"] for a in line["actions"]} == {"await"}]
+    assert len(only_waiting) <= 1, only_waiting
+    assert not [line for line in lines if line["errors"]]  # waiting is not a failure
