@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from sqlalchemy import Text, bindparam, cast, func, insert, literal, literal_column, or_, select, update
+from sqlalchemy import Text, bindparam, case, cast, func, insert, literal, literal_column, or_, select, update
 from sqlalchemy.sql import ClauseElement
 
+from ..events import MAX_DATA_BYTES
 from ..fold import STATE_FIELDS
 from ..vocabulary import COLUMNS, TYPES
 from .schema import events, profile_projection
@@ -54,6 +55,29 @@ def _crashed(e):
 def _limited(query, limit):
     # An explicit OFFSET 0: otherwise SQLite's compiler binds a default offset as a parameter.
     return query.limit(limit).offset(_constant(0))
+
+
+# What the watch daemon reads of one events row, in bytes per column (``events_after``): more than
+# any append writes (MAX_DATA_BYTES for data; slugs, names and ids are far shorter), so only a
+# row written behind the store's back is cut, and the daemon's memory stays bounded whatever the file holds.
+READ_BOUNDS = {name: 1024 for name in COLUMNS if name not in ("position", "data")}
+READ_BOUNDS["data"] = MAX_DATA_BYTES
+
+
+def _bounded_events():
+    """Every column of ``events``; a value over its bound reads as NULL and is named in ``oversized``
+    (octet_length reads a value's size from its header: the value itself is never loaded)."""
+    e = events
+    columns = [e.c.position]
+    flags = []
+    for name in COLUMNS[1:]:
+        column, bound = e.c[name], _constant(READ_BOUNDS[name])
+        columns.append(case((func.octet_length(column) <= bound, column), else_=None).label(name))
+        flags.append(case((func.octet_length(column) > bound, _constant(name + " ")), else_=_constant("")))
+    oversized = flags[0]
+    for flag in flags[1:]:
+        oversized = oversized.concat(flag)
+    return select(*columns, oversized.label("oversized"))
 
 
 def definitions() -> dict[str, Definition]:
@@ -106,6 +130,9 @@ def definitions() -> dict[str, Definition]:
         "rows_after": Definition(
             _limited(select(e).where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
         ),
+        "events_after": Definition(
+            _limited(_bounded_events().where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
+        ),
         "last_position": Definition(select(func.coalesce(func.max(e.c.position), literal_column("0")))),
         "stream_oldest_first": Definition(_limited(stream.order_by(e.c.version), _param("limit"))),
         "stream_newest_first": Definition(_limited(stream.order_by(e.c.version.desc()), _param("limit"))),
@@ -123,7 +150,8 @@ def definitions() -> dict[str, Definition]:
         "crash_count": Definition(select(func.count()).where(_crashed(e), e.c.profile == _param("name"))),
         "last_crash": Definition(
             _limited(
-                select(e).where(_crashed(e), e.c.profile == _param("name")).order_by(e.c.occurred_at.desc()),
+                # The newest by position: a clock set back must not make an older crash "the last".
+                select(e).where(_crashed(e), e.c.profile == _param("name")).order_by(e.c.position.desc()),
                 _constant(1),
             )
         ),
