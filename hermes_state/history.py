@@ -140,6 +140,7 @@ def summarise(history: History, now: datetime) -> Summary:
             uptime, is_running = (now - parse_time(start.occurred_at)).total_seconds(), True
         else:
             continue  # its end lies outside what is shown, or was never recorded
+        uptime = max(0.0, uptime)  # a clock set back during the run: no negative uptime
         if longest is None or uptime > longest[0]:
             longest = (uptime, start.occurred_at, is_running)
     last_crash = history.crashes.last

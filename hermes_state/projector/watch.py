@@ -96,8 +96,13 @@ class Watcher:
         """Watch the store until stopped; a store replaced under the daemon is reopened (checked
         as at start) and projected from scratch; one that can no longer be opened ends it (its error)."""
         trigger = "start"
-        while self._watch_one_store(trigger):
-            trigger = "reopen"
+        try:
+            while self._watch_one_store(trigger):
+                trigger = "reopen"
+        except HermesError:
+            if self._stopped.is_set():
+                return 0  # the stop interrupted a statement (a pass's, or the feed's look at the file)
+            raise
         return 0
 
     def _watch_one_store(self, trigger: str) -> bool:
