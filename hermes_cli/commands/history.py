@@ -52,6 +52,7 @@ def history(args: argparse.Namespace) -> int:
     if args.follow and args.until:
         raise BadInput("--follow prints events as they come: it cannot be combined with --until")
     with open_store(settings(), readonly=True) as store:
+        store.collect_bad_rows()  # shown after the readable rows, then exit 5
         if args.follow:
             return _follow(store, profile, window, args.json, now)
         found = read_history(store, profile, window)

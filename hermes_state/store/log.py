@@ -244,19 +244,28 @@ class EventStore:
         self.host = host
         self.boot_id = boot_id
         self.clock = clock
-        # Rows skipped as malformed: handed to ``on_bad_row`` when set (the daemon logs each),
-        # else kept in ``bad_rows`` (at most MAX_BAD_ROWS) for the caller to report.
+        # A malformed row met by a list read: handed to ``on_bad_row`` when a caller set one
+        # (the daemon logs each; ``collect_bad_rows`` keeps them for a command to report),
+        # else raised: a reader that does not report skipped rows fails closed, exit 5.
         self.on_bad_row: Callable[[MalformedRow], None] | None = None
         self.bad_rows: list[MalformedRow] = []
         self.bad_row_count = 0
 
+    def collect_bad_rows(self) -> None:
+        """Skip malformed rows, keeping them (at most MAX_BAD_ROWS, all counted) in ``bad_rows``."""
+
+        def keep(error: MalformedRow) -> None:
+            if len(self.bad_rows) < MAX_BAD_ROWS:
+                self.bad_rows.append(error)
+
+        self.on_bad_row = keep
+
     def skip(self, error: MalformedRow) -> None:
-        """A malformed row was skipped: report it (never fatal to a reader)."""
+        """A list read met a malformed row: report it and go on, or raise it when nobody reports."""
+        if self.on_bad_row is None:
+            raise error
         self.bad_row_count += 1
-        if self.on_bad_row is not None:
-            self.on_bad_row(error)
-        elif len(self.bad_rows) < MAX_BAD_ROWS:
-            self.bad_rows.append(error)
+        self.on_bad_row(error)
 
     def decode(self, rows: Sequence[Mapping[str, Any]]) -> list[Event]:
         """Stored rows as events; a malformed row is skipped and reported (``skip``)."""
