@@ -149,6 +149,29 @@ def test_a_store_owned_by_another_user_or_hard_linked_is_refused(rig):
     assert slots(rig) == before
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="the attack is on the root side: needs root")
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_a_symlinked_wal_or_shm_is_refused_and_its_target_left_alone(rig, world_tmp, suffix):
+    victim = world_tmp / "root-owned"
+    victim.write_bytes(b"root's own bytes\n")
+    before = slots(rig)
+    as_user_shell(rig, f"rm -f state/profiles.db-wal state/profiles.db-shm && ln -s {victim} state/profiles.db{suffix}")
+    watch = rig.start_watch()
+    assert watch.wait(timeout=30) == 5
+    assert f"profiles.db{suffix} is a symbolic link" in rig.watch_output()
+    assert victim.read_bytes() == b"root's own bytes\n" and slots(rig) == before
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the attack is on the root side: needs root")
+def test_root_migrating_through_a_symlinked_state_directory_is_refused(rig, world_tmp):
+    target = world_tmp / "elsewhere"
+    target.mkdir()
+    as_user_shell(rig, f"mv state state.real && ln -s {target} state")
+    result = rig.hermes("state", "migrate")
+    assert result.returncode == 5 and "symbolic link" in result.stderr, result.stderr
+    assert list(target.iterdir()) == []
+
+
 # -- 2. malformed rows -----------------------------------------------------------------
 MALFORMED = [
     ("data is not JSON", "{not json", None),
@@ -203,6 +226,16 @@ def test_a_malformed_projection_row_stops_history_with_one_line(rig):
     assert result.returncode == 5
     assert _error_lines(result.stderr) == [
         "hermes: malformed row in profile_projection at profile 'alice': a time is not in the log's format"
+    ]
+
+
+def test_profile_list_fails_closed_on_a_malformed_projection_row(rig):
+    rig.append("create", "alice")
+    hostile(rig, ("UPDATE profile_projection SET version = 'many' WHERE profile = 'alice'", []))
+    result = rig.as_user("profile", "list")
+    assert result.returncode == 5
+    assert _error_lines(result.stderr) == [
+        "hermes: malformed row in profile_projection at profile 'alice': version is not a positive integer"
     ]
 
 

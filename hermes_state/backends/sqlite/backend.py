@@ -31,6 +31,12 @@ class SqliteBackend(Backend):
     def migrate(self, settings: "Settings") -> tuple[str | None, str | None]:
         from .migrate import migrate
 
+        if os.geteuid() == 0:
+            # Root writing through a directory the gateway user swapped for a link would write anywhere.
+            from .paths import StoreChain
+
+            StoreChain.for_root(settings.store_file, settings.home_dir, settings.gateway_user).check(must_exist=False)
+
         return migrate(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
 
     def diagnose(self, settings: "Settings", report: "Report", *, expected_owner: str | None) -> bool:

@@ -89,11 +89,21 @@ class StoreChain(NamedTuple):
         parts = relative.split(os.sep)
         return [os.path.join(self.volume_root, *parts[: index + 1]) for index in range(len(parts))]
 
-    def check(self) -> dict[str, Identity]:
+    def check(self, *, must_exist: bool = True) -> dict[str, Identity]:
         """Check the chain now; the identity of each checked component (the file's under its path).
 
-        Raises StoreMissing when the file is not there, StoreUnavailable (one line) otherwise.
+        Raises StoreMissing when the file is not there (unless ``must_exist`` is false: a
+        migration creates it, and the components that do exist are checked), StoreUnavailable
+        (one line) otherwise.
         """
+        try:
+            return self._check()
+        except StoreMissing:
+            if must_exist:
+                raise
+            return {}
+
+    def _check(self) -> dict[str, Identity]:
         try:
             root = os.stat(self.volume_root)
         except OSError as error:
