@@ -427,26 +427,31 @@ def _peak_kib(pid: int) -> int:
 
 def test_huge_values_keep_the_daemon_small_and_history_readable(rig):
     rig.append("create", "alice", "bob")
-    watch = rig.start_watch()
+    watch = rig.start_watch(HERMES_WATCH_FULL_PASS_INTERVAL="1")
     wait_for(lambda: rig.status("alice") and rig.status("bob"), 10, "the slots")
     rig.append("start", "alice")
     wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
     baseline = _peak_kib(watch.pid)
     huge = 64 * 1024 * 1024
-    position = last_position(rig) + 1
     hostile(rig, (
         "INSERT INTO events (profile, version, type, actor, desired, occurred_at, host, reason, data, hash) "
         "VALUES ('bob', 1000, 'started', 'cli', 'up', '2026-01-01T00:00:00.000Z', 'h', "
         "'r' || zeroblob(?), json_object('x', hex(zeroblob(?))), ?)",
         [huge // 4, huge // 2, "b" * 64],
     ))
+    position = operator_rows(rig.home.db, "SELECT position FROM events WHERE version = 1000")[0]["position"]
     rig.append("stop", "alice")
     wait_for(lambda: rig.status("alice")["up"] is False, 10, "alice stopped after the huge row")
     wait_for(lambda: '"skipped"' in rig.watch_output(), 10, "the huge row reported")
     report = next(json.loads(line) for line in rig.watch_output().splitlines() if '"skipped"' in line)
     assert report["skipped"]["position"] == position and "data" in report["skipped"]["problem"]
-    assert _peak_kib(watch.pid) - baseline < 16 * 1024  # the 64 MiB value was never loaded
+    # The projection row too: a reason of 32 MiB, read by every full pass (each second here).
+    hostile(rig, ("UPDATE profile_projection SET last_reason = 'r' || zeroblob(?) WHERE profile = 'bob'", [huge // 2]))
+    wait_for(lambda: "oversized last_reason" in rig.watch_output(), 10, "bob's projection row refused as oversized")
+    assert rig.status("bob") is not None  # a row it cannot read leaves the slot alone
+    assert _peak_kib(watch.pid) - baseline < 16 * 1024  # neither huge value was ever loaded
     assert rig.stop_watch(watch) == 0
+    hostile(rig, ("UPDATE profile_projection SET last_reason = NULL WHERE profile = 'bob'", []))
 
     table = rig.as_user("profile", "history", "bob")
     assert table.returncode == 0, table.stderr
@@ -463,3 +468,29 @@ def test_an_append_with_oversized_data_is_refused(tmp_path):
         store.append(NewEvent("alice", "created", "cli", "down", data={"x": "y" * (MAX_DATA_BYTES - 100)}))
         with pytest.raises(BadInput, match="larger than"):
             store.append(NewEvent("alice", "stopped", "cli", "down", data={"x": "y" * MAX_DATA_BYTES}))
+
+
+def test_the_bounded_reads_run_on_a_sqlite_without_octet_length(tmp_path):
+    """The standard library's SQLite may predate octet_length (3.43): the stand-in gives the same rows."""
+    import sqlite3
+
+    from hermes_state.backends.sqlite import sql
+    from hermes_state.backends.sqlite.connect import _octet_length
+
+    settings = Settings.from_env({"HERMES_HOME": str(tmp_path), "HERMES_HOST_ID": "00000000-0000-4000-8000-000000000001"})
+    migrate(settings)
+    with open_store(settings) as store:
+        store.append(NewEvent("alice", "created", "cli", "down", data={"x": "é" * 10}))
+    connection = sqlite3.connect(settings.db_path)
+    connection.create_function("octet_length", 1, _octet_length, deterministic=True)
+    connection.execute("PRAGMA ignore_check_constraints = ON")
+    connection.execute("UPDATE profile_projection SET last_reason = ? WHERE profile = 'alice'", ["é" * 600])
+    try:
+        text, _ = sql.EVENTS_AFTER
+        (row,) = connection.execute(text, (0, -1)).fetchall()
+        assert row[-1] == "" and row[13] == '{"x":"' + "é" * 10 + '"}'
+        text, _ = sql.STATES_ALL
+        (state,) = connection.execute(text).fetchall()
+        assert state[-1] == "last_reason " and state[8] is None  # 1200 bytes: over the bound
+    finally:
+        connection.close()

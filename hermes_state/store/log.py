@@ -47,6 +47,10 @@ def state_from_row(row: Mapping[str, Any]) -> ProfileState:
     (and the planner's own check) must see what the row really holds.
     """
     values = {name: row[name] for name in STATE_FIELDS}
+    if row.get("oversized"):
+        # A value too long to read came back NULL: the desired state says so, which no check
+        # (ours, the planner's) takes for a valid one, so the row is refused, never half-read.
+        values["desired"] = f"oversized {row['oversized'].strip()}"
     for flag in ("deleted", "run_ended"):
         if values[flag] in (0, 1) and not isinstance(values[flag], float):
             values[flag] = bool(values[flag])
@@ -72,7 +76,8 @@ def state_problem(state: ProfileState) -> str | None:
     if not isinstance(state.deleted, bool) or not isinstance(state.run_ended, bool):
         return "deleted or run_ended is not a flag"
     if state.desired not in DESIRED:
-        return "invalid desired state"
+        desired = state.desired
+        return desired if isinstance(desired, str) and desired.startswith("oversized ") else "invalid desired state"
     for name in ("version", "created_position", "last_position", "intent_position"):
         if not _position(getattr(state, name)):
             return f"{name} is not a positive integer"

@@ -80,7 +80,7 @@ class RecorderTransaction(ABC):
 
     @abstractmethod
     def events_after(self, position: int, limit: int | None) -> list[Row]:
-        """As ``rows_after``, read bounded: a value over its bound (``statements.READ_BOUNDS``)
+        """As ``rows_after``, read bounded: a value over its bound (``statements.EVENT_READ_BOUNDS``)
         comes back NULL and its column is named in the row's ``oversized`` text."""
 
     @abstractmethod

@@ -106,6 +106,8 @@ class StoreChain(NamedTuple):
     def _check(self) -> dict[str, Identity]:
         try:
             root = os.stat(self.volume_root)
+        except FileNotFoundError:
+            raise StoreMissing(f"no event store at {self.path}: run `hermes state migrate` to create it") from None
         except OSError as error:
             raise StoreUnavailable(f"cannot reach {self.volume_root}: {error.strerror}") from None
         self._owned(self.volume_root, root, self.directory_owners, "directory")
