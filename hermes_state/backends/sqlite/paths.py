@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pathlib costs a few ms at import: annotations only
     from pathlib import Path
@@ -58,13 +58,19 @@ def identity(path: str) -> Identity | None:
     return (info.st_dev, info.st_ino)
 
 
-class StoreChain(NamedTuple):
-    """The checked way from the volume root to the store file, for a process that runs as root."""
+class StoreChain:
+    """The checked way from the volume root to the store file, for a process that runs as root.
 
-    path: str  # the store file, absolute
-    volume_root: str  # where the checked chain starts (HERMES_HOME, or the file's grandparent)
-    directory_owners: frozenset[int]  # uids a directory on the way may belong to
-    file_owners: frozenset[int]  # uids the file and its -wal/-shm may belong to
+    (A plain class: a NamedTuple's class creation costs every hook that imports this module.)
+    """
+
+    __slots__ = ("path", "volume_root", "directory_owners", "file_owners")
+
+    def __init__(self, path: str, volume_root: str, directory_owners: frozenset, file_owners: frozenset) -> None:
+        self.path = path  # the store file, absolute
+        self.volume_root = volume_root  # where the checked chain starts (HERMES_HOME, or the file's grandparent)
+        self.directory_owners = directory_owners  # uids a directory on the way may belong to
+        self.file_owners = file_owners  # uids the file and its -wal/-shm may belong to
 
     @classmethod
     def for_root(cls, path: str, home: str, gateway_user: str) -> "StoreChain":
