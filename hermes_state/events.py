@@ -7,15 +7,41 @@ every column of the public ``events`` table.
 from __future__ import annotations
 
 import json
+import re
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 
-from .errors import BadInput
+from .errors import BadInput, StoreCorrupt
+from .names import shown as _shown
 from .names import validate_name, validate_slug
 from .vocabulary import ACTORS, COLUMNS, DESIRED, TYPES, format_time, parse_time, utc_now
 
 # Re-exported: the vocabulary lives in a module light enough for fast readers.
-__all__ = ["TYPES", "ACTORS", "DESIRED", "COLUMNS", "format_time", "parse_time", "utc_now", "NewEvent", "Event", "encode_data"]
+__all__ = [
+    "TYPES", "ACTORS", "DESIRED", "COLUMNS", "format_time", "parse_time", "utc_now", "NewEvent", "Event",
+    "MalformedRow", "encode_data",
+]
+
+# The largest ``data`` an append accepts, as UTF-8: what the watch daemon reads of a row is
+# bounded by it (docs/reliability.md), so nothing this code writes is ever too large to read.
+MAX_DATA_BYTES = 65536
+TIME_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+class MalformedRow(StoreCorrupt):
+    """A stored row that is not what this code writes (exit 5): readers skip and report it."""
+
+    def __init__(self, table: str, key: object, problem: str) -> None:
+        self.table = table
+        self.problem = problem
+        if table == "events":  # keyed by position
+            self.position = key if isinstance(key, int) and not isinstance(key, bool) else None
+            where = f"position {_shown(key)}"
+        else:  # profile_projection: keyed by profile
+            self.position = None
+            where = f"profile {_shown(key)}"
+        super().__init__(f"malformed row in {table} at {where}: {problem}")
 
 
 def encode_data(data: object) -> str:
@@ -75,7 +101,12 @@ class NewEvent(NamedTuple):
         key = self.idempotency_key
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200 or not key.isprintable()):
             raise BadInput("invalid idempotency key: expected 1-200 printable characters")
-        return "{}" if isinstance(self.data, Mapping) and not self.data else encode_data(self.data)
+        if isinstance(self.data, Mapping) and not self.data:
+            return "{}"
+        text = encode_data(self.data)
+        if len(text) > MAX_DATA_BYTES // 4 and len(text.encode("utf-8")) > MAX_DATA_BYTES:
+            raise BadInput(f"event data is larger than {MAX_DATA_BYTES} bytes as JSON")
+        return text
 
 
 class Event(NamedTuple):
@@ -119,8 +150,70 @@ class Event(NamedTuple):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Event":
+        """A stored row as an Event, every value checked first: MalformedRow names what is wrong.
+
+        The store's file belongs to a less privileged user (and can be damaged), so
+        nothing read from it is trusted: a row a CHECK should have refused (inserted
+        with ``ignore_check_constraints``, a BLOB, a wrong type) is refused here.
+        """
+        position = row["position"]
+        if not _is_int(position) or position < 1:
+            raise MalformedRow("events", position, "position is not a positive integer")
+        problem = _row_problem(row)
+        if problem is not None:
+            raise MalformedRow("events", position, problem)
         values = {name: row[name] for name in COLUMNS}
-        raw = values["data"]
-        values["data"] = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        try:
+            data = json.loads(values["data"])
+        except (ValueError, RecursionError):
+            raise MalformedRow("events", position, "data is not JSON") from None
+        if not isinstance(data, dict):
+            raise MalformedRow("events", position, f"data is JSON {type(data).__name__}, not an object")
+        values["data"] = data
         return cls(**values)
 
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional(value: object, kind: type) -> bool:
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+
+def _row_problem(row: Mapping[str, Any]) -> str | None:
+    """What is wrong with an events row's values other than position and data's JSON, or None."""
+    if row.get("oversized"):
+        return f"{row['oversized'].strip()} larger than a reader takes"
+    if not isinstance(row["profile"], str):
+        return "profile is not text"
+    if not _is_int(row["version"]) or row["version"] < 1:
+        return "version is not a positive integer"
+    if row["type"] not in TYPES:
+        return f"unknown type {_shown(row['type'])}"
+    if row["actor"] not in ACTORS:
+        return f"unknown actor {_shown(row['actor'])}"
+    if row["desired"] is not None and row["desired"] not in DESIRED:
+        return f"invalid desired {_shown(row['desired'])}"
+    if not isinstance(row["occurred_at"], str) or not TIME_FORMAT.fullmatch(row["occurred_at"]):
+        return f"occurred_at {_shown(row['occurred_at'])} is not a time in the log's format"
+    try:
+        parse_time(row["occurred_at"])
+    except ValueError:
+        return f"occurred_at {_shown(row['occurred_at'])} is not a real time"
+    if not isinstance(row["host"], str):
+        return "host is not text"
+    for name, low, high in (("pid", 1, 2**31 - 1), ("exit_code", 0, 255), ("signal", 1, 128)):
+        value = row[name]
+        if value is not None and (not _is_int(value) or not low <= value <= high):
+            return f"{name} {_shown(value)} is not an integer from {low} to {high}"
+    for name in ("boot_id", "reason", "idempotency_key"):
+        if not _optional(row[name], str):
+            return f"{name} is not text"
+    if not isinstance(row["data"], str):
+        return "data is not text"
+    if not isinstance(row["hash"], str) or not _HASH.fullmatch(row["hash"]):
+        return "hash is not 64 hex digits"
+    if not _is_int(row["chain_version"]) or row["chain_version"] < 1:
+        return "chain_version is not a positive integer"
+    return None

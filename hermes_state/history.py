@@ -135,6 +135,7 @@ def summarise(history: History, now: datetime) -> Summary:
         uptime = run.uptime_seconds(now)
         if uptime is None:
             continue  # its end lies outside what is shown, or was never recorded
+        uptime = max(0.0, uptime)  # a clock set back during the run: no negative uptime
         if longest is None or uptime > longest[0]:
             longest = (uptime, run.started_at, run.ended_by == RUNNING)
     last_crash = history.crashes.last

@@ -9,6 +9,7 @@ import pytest
 
 import hermes_state.backends.sqlite as sqlite_backend
 from hermes_state.backends.sqlite import sql
+from hermes_state.backends.sqlite.connect import open_connection
 from hermes_state.backends.sqlite.migrate import migrate
 from hermes_state.store.generate import module_text
 
@@ -22,7 +23,7 @@ def test_the_generated_module_is_what_the_statements_compile_to():
 def migrated(tmp_path_factory) -> sqlite3.Connection:
     path = tmp_path_factory.mktemp("plans") / "profiles.db"
     migrate(path)
-    connection = sqlite3.connect(path)
+    connection = open_connection(str(path), mode="ro", timeout_ms=1000)  # as the recorder opens it
     yield connection
     connection.close()
 

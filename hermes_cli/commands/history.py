@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from hermes_state.errors import BadInput, NotFound
+from hermes_state.errors import BadInput, NotFound, StoreCorrupt, StoreUnavailable
 from hermes_state.events import Event
 from hermes_state.fold import ProfileState
 from hermes_state.history import (
@@ -32,6 +32,9 @@ from .. import grid, humane
 from .common import profile_of, settings
 
 FOLLOW_POLL_SECONDS = 0.5  # a dropped inotify event still shows within a second
+MAX_LIMIT = 2**31 - 1  # more rows than a stream holds; past SQLite's integers a traceback
+MAX_BAD_ROW_LINES = 10
+REASON_WIDTH = 64  # a reason is a slug of at most 64 characters; longer ones came from behind the store
 
 _EVENT_STYLE = {
     "crashed": grid.RED,
@@ -49,6 +52,7 @@ def history(args: argparse.Namespace) -> int:
     if args.follow and args.until:
         raise BadInput("--follow prints events as they come: it cannot be combined with --until")
     with open_store(settings(), readonly=True) as store:
+        store.collect_bad_rows()  # shown after the readable rows, then exit 5
         if args.follow:
             return _follow(store, profile, window, args.json, now)
         found = read_history(store, profile, window)
@@ -56,14 +60,29 @@ def history(args: argparse.Namespace) -> int:
         from .. import output
 
         output.json_lines(e.as_json() for e in found.events)
+    else:
+        grid.print_lines(_table(found.events, now) + [""] + summary_lines(found, summarise(found, now), window, now))
+    return _report_bad_rows(store)
+
+
+def _report_bad_rows(store: EventStore) -> int:
+    """After the readable rows: one line per malformed row skipped (stderr), exit 5 when any was."""
+    from .. import output
+
+    if not store.bad_row_count:
         return 0
-    grid.print_lines(_table(found.events, now) + [""] + summary_lines(found, summarise(found, now), window, now))
-    return 0
+    for error in store.bad_rows[:MAX_BAD_ROW_LINES]:
+        output.say(f"hermes: warning: {error}: skipped")
+    more = store.bad_row_count - min(len(store.bad_rows), MAX_BAD_ROW_LINES)
+    if more > 0:
+        output.say(f"hermes: warning: {more} more malformed rows skipped")
+    output.say(f"hermes: the event store {store.location} holds malformed rows: run `hermes state doctor`")
+    return StoreCorrupt.exit_status
 
 
 def _window(args: argparse.Namespace, now: datetime) -> HistoryFilter:
-    if args.limit < 0:
-        raise BadInput(f"invalid --limit {args.limit}: expected 0 (all) or more")
+    if not 0 <= args.limit <= MAX_LIMIT:
+        raise BadInput(f"invalid --limit {args.limit}: expected 0 (all) to {MAX_LIMIT}")
     window = HistoryFilter(
         since=parse_when(args.since, "--since", now) if args.since is not None else None,
         until=parse_when(args.until, "--until", now) if args.until is not None else None,
@@ -110,8 +129,15 @@ def _display(event: Event, now: datetime) -> dict:
         "desired": event.desired,
         "pid": event.pid,
         "exit": humane.exit_text(event.exit_code, event.signal),
-        "reason": event.reason,
+        "reason": _cut(event.reason, REASON_WIDTH),
     }
+
+
+def _cut(text: str | None, width: int) -> str | None:
+    """At most ``width`` characters for a person (``--json`` has the whole value)."""
+    if text is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
 
 
 def _grid(now: datetime) -> grid.Grid:
@@ -204,11 +230,15 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
     import signal
     import sys
 
-    from hermes_state.store.recorder import IDLE, STOPPED
+    from hermes_state.store.recorder import IDLE, REPLACED, STOPPED
 
     from .. import output
 
     # The feed starts before the first read, so nothing appended in between is missed.
+    def bad_row(error) -> None:
+        output.say(f"hermes: warning: {error}: skipped")
+
+    store.on_bad_row = bad_row
     with store.change_feed(poll_interval=FOLLOW_POLL_SECONDS) as feed:
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda *_: feed.stop())
@@ -223,6 +253,9 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
         while (why := feed.wait(FOLLOW_POLL_SECONDS)) != STOPPED:
             if why == IDLE:
                 continue
+            if why == REPLACED:
+                # The file followed is not the store any more: say so, never follow a deleted file.
+                raise StoreUnavailable(f"{feed.replaced}: stopped following; run the command again")
             new = read_newer(store, profile, window, last_position)
             if not new:
                 continue

@@ -18,10 +18,14 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 from .. import fold as folding
 from ..chain import CHAIN_VERSION, GENESIS, chain_hash
 from ..errors import BadInput, Conflict, NotFound, VersionConflict
-from ..events import Event, NewEvent, utc_now
+from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, utc_now
 from ..fold import STATE_FIELDS, ProfileState
+from ..vocabulary import ACTORS, DESIRED, TYPES
 from ..names import DEFAULT_PROFILE, validate_name
 from .recorder import ChangeFeed, Recorder, RecorderTransaction, StreamWindow
+
+
+MAX_BAD_ROWS = 100  # malformed rows kept for a caller to report; more are only counted
 
 
 class ProfileOverview(NamedTuple):
@@ -37,21 +41,81 @@ class CrashRecord(NamedTuple):
 
 
 def state_from_row(row: Mapping[str, Any]) -> ProfileState:
-    """A projection row as the fold's state (SQLite stores the flags as 0/1)."""
+    """A projection row as the fold's state, values as stored (SQLite stores the flags as 0/1).
+
+    A flag that is neither 0 nor 1 is kept as it is, never coerced: ``state_problem``
+    (and the planner's own check) must see what the row really holds.
+    """
     values = {name: row[name] for name in STATE_FIELDS}
-    values["deleted"] = bool(values["deleted"])
-    values["run_ended"] = bool(values["run_ended"])
+    if row.get("oversized"):
+        # A value too long to read came back NULL: the desired state says so, which no check
+        # (ours, the planner's) takes for a valid one, so the row is refused, never half-read.
+        values["desired"] = f"oversized {row['oversized'].strip()}"
+    for flag in ("deleted", "run_ended"):
+        if values[flag] in (0, 1) and not isinstance(values[flag], float):
+            values[flag] = bool(values[flag])
     return ProfileState(**values)
+
+
+def _position(value: object, *, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _time(value: object, *, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, str) and TIME_FORMAT.fullmatch(value) is not None
+
+
+def state_problem(state: ProfileState) -> str | None:
+    """What is wrong with a projection row's values, or None: every field, checked before use."""
+    if not isinstance(state.profile, str):
+        return "profile is not text"
+    if not isinstance(state.deleted, bool) or not isinstance(state.run_ended, bool):
+        return "deleted or run_ended is not a flag"
+    if state.desired not in DESIRED:
+        desired = state.desired
+        return desired if isinstance(desired, str) and desired.startswith("oversized ") else "invalid desired state"
+    for name in ("version", "created_position", "last_position", "intent_position"):
+        if not _position(getattr(state, name)):
+            return f"{name} is not a positive integer"
+    for name in ("start_intent_position", "restart_position", "run_position", "run_pid"):
+        if not _position(getattr(state, name), optional=True):
+            return f"{name} is not a positive integer"
+    if state.last_type not in TYPES or state.last_actor not in ACTORS or state.intent_actor not in ACTORS:
+        return "invalid last type or actor"
+    if not _time(state.last_at) or not _time(state.intent_at) or not _time(state.run_started_at, optional=True):
+        return "a time is not in the log's format"
+    for name in ("last_reason", "intent_reason", "run_boot_id"):
+        if getattr(state, name) is not None and not isinstance(getattr(state, name), str):
+            return f"{name} is not text"
+    for name, high in (("last_exit_code", 255), ("last_signal", 128)):
+        value = getattr(state, name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high):
+            return f"{name} is not an integer from 0 to {high}"
+    return None
+
+
+def checked_state(row: Mapping[str, Any]) -> ProfileState:
+    """A projection row as a state that passed ``state_problem``; MalformedRow (exit 5) otherwise."""
+    state = state_from_row(row)
+    problem = state_problem(state)
+    if problem is not None:
+        raise MalformedRow("profile_projection", row["profile"], problem)
+    return state
 
 
 class StoreTransaction:
     """Reads and appends inside one open transaction (see ``EventStore.writing``)."""
 
-    __slots__ = ("_tx", "_store")
+    __slots__ = ("_tx", "_store", "last_read")
 
     def __init__(self, tx: RecorderTransaction, store: "EventStore") -> None:
         self._tx = tx
         self._store = store
+        self.last_read = 0
 
     # -- reads -----------------------------------------------------------
     def state(self, profile: str) -> ProfileState | None:
@@ -59,19 +123,24 @@ class StoreTransaction:
         return state_from_row(row) if row else None
 
     def require_state(self, profile: str) -> ProfileState:
-        state = self.state(profile)
-        if state is None:
+        """The profile's state, checked (``checked_state``): for a reader that shows or decides on it."""
+        row = self._tx.state_row(validate_name(profile))
+        if row is None:
             raise NotFound(f"no profile named {profile!r}")
-        return state
+        return checked_state(row)
 
     def states(self, include_deleted: bool = False) -> list[ProfileState]:
         return [state_from_row(row) for row in self._tx.state_rows(include_deleted)]
 
     def overview(self, crashes_since: str, include_deleted: bool = False) -> list[ProfileOverview]:
-        return [
-            ProfileOverview(state_from_row(row), int(row["crashes_since"]))
-            for row in self._tx.overview_rows(include_deleted, crashes_since)
-        ]
+        """Checked states (a malformed row is skipped and reported) with their recent crashes."""
+        found = []
+        for row in self._tx.overview_rows(include_deleted, crashes_since):
+            try:
+                found.append(ProfileOverview(checked_state(row), int(row["crashes_since"])))
+            except MalformedRow as error:
+                self._store.skip(error)
+        return found
 
     def crash_counts(self, since: str) -> dict[str, int]:
         """Each live profile's crashes at or after ``since``, by name (served by the partial index)."""
@@ -81,11 +150,18 @@ class StoreTransaction:
         """A profile's events in version order (newest first when the window says so), filtered;
         ``filters`` are ``StreamWindow``'s fields, for a caller without a window at hand."""
         window = window or StreamWindow(**filters)
-        return [Event.from_row(row) for row in self._tx.stream_rows(validate_name(profile), window)]
+        return self._store.decode(self._tx.stream_rows(validate_name(profile), window))
 
     def log_after(self, position: int, limit: int | None = None) -> list[Event]:
-        """The whole log after ``position``, in position order (the watch daemon's read at every wake-up)."""
-        return [Event.from_row(row) for row in self._tx.rows_after(position, limit)]
+        """The whole log after ``position``, in position order (the watch daemon's read at every wake-up).
+
+        Read bounded (``events_after``: no value over its bound is loaded) and checked: a
+        malformed or oversized row is skipped and reported, so fewer than ``limit`` events
+        can come back while more rows follow; ``last_read`` is the position read up to.
+        """
+        rows = self._tx.events_after(position, limit)
+        self.last_read = rows[-1]["position"] if rows else position
+        return self._store.decode(rows)
 
     def rows_after(self, position: int, limit: int | None = None) -> list[Mapping[str, Any]]:
         """The same, as stored values (``data`` as its text): what the hash chain covers."""
@@ -102,7 +178,8 @@ class StoreTransaction:
     def crashes(self, profile: str) -> CrashRecord:
         """Every crash of ``profile``: how many, and the newest."""
         last = self._tx.last_crash_row(validate_name(profile))
-        return CrashRecord(self._tx.crash_count(profile), Event.from_row(last) if last else None)
+        decoded = self._store.decode([last]) if last else []
+        return CrashRecord(self._tx.crash_count(profile), decoded[0] if decoded else None)
 
     # -- the append --------------------------------------------------------
     def append(self, new: NewEvent, expected_version: int | None = None) -> Event:
@@ -176,6 +253,38 @@ class EventStore:
         self.host = host
         self.boot_id = boot_id
         self.clock = clock
+        # A malformed row met by a list read: handed to ``on_bad_row`` when a caller set one
+        # (the daemon logs each; ``collect_bad_rows`` keeps them for a command to report),
+        # else raised: a reader that does not report skipped rows fails closed, exit 5.
+        self.on_bad_row: Callable[[MalformedRow], None] | None = None
+        self.bad_rows: list[MalformedRow] = []
+        self.bad_row_count = 0
+
+    def collect_bad_rows(self) -> None:
+        """Skip malformed rows, keeping them (at most MAX_BAD_ROWS, all counted) in ``bad_rows``."""
+
+        def keep(error: MalformedRow) -> None:
+            if len(self.bad_rows) < MAX_BAD_ROWS:
+                self.bad_rows.append(error)
+
+        self.on_bad_row = keep
+
+    def skip(self, error: MalformedRow) -> None:
+        """A list read met a malformed row: report it and go on, or raise it when nobody reports."""
+        if self.on_bad_row is None:
+            raise error
+        self.bad_row_count += 1
+        self.on_bad_row(error)
+
+    def decode(self, rows: Sequence[Mapping[str, Any]]) -> list[Event]:
+        """Stored rows as events; a malformed row is skipped and reported (``skip``)."""
+        events = []
+        for row in rows:
+            try:
+                events.append(Event.from_row(row))
+            except MalformedRow as error:
+                self.skip(error)
+        return events
 
     def close(self) -> None:
         self.recorder.close()

@@ -25,6 +25,7 @@ NOTIFIED = "notified"  # the database said it changed, and it has
 POLLED = "polled"  # no notification, but the poll found a change
 IDLE = "idle"  # nothing changed before the timeout
 STOPPED = "stopped"  # stop() was called
+REPLACED = "replaced"  # the store's path names another file now (or none): reopen, or stop
 
 
 class StreamWindow(NamedTuple):
@@ -82,6 +83,11 @@ class RecorderTransaction(ABC):
         """Events after ``position``, in position order, at most ``limit`` (None: all)."""
 
     @abstractmethod
+    def events_after(self, position: int, limit: int | None) -> list[Row]:
+        """As ``rows_after``, read bounded: a value over its bound (``statements.EVENT_READ_BOUNDS``)
+        comes back NULL and its column is named in the row's ``oversized`` text."""
+
+    @abstractmethod
     def last_position(self) -> int: ...
 
     @abstractmethod
@@ -102,8 +108,11 @@ class ChangeFeed(ABC):
     """Wakes a reader when the log may have grown: a hint, checked against the database.
 
     ``wait`` returns NOTIFIED or POLLED only when the log really changed since the
-    previous ``wait`` returned (or since the feed opened), IDLE after ``timeout``.
+    previous ``wait`` returned (or since the feed opened), IDLE after ``timeout``,
+    REPLACED as soon as it sees the store's path name another file (``replaced`` says why).
     """
+
+    replaced: str | None = None  # why wait returned REPLACED
 
     notification_name: str = "notified"  # how the backend's own trigger is named in the daemon's log
 
@@ -140,6 +149,14 @@ class Recorder(ABC):
     @abstractmethod
     def quick_check(self) -> list[str]:
         """The database's own fast consistency check: the problems found, empty when sound."""
+
+    @abstractmethod
+    def replaced(self) -> str | None:
+        """Why the store this recorder has open is no longer the one its location names, or None."""
+
+    @abstractmethod
+    def interrupt(self) -> None:
+        """Stop the running statement and every later one (a daemon's stop; signal-safe)."""
 
     @abstractmethod
     def close(self) -> None: ...

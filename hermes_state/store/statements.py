@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from sqlalchemy import Text, bindparam, cast, func, insert, literal, literal_column, or_, select, update
+from sqlalchemy import Text, bindparam, case, cast, func, insert, literal, literal_column, or_, select, update
 from sqlalchemy.sql import ClauseElement
 
+from ..events import MAX_DATA_BYTES
 from ..fold import STATE_FIELDS
 from ..vocabulary import COLUMNS, TYPES
 from .schema import events, profile_projection
@@ -56,6 +57,33 @@ def _limited(query, limit):
     return query.limit(limit).offset(_constant(0))
 
 
+# What a reader loads of one value, in bytes: more than any append writes (MAX_DATA_BYTES for
+# ``data``; slugs, names, times and ids are far shorter), so only a value written behind the
+# store's back is cut, and a reader's memory stays bounded whatever the file holds.
+READ_BOUND = 1024
+EVENT_READ_BOUNDS = {name: READ_BOUND for name in COLUMNS if name != "position"}
+EVENT_READ_BOUNDS["data"] = MAX_DATA_BYTES
+STATE_READ_BOUNDS = {name: READ_BOUND for name in STATE_FIELDS}
+
+
+def _bounded(table, names: Sequence[str], bounds: dict[str, int]) -> list:
+    """``names`` of ``table``; a value over its bound reads as NULL and is named in ``oversized``
+    (octet_length reads a value's size from its record header: the value itself is never loaded)."""
+    columns, flags = [], []
+    for name in names:
+        column = table.c[name]
+        if name not in bounds:
+            columns.append(column)
+            continue
+        bound = _constant(bounds[name])
+        columns.append(case((func.octet_length(column) <= bound, column), else_=None).label(name))
+        flags.append(case((func.octet_length(column) > bound, _constant(name + " ")), else_=_constant("")))
+    oversized = flags[0]
+    for flag in flags[1:]:
+        oversized = oversized.concat(flag)
+    return [*columns, oversized.label("oversized")]
+
+
 def definitions() -> dict[str, Definition]:
     e, p = events, profile_projection
     crashes_since = (
@@ -76,15 +104,18 @@ def definitions() -> dict[str, Definition]:
         _optional("boot_id", e.c.boot_id == _param("boot_id")),
     ]
     stream = select(e).where(*window)
+    # The projection is read bounded by every reader (no value of it is ever long); the
+    # append reads it whole (``append_context``): a writer must see the row as it is.
+    state = _bounded(p, STATE_FIELDS, STATE_READ_BOUNDS)
     return {
         # -- the projection ------------------------------------------------------
-        "state": Definition(select(p).where(p.c.profile == _param("name"))),
-        "states_live": Definition(select(p).where(p.c.deleted.is_(False)).order_by(p.c.profile)),
-        "states_all": Definition(select(p).order_by(p.c.profile)),
+        "state": Definition(select(*state).where(p.c.profile == _param("name"))),
+        "states_live": Definition(select(*state).where(p.c.deleted.is_(False)).order_by(p.c.profile)),
+        "states_all": Definition(select(*state).order_by(p.c.profile)),
         "overview_live": Definition(
-            select(p, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
+            select(*state, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
         ),
-        "overview_all": Definition(select(p, crashes_since).order_by(p.c.profile)),
+        "overview_all": Definition(select(*state, crashes_since).order_by(p.c.profile)),
         # Each live profile's crashes since a time, without its state (a second window beside an overview).
         "crash_counts_live": Definition(
             select(p.c.profile, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
@@ -110,6 +141,13 @@ def definitions() -> dict[str, Definition]:
         "rows_after": Definition(
             _limited(select(e).where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
         ),
+        "events_after": Definition(
+            _limited(
+                select(*_bounded(e, COLUMNS, EVENT_READ_BOUNDS)).where(e.c.position > _param("after"))
+                .order_by(e.c.position),
+                _param("limit"),
+            )
+        ),
         "last_position": Definition(select(func.coalesce(func.max(e.c.position), literal_column("0")))),
         "stream_oldest_first": Definition(_limited(stream.order_by(e.c.version), _param("limit"))),
         "stream_newest_first": Definition(_limited(stream.order_by(e.c.version.desc()), _param("limit"))),
@@ -125,10 +163,12 @@ def definitions() -> dict[str, Definition]:
             .order_by(e.c.occurred_at)
         ),
         "crash_count": Definition(select(func.count()).where(_crashed(e), e.c.profile == _param("name"))),
+        # The newest by position: a clock set back must not make an older crash "the last".
+        # max(position) over the crashes' index costs the profile's crashes, never its whole stream.
         "last_crash": Definition(
-            _limited(
-                select(e).where(_crashed(e), e.c.profile == _param("name")).order_by(e.c.occurred_at.desc()),
-                _constant(1),
+            select(e).where(
+                e.c.position
+                == select(func.max(e.c.position)).where(_crashed(e), e.c.profile == _param("name")).scalar_subquery()
             )
         ),
     }

@@ -17,13 +17,25 @@ if TYPE_CHECKING:
 class SqliteBackend(Backend):
     def open(self, settings: "Settings", *, readonly: bool, busy_timeout_ms: int | None) -> SqliteRecorder:
         timeout = settings.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-        return SqliteRecorder(settings.store_file, readonly=readonly, busy_timeout_ms=timeout)
+        chain = None
+        if os.geteuid() == 0:
+            # The root side reads a file the gateway user controls: only through a checked chain.
+            from .paths import StoreChain
+
+            chain = StoreChain.for_root(settings.store_file, settings.home_dir, settings.gateway_user)
+        return SqliteRecorder(settings.store_file, readonly=readonly, busy_timeout_ms=timeout, chain=chain)
 
     def exists(self, settings: "Settings") -> bool:
         return os.path.lexists(settings.store_file)
 
     def migrate(self, settings: "Settings") -> tuple[str | None, str | None]:
         from .migrate import migrate
+
+        if os.geteuid() == 0:
+            # Root writing through a directory the gateway user swapped for a link would write anywhere.
+            from .paths import StoreChain
+
+            StoreChain.for_root(settings.store_file, settings.home_dir, settings.gateway_user).check(must_exist=False)
 
         return migrate(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
 

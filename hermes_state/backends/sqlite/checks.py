@@ -13,12 +13,12 @@ import stat
 from pathlib import Path
 
 from ...checks import ERROR, OK, WARNING, Report
-from ...errors import HermesError, StoreUnavailable
+from ...errors import HermesError, SchemaMismatch, StoreUnavailable
 from ...store.schema import TRIGGERS, VIEWS
 from .connect import open_connection
 from .driver import has_wal_reset_bug, library_name, sqlite_module
 from .paths import check_store_path
-from .revision import HEAD, current_revision, describe_mismatch
+from .revision import HEAD, require_head
 from .translate import translated
 
 # File systems on which WAL's shared memory is not safe (docs/design.md section 6).
@@ -140,9 +140,10 @@ def _check_database(report: Report, connection, path: Path) -> bool:
         with translated(path):
             mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
             report.add("journal", OK if mode == "wal" else WARNING, f"journal_mode={mode}")
-            problem = describe_mismatch(current_revision(connection), path)
-            if problem:
-                report.add("schema", ERROR, problem)
+            try:
+                require_head(connection, path)
+            except SchemaMismatch as mismatch:
+                report.add("schema", ERROR, str(mismatch))
                 return False
             report.add("schema", OK, f"revision {HEAD}")
             _check_schema_objects(report, connection)

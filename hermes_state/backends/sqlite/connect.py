@@ -13,6 +13,18 @@ from typing import Any
 from .driver import sqlite_module
 
 
+OCTET_LENGTH_SINCE = (3, 43, 0)
+
+
+def _octet_length(value: Any) -> int | None:
+    """SQLite's octet_length: the bytes of a value as text (UTF-8) or blob; NULL for NULL."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return len(value)
+    return len(str(value).encode("utf-8", "surrogatepass"))
+
+
 def uri_for(path: str, mode: str = "ro") -> str:
     """A SQLite ``file:`` URI for ``path``: '%', '?' and '#' escaped, so no name can add parameters."""
     absolute = os.path.abspath(path)
@@ -28,10 +40,15 @@ def open_connection(path: str, *, mode: str, timeout_ms: int) -> Any:
     migration; setting it on open would write to a file not yet known to be
     ours (a foreign or newer one must be refused untouched).
     """
-    connection = sqlite_module().connect(
+    module = sqlite_module()
+    connection = module.connect(
         uri_for(path, mode), uri=True, timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=False
     )
     try:
+        if module.sqlite_version_info < OCTET_LENGTH_SINCE:
+            # The bounded reads (store/statements.py) name octet_length, which SQLite reads from a
+            # value's header since 3.43; before, this stand-in gives the same answers (loading the value).
+            connection.create_function("octet_length", 1, _octet_length, deterministic=True)
         connection.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
         connection.execute("PRAGMA trusted_schema = OFF")
         connection.execute("PRAGMA foreign_keys = ON")

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ...store.recorder import IDLE, NOTIFIED, POLLED, STOPPED, ChangeFeed
+from ...store.recorder import IDLE, NOTIFIED, POLLED, REPLACED, STOPPED, ChangeFeed
 
 # inotify reports the writer's first write to the WAL; the commit becomes
 # visible only after its fsync, when SQLite updates the WAL index in shared
@@ -27,9 +27,18 @@ SETTLE_PAUSES = (0.002,) * 65
 class SqliteChangeFeed(ChangeFeed):
     notification_name = "inotify"
 
-    def __init__(self, path: str, data_version: Callable[[], int], *, use_notifications: bool, poll_interval: float) -> None:
+    def __init__(
+        self,
+        path: str,
+        data_version: Callable[[], int],
+        *,
+        use_notifications: bool,
+        poll_interval: float,
+        replaced: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._path = path
         self._data_version = data_version
+        self._replaced = replaced
         self._use_inotify = use_notifications
         self._poll_interval = poll_interval
         self._changed = threading.Event()
@@ -75,6 +84,11 @@ class SqliteChangeFeed(ChangeFeed):
                 self._stopped.wait(limit)
             if self._stopped.is_set():
                 return STOPPED
+            # A rename over the file, or a new way to it, changes no data_version: ask the path.
+            why = self._replaced()
+            if why is not None:
+                self.replaced = why
+                return REPLACED
             if notified:
                 self._changed.clear()
                 if self._settled():

@@ -8,6 +8,8 @@ times the interpreter's own start-up.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from operator import itemgetter
 from typing import Any, Iterator, Sequence
 
@@ -17,12 +19,17 @@ from ...vocabulary import TYPES
 from . import sql
 from .connect import open_connection
 from .driver import sqlite_module
-from .paths import check_store_path
+from .paths import StoreChain, check_store_path, identity
 from .revision import require_head
 from .transactions import driver_transaction
 from .translate import translate, translated
 
 NO_LIMIT = -1  # SQLite's LIMIT for "all rows"
+# The bound on one transaction's statements (and on the checks at open): the store's reads
+# take milliseconds, so only a runaway query (a hostile view, a damaged file) reaches it.
+STATEMENT_SECONDS = 10.0
+QUICK_CHECK_SECONDS = 600.0  # reads every page: proportional to the file, never endless
+PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
 
 
 class Statement:
@@ -118,6 +125,9 @@ class SqliteTransaction(RecorderTransaction):
     def rows_after(self, position: int, limit: int | None) -> list[Row]:
         return self._rows("rows_after", {"after": position, "limit": NO_LIMIT if limit is None else limit})
 
+    def events_after(self, position: int, limit: int | None) -> list[Row]:
+        return self._rows("events_after", {"after": position, "limit": NO_LIMIT if limit is None else limit})
+
     def last_position(self) -> int:
         return int(self._scalar("last_position"))
 
@@ -150,17 +160,48 @@ class SqliteTransaction(RecorderTransaction):
 
 
 class SqliteRecorder(Recorder):
-    """One driver connection on the store file, held for the recorder's life."""
+    """One driver connection on the store file, held for the recorder's life.
 
-    def __init__(self, path: str, *, readonly: bool, busy_timeout_ms: int) -> None:
+    Every statement runs under SQLite's progress handler: past ``statement_seconds``
+    within one transaction (or at open), or once ``interrupt()`` was called (the
+    daemon's SIGTERM), SQLite stops the statement and it fails as StoreUnavailable,
+    so a hostile view or a runaway query can neither hang a reader nor outlive a stop.
+    With a ``chain`` (the root side), the way to the file is checked before and
+    after the open (``paths.StoreChain``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        readonly: bool,
+        busy_timeout_ms: int,
+        chain: StoreChain | None = None,
+        statement_seconds: float = STATEMENT_SECONDS,
+    ) -> None:
         self.location = path
         self.readonly = readonly
         self.busy_timeout_ms = busy_timeout_ms
-        check_store_path(path, must_exist=True)
+        self.statement_seconds = statement_seconds
+        self._chain = chain
+        self._deadline: float | None = None
+        self._interrupted = False
+        if chain is not None:
+            checked = chain.check()
+            descriptors = set(os.listdir("/proc/self/fd"))
+        else:
+            check_store_path(path, must_exist=True)
         connection = None
         try:
             connection = open_connection(path, mode="ro" if readonly else "rw", timeout_ms=busy_timeout_ms)
+            connection.set_progress_handler(self._progress, PROGRESS_STEPS)
+            self._deadline = time.monotonic() + statement_seconds
             require_head(connection, path)
+            if chain is not None:
+                chain.verify_opened(checked, descriptors)
+                self.identity = checked[chain.path]
+            else:
+                self.identity = identity(path)
         except HermesError:
             if connection is not None:
                 connection.close()
@@ -169,12 +210,47 @@ class SqliteRecorder(Recorder):
             if connection is not None:
                 connection.close()
             raise translate(error, path) from None
+        finally:
+            self._deadline = None
         self._connection = connection
+
+    def _progress(self) -> int:
+        """SQLite's progress handler: non-zero stops the running statement (SQLITE_INTERRUPT)."""
+        if self._interrupted:
+            return 1
+        deadline = self._deadline
+        return 1 if deadline is not None and time.monotonic() > deadline else 0
+
+    def interrupt(self) -> None:
+        """Stop the running statement and refuse every later one (safe from a signal handler)."""
+        self._interrupted = True
+        with contextlib.suppress(Exception):
+            self._connection.interrupt()
+
+    def replaced(self) -> str | None:
+        """Why the path no longer names the file this recorder has open (replaced, removed, or the
+        way to it changed), or None while it still does."""
+        now = identity(self.location)
+        if now is None:
+            return f"event store {self.location} was removed"
+        if now != self.identity:
+            return f"event store {self.location} was replaced by another file"
+        if self._chain is not None:
+            try:
+                self._chain.check()
+            except HermesError as error:
+                return str(error)
+        return None
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool) -> Iterator[SqliteTransaction]:
         with driver_transaction(self._connection, self.location, self.busy_timeout_ms, write=write) as driver:
-            yield SqliteTransaction(driver)
+            # The bound starts once BEGIN holds the lock: waiting for a writer is the busy timeout's.
+            self._deadline = time.monotonic() + self.statement_seconds
+            try:
+                yield SqliteTransaction(driver)
+            finally:
+                self._deadline = None
 
     def data_version(self) -> int:
         """``PRAGMA data_version``: moves when another connection commits."""
@@ -185,12 +261,17 @@ class SqliteRecorder(Recorder):
         from .feed import SqliteChangeFeed
 
         return SqliteChangeFeed(
-            self.location, self.data_version, use_notifications=use_notifications, poll_interval=poll_interval
+            self.location, self.data_version, use_notifications=use_notifications, poll_interval=poll_interval,
+            replaced=self.replaced,
         )
 
     def quick_check(self) -> list[str]:
-        with translated(self.location):
-            rows = [str(row[0]) for row in self._connection.execute("PRAGMA quick_check")]
+        self._deadline = time.monotonic() + QUICK_CHECK_SECONDS
+        try:
+            with translated(self.location):
+                rows = [str(row[0]) for row in self._connection.execute("PRAGMA quick_check")]
+        finally:
+            self._deadline = None
         return [] if rows == ["ok"] else rows
 
     def close(self) -> None:

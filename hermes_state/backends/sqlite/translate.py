@@ -33,6 +33,8 @@ _BY_CODE: tuple[tuple[str, type[HermesError], str], ...] = (
     ("SQLITE_PERM", StoreUnavailable, "cannot be opened (permission denied)"),
     ("SQLITE_AUTH", StoreUnavailable, "refused access"),
     ("SQLITE_IOERR", StoreUnavailable, "had an I/O error"),
+    ("SQLITE_INTERRUPT", StoreUnavailable,
+     "stopped a statement (it ran past its time bound, or the process is stopping)"),
 )
 # The standard library before 3.11 has no sqlite_errorname: fall back on messages.
 _BY_MESSAGE: tuple[tuple[str, str], ...] = (
@@ -44,6 +46,7 @@ _BY_MESSAGE: tuple[tuple[str, str], ...] = (
     ("file is not a database", "SQLITE_NOTADB"),
     ("unable to open database", "SQLITE_CANTOPEN"),
     ("disk i/o error", "SQLITE_IOERR"),
+    ("interrupted", "SQLITE_INTERRUPT"),
 )
 
 
