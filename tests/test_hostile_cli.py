@@ -63,7 +63,7 @@ def hostile_alice(migrated_home):
         "INSERT INTO events (position, profile, version, type, actor, desired, occurred_at, host, pid, "
         "exit_code, reason, data, hash, chain_version) SELECT max(position) + 1, 'alice', 4, 'crashed', "
         "'supervisor', NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'h', 4242, 1, ?, "
-        f"'{{\"run\":{started.position}}}', 'x', 1 FROM events",
+        f"'{{\"run\":{started.position}}}', printf('%064d', 0), 1 FROM events",  # a well-formed hash (not chained)
         "UPDATE profile_projection SET version = 4, last_position = last_position + 1, last_type = 'crashed', "
         "last_reason = ? WHERE profile = 'alice'",
         params=(HOSTILE_TEXT,),

@@ -61,7 +61,8 @@ def history(args: argparse.Namespace) -> int:
 
         output.json_lines(e.as_json() for e in found.events)
     else:
-        grid.print_lines(_table(found.events, now) + [""] + summary_lines(found, summarise(found, now), window, now))
+        summary = [grid.printable(line) for line in summary_lines(found, summarise(found, now), window, now)]
+        grid.print_lines(_table(found.events, now) + [""] + summary)  # reasons come from the log: escaped
     return _report_bad_rows(store)
 
 

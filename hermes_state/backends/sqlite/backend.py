@@ -17,13 +17,8 @@ if TYPE_CHECKING:
 class SqliteBackend(Backend):
     def open(self, settings: "Settings", *, readonly: bool, busy_timeout_ms: int | None) -> SqliteRecorder:
         timeout = settings.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-        chain = None
-        if os.geteuid() == 0:
-            # The root side reads a file the gateway user controls: only through a checked chain.
-            from .paths import StoreChain
-
-            chain = StoreChain.for_root(settings.store_file, settings.home_dir, settings.gateway_user)
-        return SqliteRecorder(settings.store_file, readonly=readonly, busy_timeout_ms=timeout, chain=chain)
+        return SqliteRecorder(settings.store_file, readonly=readonly, busy_timeout_ms=timeout,
+                              chain=_root_chain(settings))
 
     def exists(self, settings: "Settings") -> bool:
         return os.path.lexists(settings.store_file)
@@ -31,11 +26,10 @@ class SqliteBackend(Backend):
     def migrate(self, settings: "Settings") -> tuple[str | None, str | None]:
         from .migrate import migrate
 
-        if os.geteuid() == 0:
+        chain = _root_chain(settings)
+        if chain is not None:
             # Root writing through a directory the gateway user swapped for a link would write anywhere.
-            from .paths import StoreChain
-
-            StoreChain.for_root(settings.store_file, settings.home_dir, settings.gateway_user).check(must_exist=False)
+            chain.check(must_exist=False)
 
         return migrate(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
 
@@ -48,4 +42,19 @@ class SqliteBackend(Backend):
     def console(self, settings: "Settings") -> "SqliteConsole":
         from .console import SqliteConsole
 
-        return SqliteConsole(str(settings.db_path), settings.busy_timeout_ms)
+        # The console reads through the same checked open as every root reader.
+        return SqliteConsole(
+            settings.store_file,
+            lambda: self.open(settings, readonly=True, busy_timeout_ms=None),
+            _root_chain(settings),
+        )
+
+
+def _root_chain(settings: "Settings"):
+    """As root, the chain of directories to the store that must be checked before any open; else None."""
+    if os.geteuid() != 0:
+        return None
+    # The root side reads a file the gateway user controls: only through a checked chain.
+    from .paths import StoreChain
+
+    return StoreChain.for_root(settings.store_file, settings.home_dir, settings.gateway_user)

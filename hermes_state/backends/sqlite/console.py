@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import BadInput, StoreUnavailable
 from ...store.recorder import Console
 from .connect import uri_for
 from .driver import sqlite_module
-from .paths import check_store_path
+from .paths import StoreChain, check_store_path
 from .recorder import SqliteRecorder
 from .translate import error_name, translate
 
@@ -78,12 +78,13 @@ class ReadOnlyAuthorizer:
 
 
 class SqliteConsole(Console):
-    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+    def __init__(self, path: str, open_recorder: Callable[[], SqliteRecorder], chain: StoreChain | None) -> None:
         self.path = path
-        self.busy_timeout_ms = busy_timeout_ms
+        self.open_recorder = open_recorder  # the backend's open: as root, through the checked chain
+        self.chain = chain
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        recorder = SqliteRecorder(self.path, readonly=True, busy_timeout_ms=self.busy_timeout_ms)
+        recorder = self.open_recorder()
         dbapi = sqlite_module()
         authorizer = ReadOnlyAuthorizer(dbapi.SQLITE_OK, dbapi.SQLITE_DENY)
         connection = recorder._connection
@@ -116,6 +117,8 @@ class SqliteConsole(Console):
 
     def interactive(self) -> int:
         check_store_path(self.path, must_exist=True)
+        if self.chain is not None:
+            self.chain.check()  # root: no link or foreign owner on the way to the file the shell opens
         shell = shutil.which("sqlite3")
         if shell is None:
             raise StoreUnavailable("no sqlite3 shell installed (Debian: apt-get install sqlite3)")
