@@ -9,6 +9,7 @@ unprivileged user, as `hermes` does in production.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -185,6 +186,22 @@ class Rig:
     def running_pid(self, name: str) -> int | None:
         st = self.status(name)
         return st["pid"] if st and st["up"] else None
+
+    def differences_from_desired(self) -> list[str]:
+        """Where s6 is not as the log wants it: a live profile's slot missing or wanted the other way,
+        a slot (or a half-made one) of no live profile. Empty: converged."""
+        listing = self.as_user("profile", "list", "--json")
+        assert listing.returncode == 0, listing.stderr
+        desired = {row["profile"]: row["desired"] for row in map(json.loads, listing.stdout.splitlines())}
+        differences = []
+        for name, want in desired.items():
+            status = self.status(name)
+            if status is None or status["wantedup"] != (want == "up"):
+                differences.append(f"{name}: desired {want}, s6 {status}")
+        for entry in os.listdir(self.scandir):
+            if entry.startswith(".gateway-") or (entry.startswith("gateway-") and entry[len("gateway-"):] not in desired):
+                differences.append(f"{entry} in the scan directory")
+        return differences
 
     # -- the watch daemon ---------------------------------------------------
     def start_watch(self, *args: str, **extra: str) -> subprocess.Popen:

@@ -6,10 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from builders import alice_state, event_at
+
 from hermes_cli import grid, humane
-from hermes_state import events, history
+from hermes_state import events
 from hermes_state.errors import BadInput
-from hermes_state.fold import ProfileState
 from hermes_state.history import History, parse_boot, parse_types, parse_when, summarise
 from hermes_state.store.log import CrashRecord
 
@@ -104,22 +105,10 @@ def test_parse_boot(text, ok):
 
 # -- summarise ------------------------------------------------------------------
 def _event(position, type, actor, at, run=None, **fields):
-    base = {name: None for name in events.COLUMNS}
-    base.update(position=position, version=position, type=type, actor=actor, profile="alice",
-                occurred_at=events.format_time(NOW - timedelta(seconds=at)), data={} if run is None else {"run": run})
-    base.update(fields)
-    return events.Event(**base)
+    return event_at(NOW, position, type, actor, at, run, **fields)
 
 
-def _state(**fields):
-    values = dict(
-        profile="alice", version=100, deleted=False, desired="up", created_position=1, last_position=100,
-        last_type="started", last_actor="cli", last_reason=None, last_at="2026-11-27T11:00:00.000Z",
-        intent_position=100, intent_actor="cli", intent_reason=None, intent_at="2026-11-27T11:00:00.000Z",
-        run_position=None, run_ended=True,
-    )
-    values.update(fields)
-    return ProfileState(**values)
+_state = alice_state
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,10 @@ real command: the pass is then frozen between two of its steps.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
@@ -53,22 +50,6 @@ def _held(rig) -> bool:
     return (rig.root / "hold.held").exists()
 
 
-def converged(rig) -> list[str]:
-    """What differs between the live profiles' desired states and s6 (empty: as desired, nothing else in sight)."""
-    listing = rig.as_user("profile", "list", "--json")
-    assert listing.returncode == 0, listing.stderr
-    desired = {row["profile"]: row["desired"] for row in map(json.loads, listing.stdout.splitlines())}
-    differences = []
-    for name, want in desired.items():
-        status = rig.status(name)
-        if status is None or status["wantedup"] != (want == "up"):
-            differences.append(f"{name}: desired {want}, s6 {status}")
-    for entry in os.listdir(rig.scandir):
-        if entry.startswith(".gateway-") or (entry.startswith("gateway-") and entry[len("gateway-"):] not in desired):
-            differences.append(f"{entry} in the scan directory")
-    return differences
-
-
 @pytest.fixture
 def rig(world_tmp, home):
     with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
@@ -94,7 +75,7 @@ def test_watch_killed_between_moving_a_slot_out_and_pruning_its_supervisor(rig):
     wait_for(lambda: not [e for e in os.listdir(rig.scandir) if "alice" in e], 15, "the moved slot purged")
     assert not [p for p in processes_under(rig.scandir) if "alice" in p]
     assert not os.path.exists(f"/proc/{alice}")
-    assert wait_for(lambda: not converged(rig), 10, "s6 as desired") and rig.stop_watch(second) == 0
+    assert wait_for(lambda: not rig.differences_from_desired(), 10, "s6 as desired") and rig.stop_watch(second) == 0
 
 
 def test_watch_killed_between_creating_a_slot_and_the_rescan(rig):
@@ -109,7 +90,7 @@ def test_watch_killed_between_creating_a_slot_and_the_rescan(rig):
 
     second = rig.start_watch()
     wait_for(lambda: rig.running_pid("carol"), 10, "carol up under the new daemon")
-    assert wait_for(lambda: not converged(rig), 10, "s6 as desired") and rig.stop_watch(second) == 0
+    assert wait_for(lambda: not rig.differences_from_desired(), 10, "s6 as desired") and rig.stop_watch(second) == 0
     assert ("started", "supervisor", None) in types(rig.history("carol"))
 
 
@@ -150,7 +131,7 @@ def test_s6_svscan_killed_in_the_middle_of_ups_pass(bare_rig):
     try:
         wait_for(lambda: "boot done" in out.read_text(), 30, "the next up to boot")
         wait_for(lambda: rig.running_pid("dave"), 10, "dave up")
-        assert wait_for(lambda: not converged(rig), 10, "s6 as desired")
+        assert wait_for(lambda: not rig.differences_from_desired(), 10, "s6 as desired")
     finally:
         again.send_signal(signal.SIGINT)
         assert again.wait(timeout=30) == 0, out.read_text()

@@ -15,30 +15,18 @@ import pytest
 from hermes_cli.operators_page import _ticks, end_kind, end_text
 from hermes_state import events
 from hermes_state.events import NewEvent
-from hermes_state.fold import ProfileState
 from hermes_state.runs import CRASHED, RUNNING, STOPPED, UNKNOWN, runs_of
+from builders import alice_state, event_at
 from store_helpers import open_store, operator_rows, ticking_clock
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 
 def _event(position, type, actor, at, run=None, **fields):
-    base = {name: None for name in events.COLUMNS}
-    base.update(position=position, version=position, type=type, actor=actor, profile="alice",
-                occurred_at=events.format_time(NOW - timedelta(seconds=at)), data={} if run is None else {"run": run})
-    base.update(fields)
-    return events.Event(**base)
+    return event_at(NOW, position, type, actor, at, run, **fields)
 
 
-def _state(**fields):
-    values = dict(
-        profile="alice", version=100, deleted=False, desired="up", created_position=1, last_position=100,
-        last_type="started", last_actor="cli", last_reason=None, last_at="2026-11-27T11:00:00.000Z",
-        intent_position=100, intent_actor="cli", intent_reason=None, intent_at="2026-11-27T11:00:00.000Z",
-        run_position=None, run_ended=True,
-    )
-    values.update(fields)
-    return ProfileState(**values)
+_state = alice_state
 
 
 def test_the_breakers_crash_ends_the_run_and_its_stop_holds_it():

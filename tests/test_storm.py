@@ -174,26 +174,6 @@ class Storm:
             wait_for(lambda: not processes_under(self.rig.scandir), 10, "its supervisors and gateways to exit")
 
 
-def _desired(rig) -> dict[str, str]:
-    listing = rig.as_user("profile", "list", "--json")
-    assert listing.returncode == 0, listing.stderr
-    return {row["profile"]: row["desired"] for row in map(json.loads, listing.stdout.splitlines())}
-
-
-def _differences(rig) -> list[str]:
-    """Where s6 is not as desired: a live profile's slot missing or wanted the other way, a slot of no live profile."""
-    desired = _desired(rig)
-    differences = []
-    for name, want in desired.items():
-        status = rig.status(name)
-        if status is None or status["wantedup"] != (want == "up"):
-            differences.append(f"{name}: desired {want}, s6 {status}")
-    for entry in os.listdir(rig.scandir):
-        if entry.startswith(".gateway-") or (entry.startswith("gateway-") and entry[len("gateway-"):] not in desired):
-            differences.append(f"{entry} in the scan directory")
-    return differences
-
-
 @pytest.fixture
 def rig(world_tmp, home):
     with rig_for(world_tmp, home, HERMES_WATCH_POLL_INTERVAL="0.5", HERMES_WATCH_FULL_PASS_INTERVAL="5") as rig:
@@ -225,9 +205,9 @@ def test_sixty_second_storm(rig):
         # The storm is over: one `up` runs on; after its boot pass (and the retries of what it
         # found still stopping) s6 must be as desired and stay so.
         wait_for(storm.running, 90, "one `up` booted and running on a live s6-svscan after the storm")
-        wait_for(lambda: not _differences(rig), 45, "s6 as desired after the storm")
+        wait_for(lambda: not rig.differences_from_desired(), 45, "s6 as desired after the storm")
         time.sleep(2)  # and it stays so (a crash loop may be caught between its event and s6's exit: look twice)
-        wait_for(lambda: not _differences(rig), 2, "s6 still as desired")
+        wait_for(lambda: not rig.differences_from_desired(), 2, "s6 still as desired")
     finally:
         storm.stop()
     assert storm.up is None or storm.up.returncode == 0, storm.output()
