@@ -23,23 +23,24 @@ from pathlib import Path
 
 from hermes_state.chain import GENESIS, chain_hash
 from hermes_state.db.driver import library_name, sqlite_module
-from hermes_state.events import COLUMNS, NewEvent, utc_now
+from hermes_state.events import COLUMNS, utc_now
 from hermes_state.migrate import migrate
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import store_access  # noqa: E402
+from store_access import EventStore, NewEvent, create_store, home_env  # noqa: E402
 
 PROFILES = [f"agent-{i:03d}" for i in range(50)]
 BOOT_ID = "bc26a5d4-732b-4a69-92c3-789b479d455c"
 
 
 def open_store(home: Path) -> EventStore:
-    os.environ["HERMES_HOME"] = str(home)
-    os.environ.pop("HERMES_STATE_DB", None)
-    settings = Settings.from_env()
-    migrate(settings.db_path)
-    settings.scandir.mkdir(parents=True, exist_ok=True)
-    settings.boot_id_path.write_text(BOOT_ID + "\n")
-    store = EventStore.open(Settings.from_env())
+    env = home_env(home)
+    create_store(env)
+    scandir = Path(env["S6_PROFILE_GATEWAY_SCANDIR"])
+    scandir.mkdir(parents=True, exist_ok=True)
+    (scandir / ".boot-id").write_text(BOOT_ID + "\n")
+    store = store_access.open_store(env)
     store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
     store.append_all([NewEvent(name, "started", "cli", "up") for name in PROFILES])
     return store

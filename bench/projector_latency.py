@@ -5,7 +5,7 @@ its default interval, in one run on one machine: real s6-svscan, real slot
 hooks, a one-process test gateway. Starts rotate over a few profiles, and
 each is stopped (and its finish has run) before it is started again.
 
-    python bench/projector_latency.py [--starts 200] [--poll-starts 20]
+    python bench/projector_latency.py [--starts 200] [--poll-starts 20] [--json PATH]
 
 Targets (issue 3): p50 <= 30 ms, p99 <= 100 ms, and >= 10x better than poll-only.
 """
@@ -25,11 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import load_average, write_part  # noqa: E402
 from projector_common import BIN_DIR, Scanner, bench_user, environment, give_to, hermes, percentile  # noqa: E402
 
-from hermes_state.events import NewEvent  # noqa: E402
-from hermes_state.settings import Settings  # noqa: E402
-from hermes_state.store import EventStore  # noqa: E402
+from store_access import EventStore, NewEvent, open_store  # noqa: E402
 
 PROFILES = [f"lat-{i}" for i in range(4)]
 GATEWAY = "#!/usr/bin/perl\n$SIG{TERM} = sub { exit 0 };\nsleep 1 while 1;\n"
@@ -85,7 +84,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=200)
     parser.add_argument("--poll-starts", type=int, default=20)
+    parser.add_argument("--json", help="write the figures here (for run_all)")
     args = parser.parse_args()
+    before = load_average()
 
     user = bench_user()
     work = Path(tempfile.mkdtemp(prefix="hermes-bench-latency-"))
@@ -103,7 +104,7 @@ def main() -> int:
     scanner = Scanner(scandir, env)
     try:
         hermes(env, "state", "boot")
-        with EventStore.open(Settings.from_env()) as store:
+        with open_store(env) as store:
             store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)  # files SQLite made for this process belong to the user too
             inotify = run_daemon(env, store, scandir, args.starts)
@@ -119,6 +120,14 @@ def main() -> int:
     verdicts = [("p50 <= 30 ms", p50 <= 30), ("p99 <= 100 ms", p99 <= 100), (">= 10x better than poll-only", ratio >= 10)]
     for text, ok in verdicts:
         print(f"  {'ok  ' if ok else 'MISS'} {text}")
+    write_part(args.json, {
+        "latency_ms": {name: {"n": len(values), "p50": percentile(values, 0.5) * 1000,
+                              "p95": percentile(values, 0.95) * 1000, "p99": percentile(values, 0.99) * 1000,
+                              "max": max(values) * 1000}
+                       for name, values in (("inotify", inotify), ("poll-only (2 s)", polling))},
+        "poll_over_inotify_p50": ratio, "load_average_before": before, "load_average_after": load_average(),
+        "verdicts": dict(verdicts),
+    })
     return 0 if all(ok for _, ok in verdicts) else 1
 
 
