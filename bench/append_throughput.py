@@ -82,10 +82,13 @@ def ours(store: EventStore, count: int, events: TypicalEvents) -> float:
     return time.perf_counter() - began
 
 
-def raw_connection(path: Path):
-    """A plain driver connection on a freshly migrated file: the same table, indexes and pragmas."""
+def raw_connection(path: Path, dbapi=None):
+    """A plain driver connection on a freshly migrated file: the same table, indexes and pragmas.
+
+    ``dbapi``: another SQLite module than the store's (bench/peers.py compares the standard library's).
+    """
     migrate(path)
-    dbapi = sqlite_module()
+    dbapi = dbapi or sqlite_module()
     connection = dbapi.connect(str(path), isolation_level=None)
     for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON", "busy_timeout = 5000"):
         connection.execute(f"PRAGMA {pragma}")

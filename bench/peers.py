@@ -1,12 +1,15 @@
 """Durable lifecycle writes, one per transaction: the store beside what a user would run instead.
 
-Five writers take turns, round after round (the order rotates each round),
+Six writers take turns, round after round (the order rotates each round),
 on the same file system, each making the same sequence of lifecycle changes
 (supervisor starts and exits over 50 profiles, one seed):
 
 - ``hermes-state``: ``store.append(NewEvent(...))``, WAL, synchronous=FULL.
 - ``raw sqlite3``: ``BEGIN IMMEDIATE; INSERT; COMMIT`` of precomputed rows of
   the same shape into a freshly migrated file, same pragmas: the floor.
+- ``raw sqlite3, standard library``: the same through the standard
+  library's SQLite (the one eventsourcing uses; the store does not, see
+  docs/performance.md), to tell the SQLite build's cost from the store's.
 - ``eventsourcing (in memory)``: the eventsourcing library (9.x) with its
   SQLite recorder, one Aggregate per profile kept in memory, ``app.save``
   after each change.
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -39,7 +43,8 @@ from machine import load_average, log, under_load, write_part  # noqa: E402
 from store_access import NewEvent, create_store, home_env, open_store  # noqa: E402
 
 PROFILES = [f"agent-{i:03d}" for i in range(50)]
-SIDES = ("hermes-state", "raw sqlite3", "eventsourcing (in memory)", "eventsourcing (read back)", "gateway_state.json")
+SIDES = ("hermes-state", "raw sqlite3", "raw sqlite3, standard library", "eventsourcing (in memory)",
+         "eventsourcing (read back)", "gateway_state.json")
 
 
 class Lifecycle:
@@ -91,8 +96,8 @@ class Ours:
 
 # -- raw sqlite3 -------------------------------------------------------------------
 class Raw:
-    def __init__(self, directory: Path) -> None:
-        self.connection = raw_connection(directory / "raw.db")
+    def __init__(self, directory: Path, dbapi=None) -> None:
+        self.connection = raw_connection(directory / f"raw-{dbapi.__name__ if dbapi else 'store'}.db", dbapi)
         self.rows = RawRows(1)
 
     def run(self, count: int) -> float:
@@ -195,6 +200,7 @@ def measure(directory: Path, rounds: int, per_round: int) -> dict:
     makers: dict[str, Callable[[], object]] = {
         "hermes-state": lambda: Ours(directory),
         "raw sqlite3": lambda: Raw(directory),
+        "raw sqlite3, standard library": lambda: Raw(directory, sqlite3),
         "eventsourcing (in memory)": lambda: EventSourcing(directory, read_back=False),
         "eventsourcing (read back)": lambda: EventSourcing(directory, read_back=True),
         "gateway_state.json": lambda: JsonFiles(directory),
@@ -215,13 +221,24 @@ def measure(directory: Path, rounds: int, per_round: int) -> dict:
         writer.close()
     rates = {name: rounds * per_round / seconds[name] for name in SIDES}
     ours = rates["hermes-state"]
+    ours_rounds = per_round_rates["hermes-state"]
     return {
+        # Paired within each round (same minute of the machine's life), then the median: steadier than the totals.
+        "median_round_ratios": {
+            "hermes-state / eventsourcing (read back)": statistics.median(
+                a / b for a, b in zip(ours_rounds, per_round_rates["eventsourcing (read back)"])),
+            "hermes-state / eventsourcing (in memory)": statistics.median(
+                a / b for a, b in zip(ours_rounds, per_round_rates["eventsourcing (in memory)"])),
+            "raw sqlite3 / hermes-state": statistics.median(
+                b / a for a, b in zip(ours_rounds, per_round_rates["raw sqlite3"])),
+        },
         "rates": rates,
         "median_round_rates": {name: statistics.median(values) for name, values in per_round_rates.items()},
         "ratios": {
             "hermes-state / eventsourcing (read back)": ours / rates["eventsourcing (read back)"],
             "hermes-state / eventsourcing (in memory)": ours / rates["eventsourcing (in memory)"],
             "raw sqlite3 / hermes-state": rates["raw sqlite3"] / ours,
+            "raw sqlite3, standard library / raw sqlite3": rates["raw sqlite3, standard library"] / rates["raw sqlite3"],
             "hermes-state / gateway_state.json": ours / rates["gateway_state.json"],
         },
         "eventsourcing": peer_settings,
@@ -265,6 +282,8 @@ def main() -> int:
         mark = "" if name not in passed else ("  ok" if passed[name] else "  MISS")
         bound = f" (target {TARGETS[name][0]} {TARGETS[name][1]})" if name in TARGETS else ""
         print(f"  {name:<45} {ratio:5.2f}{bound}{mark}")
+    print("  median of the per-round ratios: " + ", ".join(
+        f"{name} {value:.2f}" for name, value in figures["median_round_ratios"].items()))
     print(f"  eventsourcing: {figures['eventsourcing']}")
     figures["verdicts"] = passed
     write_part(args.json, figures)

@@ -36,7 +36,7 @@ def peers(results: dict, out: Path) -> Path | None:
     for axis, name in zip(axes[0], runs):
         rates = results["items"][name]["figures"]["rates"]
         sides = list(rates)[::-1]
-        colours = [OURS if s == "hermes-state" else FLOOR if s == "raw sqlite3" else PEER for s in sides]
+        colours = [OURS if s == "hermes-state" else FLOOR if s.startswith("raw") else PEER for s in sides]
         axis.barh(sides, [rates[s] for s in sides], color=colours)
         for y, side in enumerate(sides):
             axis.text(rates[side], y, f" {rates[side]:,.0f}/s", va="center", fontsize=8)
@@ -121,6 +121,8 @@ def hooks(results: dict, out: Path) -> Path | None:
     axis = axes[0][0]
     axis.barh(names, [rows[n]["p50"] for n in names], color=colours, label="p50")
     axis.scatter([rows[n]["p95"] for n in names], names, marker="|", s=200, color="k", label="p95", zorder=3)
+    for y, name in enumerate(names):
+        axis.text(rows[name]["p95"], y, f"  p50 {rows[name]['p50']:.0f} ms", va="center", fontsize=8)
     axis.set_xlabel("wall time, process start to exit (ms)")
     axis.set_title("slot hooks against the alternatives", fontsize=10)
     axis.legend(fontsize=8)
@@ -129,6 +131,8 @@ def hooks(results: dict, out: Path) -> Path | None:
         names = list(latency)
         axis.bar(names, [latency[n]["p50"] for n in names], color=[OURS, FLOOR], label="p50")
         axis.scatter(names, [latency[n]["p99"] for n in names], marker="_", s=400, color="k", label="p99", zorder=3)
+        for x, name in enumerate(names):
+            axis.text(x, latency[name]["p50"], f"p50 {latency[name]['p50']:.0f} ms", ha="center", va="bottom", fontsize=8)
         axis.set_yscale("log")
         axis.set_ylabel("event committed → slot up (ms)")
         axis.set_title("event-to-slot latency", fontsize=10)

@@ -81,11 +81,14 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
             continue
         suffix = f" ({figures['under_load']})" if figures.get("under_load") else ""
         rates, ratios = figures["rates"], figures["ratios"]
-        add(f"durable writes/s{suffix}", ", ".join(f"{side} {rate:,.0f}" for side, rate in rates.items()))
+        for side, rate in rates.items():
+            add(f"durable writes/s{suffix}: {side}", f"{rate:,.0f}")
         targets = {"hermes-state / eventsourcing (read back)": ">= 1.0",
                    "hermes-state / eventsourcing (in memory)": ">= 0.9", "raw sqlite3 / hermes-state": "<= 2.0"}
         for ratio, value in ratios.items():
-            add(f"  {ratio}{suffix}", f"{value:.2f}", targets.get(ratio, ""), figures["verdicts"].get(ratio))
+            paired = figures["median_round_ratios"].get(ratio)
+            add(f"  {ratio}{suffix}", f"{value:.2f}" + (f" (per round, median {paired:.2f})" if paired else ""),
+                targets.get(ratio, ""), figures["verdicts"].get(ratio))
     figures = (items.get("writers") or {}).get("figures")
     if figures:
         for count, row in figures["writers"].items():

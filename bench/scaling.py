@@ -68,7 +68,8 @@ HERMES = str(BIN_DIR / "hermes")
 def fixture(directory: Path, label: str) -> Path:
     """The log for ``label``, loaded once per schema revision and kept."""
     profiles, events, heavy = LOGS[label]
-    path = directory / f"scale-{profiles}p-{events}e-{heavy}h-{HEAD}.db"
+    # v2: the log ends in the past (bulk_log's start); earlier files reached into the future.
+    path = directory / f"scale-v2-{profiles}p-{events}e-{heavy}h-{HEAD}.db"
     if not path.exists():
         began = time.perf_counter()
         partial = path.with_suffix(".loading")

@@ -4,10 +4,11 @@ Each writer process opens the store as every writer does and appends one
 event per transaction to its own profile for a fixed time; all start
 together. Per append it notes the lock wait (entering ``store.writing()``,
 which is ``BEGIN IMMEDIATE`` and its busy waits) and the work (the append
-and the COMMIT with its fsync). Rounds interleave the writer counts
-(1, 2, 4, 8, 1, 2, ...) so drift hits every count alike.
+and the COMMIT with its fsync). Rounds interleave the writer counts, the
+order rotating each round (1 2 4 8, 2 4 8 1, ...), so drift hits every
+count alike.
 
-    .venv/bin/python bench/writers.py [--rounds 3] [--seconds 2] [--json PATH]
+    .venv/bin/python bench/writers.py [--rounds 4] [--seconds 2] [--json PATH]
 
 Targets: zero errors at 8 writers; their aggregate rate >= 0.7x one writer's.
 """
@@ -104,7 +105,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=2.0, help="each run's length")
     parser.add_argument("--under-load", action="store_true", help="run stress-ng --cpu 2 beside it")
     parser.add_argument("--json", help="write the figures here (for run_all)")
@@ -117,7 +118,8 @@ def main() -> int:
         with under_load(args.under_load) as load:
             before = load_average()
             for number in range(args.rounds):
-                for count in COUNTS:
+                shift = number % len(COUNTS)  # each count takes every place in the order in turn
+                for count in COUNTS[shift:] + COUNTS[:shift]:
                     runs[count].append(one_run(env, count, args.seconds, str(number)))
             after = load_average()
     finally:
