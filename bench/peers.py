@@ -210,11 +210,14 @@ def measure(directory: Path, rounds: int, per_round: int) -> dict:
     for writer in writers.values():  # warm-up, untimed: first statements, first pages
         writer.run(20)
     seconds = {name: 0.0 for name in SIDES}
+    cpu = {name: 0.0 for name in SIDES}  # this process's CPU time: the rest of the wall time is waiting (fsync)
     per_round_rates: dict[str, list[float]] = {name: [] for name in SIDES}
     for number in range(rounds):
         order = SIDES[number % len(SIDES):] + SIDES[:number % len(SIDES)]
         for name in order:
+            cpu_before = time.process_time()
             elapsed = writers[name].run(per_round)
+            cpu[name] += time.process_time() - cpu_before
             seconds[name] += elapsed
             per_round_rates[name].append(per_round / elapsed)
     for writer in writers.values():
@@ -223,6 +226,8 @@ def measure(directory: Path, rounds: int, per_round: int) -> dict:
     ours = rates["hermes-state"]
     ours_rounds = per_round_rates["hermes-state"]
     return {
+        "cpu_us_per_write": {name: cpu[name] / (rounds * per_round) * 1e6 for name in SIDES},
+        "wall_us_per_write": {name: seconds[name] / (rounds * per_round) * 1e6 for name in SIDES},
         # Paired within each round (same minute of the machine's life), then the median: steadier than the totals.
         "median_round_ratios": {
             "hermes-state / eventsourcing (read back)": statistics.median(
@@ -276,7 +281,8 @@ def main() -> int:
     log(f"durable writes, one per transaction, {args.rounds} rounds x {args.per_round}, interleaved"
         f"{' under ' + load if load else ''}; load average {before} -> {after}")
     for name in SIDES:
-        print(f"  {name:<28} {figures['rates'][name]:8.0f} writes/s")
+        print(f"  {name:<30} {figures['rates'][name]:8.0f} writes/s   {figures['wall_us_per_write'][name]:6.0f} us each, "
+              f"of which CPU {figures['cpu_us_per_write'][name]:5.0f} us")
     passed = verdicts(figures["ratios"])
     for name, ratio in figures["ratios"].items():
         mark = "" if name not in passed else ("  ok" if passed[name] else "  MISS")

@@ -32,16 +32,18 @@ def peers(results: dict, out: Path) -> Path | None:
     runs = [name for name in ("peers", "peers-under-load") if _has(results, name)]
     if not runs:
         return None
-    figure, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 3.6), squeeze=False, sharex=True)
+    figure, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 3.6), squeeze=False, sharey=True)
     for axis, name in zip(axes[0], runs):
         rates = results["items"][name]["figures"]["rates"]
         sides = list(rates)[::-1]
         colours = [OURS if s == "hermes-state" else FLOOR if s.startswith("raw") else PEER for s in sides]
         axis.barh(sides, [rates[s] for s in sides], color=colours)
         for y, side in enumerate(sides):
-            axis.text(rates[side], y, f" {rates[side]:,.0f}/s", va="center", fontsize=8)
+            versus = "" if side == "hermes-state" else f"  (hermes-state {rates['hermes-state'] / rates[side]:.2f}x)"
+            axis.text(rates[side], y, f" {rates[side]:,.0f}/s{versus}", va="center", fontsize=8)
+        axis.set_xlim(0, max(rates.values()) * 1.6)
         load = results["items"][name]["figures"].get("under_load")
-        axis.set_title(f"durable writes, one per transaction{' — under ' + load if load else ''}", fontsize=10)
+        axis.set_title(f"durable writes, one per transaction: {'under ' + load if load else 'without stress-ng'}", fontsize=10)
         axis.set_xlabel("writes per second (higher is better)")
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     _stamp(figure, results, runs[0])
@@ -103,8 +105,8 @@ def scaling(results: dict, out: Path) -> Path | None:
         axis.set_xlabel(xlabel)
         axis.set_ylabel("ms (median)")
         axis.legend(fontsize=7)
-    by_profiles.set_title("grows with profiles", fontsize=10)
-    by_events.set_title("does not grow with history (except doctor)", fontsize=10)
+    by_profiles.set_title("with the number of profiles", fontsize=10)
+    by_events.set_title("with the length of the log", fontsize=10)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     _stamp(figure, results, "scaling")
     return _save(figure, out / "perf-scaling.png")

@@ -82,7 +82,8 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
         suffix = f" ({figures['under_load']})" if figures.get("under_load") else ""
         rates, ratios = figures["rates"], figures["ratios"]
         for side, rate in rates.items():
-            add(f"durable writes/s{suffix}: {side}", f"{rate:,.0f}")
+            add(f"durable writes/s{suffix}: {side}",
+                f"{rate:,.0f} ({figures['cpu_us_per_write'][side]:.0f} us CPU per write)")
         targets = {"hermes-state / eventsourcing (read back)": ">= 1.0",
                    "hermes-state / eventsourcing (in memory)": ">= 0.9", "raw sqlite3 / hermes-state": "<= 2.0"}
         for ratio, value in ratios.items():
