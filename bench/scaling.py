@@ -23,7 +23,7 @@ Measured on each, rounds interleaving the logs:
   ``--limit 50`` and the whole stream (``--limit 0 --json``), against
   ``hermes --version``.
 
-    .venv/bin/python bench/scaling.py [--rounds 3] [--fixtures /var/tmp/hermes-bench-fixtures] [--json PATH]
+    .venv/bin/python bench/scaling.py [--rounds 5] [--fixtures /var/tmp/hermes-bench-fixtures] [--json PATH]
 
 Target: boot for 1,000 profiles, 1M events / 10k events <= 1.2.
 """
@@ -138,7 +138,7 @@ def profile_status_ms(path: Path, repeats: int = 5) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="boot and profile_status rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="boot and profile_status rounds")
     parser.add_argument("--doctor-rounds", type=int, default=1)
     parser.add_argument("--history-runs", type=int, default=10)
     parser.add_argument("--fixtures", type=Path, default=Path("/var/tmp/hermes-bench-fixtures"),
