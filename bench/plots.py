@@ -90,6 +90,9 @@ def scaling(results: dict, out: Path) -> Path | None:
         x = [data["logs"][label][key] for label in labels]
         axis.plot(x, [data["boot_ms"][label]["median"] for label in labels], "o-", color=OURS,
                   label="hermes state boot (process)")
+        if "boot_cpu_ms" in data:
+            axis.plot(x, [data["boot_cpu_ms"][label] for label in labels], "o:", color=OURS,
+                      label="its CPU time (with its children)")
         axis.plot(x, [data["boot_pass_ms"][label] for label in labels], "s--", color=OURS,
                   label="boot's projection pass")
         axis.plot(x, [data["profile_status_ms"][label] for label in labels], "d-", color=PEER,

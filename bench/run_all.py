@@ -103,11 +103,13 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
     if figures:
         for label in figures["logs"]:
             doctor = f", doctor {figures['doctor_ms'][label]:,.0f} ms" if label in figures["doctor_ms"] else ""
-            add(f"{label}: boot (its pass), profile_status{', doctor' if doctor else ''}",
-                f"{figures['boot_ms'][label]['median']:,.0f} ms ({figures['boot_pass_ms'][label]:.0f} ms), "
+            add(f"{label}: boot wall (CPU, its pass), profile_status{', doctor' if doctor else ''}",
+                f"{figures['boot_ms'][label]['median']:,.0f} ms ({figures['boot_cpu_ms'][label]:.0f}, "
+                f"{figures['boot_pass_ms'][label]:.0f} ms), "
                 f"{figures['profile_status_ms'][label]:.1f} ms{doctor}")
-        add("boot, 1,000 profiles: 1M / 10k events", f"{figures['boot_1M_over_10k']:.2f}", "<= 1.2",
-            figures["boot_1M_over_10k"] <= 1.2)
+        wall = figures["boot_1M_over_10k_wall"]
+        add("boot, 1,000 profiles: 1M / 10k events, CPU time", f"{figures['boot_1M_over_10k']:.2f} "
+            f"(wall: median {wall['median']:.2f}, min {wall['min']:.2f})", "<= 1.2", figures["boot_1M_over_10k"] <= 1.2)
         for command, ratio in figures["history_ratio_to_version"].items():
             if command != "hermes --version":
                 add(f"{command}, 100k-event stream / --version",
@@ -115,7 +117,7 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
     figures = (items.get("hooks") or {}).get("figures")
     if figures:
         for command, row in figures["hooks_ms"].items():
-            add(f"{command}: p50 / p95", f"{row['p50']:.0f} / {row['p95']:.0f} ms",
+            add(f"{command}: p50 / p95 (CPU p50)", f"{row['p50']:.0f} / {row['p95']:.0f} ms ({row['cpu_p50']:.0f} ms)",
                 "p95 <= 500 ms" if command.endswith("record-exit") else "",
                 row["p95"] <= 500 if command.endswith("record-exit") else None)
         for ratio, value in figures["ratios_p50"].items():

@@ -8,8 +8,9 @@ Five logs, loaded in bulk (bench/bulk_log.py) and kept between runs:
 
 Measured on each, rounds interleaving the logs:
 
-- ``hermes state boot``, process start to exit, and its projection pass
-  (the boot report's ``duration_ms``). The scan directory is fresh on a
+- ``hermes state boot``, process start to exit (wall time, and the CPU
+  time of it and its children), and its projection pass (the boot
+  report's ``duration_ms``). The scan directory is fresh on a
   tmpfs each time. No s6-svscan supervises it: 10,000 supervised slots would
   be 20,000 processes on a shared machine (pid_max 32768). Instead the bench
   holds the scanner's control FIFO open, so boot's ``s6-svscanctl -a`` is
@@ -25,7 +26,9 @@ Measured on each, rounds interleaving the logs:
 
     .venv/bin/python bench/scaling.py [--rounds 5] [--fixtures /var/tmp/hermes-bench-fixtures] [--json PATH]
 
-Target: boot for 1,000 profiles, 1M events / 10k events <= 1.2.
+Target: boot for 1,000 profiles, 1M events / 10k events <= 1.2, judged on
+CPU time (the wall time's median follows the machine's other load; it is
+printed too, with the ratio of the minimums).
 """
 
 from __future__ import annotations
@@ -105,12 +108,13 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     return wall, out
 
 
-def one_boot(env: dict[str, str], scandir: Path) -> tuple[float, float]:
-    """Wall time (s) of one `hermes state boot` on a fresh scan directory, and its pass's duration (ms)."""
+def one_boot(env: dict[str, str], scandir: Path) -> tuple[float, float, float]:
+    """One `hermes state boot` on a fresh scan directory: wall time (s), CPU time of it and
+    its children (s), its pass's duration (ms)."""
     shutil.rmtree(scandir, ignore_errors=True)
     stand_in = ScannerStandIn(scandir)
     try:
-        wall, out = timed([HERMES, "state", "boot"], env)
+        wall, cpu, out = run_timed([HERMES, "state", "boot"], env)
     finally:
         received = stand_in.close()
     if "a" not in received:
@@ -118,7 +122,7 @@ def one_boot(env: dict[str, str], scandir: Path) -> tuple[float, float]:
     report = json.loads(out.splitlines()[-1])
     if report["errors"]:
         raise SystemExit(f"boot reported errors: {report['errors'][:3]}")
-    return wall, report["duration_ms"]
+    return wall, cpu, report["duration_ms"]
 
 
 def profile_status_ms(path: Path, repeats: int = 5) -> float:
@@ -163,6 +167,7 @@ def main() -> int:
         give_to(home, user)
         envs[label] = environment(home, scan_parent / "service", user, HERMES_STATE_DB=str(path))
     boots = {label: [] for label in LOGS}
+    boot_cpu = {label: [] for label in LOGS}
     passes = {label: [] for label in LOGS}
     status = {label: [] for label in LOGS}
     doctor = {label: [] for label in BY_EVENTS}
@@ -179,8 +184,9 @@ def main() -> int:
                 one_boot(envs[label], scan_parent / "service")
             for _ in range(args.rounds):
                 for label in LOGS:
-                    wall, pass_ms = one_boot(envs[label], scan_parent / "service")
+                    wall, cpu, pass_ms = one_boot(envs[label], scan_parent / "service")
                     boots[label].append(wall * 1000)
+                    boot_cpu[label].append(cpu * 1000)
                     passes[label].append(pass_ms)
                     status[label].append(profile_status_ms(logs[label]))
             for _ in range(args.doctor_rounds):
@@ -203,6 +209,7 @@ def main() -> int:
         "logs": {label: {"profiles": p, "events": e, "heavy_profile_events": h} for label, (p, e, h) in LOGS.items()},
         "by_profiles": BY_PROFILES, "by_events": BY_EVENTS,
         "boot_ms": {label: {"median": median(v), "min": min(v), "max": max(v)} for label, v in boots.items()},
+        "boot_cpu_ms": {label: median(v) for label, v in boot_cpu.items()},
         "boot_pass_ms": {label: median(v) for label, v in passes.items()},
         "profile_status_ms": {label: median(v) for label, v in status.items()},
         "doctor_ms": {label: median(v) for label, v in doctor.items()},
@@ -212,19 +219,28 @@ def main() -> int:
     }
     floor = figures["history_ms"]["hermes --version"]
     figures["history_ratio_to_version"] = {name: ms / floor for name, ms in figures["history_ms"].items()}
-    ratio = figures["boot_ms"][BY_EVENTS[2]]["median"] / figures["boot_ms"][BY_EVENTS[0]]["median"]
+    # The verdict is on CPU time (boot and its children): on a shared machine the wall time's
+    # median follows other people's load (0.6 to 1.2 in five runs of the same code); both are kept.
+    small, large = BY_EVENTS[0], BY_EVENTS[2]
+    ratio = figures["boot_cpu_ms"][large] / figures["boot_cpu_ms"][small]
     figures["boot_1M_over_10k"] = ratio
-    figures["verdicts"] = {"boot, 1,000 profiles: 1M / 10k events <= 1.2": ratio <= 1.2}
+    figures["boot_1M_over_10k_wall"] = {
+        "median": figures["boot_ms"][large]["median"] / figures["boot_ms"][small]["median"],
+        "min": figures["boot_ms"][large]["min"] / figures["boot_ms"][small]["min"]}
+    figures["verdicts"] = {"boot, 1,000 profiles: 1M / 10k events <= 1.2 (CPU time)": ratio <= 1.2}
 
     log(f"scaling: {args.rounds} rounds interleaved over {len(LOGS)} logs; load average {before} -> {after}")
-    print(f"  {'log':<30} {'boot ms':>9} {'its pass':>9} {'profile_status':>15} {'doctor':>10}")
+    print(f"  {'log':<30} {'boot ms':>9} {'boot cpu':>9} {'its pass':>9} {'profile_status':>15} {'doctor':>10}")
     for label in LOGS:
         doctor_text = f"{figures['doctor_ms'][label]:8.0f}ms" if label in doctor else ""
-        print(f"  {label:<30} {figures['boot_ms'][label]['median']:>9.0f} {figures['boot_pass_ms'][label]:>7.0f}ms "
+        print(f"  {label:<30} {figures['boot_ms'][label]['median']:>9.0f} {figures['boot_cpu_ms'][label]:>7.0f}ms "
+              f"{figures['boot_pass_ms'][label]:>7.0f}ms "
               f"{figures['profile_status_ms'][label]:>13.2f}ms {doctor_text:>10}")
     for name, ms in figures["history_ms"].items():
         print(f"  {name:<42} {ms:8.1f} ms  {figures['history_ratio_to_version'][name]:5.2f}x --version")
-    print(f"  boot, 1,000 profiles, 1M / 10k events = {ratio:.2f} (target <= 1.2)")
+    wall = figures["boot_1M_over_10k_wall"]
+    print(f"  boot, 1,000 profiles, 1M / 10k events: CPU {ratio:.2f} (target <= 1.2); "
+          f"wall median {wall['median']:.2f}, wall min {wall['min']:.2f}")
     write_part(args.json, figures)
     return 0 if all(figures["verdicts"].values()) else 1
 
