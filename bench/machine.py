@@ -28,7 +28,7 @@ def load_average() -> list[float]:
 
 def file_system(path: Path) -> str:
     """The mount's type and source for ``path`` (``ext4 /dev/vda``), from findmnt."""
-    result = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "-T", str(path)],
+    result = subprocess.run(["findmnt", "-n", "--first-only", "-o", "FSTYPE,SOURCE", "-T", str(path)],
                             capture_output=True, text=True, check=True)
     return " ".join(result.stdout.split())
 
@@ -47,10 +47,14 @@ def describe(work_dir: Path) -> dict:
         "memory_mb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "file_system": {"work": file_system(work_dir), "tmpfs (scan directories)": file_system(Path("/dev/shm"))},
+        "file_system": {
+            f"{work_dir} (the stores and files measured)": file_system(work_dir),
+            "/var/tmp (the bulk-loaded logs)": file_system(Path("/var/tmp")),
+            "/dev/shm (scan directories)": file_system(Path("/dev/shm")),
+        },
         "sqlite": {
-            "store (" + library_name(ours) + ")": ours.sqlite_version,
-            "standard library sqlite3 (eventsourcing, the JSON peer's reader)": sqlite3.sqlite_version,
+            "the store's (" + library_name(ours) + ")": ours.sqlite_version,
+            "the standard library's (eventsourcing's)": sqlite3.sqlite_version,
         },
         "s6": s6_version(),
         "load_average": load_average(),
