@@ -9,6 +9,7 @@ the measurement ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -94,7 +95,6 @@ def under_load(enabled: bool, cpus: int = 2, limit_seconds: int = 900) -> Iterat
 def write_part(path: str | None, part: dict) -> None:
     """A benchmark's figures for run_all (``--json PATH``); nothing when not asked."""
     if path:
-        import json
         Path(path).write_text(json.dumps(part, indent=1) + "\n")
 
 

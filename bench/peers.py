@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -293,7 +294,6 @@ def main() -> int:
     print(f"  eventsourcing: {figures['eventsourcing']}")
     figures["verdicts"] = passed
     write_part(args.json, figures)
-    import shutil
     shutil.rmtree(directory, ignore_errors=True)
     return 0 if all(passed.values()) else 1
 
