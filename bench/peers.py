@@ -273,10 +273,13 @@ def main() -> int:
     parser.add_argument("--json", help="write the figures here (for run_all)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="hermes-bench-peers-", dir=args.dir))
-    with under_load(args.under_load) as load:
-        before = load_average()
-        figures = measure(directory, args.rounds, args.per_round)
-        after = load_average()
+    try:
+        with under_load(args.under_load) as load:
+            before = load_average()
+            figures = measure(directory, args.rounds, args.per_round)
+            after = load_average()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
     figures.update(rounds=args.rounds, per_round=args.per_round, under_load=load,
                    load_average_before=before, load_average_after=after, directory=str(directory))
     log(f"durable writes, one per transaction, {args.rounds} rounds x {args.per_round}, interleaved"
@@ -294,7 +297,6 @@ def main() -> int:
     print(f"  eventsourcing: {figures['eventsourcing']}")
     figures["verdicts"] = passed
     write_part(args.json, figures)
-    shutil.rmtree(directory, ignore_errors=True)
     return 0 if all(passed.values()) else 1
 
 
