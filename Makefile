@@ -80,8 +80,19 @@ test-user:
 		useradd --system --no-create-home --shell /usr/sbin/nologin $(TEST_USER); \
 	fi
 
-bench: setup
-	$(BIN)/python bench/run_all.py
+# The benchmarks (not tests): peers, concurrency, scaling, hooks, memory; one
+# table, bench/results.json, the plots under docs/. BENCH_ARGS: e.g. --under-load.
+bench: setup test-user $(VENV)/.bench-installed
+	@command -v stress-ng >/dev/null || { \
+		echo "installing Debian package: stress-ng (for --under-load)"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends stress-ng; }
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# The `bench` extra: the peers measured beside the store (eventsourcing) and matplotlib.
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install -q '.[bench]'
+	touch $@
 
 # hadolint on the Dockerfile, shellcheck on every shell script (`make test` runs it too).
 lint: setup

@@ -23,23 +23,24 @@ from pathlib import Path
 
 from hermes_state.chain import CHAIN_VERSION, GENESIS, chain_hash
 from hermes_state.backends.sqlite.driver import library_name, sqlite_module
-from hermes_state.events import COLUMNS, NewEvent, utc_now
+from hermes_state.events import COLUMNS, utc_now
 from hermes_state.backends.sqlite.migrate import migrate
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore, open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import store_access  # noqa: E402
+from store_access import EventStore, NewEvent, create_store, home_env  # noqa: E402
 
 PROFILES = [f"agent-{i:03d}" for i in range(50)]
 BOOT_ID = "bc26a5d4-732b-4a69-92c3-789b479d455c"
 
 
 def open_store(home: Path) -> EventStore:
-    os.environ["HERMES_HOME"] = str(home)
-    os.environ.pop("HERMES_STATE_DB", None)
-    settings = Settings.from_env()
-    migrate(settings.db_path)
-    settings.scandir.mkdir(parents=True, exist_ok=True)
-    settings.boot_id_path.write_text(BOOT_ID + "\n")
-    store = open_store(Settings.from_env())
+    env = home_env(home)
+    create_store(env)
+    scandir = Path(env["S6_PROFILE_GATEWAY_SCANDIR"])
+    scandir.mkdir(parents=True, exist_ok=True)
+    (scandir / ".boot-id").write_text(BOOT_ID + "\n")
+    store = store_access.open_store(env)
     store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
     store.append_all([NewEvent(name, "started", "cli", "up") for name in PROFILES])
     return store
@@ -81,10 +82,13 @@ def ours(store: EventStore, count: int, events: TypicalEvents) -> float:
     return time.perf_counter() - began
 
 
-def raw_connection(path: Path):
-    """A plain driver connection on a freshly migrated file: the same table, indexes and pragmas."""
+def raw_connection(path: Path, dbapi=None):
+    """A plain driver connection on a freshly migrated file: the same table, indexes and pragmas.
+
+    ``dbapi``: another SQLite module than the store's (bench/peers.py compares the standard library's).
+    """
     migrate(path)
-    dbapi = sqlite_module()
+    dbapi = dbapi or sqlite_module()
     connection = dbapi.connect(str(path), isolation_level=None)
     for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON", "busy_timeout = 5000"):
         connection.execute(f"PRAGMA {pragma}")

@@ -27,6 +27,7 @@ from hermes_state.backends.sqlite.migrate import migrate
 
 HOST = "5b7e3c1a-0d2f-4e8b-9a61-3c5d7e9f1a2b"
 _STATE_COLUMNS = ProfileState._fields
+_MAX_MEAN_GAP_SECONDS = 35  # the gaps below average 30 s
 
 
 def profile_names(count: int) -> list[str]:
@@ -68,13 +69,18 @@ def load_log(
     events: int,
     heavy_events: int = 0,
     seed: int = 7,
-    start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start: datetime | None = None,
 ) -> dict[str, int]:
     """Create ``path`` (migrated) holding ``events`` events over ``profiles`` profiles.
 
     ``heavy_events`` of them go to the first profile (``agent-00000``), the rest
     round-robin-ish at random over the others. Returns counts per profile.
+    Events are about 30 s apart; by default the log starts early enough to
+    end in the past (a log reaching into the future would count its crashes
+    as "in the last hour" in ``profile_status``).
     """
+    if start is None:
+        start = datetime.now(timezone.utc) - timedelta(seconds=_MAX_MEAN_GAP_SECONDS * events)
     path = Path(path)
     if path.exists():
         raise SystemExit(f"{path} exists: refusing to load into it")

@@ -5,7 +5,7 @@ its default interval, in one run on one machine: real s6-svscan, real slot
 hooks, a one-process test gateway. Starts rotate over a few profiles, and
 each is stopped (and its finish has run) before it is started again.
 
-    python bench/projector_latency.py [--starts 200] [--poll-starts 20]
+    python bench/projector_latency.py [--starts 200] [--poll-starts 20] [--under-load] [--json PATH]
 
 Targets (issue 3): p50 <= 30 ms, p99 <= 100 ms, and >= 10x better than poll-only.
 """
@@ -25,11 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import load_average, under_load, write_part  # noqa: E402
 from projector_common import BIN_DIR, Scanner, bench_user, environment, give_to, hermes, percentile  # noqa: E402
 
-from hermes_state.events import NewEvent  # noqa: E402
-from hermes_state.settings import Settings  # noqa: E402
-from hermes_state.store import EventStore, open_store  # noqa: E402
+from store_access import EventStore, NewEvent, open_store  # noqa: E402
 
 PROFILES = [f"lat-{i}" for i in range(4)]
 GATEWAY = "#!/usr/bin/perl\n$SIG{TERM} = sub { exit 0 };\nsleep 1 while 1;\n"
@@ -85,6 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=200)
     parser.add_argument("--poll-starts", type=int, default=20)
+    parser.add_argument("--under-load", action="store_true", help="run stress-ng --cpu 2 beside it")
+    parser.add_argument("--json", help="write the figures here (for run_all)")
     args = parser.parse_args()
 
     user = bench_user()
@@ -103,11 +104,13 @@ def main() -> int:
     scanner = Scanner(scandir, env)
     try:
         hermes(env, "state", "boot")
-        with open_store(Settings.from_env()) as store:
+        with open_store(env) as store, under_load(args.under_load) as load:
             store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)  # files SQLite made for this process belong to the user too
+            before = load_average()
             inotify = run_daemon(env, store, scandir, args.starts)
             polling = run_daemon(env, store, scandir, args.poll_starts, "--poll-only")
+            after = load_average()
     finally:
         scanner.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -119,6 +122,14 @@ def main() -> int:
     verdicts = [("p50 <= 30 ms", p50 <= 30), ("p99 <= 100 ms", p99 <= 100), (">= 10x better than poll-only", ratio >= 10)]
     for text, ok in verdicts:
         print(f"  {'ok  ' if ok else 'MISS'} {text}")
+    write_part(args.json, {
+        "latency_ms": {name: {"n": len(values), "p50": percentile(values, 0.5) * 1000,
+                              "p95": percentile(values, 0.95) * 1000, "p99": percentile(values, 0.99) * 1000,
+                              "max": max(values) * 1000}
+                       for name, values in (("inotify", inotify), ("poll-only (2 s)", polling))},
+        "poll_over_inotify_p50": ratio, "under_load": load, "load_average_before": before, "load_average_after": after,
+        "verdicts": dict(verdicts),
+    })
     return 0 if all(ok for _, ok in verdicts) else 1
 
 

@@ -1,50 +1,200 @@
-"""Run every benchmark, one after the other, each printing its ratios against its own baseline.
+"""`make bench`: every measurement in one run, one table, bench/results.json and the plots.
 
-    .venv/bin/python bench/run_all.py [NAME ...]     # `make bench`; names as below, default all
+    .venv/bin/python bench/run_all.py [--under-load] [--quick] [NAME ...]
 
-Each benchmark measures its baseline in the same run (these machines are
-noisy; absolute times drift), so the ratios are what to compare across
-machines. `docs/performance.md` records what they printed and when.
+Each item runs as its own process (bench/<script> --json PART) and measures
+its baseline in the same run, interleaved with it: these machines are noisy
+and absolute times drift, so the ratios are what to compare. The load
+average is recorded beside every figure. ``--under-load`` runs every item
+beside ``stress-ng --cpu 2``; the ``peers-under-load`` item does so for the
+durable writes alone, always. ``--quick`` shrinks the repetitions (not the
+sizes) for a smoke run.
+
+Items (default: all of them, in this order): peers, peers-under-load,
+writers, scaling, hooks, latency, memory. The older single benchmarks run by
+name only: append, record-exit, history, boot.
+
+Exit status: 0 when every item ran (a missed target is a MISS row in the
+table and in results.json, not a failure of the run), 1 when an item broke,
+2 on a bad name.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-# name -> script (run with its defaults)
-BENCHMARKS = {
+from machine import describe, load_average  # noqa: E402
+
+# name -> (script, its arguments in a full run, in a --quick run)
+ITEMS = {
+    "peers": ("peers.py", [], ["--rounds", "3", "--per-round", "50"]),
+    "peers-under-load": ("peers.py", ["--under-load"], ["--under-load", "--rounds", "3", "--per-round", "50"]),
+    "writers": ("writers.py", [], ["--rounds", "1", "--seconds", "1"]),
+    "scaling": ("scaling.py", [], ["--rounds", "1", "--history-runs", "3"]),
+    "hooks": ("hooks_compare.py", [], ["--runs", "5"]),
+    "latency": ("projector_latency.py", ["--starts", "60", "--poll-starts", "5"], ["--starts", "10", "--poll-starts", "2"]),
+    "memory": ("watch_memory.py", [], []),
+}
+LEGACY = {
     "append": "append_throughput.py",
     "record-exit": "record_exit.py",
     "history": "history.py",
-    "latency": "projector_latency.py",
     "boot": "projector_boot.py",
 }
 
 
-def main(names: list[str]) -> int:
-    unknown = [name for name in names if name not in BENCHMARKS]
+def run_item(name: str, arguments: list[str], under_load: bool, parts: Path) -> dict:
+    script, _, _ = ITEMS[name]
+    part = parts / f"{name}.json"
+    argv = [sys.executable, str(HERE / script), *arguments, *(["--under-load"] if under_load and
+                                                             "--under-load" not in arguments else [])]
+    command = " ".join([".venv/bin/python", f"bench/{script}", *argv[2:]])
+    print(f"\n=== {name}: {command}", flush=True)
+    began = time.monotonic()
+    status = subprocess.run([*argv, "--json", str(part)]).returncode
+    seconds = time.monotonic() - began
+    print(f"=== {name}: exit {status} after {seconds:.0f} s", flush=True)
+    figures = json.loads(part.read_text()) if part.exists() else None
+    return {"command": command, "exit": status, "seconds": round(seconds, 1), "figures": figures}
+
+
+def rows(items: dict) -> list[tuple[str, str, str, str]]:
+    """(measure, figure, target, verdict) for the table, from each item's figures."""
+    table = []
+
+    def add(measure: str, figure: str, target: str = "", verdict: bool | None = None) -> None:
+        table.append((measure, figure, target, "" if verdict is None else ("ok" if verdict else "MISS")))
+
+    for name in ("peers", "peers-under-load"):
+        figures = (items.get(name) or {}).get("figures")
+        if not figures:
+            continue
+        suffix = f" ({figures['under_load']})" if figures.get("under_load") else ""
+        rates, ratios = figures["rates"], figures["ratios"]
+        for side, rate in rates.items():
+            add(f"durable writes/s{suffix}: {side}",
+                f"{rate:,.0f} ({figures['cpu_us_per_write'][side]:.0f} us CPU per write)")
+        targets = {"hermes-state / eventsourcing (read back)": ">= 1.0",
+                   "hermes-state / eventsourcing (in memory)": ">= 0.9", "raw sqlite3 / hermes-state": "<= 2.0"}
+        for ratio, value in ratios.items():
+            paired = figures["median_round_ratios"].get(ratio)
+            add(f"  {ratio}{suffix}", f"{value:.2f}" + (f" (per round, median {paired:.2f})" if paired else ""),
+                targets.get(ratio, ""), figures["verdicts"].get(ratio))
+    figures = (items.get("writers") or {}).get("figures")
+    if figures:
+        for count, row in figures["writers"].items():
+            add(f"{count} writer(s): appends/s, p50/p99, wait/work, errors",
+                f"{row['rate']:,.0f}/s, {row['p50_ms']:.1f}/{row['p99_ms']:.0f} ms, "
+                f"{row['lock_wait_ms_mean']:.1f}/{row['work_ms_mean']:.1f} ms, {row['errors']}",
+                "0 errors" if count == "8" else "", row["errors"] == 0 if count == "8" else None)
+        add("8 writers / 1 writer, aggregate rate", f"{figures['ratio_8_to_1']:.2f}", ">= 0.7",
+            figures["ratio_8_to_1"] >= 0.7)
+    figures = (items.get("scaling") or {}).get("figures")
+    if figures:
+        for label in figures["logs"]:
+            doctor = f", doctor {figures['doctor_ms'][label]:,.0f} ms" if label in figures["doctor_ms"] else ""
+            add(f"{label}: boot wall (CPU, its pass), profile_status{', doctor' if doctor else ''}",
+                f"{figures['boot_ms'][label]['median']:,.0f} ms ({figures['boot_cpu_ms'][label]:.0f}, "
+                f"{figures['boot_pass_ms'][label]:.0f} ms), "
+                f"{figures['profile_status_ms'][label]:.1f} ms{doctor}")
+        wall = figures["boot_1M_over_10k_wall"]
+        add("boot, 1,000 profiles: 1M / 10k events, CPU time", f"{figures['boot_1M_over_10k']:.2f} "
+            f"(wall: median {wall['median']:.2f}, min {wall['min']:.2f})", "<= 1.2", figures["boot_1M_over_10k"] <= 1.2)
+        for command, ratio in figures["history_ratio_to_version"].items():
+            if command != "hermes --version":
+                add(f"{command}, 100k-event stream / --version",
+                    f"{figures['history_ms'][command]:.0f} ms, {ratio:.2f}x")
+    figures = (items.get("hooks") or {}).get("figures")
+    if figures:
+        for command, row in figures["hooks_ms"].items():
+            add(f"{command}: p50 / p95 (CPU p50)", f"{row['p50']:.0f} / {row['p95']:.0f} ms ({row['cpu_p50']:.0f} ms)",
+                "p95 <= 500 ms" if command.endswith("record-exit") else "",
+                row["p95"] <= 500 if command.endswith("record-exit") else None)
+        for ratio, value in figures["ratios_p50"].items():
+            add(f"  {ratio} (p50)", f"{value:.1f}x")
+    figures = (items.get("latency") or {}).get("figures")
+    if figures:
+        for mode, row in figures["latency_ms"].items():
+            add(f"event-to-slot, {mode}: p50 / p99 (n={row['n']})", f"{row['p50']:.1f} / {row['p99']:.1f} ms")
+        add("poll-only p50 / inotify p50", f"{figures['poll_over_inotify_p50']:.0f}x", ">= 10x",
+            figures["poll_over_inotify_p50"] >= 10)
+    figures = (items.get("memory") or {}).get("figures")
+    if figures:
+        add(f"watch daemon RSS: start -> after {figures['events']:,} events",
+            f"{figures['start_mb']:.1f} -> {figures['end_mb']:.1f} MB (peak {figures['peak_mb']:.1f})",
+            "< 80 MB, ±5%", all(figures["verdicts"].values()))
+    return table
+
+
+def print_table(table: list[tuple[str, str, str, str]], items: dict) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    print()
+    print(f"{'measure':<{widths[0]}}  {'figure':<{widths[1]}}  {'target':<{widths[2]}}  verdict")
+    for measure, figure, target, verdict in table:
+        print(f"{measure:<{widths[0]}}  {figure:<{widths[1]}}  {target:<{widths[2]}}  {verdict}")
+    for name, item in items.items():
+        if item.get("figures"):
+            f = item["figures"]
+            print(f"  [{name}: {item['seconds']:.0f} s, load average {f.get('load_average_before')} -> "
+                  f"{f.get('load_average_after')}]")
+        else:
+            print(f"  [{name}: BROKE, exit {item['exit']}, no figures]")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME")
+    parser.add_argument("--under-load", action="store_true", help="every item beside stress-ng --cpu 2")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run, not figures")
+    parser.add_argument("--results", type=Path, default=HERE / "results.json")
+    parser.add_argument("--plots", type=Path, default=HERE.parent / "docs")
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in ITEMS and name not in LEGACY]
     if unknown:
-        print(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        print(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join([*ITEMS, *LEGACY])}", file=sys.stderr)
         return 2
-    failed = []
-    for name in names or list(BENCHMARKS):
-        script = HERE / BENCHMARKS[name]
-        print(f"\n=== {name}: {script.name}", flush=True)
-        began = time.monotonic()
-        status = subprocess.run([sys.executable, str(script)]).returncode
-        print(f"=== {name}: exit {status} after {time.monotonic() - began:.0f} s", flush=True)
-        if status != 0:
-            failed.append(name)
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    legacy = [name for name in args.names if name in LEGACY]
+    if legacy:  # the older benchmarks print their own figures
+        statuses = [subprocess.run([sys.executable, str(HERE / LEGACY[name])]).returncode for name in legacy]
+        if len(legacy) == len(args.names):
+            return max(statuses)
+    names = [name for name in args.names if name in ITEMS] or list(ITEMS)
+    started = datetime.now(timezone.utc)
+    began = time.monotonic()
+    items = {}
+    with tempfile.TemporaryDirectory(prefix="hermes-bench-parts-") as parts:
+        machine = describe(Path(tempfile.gettempdir()))
+        for name in names:
+            _, full, quick = ITEMS[name]
+            items[name] = run_item(name, quick if args.quick else full, args.under_load, Path(parts))
+    results = {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - began),
+        "command": " ".join([".venv/bin/python", "bench/run_all.py", *sys.argv[1:]]),
+        "quick": args.quick, "under_load": args.under_load,
+        "machine": machine, "load_average_at_end": load_average(),
+        "items": items,
+    }
+    table = rows(items)
+    results["table"] = [dict(zip(("measure", "figure", "target", "verdict"), row)) for row in table]
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    print_table(table, items)
+    from plots import draw  # matplotlib: the optional `bench` extra
+    drawn = draw(results, args.plots)
+    print(f"\nwrote {args.results} and {', '.join(str(p) for p in drawn)}; {results['seconds']} s in all")
+    return 1 if any(not item.get("figures") for item in items.values()) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())
