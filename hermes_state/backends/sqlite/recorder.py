@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 from operator import itemgetter
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import HermesError
 from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
@@ -25,7 +25,7 @@ from .transactions import driver_transaction
 from .translate import translate, translated
 
 NO_LIMIT = -1  # SQLite's LIMIT for "all rows"
-# The bound on one transaction's statements (and on the checks at open): the store's reads
+# The bound on each statement (and on the checks at open): the store's reads
 # take milliseconds, so only a runaway query (a hostile view, a damaged file) reaches it.
 STATEMENT_SECONDS = 10.0
 QUICK_CHECK_SECONDS = 600.0  # reads every page: proportional to the file, never endless
@@ -77,20 +77,25 @@ def _first(cursor: Any) -> dict[str, Any] | None:
 
 
 class SqliteTransaction(RecorderTransaction):
-    __slots__ = ("_driver", "_sql")
+    __slots__ = ("_driver", "_sql", "_arm")
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, arm: Callable[[], None]) -> None:
         self._driver = driver
         self._sql = statements()
+        self._arm = arm  # starts the time bound of the statement about to run
+
+    def _run(self, name: str, values: Row | None = None) -> Any:
+        self._arm()
+        return self._sql[name].run(self._driver, values)
 
     def _rows(self, name: str, values: Row | None = None) -> list[dict[str, Any]]:
-        return _mappings(self._sql[name].run(self._driver, values))
+        return _mappings(self._run(name, values))
 
     def _row(self, name: str, values: Row | None = None) -> dict[str, Any] | None:
-        return _first(self._sql[name].run(self._driver, values))
+        return _first(self._run(name, values))
 
     def _scalar(self, name: str, values: Row | None = None) -> Any:
-        return self._sql[name].run(self._driver, values).fetchone()[0]
+        return self._run(name, values).fetchone()[0]
 
     # -- the projection ------------------------------------------------------
     def state_row(self, profile: str) -> Row | None:
@@ -113,13 +118,13 @@ class SqliteTransaction(RecorderTransaction):
         return self._row("append_context", {"name": profile})  # type: ignore[return-value]  # always one row
 
     def insert_event(self, row: Row) -> None:
-        self._sql["insert_event"].run(self._driver, row)
+        self._run("insert_event", row)
 
     def insert_state(self, values: Row) -> None:
-        self._sql["insert_state"].run(self._driver, values)
+        self._run("insert_state", values)
 
     def update_state(self, values: Row) -> None:
-        self._sql["update_state"].run(self._driver, {**values, "where_profile": values["profile"]})
+        self._run("update_state", {**values, "where_profile": values["profile"]})
 
     # -- the log -----------------------------------------------------------------
     def rows_after(self, position: int, limit: int | None) -> list[Row]:
@@ -149,7 +154,7 @@ class SqliteTransaction(RecorderTransaction):
 
     # -- crashes -------------------------------------------------------------------
     def crash_times(self, profile: str, after_position: int, since: str) -> list[str]:
-        cursor = self._sql["crash_times"].run(self._driver, {"name": profile, "since": since, "after": after_position})
+        cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
         return [row[0] for row in cursor]
 
     def crash_count(self, profile: str) -> int:
@@ -163,7 +168,7 @@ class SqliteRecorder(Recorder):
     """One driver connection on the store file, held for the recorder's life.
 
     Every statement runs under SQLite's progress handler: past ``statement_seconds``
-    within one transaction (or at open), or once ``interrupt()`` was called (the
+    from its own start (or at open), or once ``interrupt()`` was called (the
     daemon's SIGTERM), SQLite stops the statement and it fails as StoreUnavailable,
     so a hostile view or a runaway query can neither hang a reader nor outlive a stop.
     With a ``chain`` (the root side), the way to the file is checked before and
@@ -214,6 +219,9 @@ class SqliteRecorder(Recorder):
             self._deadline = None
         self._connection = connection
 
+    def _arm(self) -> None:
+        self._deadline = time.monotonic() + self.statement_seconds
+
     def _progress(self) -> int:
         """SQLite's progress handler: non-zero stops the running statement (SQLITE_INTERRUPT)."""
         if self._interrupted:
@@ -245,10 +253,10 @@ class SqliteRecorder(Recorder):
     @contextlib.contextmanager
     def transaction(self, *, write: bool) -> Iterator[SqliteTransaction]:
         with driver_transaction(self._connection, self.location, self.busy_timeout_ms, write=write) as driver:
-            # The bound starts once BEGIN holds the lock: waiting for a writer is the busy timeout's.
-            self._deadline = time.monotonic() + self.statement_seconds
+            # Each statement has its own bound, from when it starts (waiting for a writer's lock is
+            # the busy timeout's): doctor reads a long log in many statements of one transaction.
             try:
-                yield SqliteTransaction(driver)
+                yield SqliteTransaction(driver, self._arm)
             finally:
                 self._deadline = None
 
