@@ -10,6 +10,7 @@ them under "The store as input".
 
 from __future__ import annotations
 
+import time
 import json
 import os
 import subprocess
@@ -494,3 +495,17 @@ def test_the_bounded_reads_run_on_a_sqlite_without_octet_length(tmp_path):
         assert state[-1] == "last_reason " and state[8] is None  # 1200 bytes: over the bound
     finally:
         connection.close()
+
+
+def test_the_bound_is_per_statement_so_a_long_read_of_many_statements_finishes(tmp_path):
+    """doctor reads a 1M-event log in one snapshot, batch by batch: the bound must not add them up."""
+    from hermes_state.backends.sqlite.recorder import SqliteRecorder
+    from hermes_state.store.log import EventStore
+
+    settings = Settings.from_env({"HERMES_HOME": str(tmp_path)})
+    migrate(settings)
+    bounded = SqliteRecorder(settings.store_file, readonly=True, busy_timeout_ms=1000, statement_seconds=0.3)
+    with EventStore(bounded, host=None) as store, store.reading() as tx:
+        for _ in range(4):  # 0.8 s in all, each statement a fraction of a millisecond
+            assert tx.last_position() == 0
+            time.sleep(0.2)

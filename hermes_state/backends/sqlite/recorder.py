@@ -253,8 +253,10 @@ class SqliteRecorder(Recorder):
     @contextlib.contextmanager
     def transaction(self, *, write: bool) -> Iterator[SqliteTransaction]:
         with driver_transaction(self._connection, self.location, self.busy_timeout_ms, write=write) as driver:
-            # Each statement has its own bound, from when it starts (waiting for a writer's lock is
-            # the busy timeout's): doctor reads a long log in many statements of one transaction.
+            # The bound starts once BEGIN holds the lock (waiting for a writer is the busy timeout's),
+            # and each of the store's statements restarts it: doctor reads a long log in many
+            # statements of one transaction, each bounded, none by the sum.
+            self._arm()
             try:
                 yield SqliteTransaction(driver, self._arm)
             finally:
