@@ -10,12 +10,12 @@ them under "The store as input".
 
 from __future__ import annotations
 
-import time
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
