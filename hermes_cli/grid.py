@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from hermes_state.records import record
 
 BOLD = "1"
 RED = "31"
@@ -27,7 +29,8 @@ MAGENTA = "35"
 DIM = "2"
 
 
-class Column(NamedTuple):
+@record
+class Column:
     key: str
     header: str
     right: bool = False  # numbers and ages align right

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal as signals
 from datetime import datetime
 
 from hermes_state.vocabulary import parse_time
@@ -54,6 +53,8 @@ def signal_name(number: int | None) -> str:
     if number is None:
         return ""
     try:
+        import signal as signals  # here: only an exit by a signal pays for its enum
+
         return signals.Signals(number).name
     except ValueError:
         return f"signal {number}"

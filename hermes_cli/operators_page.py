@@ -9,13 +9,13 @@ for every template), and links carry names URL-encoded.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
 from urllib.parse import quote
 
 import jinja2
 
 from hermes_state.names import NAME_PATTERN
 from hermes_state.operators import FleetReading, GatewayReading, Timeline
+from hermes_state.records import record
 from hermes_state.runs import CRASHED, RUNNING, UNKNOWN, Run
 from hermes_state.vocabulary import parse_time
 
@@ -88,7 +88,8 @@ def end_text(run: Run) -> str:
     return text
 
 
-class Bar(NamedTuple):
+@record
+class Bar:
     x: float
     width: float
     end_x: float
@@ -97,7 +98,8 @@ class Bar(NamedTuple):
     open_start: bool  # began before the window
 
 
-class Tick(NamedTuple):
+@record
+class Tick:
     x: float
     label: str
 
@@ -139,7 +141,8 @@ def _bars(timeline: Timeline, since: datetime, until: datetime) -> list[Bar]:
     return bars
 
 
-class TimelineRow(NamedTuple):
+@record
+class TimelineRow:
     run: Run
     kind: str
     end: str

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import re
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 from .errors import BadInput, StoreCorrupt
 from .names import shown as _shown
 from .names import validate_name, validate_slug
+from .records import record
 from .vocabulary import ACTORS, COLUMNS, DESIRED, TYPES, format_time, parse_time, utc_now
 
 # Re-exported: the vocabulary lives in a module light enough for fast readers.
@@ -67,7 +68,8 @@ def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
 NO_DATA: Mapping[str, Any] = MappingProxyType({})
 
 
-class NewEvent(NamedTuple):
+@record
+class NewEvent:
     """An event as a caller asks for it; the store adds position, version, time, host, hash."""
 
     profile: str
@@ -109,7 +111,8 @@ class NewEvent(NamedTuple):
         return text
 
 
-class Event(NamedTuple):
+@record
+class Event:
     """One stored row of ``events``; ``data`` is decoded."""
 
     position: int

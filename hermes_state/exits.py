@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 from .errors import BadInput
 from .events import NewEvent, format_time
 from .fold import ProfileState
+from .records import record
 from .settings import CrashLoopPolicy
 
 # finish's exit status: 125 tells s6 the failure is permanent (do not restart).
@@ -28,7 +29,8 @@ EX_CONFIG = 78  # sysexits.h: a configuration error no restart can fix
 _NUMBER = re.compile(r"[0-9]{1,3}")
 
 
-class ObservedExit(NamedTuple):
+@record
+class ObservedExit:
     """What s6 told ``finish`` about the process that ended."""
 
     exit_code: int | None  # 0-255; None when killed by a signal
@@ -72,7 +74,8 @@ def _wantedup(text: str | None) -> bool | None:
     raise BadInput(f"invalid wantedup {text!r}: expected true or false, as s6-svstat -o wantedup prints")
 
 
-class ExitDecision(NamedTuple):
+@record
+class ExitDecision:
     """What ``record-exit`` appends (in order, in one transaction) and the status it exits with."""
 
     outcome: str  # deleted, requested, restart, shutdown, fatal-config, exited, crashed, crash-loop

@@ -7,11 +7,12 @@ before every insert and stores its result as the inline projection, and
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping
 
 from .errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
 from .events import Event
 from .names import DEFAULT_PROFILE, validate_new_name
+from .records import record
 
 # Who appends what (docs/design.md section 2): (type, actor) -> the desired values it may carry.
 ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
@@ -31,7 +32,8 @@ ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
     ("deleted", "api"): frozenset({"down"}),
 }
 
-class ProfileState(NamedTuple):
+@record
+class ProfileState:
     """Current state of one profile: one row of the inline projection."""
 
     profile: str

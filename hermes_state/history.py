@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from .errors import BadInput
 from .events import Event
 from .fold import ProfileState
 from .names import BOOT_ID_PATTERN
+from .records import record
 from .runs import RUNNING, runs_of
 from .store import EventStore, StreamWindow
 from .store.log import CrashRecord
@@ -23,8 +24,9 @@ from .vocabulary import TYPES, format_time
 
 CURRENT_BOOT = "current"
 
-_AGE = re.compile(r"(?:\d{1,9}[smhdw])+")
-_AGE_PART = re.compile(r"(\d+)([smhdw])")
+# Patterns as text: re compiles (and caches) them only when --since or --until is given.
+_AGE = r"(?:\d{1,9}[smhdw])+"
+_AGE_PART = r"(\d+)([smhdw])"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WHEN_HELP = "expected an ISO time such as 2026-11-27T14:00 or an age such as 30m, 2h, 3d"
 
@@ -33,8 +35,8 @@ _WHEN_HELP = "expected an ISO time such as 2026-11-27T14:00 or an age such as 30
 def parse_when(text: str, option: str, now: datetime) -> str:
     """``--since``/``--until``: an ISO time (local when it names no zone) or an age before ``now``."""
     value = text.strip()
-    if _AGE.fullmatch(value):
-        seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _AGE_PART.findall(value))
+    if re.fullmatch(_AGE, value):
+        seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(_AGE_PART, value))
         try:
             return format_time(now - timedelta(seconds=seconds))
         except OverflowError:
@@ -69,7 +71,8 @@ def parse_boot(text: str) -> str:
 
 
 # -- the reads ----------------------------------------------------------------
-class HistoryFilter(NamedTuple):
+@record
+class HistoryFilter:
     since: str | None = None
     until: str | None = None
     types: tuple[str, ...] = ()
@@ -83,7 +86,8 @@ class HistoryFilter(NamedTuple):
         )
 
 
-class History(NamedTuple):
+@record
+class History:
     state: ProfileState
     events: list[Event]  # oldest first
     crashes: CrashRecord  # the whole stream's
@@ -106,7 +110,8 @@ def read_newer(store: EventStore, profile: str, window: HistoryFilter, after_pos
 
 
 # -- the summary --------------------------------------------------------------
-class Summary(NamedTuple):
+@record
+class Summary:
     shown: int
     total: int  # events in the whole stream
     runs: int  # supervisor starts among the events shown

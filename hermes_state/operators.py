@@ -10,10 +10,10 @@ is the crashes counted, never the length of the log.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from .fold import ProfileState
 from .names import validate_name
+from .records import record
 from .runs import Run, runs_of
 from .store import EventStore, StreamWindow
 from .vocabulary import format_time, parse_time
@@ -26,7 +26,8 @@ FIRST_TIMELINE_BATCH = 500
 EXIT_TYPES = ("started", "crashed", "stopped")
 
 
-class GatewayReading(NamedTuple):
+@record
+class GatewayReading:
     """One live profile as an operator sees it; each count None when it was not asked for."""
 
     state: ProfileState
@@ -53,7 +54,8 @@ class GatewayReading(NamedTuple):
         return max(0.0, (now - parse_time(self.state.run_started_at)).total_seconds())
 
 
-class FleetReading(NamedTuple):
+@record
+class FleetReading:
     gateways: list[GatewayReading]  # live profiles, by name
     events_total: int  # the newest position: positions are dense, the log append-only
     read_at: datetime
@@ -81,7 +83,8 @@ def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_
     return FleetReading(gateways, events_total, now)
 
 
-class Timeline(NamedTuple):
+@record
+class Timeline:
     """One profile's runs between ``since`` and ``until``."""
 
     state: ProfileState

@@ -9,10 +9,11 @@ here; pure: events in, runs out.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 from .events import Event
 from .fold import ProfileState
+from .records import record
 from .vocabulary import parse_time
 
 # How a run ended (the gateway_runs view's ended_by).
@@ -22,7 +23,8 @@ RUNNING = "running"
 UNKNOWN = "unknown"  # a later run began, or the profile was deleted, with no exit recorded
 
 
-class Run(NamedTuple):
+@record
+class Run:
     position: int  # of its supervisor `started`
     pid: int | None
     boot_id: str | None

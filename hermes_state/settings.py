@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-from typing import TYPE_CHECKING, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Mapping
 
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
+from .records import record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,7 +62,8 @@ def inside_s6_overlay(proc_root: str = "/proc", run_root: str = "/run") -> bool:
     return comm == "s6-svscan" and os.path.exists(os.path.join(run_root, "s6", "basedir"))
 
 
-class CrashLoopPolicy(NamedTuple):
+@record
+class CrashLoopPolicy:
     """``HERMES_CRASH_LOOP``: COUNT crashes within WINDOW seconds trip the breaker."""
 
     count: int
@@ -80,7 +81,8 @@ class CrashLoopPolicy(NamedTuple):
         return cls(count, window)
 
 
-class WatchIntervals(NamedTuple):
+@record
+class WatchIntervals:
     poll: float
     full_pass: float
 
@@ -99,7 +101,8 @@ def parse_seconds(variable: str, text: str | None, default: float) -> float:
     return value
 
 
-class Settings(NamedTuple):
+@record
+class Settings:
     """Where things live and how to run, from the environment.
 
     Paths are kept as text and handed out as ``Path`` on request: the hooks
@@ -203,6 +206,8 @@ class Settings(NamedTuple):
         """The gateway command split like a shell would (no shell runs it), ``{profile}`` filled in."""
         validate_name(name)
         try:
+            import shlex  # here: only record-start and gateway run split the command
+
             words = shlex.split(self.gateway_command)
         except ValueError as error:
             raise BadInput(f"invalid HERMES_GATEWAY_COMMAND: {error}") from None

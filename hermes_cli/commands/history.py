@@ -68,10 +68,10 @@ def history(args: argparse.Namespace) -> int:
 
 def _report_bad_rows(store: EventStore) -> int:
     """After the readable rows: one line per malformed row skipped (stderr), exit 5 when any was."""
-    from .. import output
-
     if not store.bad_row_count:
         return 0
+    from .. import output
+
     for error in store.bad_rows[:MAX_BAD_ROW_LINES]:
         output.say(f"hermes: warning: {error}: skipped")
     more = store.bad_row_count - min(len(store.bad_rows), MAX_BAD_ROW_LINES)

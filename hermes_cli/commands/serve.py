@@ -20,12 +20,12 @@ import traceback
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hermes_state.errors import BadInput, HermesError, InvalidName, NotFound, StoreUnavailable
 from hermes_state.history import parse_when
 from hermes_state.operators import read_fleet, read_timeline
+from hermes_state.records import record
 from hermes_state.settings import Settings
 from hermes_state.store import open_store
 from hermes_state.vocabulary import format_time
@@ -44,7 +44,8 @@ TEXT = "text/plain; charset=utf-8"
 EXIT_FOR_STATUS = {200: 0, 400: 2, 404: 3, 500: 1, 503: 5}
 
 
-class Answer(NamedTuple):
+@record
+class Answer:
     status: int
     content_type: str
     body: bytes

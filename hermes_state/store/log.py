@@ -13,29 +13,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .. import fold as folding
-from ..chain import CHAIN_VERSION, GENESIS, chain_hash
 from ..errors import BadInput, Conflict, NotFound, VersionConflict
 from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, utc_now
 from ..fold import STATE_FIELDS, ProfileState
 from ..vocabulary import ACTORS, DESIRED, TYPES
 from ..names import DEFAULT_PROFILE, validate_name
+from ..records import record
 from .recorder import ChangeFeed, Recorder, RecorderTransaction, StreamWindow
 
 
 MAX_BAD_ROWS = 100  # malformed rows kept for a caller to report; more are only counted
 
 
-class ProfileOverview(NamedTuple):
+@record
+class ProfileOverview:
     """A profile's state and its crashes since a given time (``profile list``, ``gateway status``)."""
 
     state: ProfileState
     crashes_since: int
 
 
-class CrashRecord(NamedTuple):
+@record
+class CrashRecord:
     total: int
     last: Event | None
 
@@ -177,9 +179,9 @@ class StoreTransaction:
 
     def crashes(self, profile: str) -> CrashRecord:
         """Every crash of ``profile``: how many, and the newest."""
-        last = self._tx.last_crash_row(validate_name(profile))
-        decoded = self._store.decode([last]) if last else []
-        return CrashRecord(self._tx.crash_count(profile), decoded[0] if decoded else None)
+        row = self._tx.crashes_row(validate_name(profile))
+        decoded = self._store.decode([row]) if row["position"] is not None else []
+        return CrashRecord(int(row["crashes"]), decoded[0] if decoded else None)
 
     # -- the append --------------------------------------------------------
     def append(self, new: NewEvent, expected_version: int | None = None) -> Event:
@@ -193,6 +195,8 @@ class StoreTransaction:
                 if (stored.profile, stored.type, stored.actor) != (new.profile, new.type, new.actor):
                     raise Conflict(f"idempotency key {new.idempotency_key!r} was used for another event")
                 return stored
+
+        from ..chain import CHAIN_VERSION, GENESIS, chain_hash  # here: readers never hash
 
         context = tx.append_context(new.profile)
         prior = state_from_row(context) if context["profile"] is not None else None

@@ -12,7 +12,9 @@ backend is an implementation of these three classes and a dialect for
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping
+
+from ..records import record
 
 if TYPE_CHECKING:
     from ..checks import Report
@@ -28,7 +30,8 @@ STOPPED = "stopped"  # stop() was called
 REPLACED = "replaced"  # the store's path names another file now (or none): reopen, or stop
 
 
-class StreamWindow(NamedTuple):
+@record
+class StreamWindow:
     """Which of a profile's events a stream read returns."""
 
     after_version: int = 0
@@ -98,10 +101,9 @@ class RecorderTransaction(ABC):
     def crash_times(self, profile: str, after_position: int, since: str) -> list[str]: ...
 
     @abstractmethod
-    def crash_count(self, profile: str) -> int: ...
-
-    @abstractmethod
-    def last_crash_row(self, profile: str) -> Row | None: ...
+    def crashes_row(self, profile: str) -> Row:
+        """``crashes``: how many the profile has; with the newest one's columns (``position`` None
+        when there is none)."""
 
 
 class ChangeFeed(ABC):

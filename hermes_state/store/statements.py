@@ -13,13 +13,14 @@ the index's own literal.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 from sqlalchemy import Text, bindparam, case, cast, func, insert, literal, literal_column, or_, select, update
 from sqlalchemy.sql import ClauseElement
 
 from ..events import MAX_DATA_BYTES
 from ..fold import STATE_FIELDS
+from ..records import record
 from ..vocabulary import COLUMNS, TYPES
 from .schema import events, profile_projection
 
@@ -28,7 +29,8 @@ from .schema import events, profile_projection
 TYPE_SLOTS = tuple(f"type{index}" for index in range(len(TYPES)))
 
 
-class Definition(NamedTuple):
+@record
+class Definition:
     statement: ClauseElement
     column_keys: Sequence[str] | None = None  # INSERT/UPDATE: the columns the statement sets
 
@@ -107,6 +109,11 @@ def definitions() -> dict[str, Definition]:
     # The projection is read bounded by every reader (no value of it is ever long); the
     # append reads it whole (``append_context``): a writer must see the row as it is.
     state = _bounded(p, STATE_FIELDS, STATE_READ_BOUNDS)
+    crash_summary = (
+        select(func.count().label("crashes"), func.max(e.c.position).label("last_position"))
+        .where(_crashed(e), e.c.profile == _param("name"))
+        .subquery("crash_summary")
+    )
     return {
         # -- the projection ------------------------------------------------------
         "state": Definition(select(*state).where(p.c.profile == _param("name"))),
@@ -162,13 +169,11 @@ def definitions() -> dict[str, Definition]:
             )
             .order_by(e.c.occurred_at)
         ),
-        "crash_count": Definition(select(func.count()).where(_crashed(e), e.c.profile == _param("name"))),
-        # The newest by position: a clock set back must not make an older crash "the last".
-        # max(position) over the crashes' index costs the profile's crashes, never its whole stream.
-        "last_crash": Definition(
-            select(e).where(
-                e.c.position
-                == select(func.max(e.c.position)).where(_crashed(e), e.c.profile == _param("name")).scalar_subquery()
+        # How many crashes, and the newest by position (a clock set back must not make an older
+        # crash "the last"), in one pass over the profile's entries of the crashes' index.
+        "crashes": Definition(
+            select(crash_summary.c.crashes, e).select_from(
+                crash_summary.outerjoin(e, e.c.position == crash_summary.c.last_position)
             )
         ),
     }

@@ -157,11 +157,8 @@ class SqliteTransaction(RecorderTransaction):
         cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
         return [row[0] for row in cursor]
 
-    def crash_count(self, profile: str) -> int:
-        return int(self._scalar("crash_count", {"name": profile}))
-
-    def last_crash_row(self, profile: str) -> Row | None:
-        return self._row("last_crash", {"name": profile})
+    def crashes_row(self, profile: str) -> Row:
+        return self._row("crashes", {"name": profile})  # type: ignore[return-value]  # always one row
 
 
 class SqliteRecorder(Recorder):

@@ -15,11 +15,6 @@ BY_KEY = (
     ('key',),
 )
 
-CRASH_COUNT = (
-    "SELECT count(*) AS count_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = ?",
-    ('name',),
-)
-
 CRASH_COUNTS_LIVE = (
     "SELECT profile_projection.profile, (SELECT count(*) AS count_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = profile_projection.profile AND events.occurred_at >= ?) AS crashes_since \nFROM profile_projection \nWHERE profile_projection.deleted IS 0 ORDER BY profile_projection.profile",
     ('since',),
@@ -28,6 +23,11 @@ CRASH_COUNTS_LIVE = (
 CRASH_TIMES = (
     "SELECT events.occurred_at \nFROM events \nWHERE events.type = 'crashed' AND events.profile = ? AND events.occurred_at >= ? AND events.position > ? ORDER BY events.occurred_at",
     ('name', 'since', 'after'),
+)
+
+CRASHES = (
+    "SELECT crash_summary.crashes, events.position, events.profile, events.version, events.type, events.actor, events.desired, events.occurred_at, events.host, events.boot_id, events.pid, events.exit_code, events.signal, events.reason, events.data, events.idempotency_key, events.hash, events.chain_version \nFROM (SELECT count(*) AS crashes, max(events.position) AS last_position \nFROM events \nWHERE events.type = 'crashed' AND events.profile = ?) AS crash_summary LEFT OUTER JOIN events ON events.position = crash_summary.last_position",
+    ('name',),
 )
 
 EVENTS_AFTER = (
@@ -43,11 +43,6 @@ INSERT_EVENT = (
 INSERT_STATE = (
     'INSERT INTO profile_projection (profile, version, deleted, desired, created_position, last_position, last_type, last_actor, last_reason, last_at, intent_position, intent_actor, intent_reason, intent_at, start_intent_position, restart_position, run_position, run_pid, run_started_at, run_boot_id, run_ended, last_exit_code, last_signal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ('profile', 'version', 'deleted', 'desired', 'created_position', 'last_position', 'last_type', 'last_actor', 'last_reason', 'last_at', 'intent_position', 'intent_actor', 'intent_reason', 'intent_at', 'start_intent_position', 'restart_position', 'run_position', 'run_pid', 'run_started_at', 'run_boot_id', 'run_ended', 'last_exit_code', 'last_signal'),
-)
-
-LAST_CRASH = (
-    "SELECT events.position, events.profile, events.version, events.type, events.actor, events.desired, events.occurred_at, events.host, events.boot_id, events.pid, events.exit_code, events.signal, events.reason, events.data, events.idempotency_key, events.hash, events.chain_version \nFROM events \nWHERE events.position = (SELECT max(events.position) AS max_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = ?)",
-    ('name',),
 )
 
 LAST_POSITION = (
