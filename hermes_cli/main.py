@@ -2,9 +2,10 @@
 
 Each command is named here as "module:function" and imported only when it
 runs, so `hermes --help` never pays for the others. The slot hooks run at
-every start and exit of every gateway: a well-formed hook call skips
-argparse altogether (``hook_call``); anything else goes through the parser
-and its errors. Expected failures become one line on stderr and their exit
+every start and exit of every gateway, and scripts send intents: a
+well-formed hook call or `gateway start|stop|restart` skips argparse
+altogether (``fast_call``); anything else goes through the parser and its
+errors. Expected failures become one line on stderr and their exit
 status (docs/design.md section 7), here and nowhere else.
 """
 
@@ -28,9 +29,38 @@ HOOK_ARGUMENTS = {
 }
 
 
-def hook_call(argv: Sequence[str]) -> SimpleNamespace | None:
-    """``state record-start SLOT`` / ``state record-exit SLOT CODE SIGNAL [WANTEDUP]``, parsed
-    without argparse; None for anything else (the parser then handles it, errors included)."""
+# The intents' verbs: `gateway VERB [-p NAME]`, or `-p NAME gateway VERB`.
+INTENT_VERBS = ("start", "stop", "restart")
+_PROFILE_FLAGS = ("-p", "--profile")
+
+
+def fast_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The hooks' and the intents' exact forms, parsed without argparse (building its whole tree
+    costs a hook more than its own work); None for anything else, which the parser then handles,
+    errors and `--help` included."""
+    return _hook_call(argv) or _intent_call(argv)
+
+
+def _intent_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    words = list(argv)
+    global_profile = None
+    if len(words) >= 2 and words[0] in _PROFILE_FLAGS:
+        global_profile, words = words[1], words[2:]
+    if len(words) not in (2, 4) or words[0] != "gateway" or words[1] not in INTENT_VERBS:
+        return None
+    profile = None
+    if len(words) == 4:
+        if words[2] not in _PROFILE_FLAGS:
+            return None
+        profile = words[3]
+    if any(value is not None and value.startswith("-") for value in (global_profile, profile)):
+        return None
+    return SimpleNamespace(group="gateway", command=words[1], profile=profile, global_profile=global_profile,
+                           handler=f"hermes_cli.commands.gateway:{words[1]}")
+
+
+def _hook_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    """``state record-start SLOT`` / ``state record-exit SLOT CODE SIGNAL [WANTEDUP]``."""
     if len(argv) < 3 or argv[0] != "state" or argv[1] not in HOOK_ARGUMENTS:
         return None
     names, handler = HOOK_ARGUMENTS[argv[1]]
@@ -207,7 +237,7 @@ def build_parser() -> "argparse.ArgumentParser":
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = hook_call(argv) or build_parser().parse_args(argv)
+    args = fast_call(argv) or build_parser().parse_args(argv)
     module_name, _, function_name = args.handler.partition(":")
     from hermes_state.errors import HermesError
 

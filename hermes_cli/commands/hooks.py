@@ -1,6 +1,6 @@
 """`hermes state record-start | record-exit`: what a slot's run and finish scripts exec.
 
-Kept light on purpose: no argparse (``main.hook_call`` parses these), no
+Kept light on purpose: no argparse (``main.fast_call`` parses these), no
 SQLAlchemy, rich or Alembic (a hook runs at every start and exit, inside
 s6's finish time limit). docs/hooks.md has the reasoning.
 """
