@@ -29,9 +29,14 @@ def supervisor_runs(history):
 
 
 def running(rig, name: str) -> int:
-    """Wait until ``name``'s gateway is up and its start is in the log; its pid."""
-    pid = wait_for(lambda: rig.running_pid(name), 5, f"{name} up")
-    wait_for(lambda: supervisor_runs(rig.history(name)), 5, f"{name}'s start recorded")
+    """Wait until ``name``'s gateway is up and its start is in the log; its pid. A wait that
+    fails shows what the watch daemon said, which is where the reason is."""
+    try:
+        pid = wait_for(lambda: rig.running_pid(name), 5, f"{name} up")
+        wait_for(lambda: supervisor_runs(rig.history(name)), 5, f"{name}'s start recorded")
+    except AssertionError as error:
+        said = rig.watch_output()[-3000:] if rig.daemons else "(no watch daemon)"
+        raise AssertionError(f"{error}; the log: {rig.history(name)}; the watch daemon said:\n{said}") from None
     return pid
 
 
