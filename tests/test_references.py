@@ -17,7 +17,8 @@ DESIGN = REPO / "docs" / "design.md"
 SKIPPED_DIRS = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", "node_modules"}
 
 # Written so that this file's own source does not match them.
-OUTSIDE_CONTRACT = re.compile(r"\bDESIGN\s+section|\bDESIGN\.md\b|/work/share[d]")
+# (Also the original contract's other files, by name, wherever they were checked out.)
+OUTSIDE_CONTRACT = re.compile(r"\bDESIGN\s+section|\bDESIGN\.md\b|\bshare[d]/(?:LAYOUT|S6-NOTES|STYLE)\b")
 SECTION_REFERENCE = re.compile(r"design\.md\)?\s+section\s+(\d+)", re.IGNORECASE)
 TEST_FILE_REFERENCE = re.compile(r"\b(test_[a-z0-9_]+\.py)(?:::([A-Za-z_][A-Za-z0-9_]*))?")
 
