@@ -7,10 +7,8 @@ SQLAlchemy, so this stays as fast as a person at a prompt needs).
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
-from typing import Any
 
 from .errors import BadInput
 from .events import Event

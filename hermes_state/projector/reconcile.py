@@ -172,9 +172,8 @@ class Reconciler:
     def catch_up(self, trigger: str) -> PassReport:
         """Reconcile the profiles that events after the last position touched, and those whose retry is due."""
         result = PassReport(trigger, after=self.position)
-        events = self._events_after(self.position)
+        events, result.upto = self._events_after(self.position)
         result.events = events
-        result.upto = events[-1].position if events else self.position
         due = self.retries.due()
         touched = {name for name in due if name != LEFTOVERS}
         invalid: list[Action] = []
@@ -200,14 +199,16 @@ class Reconciler:
         return self.retries.next_due()
 
     # -- steps ---------------------------------------------------------------
-    def _events_after(self, position: int) -> list[Event]:
+    def _events_after(self, position: int) -> tuple[list[Event], int]:
+        """Every readable event after ``position``, in one snapshot, and the position read up to:
+        past the rows the store skipped as malformed too, so they are neither waited on nor read again."""
         events: list[Event] = []
-        while True:
-            batch = self.store.log_after(position, limit=LOG_BATCH)
-            events.extend(batch)
-            if len(batch) < LOG_BATCH:
-                return events
-            position = batch[-1].position
+        with self.store.reading() as tx:
+            while True:
+                events.extend(tx.log_after(position, limit=LOG_BATCH))
+                if tx.last_read == position:
+                    return events, position
+                position = tx.last_read
 
     def _observe(self, names: set[str] | None, *, leftovers: bool | None = None) -> tuple[dict[str, SlotView], list[str]]:
         """What the scan directory and s6-svstat show, for ``names`` (None: every slot, and the leftovers)."""
