@@ -47,11 +47,6 @@ RETRY_MAX = 5.0
 LEFTOVERS = ".leftovers"  # the retry key of the slots an unfinished removal left out of sight (never a name)
 
 
-def unsupervised(slots: dict[str, SlotView]) -> set[str]:
-    """The profiles whose slot exists but has no status from s6 yet."""
-    return {name for name, view in slots.items() if view.status is None}
-
-
 class Backoff:
     """Per-key retry times, exponential per key: one stubborn profile backs off alone."""
 
@@ -170,7 +165,7 @@ class Reconciler:
             result.upto = upto
             actions = planning.plan(result.states, slots, leftovers=leftovers)
             scope = set(slots) | {name for state in result.states if isinstance(name := getattr(state, "profile", None), str)}
-            self._apply(actions, result, scope | {LEFTOVERS}, unsupervised(slots))
+            self._apply(actions, result, scope | {LEFTOVERS})
         self.position = max(self.position, upto)
         return self._finish(result)
 
@@ -194,7 +189,7 @@ class Reconciler:
             with self.store.reading() as tx:
                 states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
-            self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()), unsupervised(slots))
+            self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
         self.position = max(self.position, result.upto)
         return self._finish(result)
 
@@ -232,14 +227,9 @@ class Reconciler:
         with_leftovers = names is None if leftovers is None else leftovers
         return views, (self.scandir.leftovers() if with_leftovers else [])
 
-    def _apply(self, actions: Iterable[Action], result: PassReport, scope: set[str], unsettled: set[str]) -> None:
-        """Apply each action; then every key in ``scope`` is either settled or queued for a retry.
-
-        A slot s6 does not supervise yet (``unsettled``), or one this pass creates, is looked at
-        again soon: s6-supervise reads its ``down`` file once, as it starts, and a change made
-        while it was starting shows only in the status it writes next, which no event announces.
-        """
-        again = set(unsettled)
+    def _apply(self, actions: Iterable[Action], result: PassReport, scope: set[str]) -> None:
+        """Apply each action; then every key in ``scope`` is either settled or queued for a retry."""
+        again: set[str] = set()
         for action in actions:
             if action.kind in _QUIET:
                 if action.kind is ActionKind.AWAIT:
@@ -259,8 +249,6 @@ class Reconciler:
                 continue
             if pending is not None:
                 again.add(pending)
-            if action.kind in (ActionKind.CREATE_UP, ActionKind.CREATE_DOWN):
-                again.add(action.profile)
             result.actions.append(Applied(action))
         for key in scope:
             if key in again:
