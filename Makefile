@@ -102,6 +102,7 @@ lint: setup
 # (tests/test_generated_sql.py fails when it is stale).
 sql: setup
 	$(BIN)/python -m hermes_state.store.generate sqlite > hermes_state/backends/sqlite/sql.py
+	$(BIN)/python -m hermes_state.store.generate postgresql > hermes_state/backends/postgresql/sql.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -59,6 +59,7 @@ class ProfileState:
     run_ended: bool = False
     last_exit_code: int | None = None
     last_signal: int | None = None
+    host: str | None = None  # the host of the created event: the profile's own (docs/fleet.md)
 
     @property
     def live(self) -> bool:
@@ -130,6 +131,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             intent_actor=event.actor,
             intent_reason=event.reason,
             intent_at=event.occurred_at,
+            host=event.host,
         )
 
     if state is None:

@@ -34,18 +34,39 @@ def home_from_env(environ: Mapping[str, str]) -> str:
 
 
 def store_path_from_env(environ: Mapping[str, str]) -> str:
-    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (docs/design.md section 1).
-
-    ``HERMES_STATE_URL`` (a fleet's PostgreSQL, docs/design.md section 8) is refused
-    rather than ignored: someone who set it must not be writing to a local
-    file without knowing.
-    """
-    if environ.get("HERMES_STATE_URL"):
-        raise BadInput(
-            "HERMES_STATE_URL is set, but this version stores events only in a SQLite file "
-            "(PostgreSQL is not supported yet): unset it, or use HERMES_STATE_DB for the file's path"
-        )
+    """``HERMES_STATE_DB``, else ``$HERMES_HOME/state/profiles.db`` (docs/design.md section 1)."""
     return environ.get("HERMES_STATE_DB") or os.path.join(home_from_env(environ), "state", "profiles.db")
+
+
+# The schemes HERMES_STATE_URL takes: PostgreSQL through psycopg 3 (docs/fleet.md).
+STORE_URL_SCHEMES = ("postgresql", "postgresql+psycopg")
+
+
+def store_url_from_env(environ: Mapping[str, str]) -> str | None:
+    """``HERMES_STATE_URL``: a fleet's PostgreSQL (docs/design.md section 8), or None for the file.
+
+    Any other scheme is refused rather than ignored: someone who set it must not
+    be writing to a local file, or to a database the store cannot serve, without knowing.
+    """
+    url = environ.get("HERMES_STATE_URL")
+    if not url:
+        return None
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in STORE_URL_SCHEMES or not rest:
+        raise BadInput(
+            f"invalid HERMES_STATE_URL {redact_url(url)!r}: expected postgresql+psycopg://user@host:port/dbname "
+            "(unset it to use the SQLite file)"
+        )
+    return url
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password: what messages and logs may show."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{place}"
 
 
 def inside_s6_overlay(proc_root: str = "/proc", run_root: str = "/run") -> bool:
@@ -122,6 +143,7 @@ class Settings:
     # so a bad value stops `hermes state watch` and `up`, not every command.
     watch_poll_interval: str | None = None
     watch_full_pass_interval: str | None = None
+    store_url: str | None = None  # HERMES_STATE_URL: a fleet's PostgreSQL instead of store_file
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -143,6 +165,7 @@ class Settings:
             busy_timeout_ms=_milliseconds(env, "HERMES_STATE_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS),
             watch_poll_interval=env.get("HERMES_WATCH_POLL_INTERVAL"),
             watch_full_pass_interval=env.get("HERMES_WATCH_FULL_PASS_INTERVAL"),
+            store_url=store_url_from_env(env),
         )
 
     # -- paths -----------------------------------------------------------
@@ -153,6 +176,16 @@ class Settings:
     @property
     def db_path(self) -> "Path":
         return _path(self.store_file)
+
+    @property
+    def store_location(self) -> str:
+        """What messages call the store: its file, or its URL without the password."""
+        return redact_url(self.store_url) if self.store_url else self.store_file
+
+    @property
+    def fleet(self) -> bool:
+        """A shared database: each host's projector acts on its own profiles only (docs/fleet.md)."""
+        return self.store_url is not None
 
     @property
     def scandir(self) -> "Path":

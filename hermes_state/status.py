@@ -17,7 +17,7 @@ from .vocabulary import format_time
 # The view's columns, in its order.
 STATUS_COLUMNS = (
     "profile", "status", "desired", "held_down_by", "last_event", "last_actor", "last_reason", "last_event_at",
-    "crashes_last_hour", "last_exit_code", "last_signal", "pid", "running_since", "events",
+    "crashes_last_hour", "last_exit_code", "last_signal", "pid", "running_since", "events", "host",
 )
 
 
@@ -43,4 +43,5 @@ def status_row(state: ProfileState, crashes_last_hour: int) -> dict[str, Any]:
         "pid": state.run_pid if running else None,
         "running_since": state.run_started_at if running else None,
         "events": state.version,
+        "host": state.host,
     }

@@ -216,9 +216,18 @@ def test_no_store_at_all(home):
     assert not home.db.exists()
 
 
-def test_a_postgresql_url_is_refused_not_ignored(migrated_home):
-    """docs/design.md section 8's fleet store is not built yet: setting it must not silently mean the local file."""
+@pytest.mark.parametrize("url", ["mysql://fleet/hermes", "sqlite:///elsewhere.db", "postgresql:fleet", "fleet"])
+def test_a_url_the_store_cannot_serve_is_refused_not_ignored(migrated_home, url):
+    """Only PostgreSQL is a fleet's store (docs/fleet.md): any other URL must not silently mean the local file."""
+    before = digest(migrated_home.db)
     for args in (WRITE, *READS):
-        result = migrated_home.hermes(*args, env={"HERMES_STATE_URL": "postgresql://fleet/hermes"})
+        result = migrated_home.hermes(*args, env={"HERMES_STATE_URL": url})
         assert result.returncode == 2, (args, result.stderr)
         one_line(result, "HERMES_STATE_URL")
+    assert digest(migrated_home.db) == before
+
+
+def test_a_url_never_shows_its_password(migrated_home):
+    result = migrated_home.hermes("profile", "list", env={"HERMES_STATE_URL": "mysql://fleet:s3cret@db/hermes"})
+    assert result.returncode == 2
+    assert "s3cret" not in result.stderr and "fleet:***@db" in result.stderr

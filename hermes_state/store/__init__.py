@@ -1,7 +1,7 @@
 """The store, whatever the database behind it: one way to open it, migrate it and read it.
 
 ``open_store(settings)`` is how every command, hook and daemon reaches the
-log: the settings choose the backend (a SQLite file today), which is
+log: the settings choose the backend (a SQLite file, or a fleet's PostgreSQL), which is
 imported only then, so a process pays only for the backend it uses.
 """
 
@@ -23,7 +23,11 @@ __all__ = [
 
 
 def backend_for(settings: "Settings") -> Backend:
-    """The backend the settings name. (Only SQLite so far: ``Settings`` refuses a URL.)"""
+    """The backend the settings name: PostgreSQL for a ``HERMES_STATE_URL``, else the SQLite file."""
+    if settings.store_url is not None:
+        from ..backends.postgresql.backend import PostgresBackend
+
+        return PostgresBackend()
     from ..backends.sqlite.backend import SqliteBackend
 
     return SqliteBackend()

@@ -1,6 +1,7 @@
 """Compile ``statements`` with one backend's dialect into a plain Python module of SQL text.
 
     python -m hermes_state.store.generate sqlite > hermes_state/backends/sqlite/sql.py
+    python -m hermes_state.store.generate postgresql > hermes_state/backends/postgresql/sql.py
 
 (`make sql` runs it.) The module it writes imports nothing, so running its
 SQL needs only the database driver.
@@ -26,14 +27,19 @@ def dialect_for(backend: str):
         from sqlalchemy.dialects import sqlite
 
         return sqlite.dialect(paramstyle="qmark")
-    raise SystemExit(f"unknown backend {backend!r}: expected sqlite")
+    if backend == "postgresql":
+        from sqlalchemy.dialects.postgresql import psycopg
+
+        # Positional, as the SQLite module: one recorder code path picks parameters by name.
+        return psycopg.dialect(paramstyle="format")
+    raise SystemExit(f"unknown backend {backend!r}: expected sqlite or postgresql")
 
 
 def compiled(backend: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Every statement's SQL and parameter names, compiled for ``backend``."""
     dialect = dialect_for(backend)
     result = {}
-    for name, (statement, column_keys) in definitions().items():
+    for name, (statement, column_keys) in definitions(typed=backend != "sqlite").items():
         unit = statement.compile(
             dialect=dialect,
             column_keys=list(column_keys) if column_keys is not None else None,

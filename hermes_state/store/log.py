@@ -90,7 +90,7 @@ def state_problem(state: ProfileState) -> str | None:
         return "invalid last type or actor"
     if not _time(state.last_at) or not _time(state.intent_at) or not _time(state.run_started_at, optional=True):
         return "a time is not in the log's format"
-    for name in ("last_reason", "intent_reason", "run_boot_id"):
+    for name in ("last_reason", "intent_reason", "run_boot_id", "host"):
         if getattr(state, name) is not None and not isinstance(getattr(state, name), str):
             return f"{name} is not text"
     for name, high in (("last_exit_code", 255), ("last_signal", 128)):

@@ -109,6 +109,7 @@ profile_projection = Table(
     Column("run_ended", Boolean, nullable=False),
     Column("last_exit_code", Integer, nullable=True),
     Column("last_signal", Integer, nullable=True),
+    Column("host", Text, nullable=True),  # the created event's host (migration 0004)
     CheckConstraint("desired IN ('up', 'down')", name="ck_profile_projection_desired"),
 )
 

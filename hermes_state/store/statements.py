@@ -68,13 +68,17 @@ EVENT_READ_BOUNDS["data"] = MAX_DATA_BYTES
 STATE_READ_BOUNDS = {name: READ_BOUND for name in STATE_FIELDS}
 
 
-def _bounded(table, names: Sequence[str], bounds: dict[str, int]) -> list:
+def _bounded(table, names: Sequence[str], bounds: dict[str, int], typed: bool) -> list:
     """``names`` of ``table``; a value over its bound reads as NULL and is named in ``oversized``
-    (octet_length reads a value's size from its record header: the value itself is never loaded)."""
+    (octet_length reads a value's size from its record header: the value itself is never loaded).
+
+    ``typed``: the database enforces column types (PostgreSQL), so only text can be long; SQLite
+    stores whatever a writer gives any column, and every column is bounded there.
+    """
     columns, flags = [], []
     for name in names:
         column = table.c[name]
-        if name not in bounds:
+        if name not in bounds or (typed and not isinstance(column.type, Text)):
             columns.append(column)
             continue
         bound = _constant(bounds[name])
@@ -86,7 +90,8 @@ def _bounded(table, names: Sequence[str], bounds: dict[str, int]) -> list:
     return [*columns, oversized.label("oversized")]
 
 
-def definitions() -> dict[str, Definition]:
+def definitions(typed: bool = False) -> dict[str, Definition]:
+    """The statements; ``typed`` for a database that enforces column types (see ``_bounded``)."""
     e, p = events, profile_projection
     crashes_since = (
         select(func.count())
@@ -108,7 +113,7 @@ def definitions() -> dict[str, Definition]:
     stream = select(e).where(*window)
     # The projection is read bounded by every reader (no value of it is ever long); the
     # append reads it whole (``append_context``): a writer must see the row as it is.
-    state = _bounded(p, STATE_FIELDS, STATE_READ_BOUNDS)
+    state = _bounded(p, STATE_FIELDS, STATE_READ_BOUNDS, typed)
     crash_summary = (
         select(func.count().label("crashes"), func.max(e.c.position).label("last_position"))
         .where(_crashed(e), e.c.profile == _param("name"))
@@ -150,7 +155,7 @@ def definitions() -> dict[str, Definition]:
         ),
         "events_after": Definition(
             _limited(
-                select(*_bounded(e, COLUMNS, EVENT_READ_BOUNDS)).where(e.c.position > _param("after"))
+                select(*_bounded(e, COLUMNS, EVENT_READ_BOUNDS, typed)).where(e.c.position > _param("after"))
                 .order_by(e.c.position),
                 _param("limit"),
             )

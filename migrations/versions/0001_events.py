@@ -112,7 +112,159 @@ WHERE held_down_by IS NOT NULL OR crashes_last_15m >= 3""",
 }
 
 
+# PostgreSQL (a fleet's store, docs/fleet.md): the same table, columns and
+# meanings in its own SQL. Positions are bigint (a fleet's log outgrows int4);
+# no sequence: the store assigns each position while it holds the append lock.
+POSTGRESQL_TABLES = (
+    r"""CREATE TABLE events (
+    position bigint PRIMARY KEY,
+    profile text NOT NULL,
+    version integer NOT NULL CONSTRAINT ck_events_version CHECK (version >= 1),
+    type text NOT NULL
+        CONSTRAINT ck_events_type CHECK (type IN ('created', 'started', 'crashed', 'stopped', 'deleted')),
+    actor text NOT NULL
+        CONSTRAINT ck_events_actor CHECK (actor IN ('cli', 'supervisor', 'boot', 'import', 'api')),
+    desired text CONSTRAINT ck_events_desired CHECK (desired IS NULL OR desired IN ('up', 'down')),
+    occurred_at text NOT NULL CONSTRAINT ck_events_occurred_at
+        CHECK (occurred_at ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$'),
+    host text NOT NULL,
+    boot_id text,
+    pid integer,
+    exit_code integer,
+    signal integer,
+    reason text,
+    data text NOT NULL DEFAULT '{}'
+        CONSTRAINT ck_events_data_object CHECK (jsonb_typeof(data::jsonb) = 'object'),
+    idempotency_key text CONSTRAINT uq_events_idempotency_key UNIQUE,
+    hash text NOT NULL CONSTRAINT ck_events_hash CHECK (length(hash) = 64),
+    CONSTRAINT uq_events_profile_version UNIQUE (profile, version)
+)""",
+    "CREATE INDEX ix_events_crashes ON events (profile, occurred_at) WHERE type = 'crashed'",
+    """CREATE TABLE profile_projection (
+    profile text PRIMARY KEY,
+    version integer NOT NULL,
+    deleted boolean NOT NULL,
+    desired text NOT NULL CONSTRAINT ck_profile_projection_desired CHECK (desired IN ('up', 'down')),
+    created_position bigint NOT NULL,
+    last_position bigint NOT NULL,
+    last_type text NOT NULL,
+    last_actor text NOT NULL,
+    last_reason text,
+    last_at text NOT NULL,
+    intent_position bigint NOT NULL,
+    intent_actor text NOT NULL,
+    intent_reason text,
+    intent_at text NOT NULL,
+    start_intent_position bigint,
+    restart_position bigint,
+    run_position bigint,
+    run_pid integer,
+    run_started_at text,
+    run_boot_id text,
+    run_ended boolean NOT NULL,
+    last_exit_code integer,
+    last_signal integer
+)""",
+    # Refused for every role, the owner's sessions included (only ALTER TABLE, the owner's
+    # alone, can disable a trigger): the log is append-only.
+    """CREATE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events is append-only: % refused', TG_OP;
+END
+$$""",
+    "CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION events_refuse_change()",
+    "CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events FOR EACH ROW EXECUTE FUNCTION events_refuse_change()",
+    "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()",
+)
+
+# The time format of the log (text, UTC, milliseconds), as PostgreSQL writes it.
+PG_NOW = """to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+def pg_ago(interval: str) -> str:
+    return f"""to_char((now() - interval '{interval}') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+POSTGRESQL_VIEWS = {
+    "profile_status": f"""CREATE VIEW profile_status AS
+SELECT
+    p.profile,
+    CASE WHEN p.deleted THEN 'deleted' ELSE 'live' END AS status,
+    p.desired,
+    CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor' THEN p.intent_reason END AS held_down_by,
+    p.last_type AS last_event,
+    p.last_actor AS last_actor,
+    p.last_reason AS last_reason,
+    p.last_at AS last_event_at,
+    (SELECT count(*) FROM events c
+      WHERE c.type = 'crashed' AND c.profile = p.profile
+        AND c.occurred_at >= {pg_ago('1 hour')}) AS crashes_last_hour,
+    p.last_exit_code,
+    p.last_signal,
+    CASE WHEN p.run_position IS NOT NULL AND NOT p.run_ended THEN p.run_pid END AS pid,
+    CASE WHEN p.run_position IS NOT NULL AND NOT p.run_ended THEN p.run_started_at END AS running_since,
+    p.version AS events
+FROM profile_projection p""",
+    "gateway_runs": f"""CREATE VIEW gateway_runs AS
+WITH supervised AS (
+    SELECT position, profile, type, occurred_at, boot_id, pid,
+           lead(position) OVER (PARTITION BY profile ORDER BY version) AS next_position
+    FROM events
+    WHERE actor = 'supervisor' OR type = 'deleted'
+)
+SELECT
+    s.profile,
+    s.position AS run,
+    s.boot_id,
+    s.pid,
+    s.occurred_at AS started_at,
+    e.occurred_at AS ended_at,
+    round(extract(epoch FROM (coalesce(e.occurred_at, CASE WHEN s.next_position IS NULL THEN {PG_NOW} END))::timestamptz
+                           - s.occurred_at::timestamptz)::numeric, 3) AS uptime_seconds,
+    CASE
+        WHEN e.position IS NOT NULL THEN e.type
+        WHEN s.next_position IS NULL THEN 'running'
+        ELSE 'unknown'
+    END AS ended_by,
+    e.reason,
+    e.exit_code,
+    e.signal
+FROM supervised s
+LEFT JOIN events e
+    ON e.position = s.next_position
+   AND e.type IN ('crashed', 'stopped')
+   AND (e.data::jsonb ->> 'run') = s.position::text
+WHERE s.type = 'started'""",
+    "crash_loops": f"""CREATE VIEW crash_loops AS
+SELECT * FROM (
+    SELECT
+        p.profile,
+        (SELECT count(*) FROM events c
+          WHERE c.type = 'crashed' AND c.profile = p.profile
+            AND c.occurred_at >= {pg_ago('15 minutes')}) AS crashes_last_15m,
+        (SELECT max(c.occurred_at) FROM events c
+          WHERE c.type = 'crashed' AND c.profile = p.profile) AS last_crash_at,
+        CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor'
+                  AND p.intent_reason IN ('crash-loop', 'fatal-config')
+             THEN p.intent_reason END AS held_down_by,
+        CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor'
+                  AND p.intent_reason IN ('crash-loop', 'fatal-config')
+             THEN p.intent_at END AS held_down_since,
+        p.last_exit_code,
+        p.last_signal
+    FROM profile_projection p
+    WHERE NOT p.deleted
+) AS loops
+WHERE held_down_by IS NOT NULL OR crashes_last_15m >= 3""",
+}
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in (*POSTGRESQL_TABLES, *POSTGRESQL_VIEWS.values()):
+            op.execute(statement)
+        return
     op.create_table(
         "events",
         sa.Column("position", sa.Integer(), primary_key=True, autoincrement=True),
@@ -190,6 +342,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name in POSTGRESQL_VIEWS:
+            op.execute(f"DROP VIEW IF EXISTS {name}")
+        op.execute("DROP TABLE profile_projection")
+        op.execute("DROP TABLE events")
+        op.execute("DROP FUNCTION events_refuse_change()")
+        return
     for name in VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.execute("DROP TRIGGER IF EXISTS events_refuse_update")

@@ -43,11 +43,40 @@ SELECT * FROM (
 WHERE {held} IS NOT NULL OR crashes_last_15m >= 3"""
 
 
+# PostgreSQL's form (docs/fleet.md): its own clock expression, and a name for the subquery.
+_POSTGRESQL_VIEW = """CREATE VIEW crash_loops AS
+SELECT * FROM (
+    SELECT
+        p.profile,
+        (SELECT count(*) FROM events c
+          WHERE c.type = 'crashed' AND c.profile = p.profile
+            AND c.occurred_at >= to_char((now() - interval '15 minutes') AT TIME ZONE 'UTC',
+                                         'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS crashes_last_15m,
+        (SELECT max(c.occurred_at) FROM events c
+          WHERE c.type = 'crashed' AND c.profile = p.profile) AS last_crash_at,
+        CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor'
+                  AND p.intent_reason IN ('crash-loop', 'fatal-config')
+             THEN p.intent_reason END AS {held},
+        CASE WHEN p.desired = 'down' AND p.intent_actor = 'supervisor'
+                  AND p.intent_reason IN ('crash-loop', 'fatal-config')
+             THEN p.intent_at END AS {since},
+        p.last_exit_code,
+        p.last_signal
+    FROM profile_projection p
+    WHERE NOT p.deleted
+) AS loops
+WHERE {held} IS NOT NULL OR crashes_last_15m >= 3"""
+
+
+def _view() -> str:
+    return _POSTGRESQL_VIEW if op.get_bind().dialect.name == "postgresql" else _VIEW
+
+
 def upgrade() -> None:
     op.execute("DROP VIEW crash_loops")
-    op.execute(_VIEW.format(held="stopped_for", since="stopped_since"))
+    op.execute(_view().format(held="stopped_for", since="stopped_since"))
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW crash_loops")
-    op.execute(_VIEW.format(held="held_down_by", since="held_down_since"))
+    op.execute(_view().format(held="held_down_by", since="held_down_since"))

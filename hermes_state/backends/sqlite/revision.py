@@ -1,11 +1,9 @@
-"""The schema revisions this code knows, and the cheap check short-lived processes make.
+"""The cheap schema check short-lived processes make on a SQLite file.
 
 Hooks and CLI commands must not import Alembic: they read
 ``alembic_version`` with one query and refuse a file that is not at
-``HEAD``. The functions take a driver (DB-API) connection, so the check
-needs no SQLAlchemy either.
-``tests/test_schema.py::test_known_revisions_are_the_alembic_history``
-checks these constants against the Alembic scripts.
+``HEAD`` (``store.revisions``). The functions take a driver (DB-API)
+connection, so the check needs no SQLAlchemy either.
 """
 
 from __future__ import annotations
@@ -17,8 +15,7 @@ if TYPE_CHECKING:  # annotations only: the revision check must import without pa
 
 from ...errors import SchemaMismatch
 
-KNOWN_REVISIONS = ("0001_events", "0002_chain_version", "0003_crash_loops_stopped_for")  # oldest first
-HEAD = KNOWN_REVISIONS[-1]
+from ...store.revisions import HEAD, KNOWN_REVISIONS, describe_mismatch  # noqa: F401  (re-exported)
 
 # The tables every reader reads, as the migrations make them at HEAD: the sha256 of their
 # ``sqlite_master.sql``. A file whose table was renamed and replaced (a view over a runaway
@@ -27,7 +24,7 @@ HEAD = KNOWN_REVISIONS[-1]
 VERSION_TABLE = ("alembic_version", "2178ac174921dbea44557d477730d868fc34f8605138a794f77fa6b1e0fbdbee")
 TABLES_AT_HEAD = {
     "events": "a8ca21043ccd700292d58bd9aadbd150672d4fc068be0190054d9397d62cdc2b",
-    "profile_projection": "ca9d7b2a53abe8c26f853d8b8bf97936d23872bec0a4b6596e3141de35717b4f",
+    "profile_projection": "3a23b26831e371afaab38255f1cfcf73e1a71787598244d247c1d15396a44069",
 }
 
 
@@ -42,20 +39,6 @@ def current_revision(driver: Any) -> str | None:
     if len(rows) != 1:
         raise SchemaMismatch(f"alembic_version holds {len(rows)} rows, expected one")
     return rows[0][0]
-
-
-def describe_mismatch(revision: str | None, path: Path | str) -> str | None:
-    """None when ``revision`` is the code's; else the one line that says what to do."""
-    if revision == HEAD:
-        return None
-    if revision is None:
-        return f"event store {path} is empty: run `hermes state migrate`"
-    if revision in KNOWN_REVISIONS:
-        return f"event store {path} is at schema {revision}, this code needs {HEAD}: run `hermes state migrate`"
-    return (
-        f"event store {path} has schema {revision}, newer than this code knows ({HEAD}): "
-        "upgrade hermes-state; the file was not touched"
-    )
 
 
 def schema_objects(driver: Any) -> dict[str, tuple[str, str | None]]:
