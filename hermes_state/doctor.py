@@ -34,7 +34,7 @@ Progress = Callable[[int], Callable[[int], None]]  # total -> advance(n)
 
 def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_factory: Progress | None = None) -> Report:
     """Run every check on the store ``settings`` name; never raises for a store problem."""
-    report = Report(str(settings.db_path))
+    report = Report(settings.store_location)
     if not backend_for(settings).diagnose(settings, report, expected_owner=expected_owner):
         return report
     try:

@@ -13,7 +13,7 @@ def run_migrations(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        render_as_batch=True,  # SQLite alters tables by copy-and-move
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copy-and-move
         transaction_per_migration=False,
     )
     with context.begin_transaction():
@@ -31,6 +31,8 @@ def run_online() -> None:
     from hermes_state.settings import Settings
 
     settings = Settings.from_env()
+    if settings.store_url is not None:
+        raise SystemExit("for a PostgreSQL store run `hermes state migrate` (it takes HERMES_STATE_URL)")
     with migration_transaction(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms) as connection:
         run_migrations(connection)
 

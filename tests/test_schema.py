@@ -19,7 +19,8 @@ from hermes_state.backends.sqlite.engine import make_engine
 from hermes_state.backends.sqlite.revision import HEAD, KNOWN_REVISIONS
 from hermes_state.store.schema import TRIGGERS, VIEWS, metadata
 from hermes_state.events import COLUMNS, NewEvent
-from hermes_state.backends.sqlite.migrate import migrate, migrations_dir
+from hermes_state.backends.sqlite.migrate import migrate
+from hermes_state.store.revisions import migrations_dir
 
 from store_helpers import open_store, ticking_clock
 
@@ -55,8 +56,8 @@ def test_known_revisions_are_the_alembic_history():
 def test_the_installed_package_carries_its_migrations():
     """`pip install .` (not editable): the revisions ship inside the package, not the checkout."""
     package_dir = Path(hermes_state.__file__).resolve().parent
-    assert migrations_dir() == package_dir / "migrations"
-    assert (migrations_dir() / "versions" / "0001_events.py").is_file()
+    assert Path(migrations_dir()) == package_dir / "migrations"
+    assert (Path(migrations_dir()) / "versions" / "0001_events.py").is_file()
     assert not package_dir.is_relative_to(REPO) or ".venv" in package_dir.parts
 
 

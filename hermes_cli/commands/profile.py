@@ -71,7 +71,7 @@ def _store_for_create(config):
 
     if not backend_for(config).exists(config):
         migrate(config)
-        print(f"hermes: created the event store {config.db_path}", file=sys.stderr)
+        print(f"hermes: created the event store {config.store_location}", file=sys.stderr)
     return open_store(config)
 
 

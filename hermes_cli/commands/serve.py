@@ -212,7 +212,7 @@ def serve(args: argparse.Namespace) -> int:
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
     exposure = "" if is_loopback(host) else " (not loopback: reachable from other machines)"
-    print(f"hermes state serve: http://{shown}:{bound_port}/ read-only on {config.db_path}{exposure}",
+    print(f"hermes state serve: http://{shown}:{bound_port}/ read-only on {config.store_location}{exposure}",
           file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

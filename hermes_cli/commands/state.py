@@ -14,12 +14,12 @@ def migrate(args: argparse.Namespace) -> int:
     from hermes_state.store import migrate as run_migrations
 
     config = settings()
-    path = config.db_path
+    path = config.store_location
     before, after = run_migrations(config)
     if before == after:
         print(f"{path}: at schema {after}, nothing to do")
     else:
-        print(f"{path}: migrated from {before or 'an empty file'} to {after}")
+        print(f"{path}: migrated from {before or ('an empty database' if config.fleet else 'an empty file')} to {after}")
     return 0
 
 
@@ -46,10 +46,10 @@ def doctor(args: argparse.Namespace) -> int:
     else:
         marks = {"ok": "ok", WARNING: "WARN", ERROR: "FAIL"}
         rows = [{"status": marks[f.status], "check": f.check, "detail": f.detail} for f in report.findings]
-        output.table(rows, [("status", ""), ("check", "check"), ("detail", "detail")], title=str(config.db_path))
+        output.table(rows, [("status", ""), ("check", "check"), ("detail", "detail")], title=config.store_location)
     if not report.healthy:
         failed = [f.check for f in report.findings if f.status == ERROR]
-        print(f"hermes: event store {config.db_path} is unhealthy: {', '.join(failed)}", file=sys.stderr)
+        print(f"hermes: event store {config.store_location} is unhealthy: {', '.join(failed)}", file=sys.stderr)
         return 5
     return 0
 

@@ -53,6 +53,8 @@ FULL_BELOW = 64 * 1024  # bytes free under which the volume counts as full (SQLi
 
 def volume_full(settings: Settings) -> str:
     """A clause naming a full volume, for a boot that failed there (SQLite's own word is "disk I/O error")."""
+    if settings.fleet:
+        return ""  # the database's disk is its server's
     try:
         info = os.statvfs(settings.db_path.parent)
     except OSError:
@@ -87,7 +89,7 @@ def boot(
     """The boot pass: 0, or 1 when an action failed; ``report`` gets the pass, ``warn`` each line for stderr."""
     boot_id = str(uuid.uuid4())
     log = BootLog(boot_id)
-    log.add(f"start: store {settings.db_path}, scan directory {settings.scandir}")
+    log.add(f"start: store {settings.store_location}, scan directory {settings.scandir}")
     try:
         status = _boot(settings, boot_id, log, warn, report)
     except HermesError as error:

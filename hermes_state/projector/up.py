@@ -281,7 +281,7 @@ def up(
     try:
         status = boot(settings, report=report, warn=warn)
         if status == 0 and not monitor.gone.is_set():
-            say(f"boot done; watching {settings.db_path} (Ctrl-C stops)")
+            say(f"boot done; watching {settings.store_location} (Ctrl-C stops)")
             status = _watch(watcher)
     except BaseException:
         monitor.stop()

@@ -58,7 +58,7 @@ def quick_check(settings: Settings, warn: Callable[[str], None]) -> None:
         warn(f"hermes: watch: quick_check could not run: {error}")
         return
     if rows:
-        warn(f"hermes: watch: event store {settings.db_path} fails quick_check: {'; '.join(rows[:5])}; "
+        warn(f"hermes: watch: event store {settings.store_location} fails quick_check: {'; '.join(rows[:5])}; "
              "run `hermes state doctor`")
 
 

@@ -28,3 +28,12 @@ def describe_mismatch(revision: str | None, location: object) -> str | None:
         f"event store {location} has schema {revision}, newer than this code knows ({HEAD}): "
         "upgrade hermes-state; the store was not touched"
     )
+
+
+def migrations_dir() -> str:
+    """The revisions shipped inside the installed package (``migrations/`` in the repository)."""
+    import os
+
+    from .. import migrations
+
+    return os.path.dirname(migrations.__file__)

@@ -80,6 +80,25 @@ SELECT * FROM (
 WHERE stopped_for IS NOT NULL OR crashes_last_15m >= 3"""
 
 
+# Appends in commit order (docs/fleet.md): every insert takes the append lock the recorder
+# takes (held to COMMIT) and must carry the next position, so no writer, the recorder or
+# one that skips it, can commit a position below one a reader has already passed.
+SERIALIZE = (
+    """CREATE FUNCTION events_serialize() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    newest bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1751478902);
+    SELECT coalesce(max(position), 0) INTO newest FROM events;
+    IF NEW.position <> newest + 1 THEN
+        RAISE EXCEPTION 'events takes position % next, not %', newest + 1, NEW.position;
+    END IF;
+    RETURN NEW;
+END
+$$""",
+    "CREATE TRIGGER events_serialize BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_serialize()",
+)
+
 NOTIFY = (
     """CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -105,7 +124,7 @@ def upgrade() -> None:
                "(SELECT e.host FROM events e WHERE e.position = profile_projection.created_position)")
     _views(host=True)
     if op.get_bind().dialect.name == "postgresql":
-        for statement in NOTIFY:
+        for statement in (*SERIALIZE, *NOTIFY):
             op.execute(statement)
 
 
@@ -113,5 +132,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER events_notify ON events")
         op.execute("DROP FUNCTION events_notify()")
+        op.execute("DROP TRIGGER events_serialize ON events")
+        op.execute("DROP FUNCTION events_serialize()")
     _views(host=False)
     op.execute("ALTER TABLE profile_projection DROP COLUMN host")

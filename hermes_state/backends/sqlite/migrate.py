@@ -10,16 +10,10 @@ from sqlalchemy import Connection
 
 from .engine import make_engine, write_transaction
 from .revision import KNOWN_REVISIONS, current_revision, describe_mismatch
+from ...store.revisions import migrations_dir
 from .translate import translated
 from ...errors import SchemaMismatch, StoreUnavailable
 from ...settings import DEFAULT_BUSY_TIMEOUT_MS
-
-
-def migrations_dir() -> Path:
-    """The revisions shipped inside the installed package (``migrations/`` in the repository)."""
-    from ... import migrations
-
-    return Path(migrations.__file__).parent
 
 
 @contextlib.contextmanager

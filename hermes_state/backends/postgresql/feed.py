@@ -1,0 +1,124 @@
+"""The PostgreSQL change feed: LISTEN/NOTIFY, checked against the log's newest position.
+
+Every insert into ``events`` notifies ``hermes_events`` (migration 0004's
+trigger). The feed listens on a connection of its own and wakes its reader
+when a notification arrives or, failing that, every ``poll_interval``; either
+way it reports a change only when the newest position moved. A lost listening
+connection is made again at the next poll, and a change missed meanwhile is
+still found: the position check does not depend on the notification.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+from typing import TYPE_CHECKING, Any
+
+from ...errors import HermesError
+from ...store.recorder import IDLE, NOTIFIED, POLLED, STOPPED, ChangeFeed
+from .connect import connect
+
+if TYPE_CHECKING:
+    from .recorder import PostgresRecorder
+
+CHANNEL = "hermes_events"
+
+
+class PostgresChangeFeed(ChangeFeed):
+    notification_name = "notify"
+
+    def __init__(self, recorder: "PostgresRecorder", *, use_notifications: bool, poll_interval: float) -> None:
+        self._recorder = recorder
+        self._use_notifications = use_notifications
+        self._poll_interval = poll_interval
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._stopped = False
+        self._listener: Any = None
+        self._next_poll = time.monotonic() + poll_interval
+        self._listen()
+        self._seen = self._position()
+
+    def _listen(self) -> None:
+        """(Re)open the listening connection; on failure the feed polls until the next try."""
+        if not self._use_notifications or self._listener is not None:
+            return
+        try:
+            listener = connect(self._recorder.url, self._recorder.location, readonly=True,
+                               lock_timeout_ms=self._recorder.lock_timeout_ms)
+        except HermesError:
+            return  # the database is away: the poll goes on, and so do the tries to listen
+        try:
+            listener.execute(f"LISTEN {CHANNEL}")
+        except Exception:
+            listener.close()
+            return
+        self._listener = listener
+
+    def _position(self) -> int | None:
+        """The newest position, or None while the database cannot be reached."""
+        try:
+            return self._recorder.current_position()
+        except HermesError:
+            return None
+
+    def _drain(self) -> bool:
+        """Consume the notifications that arrived; False when the listening connection is lost."""
+        try:
+            for _ in self._listener.notifies(timeout=0):
+                pass
+            return True
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
+            return False
+
+    def _changed(self) -> bool:
+        position = self._position()
+        if position is None or position == self._seen:
+            # Unreachable is not a change: the reader's own next pass meets (and reports) the outage.
+            return False
+        self._seen = position
+        return True
+
+    def wait(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._stopped:
+                return STOPPED
+            now = time.monotonic()
+            if now >= self._next_poll:
+                self._next_poll = now + self._poll_interval
+                self._listen()
+                if self._changed():
+                    return POLLED
+            if now >= deadline:
+                return IDLE
+            watched = [self._wake_read]
+            if self._listener is not None:
+                watched.append(self._listener.fileno())
+            ready, _, _ = select.select(watched, [], [], max(0.0, min(deadline, self._next_poll) - now))
+            if self._wake_read in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_read, 64)
+                continue
+            if self._listener is not None and self._listener.fileno() in ready:
+                if self._drain() and self._changed():
+                    return NOTIFIED
+
+    def stop(self) -> None:
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"x")
+
+    def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
+        for descriptor in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(descriptor)

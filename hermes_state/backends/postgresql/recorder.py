@@ -1,0 +1,228 @@
+"""The PostgreSQL recorder: the store's statements (generated, ``sql.py``) on one psycopg connection.
+
+Appends are serialised by one transaction-scoped advisory lock, taken before
+the chain's head is read and held until COMMIT: positions are assigned in
+commit order, so a reader that tails the log after a position never skips a
+transaction that committed late (docs/fleet.md says why this way and what it
+costs). The ``events_serialize`` trigger takes the same lock and refuses a
+position that is not the next one, so a writer that skips the recorder
+cannot break the order either. Readers take one REPEATABLE READ snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from operator import itemgetter
+from typing import Any, Iterator, Sequence
+
+from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
+from ...vocabulary import TYPES
+from . import sql
+from .connect import STATEMENT_SECONDS, connect
+from .revision import require_head
+from .translate import translated
+
+# The advisory lock every append holds (and the events_serialize trigger, migration 0004).
+APPEND_LOCK = 0x68657276  # "herv": any constant no other application on the database uses
+
+
+class Statement:
+    """One generated statement: its SQL and how to pick its positional parameters from a mapping."""
+
+    __slots__ = ("sql", "_pick")
+
+    def __init__(self, generated: tuple[str, tuple[str, ...]]) -> None:
+        self.sql, names = generated
+        if not names:
+            self._pick = lambda values: ()
+        elif len(names) == 1:
+            only = names[0]
+            self._pick = lambda values: (values[only],)
+        else:
+            self._pick = itemgetter(*names)
+
+    def run(self, driver: Any, values: Row | None = None) -> Any:
+        return driver.execute(self.sql, self._pick(values) if values is not None else ())
+
+
+_STATEMENTS = {name.lower(): Statement(value) for name, value in vars(sql).items() if name.isupper()}
+
+
+def _mappings(cursor: Any) -> list[dict[str, Any]]:
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+class PostgresTransaction(RecorderTransaction):
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    def _run(self, name: str, values: Row | None = None) -> Any:
+        return _STATEMENTS[name].run(self._driver, values)
+
+    def _rows(self, name: str, values: Row | None = None) -> list[dict[str, Any]]:
+        return _mappings(self._run(name, values))
+
+    def _row(self, name: str, values: Row | None = None) -> dict[str, Any] | None:
+        rows = self._rows(name, values)
+        return rows[0] if rows else None
+
+    # -- the projection ------------------------------------------------------
+    def state_row(self, profile: str) -> Row | None:
+        return self._row("state", {"name": profile})
+
+    def state_rows(self, include_deleted: bool) -> list[Row]:
+        return self._rows("states_all" if include_deleted else "states_live")
+
+    def overview_rows(self, include_deleted: bool, crashes_since: str) -> list[Row]:
+        return self._rows("overview_all" if include_deleted else "overview_live", {"since": crashes_since})
+
+    def crash_count_rows(self, crashes_since: str) -> list[Row]:
+        return self._rows("crash_counts_live", {"since": crashes_since})
+
+    # -- an append -------------------------------------------------------------
+    def row_by_key(self, key: str) -> Row | None:
+        return self._row("by_key", {"key": key})
+
+    def append_context(self, profile: str) -> Row:
+        return self._row("append_context", {"name": profile})  # type: ignore[return-value]  # always one row
+
+    def insert_event(self, row: Row) -> None:
+        self._run("insert_event", row)
+
+    def insert_state(self, values: Row) -> None:
+        self._run("insert_state", values)
+
+    def update_state(self, values: Row) -> None:
+        self._run("update_state", {**values, "where_profile": values["profile"]})
+
+    # -- the log -----------------------------------------------------------------
+    def rows_after(self, position: int, limit: int | None) -> list[Row]:
+        return self._rows("rows_after", {"after": position, "limit": limit})  # LIMIT NULL: all
+
+    def events_after(self, position: int, limit: int | None) -> list[Row]:
+        return self._rows("events_after", {"after": position, "limit": limit})
+
+    def last_position(self) -> int:
+        return int(self._run("last_position").fetchone()[0])
+
+    def stream_rows(self, profile: str, window: StreamWindow) -> list[Row]:
+        values = {
+            "name": profile,
+            "after_version": window.after_version,
+            "after_position": window.after_position,
+            "since": window.since,
+            "until": window.until,
+            "boot_id": window.boot_id,
+            "limit": window.limit,
+        }
+        chosen: Sequence[str] = window.types or TYPES
+        for index in range(len(TYPES)):
+            values[f"type{index}"] = chosen[index] if index < len(chosen) else chosen[0]
+        return self._rows("stream_newest_first" if window.newest_first else "stream_oldest_first", values)
+
+    # -- crashes -------------------------------------------------------------------
+    def crash_times(self, profile: str, after_position: int, since: str) -> list[str]:
+        cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
+        return [row[0] for row in cursor.fetchall()]
+
+    def crashes_row(self, profile: str) -> Row:
+        return self._row("crashes", {"name": profile})  # type: ignore[return-value]  # always one row
+
+
+class PostgresRecorder(Recorder):
+    """One connection to the fleet's database, made again after it was lost.
+
+    A transaction that meets a lost connection fails (the store's error, exit 5);
+    the next one connects anew, so a daemon outlives a restart or a failover of
+    the database without being restarted itself.
+    """
+
+    def __init__(self, url: str, location: str, *, readonly: bool, lock_timeout_ms: int,
+                 statement_seconds: float = STATEMENT_SECONDS) -> None:
+        self.url = url
+        self.location = location
+        self.readonly = readonly
+        self.lock_timeout_ms = lock_timeout_ms
+        self.statement_seconds = statement_seconds
+        self._interrupted = False
+        self._connection: Any = None
+        self._connect()
+
+    def _connect(self) -> Any:
+        connection = connect(self.url, self.location, readonly=self.readonly,
+                             lock_timeout_ms=self.lock_timeout_ms, statement_seconds=self.statement_seconds)
+        try:
+            with translated(self.location):
+                require_head(connection, self.location)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    def _live(self) -> Any:
+        if self._interrupted:
+            from ...errors import StoreUnavailable
+
+            raise StoreUnavailable(f"event store {self.location}: the process is stopping")
+        connection = self._connection
+        if connection is None or connection.closed or connection.broken:
+            if connection is not None:
+                connection.close()
+            self._connection = None
+            connection = self._connect()
+        return connection
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool) -> Iterator[PostgresTransaction]:
+        driver = self._live()
+        with translated(self.location):
+            if write:
+                driver.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            else:
+                # One snapshot for every statement of the transaction (doctor, a stream and its crashes).
+                driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            with translated(self.location):
+                if write:
+                    # Waits at most lock_timeout (the busy timeout), then StoreLocked (exit 5).
+                    driver.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+                yield PostgresTransaction(driver)
+                driver.execute("COMMIT")
+        except BaseException:
+            if not driver.closed and not driver.broken:
+                with contextlib.suppress(Exception):  # the error that got us here is the one to raise
+                    driver.execute("ROLLBACK")
+            raise
+
+    def current_position(self) -> int:
+        """The newest position now, outside any transaction (the change feed's check)."""
+        with translated(self.location):
+            return int(self._live().execute(sql.LAST_POSITION[0]).fetchone()[0])
+
+    def change_feed(self, *, use_notifications: bool, poll_interval: float) -> ChangeFeed:
+        from .feed import PostgresChangeFeed
+
+        return PostgresChangeFeed(self, use_notifications=use_notifications, poll_interval=poll_interval)
+
+    def quick_check(self) -> list[str]:
+        """PostgreSQL checks its own pages (checksums, WAL): nothing to ask of it from here."""
+        return []
+
+    def replaced(self) -> str | None:
+        return None  # a URL names one database for the recorder's life; a failover is a reconnect
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.cancel()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
