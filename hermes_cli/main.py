@@ -138,6 +138,8 @@ def build_parser() -> "argparse.ArgumentParser":
     listing = profile_commands.add_parser("list", help="every profile with its desired state and last event")
     _json_option(listing)
     listing.add_argument("--all", action="store_true", help="include deleted profiles")
+    listing.add_argument("--all-hosts", action="store_true",
+                         help="every host's profiles, with their host (a fleet lists this host's by default)")
     listing.set_defaults(handler="hermes_cli.commands.profile:list_profiles")
 
     history = profile_commands.add_parser("history", help="what happened to a profile, oldest first")

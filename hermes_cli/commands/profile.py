@@ -106,8 +106,13 @@ def list_profiles(args: argparse.Namespace) -> int:
     from hermes_state.status import an_hour_ago, status_row
     from hermes_state.store import open_store
 
-    with open_store(settings(), readonly=True) as store, store.reading() as tx:
+    config = settings()
+    with open_store(config, readonly=True) as store, store.reading() as tx:
         overview = tx.overview(an_hour_ago(), include_deleted=args.all)
+    if config.fleet and not args.all_hosts:
+        # A fleet's database holds every host's profiles: by default, the ones this host runs.
+        here = config.host_id(create=False)
+        overview = [row for row in overview if row.state.host == here]
     rows = [status_row(state, crashes) for state, crashes in overview]
     if args.json:
         from .. import output
@@ -115,7 +120,10 @@ def list_profiles(args: argparse.Namespace) -> int:
         output.json_lines(rows)
         return 0
     if not rows:
-        print("no profiles yet (`hermes profile create NAME`)")
+        if config.fleet and not args.all_hosts:
+            print("no profiles on this host yet (`hermes profile list --all-hosts` lists the fleet's)")
+        else:
+            print("no profiles yet (`hermes profile create NAME`)")
         return 0
     now = datetime.now(timezone.utc)
     columns = [grid.Column("profile", "profile")]
@@ -128,6 +136,8 @@ def list_profiles(args: argparse.Namespace) -> int:
         grid.Column("crashes", "crashes/1h", right=True),
         grid.Column("pid", "pid", right=True),
     ]
+    if args.all_hosts:
+        columns.append(grid.Column("host", "host"))
     shown = [_list_row(row, now) for row in rows]
     table = grid.Grid(columns, style=_list_style)
     grid.print_lines(table.fit(shown).lines(shown))
@@ -148,6 +158,7 @@ def _list_row(row: dict, now: datetime) -> dict:
         "when": humane.when(row["last_event_at"], now),
         "crashes": row["crashes_last_hour"],
         "pid": row["pid"],
+        "host": row["host"],
     }
 
 

@@ -211,6 +211,15 @@ def removal(name: str, view: SlotView) -> list[Action]:
     return [Action(ActionKind.REMOVE, name, "profile deleted or unknown")]
 
 
+def owned(states: Iterable[object], host: str | None) -> list[object]:
+    """The states this host's projector acts on: every one on a single host (``host`` None); in a
+    fleet, the profiles whose created event this host appended (docs/fleet.md). Another host's
+    profile is out of scope: a slot of its name here is removed, as for an unknown profile."""
+    if host is None:
+        return list(states)
+    return [state for state in states if getattr(state, "host", None) == host]
+
+
 def plan(
     states: Iterable[object],
     slots: Mapping[str, SlotView],

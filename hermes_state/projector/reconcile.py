@@ -151,6 +151,9 @@ class Reconciler:
         self.report = report
         self.position = 0  # the last log position reconciled
         self.retries = Backoff()
+        # In a fleet, this host's profiles only; the id is the gateway user's to make (boot's writing
+        # steps), never root's: root reads it, and refuses a volume without one.
+        self.host = settings.host_id(create=False) if settings.fleet else None
         self._reported: set[str] = set()  # skip-invalid and await lines already reported
 
     # -- the two kinds of pass -------------------------------------------
@@ -161,7 +164,7 @@ class Reconciler:
             slots, leftovers = self._observe(None)
             with self.store.reading() as tx:
                 upto = tx.last_position()
-                result.states = tx.states()
+                result.states = planning.owned(tx.states(), self.host)
             result.upto = upto
             actions = planning.plan(result.states, slots, leftovers=leftovers)
             scope = set(slots) | {name for state in result.states if isinstance(name := getattr(state, "profile", None), str)}
@@ -188,6 +191,7 @@ class Reconciler:
             slots, leftovers = self._observe(touched, leftovers=LEFTOVERS in due)
             with self.store.reading() as tx:
                 states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
+            states = planning.owned(states, self.host)
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
         self.position = max(self.position, result.upto)
