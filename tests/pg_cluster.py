@@ -256,8 +256,9 @@ class PostgresCluster:
         try:
             self.base.chmod(0o755)  # world-traversable: the server's uid and any client reach the socket
             (self.base / OWNER_FILE).write_text(f"{os.getpid()}\n")
-            for sub in ("data", "run"):
-                (self.base / sub).mkdir(mode=0o700)
+            self.data_dir.mkdir(mode=0o700)  # initdb and postgres insist on 0700 (or 0750)
+            self.socket_dir.mkdir()
+            self.socket_dir.chmod(0o755)  # any uid may use the socket
             if os.geteuid() == 0:
                 for path in (self.base, self.data_dir, self.socket_dir):
                     os.chown(path, self.uid, self.gid)
@@ -356,7 +357,10 @@ class PostgresCluster:
                     return False
                 raise ClusterError(f"postgres exited {status} while starting:\n{log}")
             try:
-                with psycopg.connect(self.conninfo("postgres", SUPERUSER), connect_timeout=2):
+                # Through its unix socket: whatever else might listen on the port, this is our server
+                # (and one up has its TCP port too: failing to bind it, postgres exits).
+                with psycopg.connect(host=str(self.socket_dir), port=self.port, dbname="postgres", user=SUPERUSER,
+                                     connect_timeout=2):
                     return True
             except psycopg.OperationalError:
                 time.sleep(0.02)
