@@ -23,6 +23,9 @@ again at exit (atexit), and the postmaster is started with a parent-death
 signal, so a test session killed outright (SIGKILL, no finalizer, no atexit)
 takes its server with it (a fast shutdown). A directory such a session leaves
 behind is swept by the next ``start()`` once its owner and its server are gone.
+Linux sends that signal when the *thread* that started the server ends: start
+it from the main thread (pytest's fixtures are), or from a thread that lives
+as long as the server should.
 """
 
 from __future__ import annotations
@@ -183,7 +186,8 @@ _live: set["PostgresCluster"] = set()
 @atexit.register
 def _stop_all() -> None:
     for cluster in list(_live):
-        cluster.stop()
+        if cluster.owner_pid == os.getpid():  # not in a forked child that exits normally
+            cluster.stop()
 
 
 class PostgresCluster:
@@ -204,6 +208,7 @@ class PostgresCluster:
         self.base: Path | None = None
         self.port: int | None = None
         self._process: subprocess.Popen | None = None
+        self.owner_pid = os.getpid()
         self._log = None
 
     # -- paths -------------------------------------------------------------------------------
