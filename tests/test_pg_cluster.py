@@ -7,8 +7,6 @@ and leaves nothing behind: not after stop(), not after its parent is killed.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
