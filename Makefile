@@ -55,13 +55,18 @@ system-deps:
 	fi
 
 # What only the tests use: unshare (the account step in a mount namespace),
-# chromium (the operators' page in a real browser), promtool (the alert rules).
+# chromium (the operators' page in a real browser), promtool (the alert rules),
+# postgresql (the server the PostgreSQL backend's tests start privately, as the
+# test user, on a free port of 127.0.0.1: tests/pg_cluster.py). Its binaries are
+# not on PATH, hence the look under /usr/lib/postgresql. The cluster Debian's
+# package may create and start on 5432 is never used by the tests.
 test-deps:
-	@if ! command -v unshare >/dev/null || ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then \
-		echo "installing Debian packages for the tests: util-linux chromium prometheus"; \
+	@if ! command -v unshare >/dev/null || ! command -v chromium >/dev/null || ! command -v promtool >/dev/null \
+		|| ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing Debian packages for the tests: util-linux chromium prometheus postgresql"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			util-linux chromium prometheus; \
+			util-linux chromium prometheus postgresql; \
 	fi
 
 # A plain (not editable) install, as the container does: the tests then

@@ -23,6 +23,8 @@ from typing import Iterator, Mapping, Sequence
 
 import pytest
 
+from pg_cluster import Database, PostgresCluster
+
 BIN_DIR = Path(sys.executable).parent
 HERMES = BIN_DIR / "hermes"
 
@@ -208,3 +210,34 @@ def migrated_home(home: Home, migrated_template: Path) -> Home:
     shutil.copyfile(migrated_template, home.db)
     give_to(home.path, home.user)
     return home
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(hermes_user: User) -> Iterator[PostgresCluster]:
+    """A private PostgreSQL server (Debian's) for the session, run as the unprivileged uid.
+
+    Started only when a test asks for it; stopped and removed when the session ends
+    (and at exit, and with pytest should it be killed: see tests/pg_cluster.py).
+    """
+    cluster = PostgresCluster(hermes_user.uid, hermes_user.gid)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_database(pg_cluster: PostgresCluster) -> Iterator[Database]:
+    """A fresh database owned by a fresh login role (``.name``, ``.owner``, ``.url``, ``.conninfo``), dropped after.
+
+    A test that stopped the server and left it down has it started again here,
+    so the next test finds it up.
+    """
+    database = pg_cluster.new_database()
+    try:
+        yield database
+    finally:
+        if not pg_cluster.running:
+            pg_cluster.start_server()
+        pg_cluster.drop(database)
