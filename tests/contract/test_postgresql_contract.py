@@ -52,6 +52,7 @@ class PostgresFaults(Faults):
             with open(self._by_file, "rb") as damaged:
                 return hashlib.sha256(damaged.read()).hexdigest()
         with self._superuser() as conn:
+            conn.execute("SET default_transaction_read_only = off")
             rows = conn.execute("SELECT * FROM events ORDER BY position").fetchall()
             rows += conn.execute("SELECT * FROM profile_projection ORDER BY profile").fetchall()
         return hashlib.sha256(repr(rows).encode()).hexdigest()
@@ -74,6 +75,7 @@ class PostgresFaults(Faults):
             yield self.home
         finally:
             with self._superuser() as conn:
+                conn.execute("SET default_transaction_read_only = off")  # this session began read-only too
                 conn.execute(f'ALTER DATABASE "{self.database.name}" RESET default_transaction_read_only')
 
     @contextlib.contextmanager
