@@ -52,16 +52,34 @@ def imported(result) -> set[str]:
     return {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
 
-@pytest.mark.parametrize("args", HOT, ids=lambda args: " ".join(args[:2]))
-def test_hot_commands_import_no_sqlalchemy(migrated_home, args):
-    created = migrated_home.hermes("profile", "create", "alice")
+def _hot_command_imports(home, args, *, hooks_without: tuple[str, ...] = ("argparse", "dataclasses"),
+                         **env) -> set[str]:
+    created = home.hermes("profile", "create", "alice", env=env)
     assert created.returncode == 0, created.stderr
     python = Path(HERMES).with_name("python")
-    env = migrated_home.env(HERMES_GATEWAY_COMMAND="/bin/true")
-    result = run_as([str(python), "-X", "importtime", str(HERMES), *args], migrated_home.user, env=env)
+    result = run_as([str(python), "-X", "importtime", str(HERMES), *args], home.user,
+                    env=home.env(HERMES_GATEWAY_COMMAND="/bin/true", **env))
     assert result.returncode == 0, result.stderr[-2000:]
     modules = imported(result)
     assert "hermes_state.store" in modules  # the measurement saw the store open
     assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "alembic", "rich")}
     if args[0] == "state":
-        assert "argparse" not in modules and "dataclasses" not in modules
+        assert not modules & set(hooks_without)
+    return modules
+
+
+@pytest.mark.parametrize("args", HOT, ids=lambda args: " ".join(args[:2]))
+def test_hot_commands_import_no_sqlalchemy(migrated_home, args):
+    modules = _hot_command_imports(migrated_home, args)
+    assert not {m for m in modules if m.split(".")[0] == "psycopg"}  # the file's commands pay for no server driver
+
+
+@pytest.mark.parametrize("args", HOT, ids=lambda args: " ".join(args[:2]))
+def test_hot_commands_import_no_sqlalchemy_on_postgresql(home, pg_database, args):
+    from hermes_state.settings import Settings
+    from hermes_state.store import migrate
+
+    migrate(Settings.from_env({"HERMES_HOME": str(home.path), "HERMES_STATE_URL": pg_database.url}))
+    # psycopg itself loads dataclasses (and asyncio): a fleet's hooks pay for the driver they need.
+    modules = _hot_command_imports(home, args, hooks_without=("argparse",), HERMES_STATE_URL=pg_database.url)
+    assert "hermes_state.backends.postgresql.recorder" in modules
