@@ -1,0 +1,146 @@
+"""A fleet on one PostgreSQL: several hosts' writers and projectors at once (docs/fleet.md).
+
+Two hosts are two HERMES_HOMEs with their own host ids (and, for the projectors, their own
+scan directories and s6-svscan) on this one machine, sharing a private PostgreSQL server
+over TCP: what crosses between hosts is only the database, as in a fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from conftest import HERMES, Home, give_to
+from projector_support import rig_for, wait_for
+from hermes_state.settings import Settings
+from hermes_state.store import migrate, open_store
+
+pytestmark = pytest.mark.slow
+
+WRITERS_PER_HOST = 4
+ROUNDS = 6  # start and stop intents per writer and round
+
+
+def _home(world_tmp, user, name: str, url: str) -> Home:
+    path = world_tmp / name
+    path.mkdir()
+    give_to(path, user)
+    return Home(path, user, extra_env={"HERMES_STATE_URL": url})
+
+
+def _log(url: str) -> list:
+    with open_store(Settings.from_env({"HERMES_HOME": "/nonexistent", "HERMES_STATE_URL": url}), readonly=True) as store:
+        return store.log_after(0)
+
+
+def test_eight_writers_on_two_hosts_lose_nothing_and_a_follower_sees_every_position(world_tmp, hermes_user, pg_database):
+    url = pg_database.url
+    migrate(Settings.from_env({"HERMES_HOME": str(world_tmp), "HERMES_STATE_URL": url}))
+    hosts = [_home(world_tmp, hermes_user, name, url) for name in ("host-a", "host-b")]
+    writers = {f"w{h}{n}": home for h, home in enumerate(hosts) for n in range(WRITERS_PER_HOST)}
+    for name, home in writers.items():
+        created = home.hermes("profile", "create", name)
+        assert created.returncode == 0, created.stderr
+    start = _log(url)[-1].position
+
+    # A follower per profile, started before the writers: `history --follow` must print every event.
+    followers = {
+        name: subprocess.Popen([str(HERMES), "profile", "history", name, "--follow", "--json", "--limit", "0"],
+                               env=home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               user=home.user.uid if not home.user.is_self else None)
+        for name, home in writers.items()
+    }
+
+    def listening() -> int:
+        # A follower LISTENs before its first read (the feed opens first): from then on it misses nothing.
+        with pg_database.connect(user="postgres") as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+                                (pg_database.name,)).fetchone()[0]
+
+    wait_for(lambda: listening() == len(followers), 30, "every follower to listen")
+
+    failures: list[str] = []
+
+    def write(name: str, home: Home) -> None:
+        for _ in range(ROUNDS):
+            for verb in ("start", "stop"):
+                result = home.hermes("gateway", verb, "-p", name, timeout=120)
+                if result.returncode != 0:
+                    failures.append(f"{name} {verb}: {result.returncode} {result.stderr.strip()}")
+
+    threads = [threading.Thread(target=write, args=item) for item in writers.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+    log = _log(url)
+    appended = [event for event in log if event.position > start]
+    assert len(appended) == len(writers) * ROUNDS * 2  # every event present
+    assert [event.position for event in log] == list(range(1, len(log) + 1))  # positions gapless, in commit order
+    for name, home in writers.items():
+        mine = [event for event in log if event.profile == name]
+        assert [event.version for event in mine] == list(range(1, len(mine) + 1))  # versions gapless
+        host = Settings.from_env(home.env()).host_id(create=False)
+        assert {event.host for event in mine} == {host}
+
+    expected = {name: [event.position for event in log if event.profile == name] for name in writers}
+
+    def seen(name: str) -> list[int]:
+        return [json.loads(line)["position"] for line in lines[name]]
+
+    lines: dict[str, list[str]] = {}
+    for name, follower in followers.items():
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+        lines[name] = out.splitlines()
+        assert seen(name) == expected[name], name  # every position, once, in order
+
+
+def test_two_hosts_each_project_their_own_profiles_and_carry_out_each_others_stops(world_tmp, hermes_user, pg_database):
+    url = pg_database.url
+    homes = {name: _home(world_tmp, hermes_user, f"home-{name}", url) for name in ("a", "b")}
+    roots = {}
+    for name in homes:
+        roots[name] = world_tmp / f"host-{name}"
+        roots[name].mkdir()
+        roots[name].chmod(0o755)
+    with rig_for(roots["a"], homes["a"]) as a, rig_for(roots["b"], homes["b"]) as b:
+        ups = {}
+        try:
+            for name, rig in (("a", a), ("b", b)):
+                out = (rig.root / "up.out").open("wb")
+                ups[name] = subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(), stdout=out,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                wait_for(lambda: "boot done" in (rig.root / "up.out").read_text(), 30, f"host {name} to boot")
+
+            a.cli("profile", "create", "alice")
+            a.cli("gateway", "start", "-p", "alice")
+            b.cli("profile", "create", "bob")
+            b.cli("gateway", "start", "-p", "bob")
+            wait_for(lambda: a.running_pid("alice"), 10, "alice up on host a")
+            wait_for(lambda: b.running_pid("bob"), 10, "bob up on host b")
+            assert a.status("bob") is None and b.status("alice") is None  # neither touches the other's
+
+            # An operator on host a stops host b's gateway: b's projector carries it out.
+            a.cli("gateway", "stop", "-p", "bob")
+            wait_for(lambda: b.status("bob") and not b.status("bob")["wantedup"], 10, "bob stopped on host b")
+            assert a.status("bob") is None
+            assert a.running_pid("alice")
+
+            for rig in (a, b):
+                wait_for(lambda: rig.differences_from_desired() == [], 10, "each host converged on its own profiles")
+            listing = a.as_user("profile", "list", "--all-hosts", "--json")
+            hosts = {row["profile"]: row["host"] for row in map(json.loads, listing.stdout.splitlines())}
+            assert hosts["alice"] != hosts["bob"]
+        finally:
+            for up in ups.values():
+                up.send_signal(signal.SIGINT)
+            for up in ups.values():
+                up.wait(timeout=60)
