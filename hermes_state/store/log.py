@@ -15,10 +15,9 @@ import contextlib
 import json
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .. import fold as folding
 from ..errors import BadInput, Conflict, NotFound, VersionConflict
 from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, utc_now
-from ..fold import STATE_FIELDS, ProfileState
+from ..profile_state import STATE_FIELDS, ProfileState
 from ..vocabulary import ACTORS, DESIRED, TYPES
 from ..names import DEFAULT_PROFILE, validate_name
 from ..records import record
@@ -196,7 +195,9 @@ class StoreTransaction:
                     raise Conflict(f"idempotency key {new.idempotency_key!r} was used for another event")
                 return stored
 
-        from ..chain import CHAIN_VERSION, GENESIS, chain_hash  # here: readers never hash
+        # Here, not at the top: readers never hash nor fold, and do not pay for importing either.
+        from .. import fold as folding
+        from ..chain import CHAIN_VERSION, GENESIS, chain_hash
 
         context = tx.append_context(new.profile)
         prior = state_from_row(context) if context["profile"] is not None else None
