@@ -12,11 +12,10 @@ whose decision depends on what they read (the ``finish`` hook's breaker).
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import BadInput, Conflict, NotFound, VersionConflict
-from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, utc_now
+from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, decode_json, utc_now
 from ..profile_state import STATE_FIELDS, ProfileState
 from ..vocabulary import ACTORS, DESIRED, TYPES
 from ..names import DEFAULT_PROFILE, validate_name
@@ -230,7 +229,7 @@ class StoreTransaction:
             "chain_version": CHAIN_VERSION,
         }
         row["hash"] = chain_hash(previous_hash, row)
-        event = Event(**{**row, "data": json.loads(data_text)})
+        event = Event(**{**row, "data": decode_json(data_text)})
         state = folding.apply(prior, event)  # raises when the stream rules refuse it
         tx.insert_event(row)
         values = {name: getattr(state, name) for name in STATE_FIELDS}
