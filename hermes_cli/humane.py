@@ -49,15 +49,32 @@ def age(stored: str | None, now: datetime) -> str:
     return f"{duration(float(int(seconds)))} ago"
 
 
+_SIGNAL_NAMES: dict[int, str] | None = None
+
+
 def signal_name(number: int | None) -> str:
+    """``SIGKILL`` for 9: the name ``signal.Signals`` gives, ``signal 99`` for a number it has none for."""
+    global _SIGNAL_NAMES
     if number is None:
         return ""
-    try:
-        import signal as signals  # here: only an exit by a signal pays for its enum
+    if _SIGNAL_NAMES is None:
+        _SIGNAL_NAMES = signal_names()
+    return _SIGNAL_NAMES.get(number) or f"signal {number}"
 
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+
+def signal_names() -> dict[int, str]:
+    """``signal.Signals``' names by number, read from ``_signal``, which the interpreter loads at
+    start-up: importing ``signal`` builds its enums, a third of a millisecond for a table of
+    names. Where aliases share a number (SIGABRT, SIGIOT) the enum keeps the name that sorts
+    first, and so does this; tests/test_history_unit.py compares the two."""
+    import _signal
+
+    names: dict[int, str] = {}
+    for name in sorted(vars(_signal)):
+        value = getattr(_signal, name)
+        if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(value, int):
+            names.setdefault(value, name)
+    return names
 
 
 def exit_text(exit_code: int | None, signal: int | None) -> str:

@@ -14,16 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-
-try:
-    # The interpreter's own SHA-256 (3.12+: _sha2; 3.11: _sha256): hashlib would load OpenSSL,
-    # milliseconds that every hook pays at start-up for one digest. Same function, same digests.
-    from _sha2 import sha256
-except ImportError:
-    try:
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
+from .digest import sha256
 
 GENESIS = "0" * 64
 

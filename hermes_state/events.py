@@ -6,7 +6,6 @@ every column of the public ``events`` table.
 
 from __future__ import annotations
 
-import json
 import re
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -47,12 +46,64 @@ class MalformedRow(StoreCorrupt):
 
 def encode_data(data: object) -> str:
     """Canonical JSON text of ``data``: an object, sorted keys, no NaN."""
+    import json  # here: a reader decodes (``decode_json``), only writers encode
+
     if not isinstance(data, Mapping):
         raise BadInput(f"event data must be a JSON object, not {type(data).__name__}")
     try:
         return json.dumps(dict(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise BadInput(f"event data is not JSON: {error}") from None
+
+
+_JSON_SPACE = " \t\n\r"  # the whitespace JSON allows around a value
+_JSON_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+
+
+class _JsonDefaults:
+    """What the C scanner reads from ``json.JSONDecoder()`` as ``json.loads`` makes it."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _JSON_CONSTANTS.__getitem__
+
+
+_scan_json = None
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads(text)`` for a str, by the same C scanner with the same settings, without
+    importing the ``json`` package: its import compiles six regular expressions, about a
+    millisecond of every `profile history`. Text the scanner does not take whole is handed to
+    ``json.loads`` itself, which refuses it with its own message (the scanner reports syntax
+    errors through ``json.decoder``, so it cannot report them unless json is loaded).
+    tests/test_decode_json.py holds the two equal, refusals included."""
+    global _scan_json
+    if _scan_json is None:
+        try:
+            from _json import make_scanner
+        except ImportError:  # an interpreter without the C scanner: json itself
+            return _json_loads(text)
+        _scan_json = make_scanner(_JsonDefaults)
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    try:
+        value, end = _scan_json(text, start)
+    except RecursionError:
+        raise  # as json.loads would
+    except Exception:  # no value here (StopIteration), or a syntax error (SystemError without json.decoder)
+        return _json_loads(text)
+    if text[end:].strip(_JSON_SPACE):
+        return _json_loads(text)  # extra data after the value: json.loads says so
+    return value
+
+
+def _json_loads(text: str) -> Any:
+    import json
+
+    return json.loads(text)
 
 
 def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
@@ -167,7 +218,7 @@ class Event:
             raise MalformedRow("events", position, problem)
         values = {name: row[name] for name in COLUMNS}
         try:
-            data = json.loads(values["data"])
+            data = decode_json(values["data"])
         except (ValueError, RecursionError):
             raise MalformedRow("events", position, "data is not JSON") from None
         if not isinstance(data, dict):

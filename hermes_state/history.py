@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from .errors import BadInput
 from .events import Event
-from .fold import ProfileState
+from .profile_state import ProfileState
 from .names import BOOT_ID_PATTERN
 from .records import record
 from .runs import RUNNING, runs_of

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Iterable
 
 from .events import Event
-from .fold import ProfileState
+from .profile_state import ProfileState
 from .records import record
 from .vocabulary import parse_time
 

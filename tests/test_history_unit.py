@@ -183,6 +183,18 @@ def test_exit_text(exit_code, signal, text):
     assert humane.exit_text(exit_code, signal) == text
 
 
+def test_signal_names_are_the_signal_modules():
+    """humane reads the names from _signal, not the enum: they must be the enum's, aliases included."""
+    import signal
+
+    for number in range(0, 130):
+        try:
+            expected = signal.Signals(number).name
+        except ValueError:
+            expected = f"signal {number}"
+        assert humane.signal_name(number) == expected, number
+
+
 def test_age():
     assert humane.age("2026-11-27T11:58:00.000Z", NOW) == "2m 0s ago"
     assert humane.age("2026-11-27T12:00:05.000Z", NOW) == "in 4.8s"

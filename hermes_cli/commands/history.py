@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from hermes_state.errors import BadInput, NotFound, StoreCorrupt, StoreUnavailable
 from hermes_state.events import Event
-from hermes_state.fold import ProfileState
+from hermes_state.profile_state import ProfileState
 from hermes_state.history import (
     CURRENT_BOOT,
     History,

@@ -12,13 +12,11 @@ whose decision depends on what they read (the ``finish`` hook's breaker).
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .. import fold as folding
 from ..errors import BadInput, Conflict, NotFound, VersionConflict
-from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, utc_now
-from ..fold import STATE_FIELDS, ProfileState
+from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, decode_json, utc_now
+from ..profile_state import STATE_FIELDS, ProfileState
 from ..vocabulary import ACTORS, DESIRED, TYPES
 from ..names import DEFAULT_PROFILE, validate_name
 from ..records import record
@@ -196,7 +194,9 @@ class StoreTransaction:
                     raise Conflict(f"idempotency key {new.idempotency_key!r} was used for another event")
                 return stored
 
-        from ..chain import CHAIN_VERSION, GENESIS, chain_hash  # here: readers never hash
+        # Here, not at the top: readers never hash nor fold, and do not pay for importing either.
+        from .. import fold as folding
+        from ..chain import CHAIN_VERSION, GENESIS, chain_hash
 
         context = tx.append_context(new.profile)
         prior = state_from_row(context) if context["profile"] is not None else None
@@ -229,7 +229,7 @@ class StoreTransaction:
             "chain_version": CHAIN_VERSION,
         }
         row["hash"] = chain_hash(previous_hash, row)
-        event = Event(**{**row, "data": json.loads(data_text)})
+        event = Event(**{**row, "data": decode_json(data_text)})
         state = folding.apply(prior, event)  # raises when the stream rules refuse it
         tx.insert_event(row)
         values = {name: getattr(state, name) for name in STATE_FIELDS}

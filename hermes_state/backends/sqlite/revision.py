@@ -51,7 +51,7 @@ def schema_objects(driver: Any) -> dict[str, tuple[str, str | None]]:
 
 
 def _problem(name: str, found: tuple[str, str | None] | None, expected_sha256: str) -> str | None:
-    from ...chain import sha256  # the interpreter's own: hashlib would load OpenSSL in every hook
+    from ...digest import sha256  # the interpreter's own: hashlib would load OpenSSL in every hook
 
     if found is None:
         return f"it has no table {name}"
