@@ -206,9 +206,11 @@ def _check_roles(report: Report, connection: Any, owner: str, schema: str) -> No
                   "(SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %(schema)s)) "
                   "AND o.oid <> r.oid AND pg_has_role(r.oid, o.oid, 'MEMBER') ORDER BY 1", values).fetchall()]
     if connection.info.server_version >= 150000:  # GRANT SET ON PARAMETER is new in 15
+        # Granted cluster-wide: only roles that may connect to this database are its concern.
         errors += [f"{name} may SET session_replication_role (its session skips the triggers)"
                    for (name,) in connection.execute(
                        f"SELECT r.rolname FROM pg_roles r WHERE {_OTHER_ROLES} "
+                       "AND has_database_privilege(r.oid, current_database(), 'CONNECT') "
                        "AND has_parameter_privilege(r.oid, 'session_replication_role', 'SET') ORDER BY 1",
                        values).fetchall()]
     warnings = [f"{name} may {privilege} {table}" for table, privileges in _WARN_ON.items()
