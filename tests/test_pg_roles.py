@@ -8,85 +8,15 @@ projector's; each forbidden statement is tried for real on a connection of that 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import re
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
 
 import psycopg
 import pytest
 
-from conftest import Home
 from hermes_state.backends.postgresql.recorder import APPEND_LOCK
-from pg_cluster import Database, PostgresCluster
+from pg_fleet import Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
 
-FLEET_PAGE = Path(__file__).resolve().parent.parent / "docs" / "fleet.md"
 GATEWAY_SH = "/bin/true"
-
-
-def roles_blocks() -> tuple[str, str]:
-    """The "Roles" section's two SQL blocks: the superuser's (roles, database), the owner's (grants)."""
-    section = FLEET_PAGE.read_text().split("\n## Roles\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"^```sql\n(.*?)^```$", section, re.S | re.M)
-    assert len(blocks) == 2, "docs/fleet.md's Roles section must hold the superuser's block and the owner's"
-    return blocks[0], blocks[1]
-
-
-@dataclass(frozen=True)
-class Fleet:
-    database: Database  # connects as the owner
-    writer: str
-    projector: str
-
-    def url(self, role: str) -> str:
-        return self.database.cluster.url(self.database.name, role)
-
-    def env(self, role: str, **extra: str) -> dict[str, str]:
-        return {"HERMES_STATE_URL": self.url(role), **extra}
-
-    def fingerprint(self) -> str:
-        """Every row of the log, the projection and the revision, read as the superuser."""
-        with self.database.connect(user="postgres") as conn:
-            rows = [conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-                    for table in ("events", "profile_projection", "alembic_version")]
-        return hashlib.sha256(repr(rows).encode()).hexdigest()
-
-
-def make_fleet(cluster: PostgresCluster, home: Home, names: dict[str, str]) -> Fleet:
-    """What docs/fleet.md says to do: the superuser's block, `hermes state migrate` as the owner, the grants."""
-    superuser_block, owner_block = roles_blocks()
-    variables = [arg for name, value in names.items() for arg in ("-v", f"{name}={value}")]
-    cluster.psql(variables, input=superuser_block, check=True)
-    database = Database(cluster, names["dbname"], names["owner"])
-    migrated = home.hermes("state", "migrate", env={"HERMES_STATE_URL": database.url})
-    assert migrated.returncode == 0, migrated.stderr
-    database.psql(variables, input=owner_block, check=True)
-    return Fleet(database, names["writer"], names["projector"])
-
-
-@contextlib.contextmanager
-def removed_after(cluster: PostgresCluster, names: dict[str, str]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if not cluster.running:
-            cluster.start_server()
-        cluster.drop_database(names["dbname"])  # its grants and default privileges go with it
-        for role in ("writer", "projector", "owner"):
-            cluster.drop_role(names[role])
-
-
-@pytest.fixture
-def fleet(pg_cluster: PostgresCluster, home: Home) -> Iterator[Fleet]:
-    suffix = uuid.uuid4().hex[:10]
-    names = {"owner": f"hermes_owner_{suffix}", "writer": f"hermes_writer_{suffix}",
-             "projector": f"hermes_projector_{suffix}", "dbname": f"hermes_{suffix}"}
-    with removed_after(pg_cluster, names):
-        yield make_fleet(pg_cluster, home, names)
 
 
 def ok(result) -> str:
