@@ -1,0 +1,179 @@
+"""`hermes state doctor` on PostgreSQL checks a fleet's store as thoroughly as a file: the chain,
+the projection equal to the fold, the triggers and their functions as the migrations made them,
+the views, and what each role may do.
+
+Each store is made as docs/fleet.md says (tests/pg_fleet.py) and filled by the real commands as the
+writer; then tampered with for real (as the superuser, the owner, or the writer), and the real
+`hermes state doctor` is run as the projector (any role may run it: it only reads).
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from hermes_state.checks import ERROR, OK, WARNING
+from pg_fleet import Fleet, fleet  # noqa: F401 (fleet: a fixture)
+
+CHECKS = ("connect", "schema", "triggers", "functions", "views", "roles", "hash chain", "projection")
+
+
+def fill(fleet: Fleet, home) -> None:
+    writer = fleet.env(fleet.writer)
+    for args in (("profile", "create", "alice"), ("gateway", "start", "-p", "alice"),
+                 ("gateway", "stop", "-p", "alice"), ("profile", "create", "bob")):
+        result = home.hermes(*args, env=writer)
+        assert result.returncode == 0, result.stderr
+
+
+def doctor_json(fleet: Fleet, home):
+    result = home.hermes("state", "doctor", "--json", env=fleet.env(fleet.projector))
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+    report = json.loads(result.stdout)
+    return result.returncode, {check["check"]: check for check in report["checks"]}, result.stderr
+
+
+def tamper(fleet: Fleet, *statements: str, user: str = "postgres") -> None:
+    with fleet.database.connect(user=user, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement.format(writer=fleet.writer, owner=fleet.database.owner))
+
+
+def test_a_healthy_fleet_store(fleet, home):
+    fill(fleet, home)
+    status, checks, stderr = doctor_json(fleet, home)
+    assert status == 0 and stderr == ""
+    for name in CHECKS:
+        assert checks[name]["status"] == OK, checks[name]
+    assert checks["hash chain"]["detail"] == "4 events verified"
+    assert checks["projection"]["detail"] == "2 profiles equal the fold of the log"
+    assert checks["roles"]["detail"] == (f"only the owner ({fleet.database.owner}) may change the log or the schema; "
+                                         f"appending: {fleet.writer}")
+    human = home.hermes("state", "doctor", env=fleet.env(fleet.projector))
+    assert human.returncode == 0 and "hash chain" in human.stdout and "roles" in human.stdout
+
+
+# (what was done, by whom, the check that must find it, and what it must say)
+ERRORS = {
+    "a row changed behind triggers disabled, then enabled again": (
+        ["ALTER TABLE events DISABLE TRIGGER USER", "UPDATE events SET reason = 'forged' WHERE position = 2",
+         "ALTER TABLE events ENABLE TRIGGER USER"], "postgres", "hash chain", "broken at position 2"),
+    "a trigger left disabled": (
+        ["ALTER TABLE events DISABLE TRIGGER events_refuse_delete"], "postgres", "triggers",
+        "events_refuse_delete disabled"),
+    "a trigger that fires only for replicas": (
+        ["ALTER TABLE events ENABLE REPLICA TRIGGER events_refuse_update"], "postgres", "triggers",
+        "events_refuse_update enabled only for replicas"),
+    "a trigger dropped": (
+        ["DROP TRIGGER events_refuse_truncate ON events"], "postgres", "triggers", "missing events_refuse_truncate"),
+    # Row-level BEFORE, events_notify's RETURN NULL silently skips each UPDATE instead of refusing it.
+    "a trigger pointed at another function": (
+        ["DROP TRIGGER events_refuse_update ON events",
+         "CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION events_notify()"],
+        "postgres", "triggers", "events_refuse_update is not the migrations'"),
+    "a trigger nobody migrated": (
+        ["CREATE TRIGGER a_rewrite BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_serialize()"],
+        "postgres", "triggers", "a_rewrite was not made by the migrations"),
+    # The owner may replace its functions: the trigger is there and enabled, and does nothing.
+    "a trigger function's body replaced by a no-op": (
+        ["CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS "
+         "$$BEGIN RETURN NEW; END$$"], "owner", "functions", "events_refuse_change's body is not the migrations' own"),
+    "a trigger function given to the writer": (
+        ["ALTER FUNCTION events_serialize() OWNER TO {writer}"], "postgres", "functions",
+        "events_serialize is owned by"),
+    "a function named like a built-in the triggers call": (
+        ["CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE sql AS 'SELECT'"],
+        "owner", "functions", "pg_advisory_xact_lock(integer) was not made by the migrations"),
+    "a view dropped": (["DROP VIEW gateway_runs"], "owner", "views", "missing gateway_runs"),
+    "a view put back by another role": (
+        ["DROP VIEW crash_loops", "CREATE VIEW crash_loops AS SELECT profile FROM profile_projection WHERE false",
+         "ALTER VIEW crash_loops OWNER TO {writer}"], "postgres", "views", "crash_loops is owned by"),
+    # The writer may UPDATE the projection (it keeps it inline): a change without an event is found here.
+    "a projection row rewritten by the writer": (
+        ["UPDATE profile_projection SET desired = 'up' WHERE profile = 'alice'"], "writer", "projection",
+        "projection differs from the fold of the log for: alice"),
+    "the writer made a member of the owner's role": (
+        ["GRANT {owner} TO {writer}"], "postgres", "roles", "is a member of"),
+    "the writer allowed to turn triggers off for its session": (
+        ["GRANT SET ON PARAMETER session_replication_role TO {writer}"], "postgres", "roles",
+        "may SET session_replication_role"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_each_tampering_is_an_error(fleet, home, case):
+    statements, by, check, says = ERRORS[case]
+    fill(fleet, home)
+    user = {"postgres": "postgres", "owner": fleet.database.owner, "writer": fleet.writer}[by]
+    tamper(fleet, *statements, user=user)
+    status, checks, stderr = doctor_json(fleet, home)
+    assert status == 5, checks
+    assert checks[check]["status"] == ERROR and says in checks[check]["detail"], checks[check]
+    assert len(stderr.splitlines()) == 1 and "unhealthy" in stderr, stderr
+    human = home.hermes("state", "doctor", env=fleet.env(fleet.projector))
+    assert human.returncode == 5 and len(human.stderr.splitlines()) == 1
+
+
+WARNINGS = {
+    "UPDATE on events": ("GRANT UPDATE ON events TO {writer}", "may UPDATE events"),
+    "DELETE and TRUNCATE on events": ("GRANT DELETE, TRUNCATE ON events TO {writer}", "may TRUNCATE events"),
+    "TRIGGER on events": ("GRANT TRIGGER ON events TO {writer}", "may TRIGGER events"),
+    "UPDATE on alembic_version": ("GRANT UPDATE ON alembic_version TO {writer}", "may UPDATE alembic_version"),
+    "DELETE on the projection": ("GRANT DELETE ON profile_projection TO {writer}", "may DELETE profile_projection"),
+    "CREATE in the schema": ("GRANT CREATE ON SCHEMA public TO {writer}", "may CREATE in schema public"),
+    "UPDATE on events to everyone": ("GRANT UPDATE ON events TO PUBLIC", "may UPDATE events"),
+}
+
+
+@pytest.mark.parametrize("case", list(WARNINGS))
+def test_a_grant_the_triggers_still_hold_is_a_warning(fleet, home, case):
+    """The log cannot be changed through it (the triggers refuse every role), and the chain would show a
+    change if it were: the store is sound, the grants are wider than docs/fleet.md's."""
+    grant, says = WARNINGS[case]
+    fill(fleet, home)
+    tamper(fleet, grant)
+    status, checks, stderr = doctor_json(fleet, home)
+    assert status == 0 and stderr == "", checks
+    assert checks["roles"]["status"] == WARNING and f"{fleet.writer} {says}" in checks["roles"]["detail"]
+    assert "docs/fleet.md" in checks["roles"]["detail"]
+    for name in CHECKS:
+        if name != "roles":
+            assert checks[name]["status"] == OK, checks[name]
+
+
+def test_the_writer_with_update_on_events_is_still_refused_by_the_triggers(fleet, home):
+    """Why the grant is only a warning: the first wall holds for every role."""
+    fill(fleet, home)
+    tamper(fleet, "GRANT UPDATE, DELETE, TRUNCATE ON events TO {writer}")
+    with fleet.database.connect(user=fleet.writer, autocommit=True) as conn:
+        for statement in ("UPDATE events SET reason = 'forged'", "DELETE FROM events", "TRUNCATE events"):
+            with pytest.raises(psycopg.errors.RaiseException, match="events is append-only"):
+                conn.execute(statement)
+
+
+def test_a_function_named_like_a_built_in_captures_the_triggers_call(fleet, home):
+    """Why a foreign function in the schema is an error: the serialize trigger's
+    pg_advisory_xact_lock(1751478902) resolves to an exact int4 match before pg_catalog's bigint one."""
+    fill(fleet, home)
+    tamper(fleet, "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql AS "
+                  "$$BEGIN RAISE EXCEPTION 'captured'; END$$", user=fleet.database.owner)
+    result = home.hermes("gateway", "start", "-p", "alice", env=fleet.env(fleet.writer))
+    assert result.returncode == 5 and "captured" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_role_that_cannot_connect_here_is_not_this_stores_concern(fleet, home, pg_cluster):
+    """Parameter grants are cluster-wide; a role of another database's (no CONNECT here) is not a finding."""
+    fill(fleet, home)
+    other = f"other_{fleet.database.name}"
+    pg_cluster.create_role(other)
+    try:
+        with pg_cluster.connect(autocommit=True) as conn:
+            conn.execute(f'GRANT SET ON PARAMETER session_replication_role TO "{other}"')
+        status, checks, _ = doctor_json(fleet, home)
+        assert status == 0 and checks["roles"]["status"] == OK, checks["roles"]
+    finally:
+        with pg_cluster.connect(autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{other}"')
+        pg_cluster.drop_role(other)
