@@ -63,26 +63,45 @@ def record_start(settings: Settings, name: str, pid: int) -> Event:
 
 
 def record_exit(
-    settings: Settings, name: str, observed: ObservedExit, policy: CrashLoopPolicy
+    settings: Settings, name: str, observed: ObservedExit, policy: CrashLoopPolicy, *, key: str | None = None
 ) -> tuple[ExitDecision, list[Event]]:
     """Classify an exit and append what was decided, atomically.
 
     The state, the crash times the breaker counts and the appends share one
     ``BEGIN IMMEDIATE`` transaction, so two exits recorded at once can never
-    both see four crashes and both miss the fifth.
+    both see four crashes and both miss the fifth. ``key``: the idempotency key of
+    the first event appended (a fleet host's, kept with the exit if it must be spooled).
     """
     validate_name(name)
     with _open(settings) as store, store.writing() as tx:
-        state = tx.state(name)
-        now = parse_time(store.clock())
-        crash_times: list[str] = []
-        if state is not None and state.live:
-            crash_times = tx.crash_times(
-                name, after_position=state.start_intent_position or 0, since=window_start(policy, now)
-            )
-        earlier_life = state is not None and state.live and _exit_of_an_earlier_life(tx, state, store.boot_id)
-        decision = classify_exit(state, observed, crash_times, policy, now, earlier_life=earlier_life)
-        return decision, [tx.append(event) for event in decision.events]
+        return decide_exit(tx, name, observed, policy, now=store.clock(), boot_id=store.boot_id,
+                           supervisor=os.getppid(), key=key)
+
+
+def decide_exit(
+    tx, name: str, observed: ObservedExit, policy: CrashLoopPolicy, *, now: str, boot_id: str | None,
+    supervisor: int, key: str | None, late: bool = False,
+) -> tuple[ExitDecision, list[Event]]:
+    """The classification and its appends inside ``tx``, for an exit seen at ``now`` in ``boot_id``
+    by the s6-supervise ``supervisor``; ``late``: a spooled exit, appended at the time it was seen."""
+    state = tx.state(name)
+    moment = parse_time(now)
+    crash_times: list[str] = []
+    if state is not None and state.live:
+        crash_times = tx.crash_times(
+            name, after_position=state.start_intent_position or 0, since=window_start(policy, moment)
+        )
+    earlier_life = state is not None and state.live and _exit_of_an_earlier_life(tx, state, boot_id, supervisor)
+    decision = classify_exit(state, observed, crash_times, policy, moment, earlier_life=earlier_life)
+    events = decision.events
+    if key is not None:
+        # One key per event, derived from the fact's: a replay finds the first and appends nothing.
+        events = tuple(event._replace(idempotency_key=key if index == 0 else f"{key}/{index}")
+                       for index, event in enumerate(events))
+    if late:
+        events = tuple(event._replace(data={**event.data, "spooled": True}) for event in events)
+        return decision, [tx.append(event, observed=(now, boot_id)) for event in events]
+    return decision, [tx.append(event) for event in events]
 
 
 # How many of the newest `started` rows an exit looks through for its run: this life's start
@@ -90,7 +109,7 @@ def record_exit(
 _STARTS_LOOKED_AT = 32
 
 
-def _exit_of_an_earlier_life(tx, state: ProfileState, boot_id: str | None) -> bool:
+def _exit_of_an_earlier_life(tx, state: ProfileState, boot_id: str | None, supervisor: int) -> bool:
     """True when the run that just ended began before the profile's latest ``created``.
 
     Only asked while this life has recorded no run of its own: a slot runs one process at a
@@ -106,7 +125,7 @@ def _exit_of_an_earlier_life(tx, state: ProfileState, boot_id: str | None) -> bo
     for event in tx.stream(state.profile, window):
         if event.actor != "supervisor" or event.position > state.created_position:
             continue
-        return event.data.get("supervisor") == os.getppid() and event.boot_id == boot_id
+        return event.data.get("supervisor") == supervisor and event.boot_id == boot_id
     return False
 
 

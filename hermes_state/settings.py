@@ -200,6 +200,11 @@ class Settings:
         return os.path.join(self.home_dir, "state", "host-id")
 
     @property
+    def spool_dir(self) -> str:
+        """A fleet host's exits seen while the database was unavailable (``spool.py``, docs/fleet.md)."""
+        return os.path.join(self.home_dir, "state", "spool")
+
+    @property
     def boot_id_file(self) -> str:
         return os.path.join(self.scandir_dir, BOOT_ID_NAME)
 

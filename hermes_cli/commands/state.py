@@ -48,8 +48,12 @@ def doctor(args: argparse.Namespace) -> int:
         rows = [{"status": marks[f.status], "check": f.check, "detail": f.detail} for f in report.findings]
         output.table(rows, [("status", ""), ("check", "check"), ("detail", "detail")], title=config.store_location)
     if not report.healthy:
-        failed = [f.check for f in report.findings if f.status == ERROR]
-        print(f"hermes: event store {config.store_location} is unhealthy: {', '.join(failed)}", file=sys.stderr)
+        failed = [f for f in report.findings if f.status == ERROR]
+        unreachable = [f.detail for f in failed if f.check == "connect"]
+        # A store that cannot be reached was not checked at all: the line says why, not "unhealthy".
+        line = unreachable[0] if unreachable else (
+            f"event store {config.store_location} is unhealthy: {', '.join(f.check for f in failed)}")
+        print(f"hermes: {' '.join(line.split())}", file=sys.stderr)
         return 5
     return 0
 

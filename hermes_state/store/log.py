@@ -175,6 +175,10 @@ class StoreTransaction:
         cost is the number of crashes in the window, not the length of the log."""
         return self._tx.crash_times(profile, after_position, since)
 
+    def has_key(self, key: str) -> bool:
+        """An event with this idempotency key is stored (a replayed fact was appended already)."""
+        return self._tx.row_by_key(key) is not None
+
     def crashes(self, profile: str) -> CrashRecord:
         """Every crash of ``profile``: how many, and the newest."""
         row = self._tx.crashes_row(validate_name(profile))
@@ -182,9 +186,16 @@ class StoreTransaction:
         return CrashRecord(int(row["crashes"]), decoded[0] if decoded else None)
 
     # -- the append --------------------------------------------------------
-    def append(self, new: NewEvent, expected_version: int | None = None) -> Event:
-        """Validate ``new`` against the stream, insert it and its projection row; return it stored."""
+    def append(self, new: NewEvent, expected_version: int | None = None, *,
+               observed: tuple[str, str | None] | None = None) -> Event:
+        """Validate ``new`` against the stream, insert it and its projection row; return it stored.
+
+        ``observed``: (occurred_at, boot_id) of a fact seen earlier and recorded late (an exit
+        the hooks kept in the host's spool while the store was unavailable); None: now, this boot.
+        """
         data_text = new.validated()
+        if observed is not None and not (isinstance(observed[0], str) and TIME_FORMAT.fullmatch(observed[0])):
+            raise BadInput(f"invalid observed time {observed[0]!r}")
         tx = self._tx
         if new.idempotency_key is not None:
             existing = tx.row_by_key(new.idempotency_key)
@@ -217,9 +228,9 @@ class StoreTransaction:
             "type": new.type,
             "actor": new.actor,
             "desired": new.desired,
-            "occurred_at": store.clock(),
+            "occurred_at": store.clock() if observed is None else observed[0],
             "host": store.host,
-            "boot_id": store.boot_id,
+            "boot_id": store.boot_id if observed is None else observed[1],
             "pid": new.pid,
             "exit_code": new.exit_code,
             "signal": new.signal,
@@ -263,6 +274,10 @@ class EventStore:
         self.on_bad_row: Callable[[MalformedRow], None] | None = None
         self.bad_rows: list[MalformedRow] = []
         self.bad_row_count = 0
+        # Run before every write transaction (a fleet host's spooled exits: ``spool.replay``),
+        # so facts kept while the store was unavailable are appended before anything newer.
+        self.before_write: Callable[["EventStore"], None] | None = None
+        self._before_write_running = False
 
     def collect_bad_rows(self) -> None:
         """Skip malformed rows, keeping them (at most MAX_BAD_ROWS, all counted) in ``bad_rows``."""
@@ -309,6 +324,12 @@ class EventStore:
         """A write transaction: everything in it commits together or not at all."""
         if self.readonly or self.host is None:
             raise BadInput(f"event store {self.location} was opened read-only")
+        if self.before_write is not None and not self._before_write_running:
+            self._before_write_running = True  # its own writes come back here: they must not recurse
+            try:
+                self.before_write(self)
+            finally:
+                self._before_write_running = False
         with self.recorder.transaction(write=True) as tx:
             yield StoreTransaction(tx, self)
 

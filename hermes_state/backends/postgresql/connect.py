@@ -7,7 +7,10 @@ from typing import Any
 from ...errors import BadInput
 from .translate import translated
 
-CONNECT_SECONDS = 5  # an unreachable server must fail a hook fast, not after TCP's minutes
+CONNECT_SECONDS = 5  # an unreachable server must fail a command fast, not after TCP's minutes
+# The hooks' bound: libpq's least. `finish` has five seconds in all, and must still keep the
+# exit on the host (docs/fleet.md, "Outages"); `run` should not hold a gateway back longer.
+HOOK_CONNECT_SECONDS = 2
 STATEMENT_SECONDS = 10  # as on SQLite: the store's statements take milliseconds
 APPLICATION_NAME = "hermes-state"
 
@@ -21,7 +24,7 @@ def libpq_url(url: str) -> str:
 
 
 def connect(url: str, location: str, *, readonly: bool, lock_timeout_ms: int,
-            statement_seconds: float = STATEMENT_SECONDS) -> Any:
+            statement_seconds: float = STATEMENT_SECONDS, connect_seconds: int = CONNECT_SECONDS) -> Any:
     """An autocommit connection (the recorder issues BEGIN itself), bounded in every wait.
 
     ``readonly``: the session refuses writes (``default_transaction_read_only``); the
@@ -40,7 +43,7 @@ def connect(url: str, location: str, *, readonly: bool, lock_timeout_ms: int,
         return psycopg.connect(
             libpq_url(url),
             autocommit=True,
-            connect_timeout=CONNECT_SECONDS,
+            connect_timeout=connect_seconds,
             application_name=APPLICATION_NAME,
             options=" ".join(options),
         )

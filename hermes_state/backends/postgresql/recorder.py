@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
 from ...vocabulary import TYPES
 from . import sql
-from .connect import STATEMENT_SECONDS, connect
+from .connect import CONNECT_SECONDS, STATEMENT_SECONDS, connect
 from .revision import require_head
 from .translate import translated
 
@@ -141,8 +141,9 @@ class PostgresRecorder(Recorder):
     """
 
     def __init__(self, url: str, location: str, *, readonly: bool, lock_timeout_ms: int,
-                 statement_seconds: float = STATEMENT_SECONDS) -> None:
+                 statement_seconds: float = STATEMENT_SECONDS, connect_seconds: int = CONNECT_SECONDS) -> None:
         self.url = url
+        self.connect_seconds = connect_seconds
         self.location = location
         self.readonly = readonly
         self.lock_timeout_ms = lock_timeout_ms
@@ -153,7 +154,8 @@ class PostgresRecorder(Recorder):
 
     def _connect(self) -> Any:
         connection = connect(self.url, self.location, readonly=self.readonly,
-                             lock_timeout_ms=self.lock_timeout_ms, statement_seconds=self.statement_seconds)
+                             lock_timeout_ms=self.lock_timeout_ms, statement_seconds=self.statement_seconds,
+                             connect_seconds=self.connect_seconds)
         try:
             with translated(self.location):
                 require_head(connection, self.location)
