@@ -49,6 +49,11 @@ class StoreUnavailable(HermesError):
     exit_status = 5
 
 
+class StoreUnreachable(StoreUnavailable):
+    """A fleet's database cannot be reached (refused, down, restarting, the connection lost):
+    unlike the other failures, waiting may cure it (docs/fleet.md, Outages)."""
+
+
 class StoreLocked(StoreUnavailable):
     pass
 

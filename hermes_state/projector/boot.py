@@ -12,6 +12,13 @@ break is a warning here, an error in ``doctor``). A store that is corrupt
 or at another schema stops boot before it acts on anything: no slot is
 created or brought up, the reason goes to the boot log and stderr, exit 5.
 What goes to stderr is handed to the caller's ``warn``: the CLI writes it.
+
+In a fleet, a database that cannot be reached (``StoreUnreachable``) does
+not stop boot: it brings the slots up from this host's snapshot
+(``snapshot.py``), every entry checked as a projection row, says so in the
+boot log and on stderr, and exits 0 so the container goes on and its watch
+daemon reconciles when the database returns. With no valid snapshot it acts
+on nothing and exits 5, as for any store it cannot read.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ import uuid
 from typing import Callable
 
 from ..chain import first_broken_position
-from ..errors import HermesError, StoreUnavailable
+from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
 from . import plan as planning
+from . import snapshot as snapshots
 from .dropped import run_writing_steps, write_boot_log
 from .plan import ActionKind
 from .reconcile import Applied, PassReport, Reconciler
@@ -110,7 +118,13 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
     scandir = ScanDir(settings.scandir, container=settings.in_container)
     scandir.ensure()
 
-    steps = run_writing_steps(settings)
+    try:
+        steps = run_writing_steps(settings)
+    except StoreUnavailable as error:
+        unreachable = _unreachable(settings, error)
+        if unreachable is None:
+            raise
+        return _boot_offline(settings, scandir, boot_id, log, warn, report_to, unreachable)
     schema = steps["schema"]
     if schema["before"] != schema["after"]:
         log.add(f"migrated store from {schema['before'] or 'nothing'} to {schema['after']}")
@@ -120,18 +134,32 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
     if steps["default_created"]:
         log.add("created profile 'default'")
 
-    with open_store(settings, readonly=True) as store:
-        broken = chain_tail_break(store)
-        if broken is not None:
-            warning = (f"warning: hash chain broken at position {broken}: a row was changed behind the "
-                       "triggers' back; run `hermes state doctor`")
-            log.add(warning)
-            warn(f"hermes: {warning}")
+    try:
+        with open_store(settings, readonly=True) as store:
+            broken = chain_tail_break(store)
+            if broken is not None:
+                warning = (f"warning: hash chain broken at position {broken}: a row was changed behind the "
+                           "triggers' back; run `hermes state doctor`")
+                log.add(warning)
+                warn(f"hermes: {warning}")
 
-        scandir.write_boot_id(boot_id)
-        log.add(f"boot id written to {settings.boot_id_path}")
-        reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
-        report = reconciler.full_pass("boot")
+            scandir.write_boot_id(boot_id)
+            log.add(f"boot id written to {settings.boot_id_path}")
+            reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
+            report = reconciler.full_pass("boot")
+    except StoreUnreachable as error:
+        # Gone after the writing steps: the pass reads the states before it applies anything,
+        # so nothing was acted on from the database yet.
+        if not settings.fleet:
+            raise
+        return _boot_offline(settings, scandir, boot_id, log, warn, report_to, error)
+    return _finish(log, report, warn)
+
+
+def _finish(log: BootLog, report: PassReport, warn: Callable[[str], None]) -> int:
+    for line in report.warnings:
+        log.add(f"warning: {line}")
+        warn(f"hermes: boot: warning: {line}")
     _log_profiles(log, report)
     if report.errors:
         log.add(f"finished with {len(report.errors)} error(s)")
@@ -140,6 +168,47 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
         return 1
     log.add("finished")
     return 0
+
+
+def _unreachable(settings: Settings, error: StoreUnavailable) -> StoreUnreachable | None:
+    """Whether the writing steps failed because a fleet's database cannot be reached.
+
+    As root the steps run in a child, whose failure arrives as its exit status (5 for any
+    store failure): root then tries the database itself. Reachable, or failing another way,
+    the steps' own error stands (fail closed).
+    """
+    if not settings.fleet:
+        return None
+    if isinstance(error, StoreUnreachable):
+        return error
+    try:
+        open_store(settings, readonly=True).close()
+    except StoreUnreachable as probe:
+        return probe
+    except HermesError:
+        return None
+    return None
+
+
+def _boot_offline(settings: Settings, scandir: ScanDir, boot_id: str, log: BootLog, warn: Callable[[str], None],
+                  report_to: Callable[[PassReport], None], error: StoreUnreachable) -> int:
+    """The database cannot be reached: the slots this host's snapshot justifies, or none (exit 5)."""
+    log.add(f"database unreachable: {error}")
+    try:
+        host = settings.host_id(create=False)
+        snapshot = snapshots.load(settings, host)
+    except StoreUnavailable as refused:  # no host id, or the snapshot missing or refused as a whole
+        raise StoreUnavailable(f"{error}; no valid snapshot of this host's profiles to boot from: {refused}") from None
+    for line in snapshot.skipped:
+        log.add(line)
+        warn(f"hermes: boot: {line}")
+    headline = f"database unreachable: {snapshots.describe(snapshot)}"
+    log.add(headline)
+    warn(f"hermes: boot: {headline}; the watch daemon reconciles when the database returns ({error})")
+    scandir.write_boot_id(boot_id)
+    log.add(f"boot id written to {settings.boot_id_path}")
+    report = Reconciler(settings, None, scandir=scandir, report=report_to).snapshot_pass("boot-snapshot", snapshot)
+    return _finish(log, report, warn)
 
 
 def _log_profiles(log: BootLog, report: PassReport) -> None:

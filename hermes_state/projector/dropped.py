@@ -29,10 +29,17 @@ _BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
 
 
 def writing_steps(settings: Settings) -> dict[str, Any]:
-    """Migrate, import legacy ``gateway_state.json`` once, make sure ``default`` exists."""
+    """Migrate, import legacy ``gateway_state.json`` once, make sure ``default`` exists (in a fleet,
+and that the ``state`` directory the snapshot lives in does)."""
     from ..legacy import import_legacy
     from ..store import ensure_default_profile, migrate, open_store
 
+    if settings.fleet:
+        # Where root keeps the fleet snapshot (snapshot.py); on SQLite the store's migration makes it.
+        try:
+            os.makedirs(os.path.join(settings.home_dir, "state"), exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailable(f"cannot make {settings.home_dir}/state: {error.strerror}") from None
     before, after = migrate(settings)
     with open_store(settings) as store:
         report = import_legacy(store, settings)

@@ -33,6 +33,7 @@ from ..names import shown, validate_name
 from ..settings import Settings
 from ..store import EventStore
 from . import plan as planning
+from . import snapshot as snapshots
 from .observed import SlotView
 from .plan import Action, ActionKind
 from .s6 import S6
@@ -101,6 +102,7 @@ class PassReport:
     upto: int = 0
     actions: list[Applied] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # not the pass's failure: the fleet snapshot not saved
     events: list[Event] = field(default_factory=list)
     states: list[ProfileState] = field(default_factory=list)  # the rows planned from (untrusted)
     started: float = field(default_factory=time.monotonic)
@@ -111,10 +113,10 @@ class PassReport:
     def acted(self) -> bool:
         """Worth a log line: it changed something, failed, or met a row not reported before."""
         changes = any(a.action.kind not in _QUIET for a in self.actions)
-        return changes or bool(self.errors) or self.new_skips > 0
+        return changes or bool(self.errors) or bool(self.warnings) or self.new_skips > 0
 
     def as_json(self) -> dict:
-        return {
+        row = {
             "time": utc_now(),
             "trigger": self.trigger,
             "positions": {"after": self.after, "upto": self.upto},
@@ -122,6 +124,9 @@ class PassReport:
             "errors": self.errors,
             "duration_ms": round(self.duration_ms, 1),
         }
+        if self.warnings:
+            row["warnings"] = self.warnings
+        return row
 
 
 # Reported only the first time a daemon meets them (a retry that still waits is not news).
@@ -138,7 +143,7 @@ class Reconciler:
     def __init__(
         self,
         settings: Settings,
-        store: EventStore,
+        store: EventStore | None,
         *,
         s6: S6 | None = None,
         scandir: ScanDir | None = None,
@@ -155,6 +160,11 @@ class Reconciler:
         # steps), never root's: root reads it, and refuses a volume without one.
         self.host = settings.host_id(create=False) if settings.fleet else None
         self._reported: set[str] = set()  # skip-invalid and await lines already reported
+        # In a fleet: this host's valid, live states as last read, which the snapshot on the volume
+        # holds for a boot with the database away (None until a full pass has read them all).
+        self._kept: dict[str, ProfileState] | None = None
+        self._saved: list[ProfileState] | None = None  # what the snapshot written last holds
+        self._snapshot_error: str | None = None  # reported once until a save succeeds
 
     # -- the two kinds of pass -------------------------------------------
     def full_pass(self, trigger: str) -> PassReport:
@@ -162,15 +172,31 @@ class Reconciler:
         result = PassReport(trigger, after=self.position)
         with self.scandir.locked():
             slots, leftovers = self._observe(None)
-            with self.store.reading() as tx:
+            with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
                 upto = tx.last_position()
                 result.states = planning.owned(tx.states(), self.host)
             result.upto = upto
-            actions = planning.plan(result.states, slots, leftovers=leftovers)
-            scope = set(slots) | {name for state in result.states if isinstance(name := getattr(state, "profile", None), str)}
-            self._apply(actions, result, scope | {LEFTOVERS})
+            self._apply_all(result, slots, leftovers)
+            if self.host is not None:
+                self._kept = {state.profile: state for state in snapshots.current(self.host, upto, result.states).states}
+                self._save_snapshot(result)
         self.position = max(self.position, upto)
         return self._finish(result)
+
+    def snapshot_pass(self, trigger: str, snapshot: "snapshots.Snapshot") -> PassReport:
+        """A full pass from a snapshot's checked states instead of the database (a boot with the
+        database away): the same planner, the same actions; nothing is read from the store."""
+        result = PassReport(trigger, after=self.position, upto=snapshot.position)
+        with self.scandir.locked():
+            slots, leftovers = self._observe(None)
+            result.states = planning.owned(snapshot.states, self.host)
+            self._apply_all(result, slots, leftovers)
+        return self._finish(result)
+
+    def _apply_all(self, result: PassReport, slots: dict[str, SlotView], leftovers: list[str]) -> None:
+        actions = planning.plan(result.states, slots, leftovers=leftovers)
+        scope = set(slots) | {name for state in result.states if isinstance(name := getattr(state, "profile", None), str)}
+        self._apply(actions, result, scope | {LEFTOVERS})
 
     def catch_up(self, trigger: str) -> PassReport:
         """Reconcile the profiles that events after the last position touched, and those whose retry is due."""
@@ -189,13 +215,36 @@ class Reconciler:
             return self._finish(result)
         with self.scandir.locked():
             slots, leftovers = self._observe(touched, leftovers=LEFTOVERS in due)
-            with self.store.reading() as tx:
+            with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
                 states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
             states = planning.owned(states, self.host)
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
+            if self._kept is not None and self.host is not None:
+                for name in touched:  # deleted, another host's or unreadable now: out of the snapshot
+                    self._kept.pop(name, None)
+                self._kept.update((state.profile, state) for state in snapshots.current(self.host, result.upto, states).states)
+                self._save_snapshot(result)
         self.position = max(self.position, result.upto)
         return self._finish(result)
+
+    def _save_snapshot(self, result: PassReport) -> None:
+        """Keep this host's states on the volume when they changed (an idle daemon writes nothing).
+
+        A save that fails is a warning, not the pass's failure (the slots are right): said once
+        until a save succeeds, and tried again at the next pass; ``save`` removed the old file."""
+        kept = sorted(self._kept.values(), key=lambda state: state.profile)  # type: ignore[union-attr]
+        if kept == self._saved:
+            return
+        try:
+            snapshots.save(self.settings, snapshots.Snapshot(self.host, result.upto, utc_now(), kept))  # type: ignore[arg-type]
+        except HermesError as error:
+            self._saved = None
+            if str(error) != self._snapshot_error:
+                self._snapshot_error = str(error)
+                result.warnings.append(str(error))
+            return
+        self._saved, self._snapshot_error = kept, None
 
     def next_retry(self) -> float:
         """When a profile's retry is due (``time.monotonic``; infinity when none waits): the watch

@@ -13,6 +13,12 @@ skipped and reported (one JSON line on stderr naming its position), a file
 replaced under the daemon is noticed at the next wake-up (the feed compares
 the path's identity with the open file's) and reopened through the same
 checks, and SIGTERM interrupts a statement that is running.
+
+On a fleet's PostgreSQL the daemon outlives the database: a pass that fails
+while it is away is one JSON line and a retry; when it answers again the
+feed says so and the daemon runs a full pass (docs/fleet.md, Change feed).
+A daemon started while the database cannot be reached (after a boot from
+the snapshot) says so once and keeps trying to connect.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import HermesError
+from ..errors import HermesError, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, REPLACED, STOPPED, ChangeFeed
+from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed
 from .reconcile import PassReport, Reconciler
 
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
@@ -84,6 +90,7 @@ class Watcher:
         self._feed: ChangeFeed | None = None
         self._store: EventStore | None = None
         self._reported_rows: set[tuple[str, object, str]] = set()
+        self._unreachable: str | None = None  # the last "cannot reach the database" line written
 
     def stop(self) -> None:
         self._stopped.set()
@@ -97,7 +104,17 @@ class Watcher:
         as at start) and projected from scratch; one that can no longer be opened ends it (its error)."""
         trigger = "start"
         try:
-            while self._watch_one_store(trigger):
+            while True:
+                try:
+                    if not self._watch_one_store(trigger):
+                        break
+                except StoreUnreachable as error:
+                    # Only a fleet's database can be away and come back; the open failed, nothing ran.
+                    if not self.settings.fleet or self._stopped.is_set():
+                        raise
+                    if not self._wait_for_database(error):
+                        break
+                    continue
                 trigger = "reopen"
         except HermesError:
             if self._stopped.is_set():
@@ -123,6 +140,7 @@ class Watcher:
     def _loop(self, store: EventStore, feed: ChangeFeed, trigger: str) -> bool:
         if self._stopped.is_set():
             return False
+        self._unreachable = None
         reconciler = Reconciler(self.settings, store, report=self.report)
         reconciler.scandir.ensure()
         if trigger == "start":
@@ -135,6 +153,11 @@ class Watcher:
                 return False
             if why == REPLACED:
                 return self._replaced(feed.replaced or "event store replaced")
+            if why == RECONNECTED:
+                # Notifications may have been lost and passes failed meanwhile: look at everything.
+                self._line({"time": utc_now(), "trigger": "reconnected", "store": store.location, "then": "full pass"})
+                next_full = self._pass(reconciler.full_pass, "reconnect")
+                continue
             if time.monotonic() >= next_full:
                 replaced = store.recorder.replaced()
                 if replaced is not None:
@@ -147,6 +170,14 @@ class Watcher:
                 continue
             trigger = feed.notification_name if why == NOTIFIED else "poll"
             next_full = min(next_full, self._pass(reconciler.catch_up, trigger))
+
+    def _wait_for_database(self, error: StoreUnreachable) -> bool:
+        """The database could not be reached at the open: one JSON line (again only when the reason
+        changes), then a wait of one poll interval; False when the daemon was stopped meanwhile."""
+        if str(error) != self._unreachable:
+            self._unreachable = str(error)
+            self._line({"time": utc_now(), "trigger": "start", "error": str(error), "then": "wait for the database"})
+        return not self._stopped.wait(self.options.poll_interval)
 
     def _replaced(self, why: str) -> bool:
         self._line({"time": utc_now(), "trigger": "replaced", "store": why, "then": "reopen"})

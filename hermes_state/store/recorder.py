@@ -28,6 +28,7 @@ POLLED = "polled"  # no notification, but the poll found a change
 IDLE = "idle"  # nothing changed before the timeout
 STOPPED = "stopped"  # stop() was called
 REPLACED = "replaced"  # the store's path names another file now (or none): reopen, or stop
+RECONNECTED = "reconnected"  # the database answers again after it could not be reached: look at everything
 
 
 @record

@@ -5,7 +5,11 @@ trigger). The feed listens on a connection of its own and wakes its reader
 when a notification arrives or, failing that, every ``poll_interval``; either
 way it reports a change only when the newest position moved. A lost listening
 connection is made again at the next poll, and a change missed meanwhile is
-still found: the position check does not depend on the notification.
+still found: the position check does not depend on the notification. Once
+the database answers again after a lost connection (a restart, a failover),
+the feed says ``RECONNECTED`` whether or not the position moved, so its
+reader looks at everything (the watch daemon's full pass): a pass that failed
+during the outage is not left waiting for the next event.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import HermesError
-from ...store.recorder import IDLE, NOTIFIED, POLLED, STOPPED, ChangeFeed
+from ...store.recorder import IDLE, NOTIFIED, POLLED, RECONNECTED, STOPPED, ChangeFeed
 from .connect import connect
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ class PostgresChangeFeed(ChangeFeed):
         self._next_poll = time.monotonic() + poll_interval
         self._listen()
         self._seen = self._position()
+        self._lost = self._seen is None  # True from a lost connection until the database answers again
 
     def _listen(self) -> None:
         """(Re)open the listening connection; on failure the feed polls until the next try."""
@@ -74,15 +79,24 @@ class PostgresChangeFeed(ChangeFeed):
             with contextlib.suppress(Exception):
                 self._listener.close()
             self._listener = None
+            self._lost = True  # notifications may have been missed: a reconnect to report
             return False
 
-    def _changed(self) -> bool:
+    def _changed(self, kind: str) -> str | None:
+        """``kind`` when the newest position moved, RECONNECTED after an outage, else None."""
         position = self._position()
-        if position is None or position == self._seen:
+        if position is None:
             # Unreachable is not a change: the reader's own next pass meets (and reports) the outage.
-            return False
+            self._lost = True
+            return None
+        if self._lost:
+            self._lost = False
+            self._seen = position
+            return RECONNECTED
+        if position == self._seen:
+            return None
         self._seen = position
-        return True
+        return kind
 
     def wait(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -93,8 +107,9 @@ class PostgresChangeFeed(ChangeFeed):
             if now >= self._next_poll:
                 self._next_poll = now + self._poll_interval
                 self._listen()
-                if self._changed():
-                    return POLLED
+                why = self._changed(POLLED)
+                if why is not None:
+                    return why
             if now >= deadline:
                 return IDLE
             watched = [self._wake_read]
@@ -106,8 +121,10 @@ class PostgresChangeFeed(ChangeFeed):
                     os.read(self._wake_read, 64)
                 continue
             if self._listener is not None and self._listener.fileno() in ready:
-                if self._drain() and self._changed():
-                    return NOTIFIED
+                if self._drain():
+                    why = self._changed(NOTIFIED)
+                    if why is not None:
+                        return why
 
     def stop(self) -> None:
         self._stopped = True

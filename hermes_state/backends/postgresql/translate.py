@@ -15,6 +15,7 @@ from ...errors import (
     StoreLocked,
     StoreReadOnly,
     StoreUnavailable,
+    StoreUnreachable,
     VersionConflict,
 )
 
@@ -28,8 +29,8 @@ _BY_SQLSTATE: tuple[tuple[str, type[HermesError], str], ...] = (
     ("53100", StoreFull, "is full (the database server has no disk space left)"),
     ("53", StoreUnavailable, "is out of resources"),
     ("57014", StoreUnavailable, "stopped a statement (it ran past its time bound, or the process is stopping)"),
-    ("57P", StoreUnavailable, "is unreachable (the database server is shutting down or restarting)"),
-    ("08", StoreUnavailable, "is unreachable"),
+    ("57P", StoreUnreachable, "is unreachable (the database server is shutting down or restarting)"),
+    ("08", StoreUnreachable, "is unreachable"),
     ("XX001", StoreCorrupt, "is corrupt"),
     ("XX002", StoreCorrupt, "is corrupt (an index)"),
     ("42P01", SchemaMismatch, "lacks a table or view the code needs: run `hermes state migrate`"),
@@ -52,7 +53,7 @@ def translate(error: BaseException, location: str) -> HermesError:
     psycopg = sys.modules.get("psycopg")
     if psycopg is not None and isinstance(original, psycopg.OperationalError):
         # No SQLSTATE: the connection could not be made, or was lost.
-        return StoreUnavailable(f"event store {location} is unreachable: {detail}")
+        return StoreUnreachable(f"event store {location} is unreachable: {detail}")
     return StoreUnavailable(f"event store {location} failed: {detail}")
 
 

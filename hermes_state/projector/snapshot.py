@@ -1,0 +1,280 @@
+"""A fleet host's snapshot of its own profiles' desired states, for a boot with the database away.
+
+After every pass that read the states in fleet mode, the projector keeps the
+states it planned from (this host's profiles, the fold's fields as the
+projection holds them), the log position they were read at and the time, in
+``$HERMES_HOME/state/fleet-snapshot.json``. Boot reads it back only when the
+database cannot be reached, and then treats it exactly as a projection row
+(docs/reliability.md): the volume is the gateway user's, so the file is that
+user's input. Each entry is checked as a row is (``store.log.state_problem``,
+then the planner's ``state_problem``, which validates the name), must be
+this host's and appear once; a bad entry is skipped with a line, never
+trusted. The file is refused as a whole (one line) when it is not a regular
+file of the volume's owners reached without a symbolic link, is too big, is
+not JSON of this shape, or is another host's.
+
+Root writes it on a directory the gateway user owns, so nothing here follows
+a link: the ``state`` directory is opened with ``O_NOFOLLOW`` below the home
+and checked, and every later step is relative to that descriptor (a
+temporary name made with ``O_EXCL``, fsync, rename over the old file, fsync
+of the directory). A forged snapshot can ask for no more than the gateway
+user can ask for anyway by appending a start intent (docs/fleet.md, Outages).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import stat
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..errors import StoreUnavailable
+from ..events import TIME_FORMAT, utc_now
+from ..fold import STATE_FIELDS, ProfileState
+from ..names import shown
+from ..settings import Settings
+from ..store.log import state_from_row, state_problem
+from . import plan as planning
+
+SNAPSHOT_NAME = "fleet-snapshot.json"
+FORMAT = 1
+MAX_BYTES = 4 * 1024 * 1024  # some 8,000 profiles; a bigger file is refused, never read whole
+
+
+class SnapshotError(StoreUnavailable):
+    """The snapshot cannot be read or written safely (the reason in one line)."""
+
+
+@dataclass
+class Snapshot:
+    """What a snapshot says: this host's states as read at ``position``, ``written_at``."""
+
+    host: str
+    position: int
+    written_at: str
+    states: list[ProfileState]
+    skipped: list[str] = field(default_factory=list)  # one line per entry refused
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "host": self.host,
+            "position": self.position,
+            "written_at": self.written_at,
+            "states": [{name: getattr(state, name) for name in STATE_FIELDS} for state in self.states],
+        }
+
+
+def snapshot_path(settings: Settings) -> str:
+    return os.path.join(settings.home_dir, "state", SNAPSHOT_NAME)
+
+
+def _owners(settings: Settings) -> frozenset[int]:
+    """Who may own the state directory and the file: root, this process, the gateway user."""
+    owners = {0, os.geteuid()}
+    try:
+        owners.add(pwd.getpwnam(settings.gateway_user).pw_uid)
+    except KeyError:
+        pass
+    return frozenset(owners)
+
+
+def _state_directory(settings: Settings) -> int:
+    """A descriptor on ``$HERMES_HOME/state``: the home as configured (the volume root, as
+    StoreChain takes it), then ``state`` with O_NOFOLLOW; both directories of the volume's owners."""
+    owners = _owners(settings)
+    where = os.path.join(settings.home_dir, "state")
+    try:
+        home = os.open(settings.home_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise SnapshotError(f"cannot open {settings.home_dir}: {error.strerror}") from None
+    try:
+        _owned(settings.home_dir, os.fstat(home), owners)
+        try:
+            directory = os.open("state", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home)
+        except OSError as error:
+            # ELOOP or ENOTDIR: a symbolic link (or a file) where the directory should be.
+            raise SnapshotError(f"cannot open {where} without following a link: {error.strerror}") from None
+    finally:
+        os.close(home)
+    try:
+        _owned(where, os.fstat(directory), owners)
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory
+
+
+def _owned(path: str, info: os.stat_result, owners: frozenset[int]) -> None:
+    if info.st_uid not in owners:
+        raise SnapshotError(f"{path} belongs to uid {info.st_uid}, not to root or the gateway user: refused")
+
+
+# -- writing (root, after a pass) ----------------------------------------------------------
+def save(settings: Settings, snapshot: Snapshot) -> None:
+    """Replace the snapshot atomically and durably; SnapshotError (one line) when that fails,
+    after removing the old file if it can: a stale snapshot must not outlive a failed write."""
+    text = json.dumps(snapshot.as_json(), separators=(",", ":"), sort_keys=True).encode()
+    if len(text) > MAX_BYTES:
+        raise SnapshotError(f"snapshot {snapshot_path(settings)} would be {len(text)} bytes, over {MAX_BYTES}")
+    directory = _state_directory(settings)
+    temporary = f".{SNAPSHOT_NAME}.{secrets.token_hex(8)}"
+    try:
+        try:
+            _write_new(directory, temporary, text, settings)
+            os.rename(temporary, SNAPSHOT_NAME, src_dir_fd=directory, dst_dir_fd=directory)
+            os.fsync(directory)  # the rename itself survives a crash
+        except OSError as error:
+            _unlink(directory, temporary)
+            gone = _unlink(directory, SNAPSHOT_NAME)
+            raise SnapshotError(
+                f"cannot write snapshot {snapshot_path(settings)}: {error.strerror}"
+                + ("; the old one was removed" if gone else "")
+            ) from None
+    finally:
+        os.close(directory)
+
+
+def _write_new(directory: int, name: str, text: bytes, settings: Settings) -> None:
+    # O_EXCL|O_NOFOLLOW: a name the gateway user planted first (a link, anything) fails the open.
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=directory)
+    try:
+        view = memoryview(text)
+        while view:
+            view = view[os.write(fd, view):]
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam(settings.gateway_user)
+            except KeyError:
+                pass
+            else:
+                os.fchown(fd, account.pw_uid, account.pw_gid)  # the volume stays its owner's, as everything on it
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(directory: int, name: str) -> bool:
+    try:
+        os.unlink(name, dir_fd=directory)
+        return True
+    except OSError:
+        return False
+
+
+def current(host: str, position: int, states: Iterable[object]) -> Snapshot:
+    """The snapshot of a pass: the valid, live states of this host it planned from."""
+    kept = sorted(
+        (state for state in states
+         if isinstance(state, ProfileState) and planning.state_problem(state) is None
+         and state_problem(state) is None and state.live and state.host == host),
+        key=lambda state: state.profile,
+    )
+    return Snapshot(host=host, position=position, written_at=utc_now(), states=kept)
+
+
+# -- reading (root, at a boot with the database away) ---------------------------------------
+def load(settings: Settings, host: str) -> Snapshot:
+    """The snapshot on the volume, checked; SnapshotError (one line) when it is refused as a whole.
+
+    The entries that fail a check are left out, each with a line in ``skipped``.
+    """
+    path = snapshot_path(settings)
+    directory = _state_directory(settings)
+    try:
+        try:
+            fd = os.open(SNAPSHOT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
+        except FileNotFoundError:
+            raise SnapshotError(f"no snapshot at {path}") from None
+        except OSError as error:
+            raise SnapshotError(f"snapshot {path} refused: {error.strerror}") from None
+    finally:
+        os.close(directory)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SnapshotError(f"snapshot {path} is not a regular file: refused")
+        _owned(path, info, _owners(settings))
+        if info.st_nlink != 1:  # a hard link to someone else's file
+            raise SnapshotError(f"snapshot {path} has {info.st_nlink} hard links, not one: refused")
+        if info.st_size > MAX_BYTES:
+            raise SnapshotError(f"snapshot {path} is {info.st_size} bytes, over {MAX_BYTES}: refused")
+        text = _read_bounded(fd, path)
+    finally:
+        os.close(fd)
+    return parse(text, host, path)
+
+
+def _read_bounded(fd: int, path: str) -> bytes:
+    chunks, size = [], 0
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError as error:
+            raise SnapshotError(f"cannot read snapshot {path}: {error.strerror}") from None
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_BYTES:  # grew after the fstat
+            raise SnapshotError(f"snapshot {path} is over {MAX_BYTES} bytes: refused")
+        chunks.append(chunk)
+
+
+def parse(text: bytes, host: str, path: str) -> Snapshot:
+    """The snapshot in ``text``, every entry checked as a projection row of this host."""
+    try:
+        document = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise SnapshotError(f"snapshot {path} is not JSON: refused") from None
+    if not isinstance(document, dict) or set(document) != {"format", "host", "position", "written_at", "states"}:
+        raise SnapshotError(f"snapshot {path} is not a snapshot (its fields): refused")
+    if document["format"] != FORMAT or isinstance(document["format"], bool):
+        raise SnapshotError(f"snapshot {path} has format {shown(document['format'])}, not {FORMAT}: refused")
+    if document["host"] != host:
+        raise SnapshotError(f"snapshot {path} belongs to host {shown(document['host'])}, not to this host ({host}): refused")
+    position, written_at = document["position"], document["written_at"]
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise SnapshotError(f"snapshot {path} has position {shown(position)}: refused")
+    if not isinstance(written_at, str) or not TIME_FORMAT.fullmatch(written_at):
+        raise SnapshotError(f"snapshot {path} has time {shown(written_at)}: refused")
+    if not isinstance(document["states"], list):
+        raise SnapshotError(f"snapshot {path} has no list of states: refused")
+    snapshot = Snapshot(host=host, position=position, written_at=written_at, states=[])
+    by_name: dict[str, list[ProfileState]] = {}
+    for index, entry in enumerate(document["states"]):
+        state, problem = _entry(entry, host)
+        if state is None:
+            name = entry.get("profile") if isinstance(entry, dict) else None
+            snapshot.skipped.append(f"snapshot entry {index} (profile {shown(name)}): {problem}: skipped")
+            continue
+        by_name.setdefault(state.profile, []).append(state)
+    for name, states in sorted(by_name.items()):
+        if len(states) > 1:
+            snapshot.skipped.append(f"snapshot entries for profile {shown(name)}: more than one: all skipped")
+            continue
+        snapshot.states.append(states[0])
+    return snapshot
+
+
+def _entry(entry: object, host: str) -> tuple[ProfileState | None, str]:
+    """One entry as a checked state, or None and why not."""
+    if not isinstance(entry, dict) or set(entry) != set(STATE_FIELDS):
+        return None, "not a projection row (its fields)"
+    state = state_from_row(entry)
+    problem = state_problem(state) or planning.state_problem(state)
+    if problem is not None:
+        return None, problem
+    if state.host != host:
+        return None, f"a profile of host {shown(state.host)}, not of this host"
+    return state, ""
+
+
+def describe(snapshot: Snapshot) -> str:
+    """The line boot says: where the slots come from."""
+    up = sum(1 for state in snapshot.states if state.live and state.desired == "up")
+    return (f"slots from the snapshot of {snapshot.written_at}, position {snapshot.position} "
+            f"({len(snapshot.states)} profile(s), {up} up)")
+

@@ -1,0 +1,302 @@
+"""The projector on a fleet's PostgreSQL: the boot snapshot, a boot with the database away, and the
+daemons (`watch`, `up`, `history --follow`) through a restart of the database.
+
+Real s6 (an s6-svscan on a temporary scan directory), a real PostgreSQL server (tests/pg_cluster.py),
+the projector as the suite's uid (root under CI) and every append, and every write to the volume,
+made by the unprivileged uid, as `hermes` does in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import HERMES, run_as
+from projector_support import _APPEND, rig_for, wait_for
+
+pytestmark = pytest.mark.slow
+
+HOST_A = "00000000-0000-4000-8000-00000000000a"  # this host
+HOST_B = "00000000-0000-4000-8000-00000000000b"  # another host of the fleet, on the same database
+
+
+@pytest.fixture
+def rig(world_tmp, home, pg_database):
+    with rig_for(world_tmp, home, HERMES_STATE_URL=pg_database.url, HERMES_HOST_ID=HOST_A,
+                 HERMES_WATCH_POLL_INTERVAL="0.3") as rig:
+        rig.database = pg_database
+        rig.cluster = pg_database.cluster
+        rig.migrate()
+        yield rig
+
+
+def append_on(rig, host: str, kind: str, *names: str) -> None:
+    """Append as the unprivileged user of ``host`` (its HERMES_HOST_ID)."""
+    result = run_as([sys.executable, "-c", _APPEND, kind, *names], rig.user, env=rig.env(HERMES_HOST_ID=host),
+                    timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def snapshot_file(rig):
+    return rig.home.path / "state" / "fleet-snapshot.json"
+
+
+def read_snapshot(rig) -> dict:
+    return json.loads(snapshot_file(rig).read_text())
+
+
+def write_as_user(rig, path, text: str) -> None:
+    """The gateway user (the volume's owner) replaces a file, as a compromised gateway could."""
+    code = "import os, sys; p = sys.argv[1]; os.path.lexists(p) and os.unlink(p); open(p, 'w').write(sys.argv[2])"
+    result = run_as([sys.executable, "-c", code, str(path), text], rig.user, env=rig.env())
+    assert result.returncode == 0, result.stderr
+
+
+def symlink_as_user(rig, target, path) -> None:
+    code = "import os, sys; os.path.lexists(sys.argv[2]) and os.unlink(sys.argv[2]); os.symlink(sys.argv[1], sys.argv[2])"
+    result = run_as([sys.executable, "-c", code, str(target), str(path)], rig.user, env=rig.env())
+    assert result.returncode == 0, result.stderr
+
+
+def position_before_the_gateways(rig) -> int:
+    """The newest position boot could read: after it, only the gateways' own starts are appended."""
+    with rig.database.connect() as conn:
+        return conn.execute("SELECT max(position) FROM events WHERE actor <> 'supervisor'").fetchone()[0]
+
+
+def slots(rig) -> set[str]:
+    return {entry for entry in os.listdir(rig.scandir) if "gateway-" in entry}
+
+
+def fresh_scan_directory(rig) -> None:
+    """As a container restart leaves it: /run/service is a tmpfs, so every slot and the boot id are gone."""
+    rig.stop_scanner()
+    shutil.rmtree(rig.scandir)
+    rig.start_scanner()
+
+
+def boot_log(rig) -> str:
+    return (rig.home.path / "logs" / "container-boot.log").read_text()
+
+
+def online_boot(rig) -> dict:
+    """alpha (up) and bravo (down) on this host, carol (up) on host B; an online boot; its snapshot."""
+    append_on(rig, HOST_A, "create", "alpha", "bravo")
+    append_on(rig, HOST_A, "start", "alpha")
+    append_on(rig, HOST_B, "create", "carol")
+    append_on(rig, HOST_B, "start", "carol")
+    rig.start_scanner()
+    rig.boot()
+    wait_for(lambda: rig.running_pid("alpha"), 10, "alpha up")
+    return read_snapshot(rig)
+
+
+def offline_boot(rig) -> subprocess.CompletedProcess[str]:
+    return rig.hermes("state", "boot")
+
+
+def test_boot_online_writes_the_snapshot_and_offline_brings_up_exactly_its_up_profiles(rig):
+    snapshot = online_boot(rig)
+    assert snapshot["host"] == HOST_A and snapshot["format"] == 1
+    assert snapshot["position"] == position_before_the_gateways(rig)
+    assert [(s["profile"], s["desired"], s["host"]) for s in snapshot["states"]] == [
+        ("alpha", "up", HOST_A), ("bravo", "down", HOST_A), ("default", "down", HOST_A)]
+    assert not rig.status("carol")  # host B's: never a slot here
+    info = snapshot_file(rig).stat()
+    assert (info.st_uid, oct(info.st_mode & 0o777)) == (rig.user.uid, "0o644")  # the volume stays its owner's
+    assert not [e for e in os.listdir(snapshot_file(rig).parent) if e.startswith(".fleet-snapshot")]
+
+    fresh_scan_directory(rig)
+    rig.cluster.stop_server()
+    result = offline_boot(rig)
+    assert result.returncode == 0, result.stderr
+    headline = (f"database unreachable: slots from the snapshot of {snapshot['written_at']}, "
+                f"position {snapshot['position']} (3 profile(s), 1 up)")
+    assert f"hermes: boot: {headline}; the watch daemon reconciles" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert headline in boot_log(rig)
+    wait_for(lambda: rig.running_pid("alpha"), 10, "alpha up from the snapshot")
+    for name in ("bravo", "default"):
+        assert rig.status(name) == {"up": False, "pid": -1, "wantedup": False}
+    assert slots(rig) == {"gateway-alpha", "gateway-bravo", "gateway-default"}
+    assert (rig.scandir / ".boot-id").exists()
+    assert json.loads(result.stdout.splitlines()[-1])["trigger"] == "boot-snapshot"
+    assert read_snapshot(rig) == snapshot  # an offline boot does not rewrite what it read
+
+
+def _entry(snapshot: dict, name: str, **changes) -> dict:
+    entry = dict(next(s for s in snapshot["states"] if s["profile"] == name))
+    entry.update(changes)
+    return entry
+
+
+def test_a_tampered_snapshot_is_refused_entry_by_entry_or_as_a_whole(rig, world_tmp):
+    snapshot = online_boot(rig)
+    fresh_scan_directory(rig)
+    rig.cluster.stop_server()
+    path = snapshot_file(rig)
+
+    # Refused as a whole: nothing created or brought up, no boot id, one line, exit 5.
+    elsewhere = world_tmp / "copy.json"
+    elsewhere.write_text(json.dumps(snapshot))  # a valid snapshot, but reached through a link
+    wholes = [
+        ("{not json", "is not JSON"),
+        (json.dumps({**snapshot, "host": HOST_B}), f"belongs to host '{HOST_B}', not to this host ({HOST_A})"),
+        (json.dumps({**snapshot, "position": "many"}), "has position 'many'"),
+        (json.dumps([snapshot]), "is not a snapshot"),
+        (None, "refused: Too many levels of symbolic links"),
+    ]
+    for text, why in wholes:
+        if text is None:
+            symlink_as_user(rig, elsewhere, path)
+        else:
+            write_as_user(rig, path, text)
+        result = offline_boot(rig)
+        assert result.returncode == 5, (why, result.stderr)
+        [line] = result.stderr.splitlines()
+        assert line.startswith("hermes: boot failed: event store ") and "is unreachable" in line, line
+        assert why in line and line.endswith("no slot was created or brought up"), line
+        assert slots(rig) == set() and not (rig.scandir / ".boot-id").exists()
+
+    # Refused entry by entry: another host's profile, a name that is no name, an impossible
+    # state, a duplicate, an unknown field; the good entries are used.
+    entries = [
+        _entry(snapshot, "alpha"),
+        _entry(snapshot, "bravo", profile="carol", desired="up", host=HOST_B),
+        _entry(snapshot, "bravo", profile="../../escape", desired="up"),
+        _entry(snapshot, "bravo", profile="delta", desired="sideways"),
+        _entry(snapshot, "bravo", profile="echo", desired="up", version="7"),
+        _entry(snapshot, "bravo", profile="foxtrot", desired="up", evil=1),
+        _entry(snapshot, "bravo", profile="golf", desired="up"),
+        _entry(snapshot, "bravo", profile="golf", desired="down"),
+        "alpha",
+    ]
+    write_as_user(rig, path, json.dumps({**snapshot, "states": entries}))
+    result = offline_boot(rig)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[:-1] == [
+        f"hermes: boot: snapshot entry 1 (profile 'carol'): a profile of host '{HOST_B}', not of this host: skipped",
+        "hermes: boot: snapshot entry 2 (profile '../../escape'): invalid profile name: skipped",
+        "hermes: boot: snapshot entry 3 (profile 'delta'): invalid desired state: skipped",
+        "hermes: boot: snapshot entry 4 (profile 'echo'): version is not a positive integer: skipped",
+        "hermes: boot: snapshot entry 5 (profile 'foxtrot'): not a projection row (its fields): skipped",
+        "hermes: boot: snapshot entry 8 (profile None): not a projection row (its fields): skipped",
+        "hermes: boot: snapshot entries for profile 'golf': more than one: all skipped",
+    ]
+    assert "(1 profile(s), 1 up)" in lines[-1]
+    for line in lines[:-1]:
+        assert line.removeprefix("hermes: boot: ") in boot_log(rig)
+    wait_for(lambda: rig.running_pid("alpha"), 10, "alpha up from the snapshot")
+    assert slots(rig) == {"gateway-alpha"}
+    assert not (world_tmp / "escape").exists() and not (rig.scandir.parent / "escape").exists()
+
+
+def test_a_symlinked_state_directory_is_refused_and_the_snapshot_is_not_written_through_it(rig, world_tmp):
+    online_boot(rig)
+    # The gateway user points state/ elsewhere (keeping the host id, so boot's steps still run).
+    real = rig.home.path / "state"
+    decoy = world_tmp / "decoy"
+    decoy.mkdir()
+    moved = run_as([sys.executable, "-c", "import os, sys; os.rename(sys.argv[1], sys.argv[2]); "
+                    "os.symlink(sys.argv[3], sys.argv[1])", str(real), str(rig.home.path / "state.real"), str(decoy)],
+                   rig.user, env=rig.env())
+    assert moved.returncode == 0, moved.stderr
+    append_on(rig, HOST_A, "stop", "alpha")  # a change: the online pass would write a new snapshot
+    result = rig.hermes("state", "boot")
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("hermes: boot: warning: cannot open ") and "without following a link" in line, line
+    assert os.listdir(decoy) == []
+    wait_for(lambda: not rig.running_pid("alpha"), 15, "alpha down as the database says")
+
+
+def start_up(rig, **extra):
+    out = (rig.root / "up.out").open("wb")
+    return subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(**extra), stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+
+
+def up_output(rig) -> str:
+    return (rig.root / "up.out").read_text()
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_watch_reconnects_after_a_restart_and_misses_no_event(rig, mode):
+    online_boot(rig)
+    # A poll of 2 s: the append below lands before the daemon's feed can have reconnected.
+    watch = rig.start_watch(HERMES_WATCH_POLL_INTERVAL="2")
+    append_on(rig, HOST_A, "create", "delta")
+    wait_for(lambda: rig.status("delta"), 10, "the daemon at work (delta's slot)")
+    rig.cluster.stop_server(mode=mode)
+    rig.cluster.start_server()
+    append_on(rig, HOST_A, "start", "bravo")  # while the daemon is still reconnecting
+    wait_for(lambda: rig.running_pid("bravo"), 20, "bravo up, appended during the reconnect")
+    append_on(rig, HOST_A, "stop", "alpha")  # after it reconnected
+    wait_for(lambda: not rig.status("alpha")["wantedup"], 20, "alpha down, appended after the reconnect")
+    assert watch.poll() is None, rig.watch_output()
+    assert rig.stop_watch(watch) == 0
+    passes = [json.loads(line) for line in rig.watch_output().splitlines()]
+    assert [p["trigger"] for p in passes if p.get("trigger", "").startswith("reconnect")][:1] == ["reconnected"], passes
+    assert not [line for line in rig.watch_output().splitlines() if "Traceback" in line]
+    wait_for(lambda: [s["profile"] for s in read_snapshot(rig)["states"] if s["desired"] == "up"] == ["bravo"],
+             5, "the snapshot to follow the reconnected daemon")
+
+
+def test_up_boots_from_the_snapshot_then_reconciles_when_the_database_returns(rig):
+    online_boot(rig)
+    rig.stop_scanner()
+    shutil.rmtree(rig.scandir)
+    append_on(rig, HOST_A, "stop", "alpha")  # the snapshot is older than this: no projector ran since
+    append_on(rig, HOST_A, "start", "bravo")
+    rig.cluster.stop_server()
+    up = start_up(rig)
+    try:
+        wait_for(lambda: "boot done" in up_output(rig), 30, "up to boot from the snapshot")
+        assert "database unreachable: slots from the snapshot of" in up_output(rig)
+        wait_for(lambda: rig.running_pid("alpha"), 10, "alpha up, as the snapshot says")
+        wait_for(lambda: "wait for the database" in up_output(rig), 10, "the watch to say it waits")
+        rig.cluster.start_server()
+        wait_for(lambda: rig.running_pid("bravo") and not rig.status("alpha")["wantedup"], 30,
+                 "the log's desired states once the database is back")
+        rig.cluster.stop_server(mode="immediate")
+        rig.cluster.start_server()
+        append_on(rig, HOST_A, "start", "alpha")
+        wait_for(lambda: rig.running_pid("alpha"), 30, "alpha up, appended after a second restart")
+        assert up.poll() is None, up_output(rig)
+    finally:
+        up.send_signal(signal.SIGINT)
+        status = up.wait(timeout=60)
+    assert status == 0, up_output(rig)
+
+
+def test_history_follow_survives_a_restart_of_the_database(rig):
+    append_on(rig, HOST_A, "create", "alpha")
+    out = (rig.root / "follow.out").open("wb")
+    err = (rig.root / "follow.err").open("wb")
+    kwargs = {} if rig.user.is_self else {"user": rig.user.uid, "group": rig.user.gid, "extra_groups": []}
+    follow = subprocess.Popen([str(HERMES), "profile", "history", "alpha", "--follow", "--json"],
+                              env=rig.env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, **kwargs)
+
+    def followed() -> list[str]:
+        return [json.loads(line)["type"] for line in (rig.root / "follow.out").read_text().splitlines()]
+
+    try:
+        wait_for(lambda: followed() == ["created"], 10, "the history so far")
+        append_on(rig, HOST_A, "start", "alpha")
+        wait_for(lambda: followed() == ["created", "started"], 10, "the start followed")
+        rig.cluster.stop_server(mode="immediate")
+        rig.cluster.start_server()
+        append_on(rig, HOST_A, "stop", "alpha")
+        wait_for(lambda: followed() == ["created", "started", "stopped"], 20, "the stop after the restart followed")
+        assert follow.poll() is None, (rig.root / "follow.err").read_text()
+    finally:
+        follow.send_signal(signal.SIGINT)
+        status = follow.wait(timeout=20)
+    assert status == 0, (rig.root / "follow.err").read_text()
