@@ -103,10 +103,10 @@ class Postgres:
 
     def counters(self) -> dict:
         with self.cluster.connect() as conn:
-            wal = conn.execute("SELECT wal_sync, wal_write, wal_bytes FROM pg_stat_wal").fetchone()
+            wal = conn.execute("SELECT wal_sync, wal_sync_time, wal_bytes FROM pg_stat_wal").fetchone()
             commits = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
                                    (self.dbname,)).fetchone()[0]
-        return {"wal_sync": wal[0], "wal_write": wal[1], "wal_bytes": int(wal[2]), "commits": commits}
+        return {"wal_sync": wal[0], "wal_sync_ms": float(wal[1]), "wal_bytes": int(wal[2]), "commits": commits}
 
 
 class WaitSampler(threading.Thread):
@@ -173,6 +173,8 @@ def summarise(runs: list[dict]) -> dict:
         row["wal_syncs"] = syncs
         row["commits"] = commits
         row["commits_per_wal_sync"] = commits / syncs if syncs else None
+        row["wal_sync_ms_mean"] = sum(c["wal_sync_ms"] for c in counted) / syncs if syncs else None
+        row["wal_bytes_per_commit"] = sum(c["wal_bytes"] for c in counted) / commits if commits else None
     return row
 
 
@@ -207,7 +209,7 @@ def writers_part(args, directory: Path, cluster: PostgresCluster) -> dict:
     with cluster.connect() as conn:
         settings = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name IN "
                                      "('fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', "
-                                     "'commit_delay', 'server_version')").fetchall())
+                                     "'commit_delay', 'track_wal_io_timing', 'server_version')").fetchall())
     cluster.drop(database)
     return {"rows": rows, "wait_events_8_writers": waits, "postgresql": settings}
 
@@ -296,7 +298,9 @@ def main() -> int:
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="hermes-bench-fleet-"))
     directory.chmod(0o755)
-    cluster = PostgresCluster()  # as an unprivileged uid ($HERMES_TEST_USER when root), on /tmp's disk
+    # As an unprivileged uid ($HERMES_TEST_USER when root), on /tmp's disk, durability as shipped;
+    # track_wal_io_timing only times the WAL's syncs (pg_stat_wal.wal_sync_time) for the table.
+    cluster = PostgresCluster(settings={"track_wal_io_timing": "on"})
     try:
         cluster.start()
         with under_load(args.under_load) as load:
@@ -327,12 +331,13 @@ def main() -> int:
     log(f"fleet: durable appends, {args.rounds} rounds of {args.seconds:g} s per configuration, interleaved"
         f"{'; beside ' + load if load else ''}; load average {before} -> {middle} -> {after} on {os.cpu_count()} cores")
     print(f"  {'configuration':<34} {'appends/s':>9} {'/ base':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'lock wait':>9} {'work':>7} {'commits/sync':>12} {'errors':>6}")
+          f"{'lock wait':>9} {'work':>7} {'commits/sync':>12} {'sync ms':>7} {'errors':>6}")
     for name, row in rows.items():
-        per_sync = row.get("commits_per_wal_sync")
+        per_sync, sync_ms = row.get("commits_per_wal_sync"), row.get("wal_sync_ms_mean")
         print(f"  {name:<34} {row['rate']:>9.0f} {row['ratio_to_baseline']:>6.2f}x {row['p50_ms']:>7.1f} "
               f"{row['p99_ms']:>7.1f} {row['lock_wait_ms_mean']:>7.2f}ms {row['work_ms_mean']:>5.2f}ms "
-              f"{'' if per_sync is None else f'{per_sync:.2f}':>12} {row['errors']:>6}")
+              f"{'' if per_sync is None else f'{per_sync:.2f}':>12} {'' if sync_ms is None else f'{sync_ms:.2f}':>7} "
+              f"{row['errors']:>6}")
         for sample in row["error_samples"]:
             print(f"      error: {sample}")
     for name, value in figures["ratios"].items():

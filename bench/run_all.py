@@ -148,7 +148,7 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
             add(f"{configuration}{suffix}: appends/s (x sqlite 1 writer), p50/p99, wait/work, errors",
                 f"{row['rate']:,.0f}/s ({row['ratio_to_baseline']:.2f}x), {row['p50_ms']:.1f}/{row['p99_ms']:.0f} ms, "
                 f"{row['lock_wait_ms_mean']:.1f}/{row['work_ms_mean']:.1f} ms, {row['errors']}"
-                + ("" if per_sync is None else f", {per_sync:.2f} commits/WAL sync"),
+                + ("" if per_sync is None else f", {per_sync:.2f} commits/WAL sync of {row['wal_sync_ms_mean']:.2f} ms"),
                 "0 errors", row["errors"] == 0)
         for ratio, value in figures["ratios"].items():
             add(f"  {ratio}{suffix}", f"{value:.2f}")
@@ -217,7 +217,8 @@ def main() -> int:
     print_table(table, items)
     from plots import draw  # matplotlib: the optional `bench` extra
     drawn = draw(results, args.plots)
-    print(f"\nwrote {args.results} and {', '.join(str(p) for p in drawn)}; {results['seconds']} s in all")
+    plots = ", ".join(str(p) for p in drawn) or "no plot (none for these items)"
+    print(f"\nwrote {args.results} and {plots}; {results['seconds']} s in all")
     return 1 if any(not item.get("figures") for item in items.values()) else 0
 
 
