@@ -200,6 +200,14 @@ def writers_part(args, directory: Path, cluster: PostgresCluster) -> dict:
                 run["counters"] = {key: after[key] - before[key] for key in after}
             runs[config].append(run)
     rows = {label(*config): summarise(runs[config]) for config in CONFIGS}
+    # Every acknowledged append is in the log, and the two-host runs' profiles belong to two hosts.
+    acknowledged = sum(run["appends"] + writers for (backend, writers, _), done in runs.items()
+                       if backend == "postgresql" for run in done)
+    with cluster.connect(database.name) as conn:
+        stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        hosts = conn.execute("SELECT count(DISTINCT host) FROM profile_projection WHERE profile LIKE 'w%h2-%'").fetchone()[0]
+    if stored != acknowledged or hosts != 2:
+        raise SystemExit(f"PostgreSQL: {stored} events stored for {acknowledged} acknowledged; {hosts} hosts in the two-host runs")
     # Not counted: one more run of 8 writers with pg_stat_activity sampled beside it.
     sampler = WaitSampler(cluster, database.name, args.seconds * 0.9)  # within the appends' time
     one_run(pg_envs[:1], 8, args.seconds, "sampled", beside=sampler)
