@@ -85,14 +85,20 @@ test-user:
 		useradd --system --no-create-home --shell /usr/sbin/nologin $(TEST_USER); \
 	fi
 
-# The benchmarks (not tests): peers, concurrency, scaling, hooks, memory; one
-# table, bench/results.json, the plots under docs/. BENCH_ARGS: e.g. --under-load.
+# The benchmarks (not tests): peers, concurrency, scaling, hooks, memory, the
+# fleet on PostgreSQL; one table, bench/results.json, the plots under docs/.
+# BENCH_ARGS: e.g. --under-load. The fleet item starts a private PostgreSQL
+# server as TEST_USER (tests/pg_cluster.py), as the tests do.
 bench: setup test-user $(VENV)/.bench-installed
 	@command -v stress-ng >/dev/null || { \
 		echo "installing Debian package: stress-ng (for --under-load)"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends stress-ng; }
-	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing Debian package: postgresql (the fleet item's private server)"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; }
+	HERMES_TEST_USER=$(TEST_USER) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 # The `bench` extra: the peers measured beside the store (eventsourcing) and matplotlib.
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed

@@ -11,7 +11,7 @@ durable writes alone, always. ``--quick`` shrinks the repetitions (not the
 sizes) for a smoke run.
 
 Items (default: all of them, in this order): peers, peers-under-load,
-writers, scaling, hooks, latency, memory. The older single benchmarks run by
+writers, scaling, hooks, latency, memory, fleet, fleet-under-load. The older single benchmarks run by
 name only: append, record-exit, history, boot.
 
 Exit status: 0 when every item ran (a missed target is a MISS row in the
@@ -44,6 +44,10 @@ ITEMS = {
     "hooks": ("hooks_compare.py", [], ["--runs", "5"]),
     "latency": ("projector_latency.py", ["--starts", "60", "--poll-starts", "5"], ["--starts", "10", "--poll-starts", "2"]),
     "memory": ("watch_memory.py", [], []),
+    # PostgreSQL (a private server, tests/pg_cluster.py) beside SQLite, quiet and beside stress-ng.
+    "fleet": ("fleet.py", [], ["--rounds", "1", "--seconds", "1", "--hook-runs", "3"]),
+    "fleet-under-load": ("fleet.py", ["--under-load"], ["--under-load", "--rounds", "1", "--seconds", "1",
+                                                        "--hook-runs", "3"]),
 }
 LEGACY = {
     "append": "append_throughput.py",
@@ -134,6 +138,26 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
             f"{figures['start_mb']:.1f}, {figures.get('warm_mb', figures['start_mb']):.1f} -> {figures['end_mb']:.1f} MB "
             f"(peak {figures['peak_mb']:.1f})",
             "< 80 MB, ±5%", all(figures["verdicts"].values()))
+    for name in ("fleet", "fleet-under-load"):
+        figures = (items.get(name) or {}).get("figures")
+        if not figures:
+            continue
+        suffix = f" ({figures['under_load']})" if figures.get("under_load") else ""
+        for configuration, row in figures["rows"].items():
+            per_sync = row.get("commits_per_wal_sync")
+            add(f"{configuration}{suffix}: appends/s (x sqlite 1 writer), p50/p99, wait/work, errors",
+                f"{row['rate']:,.0f}/s ({row['ratio_to_baseline']:.2f}x), {row['p50_ms']:.1f}/{row['p99_ms']:.0f} ms, "
+                f"{row['lock_wait_ms_mean']:.1f}/{row['work_ms_mean']:.1f} ms, {row['errors']}"
+                + ("" if per_sync is None else f", {per_sync:.2f} commits/WAL sync of {row['wal_sync_ms_mean']:.2f} ms"),
+                "0 errors", row["errors"] == 0)
+        for ratio, value in figures["ratios"].items():
+            add(f"  {ratio}{suffix}", f"{value:.2f}")
+        hooks = figures["hooks"]
+        for command in ("postgresql: record-exit", "sqlite: record-exit", "postgresql: record-start"):
+            row = hooks["ms"][command]
+            add(f"{command}{suffix}: p50 / p95 (CPU p50), / python -c pass",
+                f"{row['p50']:.0f} / {row['p95']:.0f} ms ({row['cpu_p50']:.0f} ms), "
+                f"{hooks['ratio_to_floor_p50'][command]:.1f}x")
     return table
 
 
@@ -193,7 +217,8 @@ def main() -> int:
     print_table(table, items)
     from plots import draw  # matplotlib: the optional `bench` extra
     drawn = draw(results, args.plots)
-    print(f"\nwrote {args.results} and {', '.join(str(p) for p in drawn)}; {results['seconds']} s in all")
+    plots = ", ".join(str(p) for p in drawn) or "no plot (none for these items)"
+    print(f"\nwrote {args.results} and {plots}; {results['seconds']} s in all")
     return 1 if any(not item.get("figures") for item in items.values()) else 0
 
 

@@ -39,7 +39,8 @@ def recipes() -> list[tuple[str, str]]:
 def test_there_are_ten_single_statement_recipes_without_parameters():
     found = recipes()
     assert len(found) == 10
-    assert len(re.findall(r"^```sql", DOCS.read_text().split("\n## Recipes\n", 1)[1], re.M)) == 10
+    # ```sql alone: the SQLite recipes (```sql postgresql: their PostgreSQL forms, tests/test_operator_recipes_pg.py)
+    assert len(re.findall(r"^```sql$", DOCS.read_text().split("\n## Recipes\n", 1)[1], re.M)) == 10
     for title, sql in found:
         assert sqlite_module().complete_statement(sql), title
         assert sql.rstrip().endswith(";") and sql.rstrip()[:-1].count(";") == 0, title  # one statement
@@ -49,15 +50,21 @@ def test_there_are_ten_single_statement_recipes_without_parameters():
 
 @pytest.fixture(scope="module")
 def log(hermes_user, migrated_template) -> Home:
-    """Two container boots of nine profiles, times relative to now, appended through EventStore."""
+    """The fixture log (``write_log``) in a SQLite file."""
     root = Path(tempfile.mkdtemp(prefix="hermes-recipes-"))
     root.chmod(0o755)
     home = Home(root / "home", hermes_user)
     home.db.parent.mkdir(parents=True)
     shutil.copyfile(migrated_template, home.db)
     give_to(home.path, hermes_user)
-    w = LogWriter(home, start=NOW - timedelta(days=3))
+    write_log(LogWriter(home, start=NOW - timedelta(days=3)))
+    yield home
+    shutil.rmtree(root, ignore_errors=True)
 
+
+def write_log(w: LogWriter) -> None:
+    """Two container boots of nine profiles, times relative to now, appended through EventStore
+    (tests/test_operator_recipes_pg.py writes the same into PostgreSQL)."""
     # -- boot 1: three days ago until six hours ago
     w.boot(BOOT_1)
     for name in ("alpha", "charlie", "delta", "echo", "golf", "india"):
@@ -115,8 +122,6 @@ def log(hermes_user, migrated_template) -> Home:
     w.at(NOW - timedelta(minutes=30)).append("hotel", "created", "cli", "down")
     w.at(NOW - timedelta(minutes=10)).append("hotel", "started", "cli", "up")
     w.close()
-    yield home
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_both(home: Home, sql: str) -> list[dict]:
