@@ -42,21 +42,29 @@ def store_path_from_env(environ: Mapping[str, str]) -> str:
 STORE_URL_SCHEMES = ("postgresql", "postgresql+psycopg")
 
 
-def store_url_from_env(environ: Mapping[str, str]) -> str | None:
+def store_url_from_env(environ: Mapping[str, str], variable: str = "HERMES_STATE_URL") -> str | None:
     """``HERMES_STATE_URL``: a fleet's PostgreSQL (docs/design.md section 8), or None for the file.
 
     Any other scheme is refused rather than ignored: someone who set it must not
     be writing to a local file, or to a database the store cannot serve, without knowing.
     """
-    url = environ.get("HERMES_STATE_URL")
+    url = environ.get(variable)
     if not url:
         return None
     scheme, separator, rest = url.partition("://")
     if not separator or scheme not in STORE_URL_SCHEMES or not rest:
         raise BadInput(
-            f"invalid HERMES_STATE_URL {redact_url(url)!r}: expected postgresql+psycopg://user@host:port/dbname "
+            f"invalid {variable} {redact_url(url)!r}: expected postgresql+psycopg://user@host:port/dbname "
             "(unset it to use the SQLite file)"
         )
+    return url
+
+
+def projector_url_from_env(environ: Mapping[str, str]) -> str | None:
+    """``HERMES_STATE_PROJECTOR_URL``: the same database as the projector's read-only role (docs/fleet.md)."""
+    url = store_url_from_env(environ, "HERMES_STATE_PROJECTOR_URL")
+    if url is not None and not environ.get("HERMES_STATE_URL"):
+        raise BadInput("HERMES_STATE_PROJECTOR_URL is set without HERMES_STATE_URL: a fleet sets both")
     return url
 
 
@@ -144,6 +152,7 @@ class Settings:
     watch_poll_interval: str | None = None
     watch_full_pass_interval: str | None = None
     store_url: str | None = None  # HERMES_STATE_URL: a fleet's PostgreSQL instead of store_file
+    projector_url: str | None = None  # HERMES_STATE_PROJECTOR_URL: how root's projector connects, read-only
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -166,7 +175,13 @@ class Settings:
             watch_poll_interval=env.get("HERMES_WATCH_POLL_INTERVAL"),
             watch_full_pass_interval=env.get("HERMES_WATCH_FULL_PASS_INTERVAL"),
             store_url=store_url_from_env(env),
+            projector_url=projector_url_from_env(env),
         )
+
+    def for_projector(self) -> "Settings":
+        """The settings root's projector reads with: the projector's own role where one is set, so
+        the process that drives s6 holds no right to write the log (docs/fleet.md, Roles)."""
+        return self._replace(store_url=self.projector_url) if self.projector_url else self
 
     # -- paths -----------------------------------------------------------
     @property

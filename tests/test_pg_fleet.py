@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from conftest import HERMES, Home, give_to
+from pg_fleet import fleet  # noqa: F401 (a fixture: the roles as docs/fleet.md makes them)
 from projector_support import rig_for, wait_for
 from hermes_state.settings import Settings
 from hermes_state.store import migrate, open_store
@@ -144,3 +145,43 @@ def test_two_hosts_each_project_their_own_profiles_and_carry_out_each_others_sto
                 up.send_signal(signal.SIGINT)
             for up in ups.values():
                 up.wait(timeout=60)
+
+
+def test_roots_projector_reads_as_the_projector_role_and_the_hermes_side_writes_as_the_writer(world_tmp, home, fleet):
+    """HERMES_STATE_PROJECTOR_URL: boot and watch (root) connect as the read-only role; the slots' hooks and
+    the commands keep HERMES_STATE_URL, the writer's."""
+    env = {"HERMES_STATE_URL": fleet.url(fleet.writer), "HERMES_STATE_PROJECTOR_URL": fleet.url(fleet.projector)}
+    root = world_tmp / "host"
+    root.mkdir()
+    root.chmod(0o755)
+    home = Home(home.path, home.user, extra_env=env)
+    with rig_for(root, home) as rig:
+        rig.cli("profile", "create", "alice")
+        rig.cli("gateway", "start", "-p", "alice")
+        rig.start_scanner()
+        rig.boot()
+        wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
+        # The gateway's own start was recorded by its hook, as the writer.
+        wait_for(lambda: any(json.loads(line)["actor"] == "supervisor"
+                             for line in rig.cli("profile", "history", "alice", "--json").splitlines()),
+                 10, "the hook's start")
+        daemon = rig.start_watch()
+        try:
+            wait_for(lambda: _sessions_of(fleet, fleet.projector) >= 1, 10, "the watch daemon connected as the projector")
+            rig.cli("gateway", "stop", "-p", "alice")
+            wait_for(lambda: not rig.status("alice")["wantedup"], 10, "the daemon carried out the stop")
+        finally:
+            rig.stop_watch(daemon)
+
+
+def _sessions_of(fleet, role: str) -> int:
+    with fleet.database.connect(user="postgres") as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s",
+                            (fleet.database.name, role)).fetchone()[0]
+
+
+def test_a_projector_url_without_a_store_url_is_refused(home):
+    result = home.hermes("state", "boot", as_root=True,
+                         env={"HERMES_STATE_PROJECTOR_URL": "postgresql://p@db/hermes"})
+    assert result.returncode == 2 and "HERMES_STATE_PROJECTOR_URL" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -28,13 +28,13 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.:/@+=-]{1,80}")
 def boot(args: argparse.Namespace) -> int:
     from hermes_state.projector.boot import boot as run_boot
 
-    return run_boot(settings(), report=json_reporter(sys.stdout), warn=output.say)
+    return run_boot(settings().for_projector(), report=json_reporter(sys.stdout), warn=output.say)
 
 
 def watch(args: argparse.Namespace) -> int:
     from hermes_state.projector.watch import WatchOptions, watch as run_watch
 
-    config = settings()
+    config = settings().for_projector()
     options = WatchOptions.from_settings(config, poll_only=args.poll_only)
     return run_watch(config, options, report=json_reporter(sys.stdout), warn=output.say)
 
@@ -43,7 +43,7 @@ def up(args: argparse.Namespace) -> int:
     from hermes_state.projector.up import up as run_up
     from hermes_state.projector.watch import WatchOptions
 
-    config = settings()
+    config = settings().for_projector()
     out = sys.stdout
 
     def say(line: str) -> None:

@@ -83,12 +83,14 @@ WHERE stopped_for IS NOT NULL OR crashes_last_15m >= 3"""
 # Appends in commit order (docs/fleet.md): every insert takes the append lock the recorder
 # takes (held to COMMIT) and must carry the next position, so no writer, the recorder or
 # one that skips it, can commit a position below one a reader has already passed.
+# Built-ins are named with their schema and exact argument types: a function of the same
+# name in the search path would otherwise be an exact match for an int4 literal.
 SERIALIZE = (
     """CREATE FUNCTION events_serialize() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     newest bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(1751478902);
+    PERFORM pg_catalog.pg_advisory_xact_lock(1751478902::bigint);
     SELECT coalesce(max(position), 0) INTO newest FROM events;
     IF NEW.position <> newest + 1 THEN
         RAISE EXCEPTION 'events takes position % next, not %', newest + 1, NEW.position;
@@ -102,7 +104,7 @@ $$""",
 NOTIFY = (
     """CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('hermes_events', '');
+    PERFORM pg_catalog.pg_notify('hermes_events', '');
     RETURN NULL;
 END
 $$""",

@@ -31,7 +31,7 @@ def migrate(url: str, location: str, target: str = "head") -> tuple[str | None, 
     try:
         with translated(location), engine.begin() as conn:
             driver = conn.connection.driver_connection
-            driver.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            driver.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s::bigint)", (MIGRATE_LOCK,))
             before = current_revision(driver)
             if before is not None and before not in KNOWN_REVISIONS:
                 raise SchemaMismatch(describe_mismatch(before, location))

@@ -191,7 +191,7 @@ class PostgresRecorder(Recorder):
             with translated(self.location):
                 if write:
                     # Waits at most lock_timeout (the busy timeout), then StoreLocked (exit 5).
-                    driver.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+                    driver.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s::bigint)", (APPEND_LOCK,))
                 yield PostgresTransaction(driver)
                 driver.execute("COMMIT")
         except BaseException:
