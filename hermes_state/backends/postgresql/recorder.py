@@ -12,11 +12,10 @@ cannot break the order either. Readers take one REPEATABLE READ snapshot.
 from __future__ import annotations
 
 import contextlib
-from operator import itemgetter
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
+from ...store.generated import statements_of, stream_statement, stream_values
 from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
-from ...vocabulary import TYPES
 from . import sql
 from .connect import CONNECT_SECONDS, STATEMENT_SECONDS, connect
 from .revision import require_head
@@ -26,26 +25,7 @@ from .translate import translated
 APPEND_LOCK = 0x68657276  # "herv": any constant no other application on the database uses
 
 
-class Statement:
-    """One generated statement: its SQL and how to pick its positional parameters from a mapping."""
-
-    __slots__ = ("sql", "_pick")
-
-    def __init__(self, generated: tuple[str, tuple[str, ...]]) -> None:
-        self.sql, names = generated
-        if not names:
-            self._pick = lambda values: ()
-        elif len(names) == 1:
-            only = names[0]
-            self._pick = lambda values: (values[only],)
-        else:
-            self._pick = itemgetter(*names)
-
-    def run(self, driver: Any, values: Row | None = None) -> Any:
-        return driver.execute(self.sql, self._pick(values) if values is not None else ())
-
-
-_STATEMENTS = {name.lower(): Statement(value) for name, value in vars(sql).items() if name.isupper()}
+_STATEMENTS = statements_of(sql)
 
 
 def _mappings(cursor: Any) -> list[dict[str, Any]]:
@@ -109,19 +89,7 @@ class PostgresTransaction(RecorderTransaction):
         return int(self._run("last_position").fetchone()[0])
 
     def stream_rows(self, profile: str, window: StreamWindow) -> list[Row]:
-        values = {
-            "name": profile,
-            "after_version": window.after_version,
-            "after_position": window.after_position,
-            "since": window.since,
-            "until": window.until,
-            "boot_id": window.boot_id,
-            "limit": window.limit,
-        }
-        chosen: Sequence[str] = window.types or TYPES
-        for index in range(len(TYPES)):
-            values[f"type{index}"] = chosen[index] if index < len(chosen) else chosen[0]
-        return self._rows("stream_newest_first" if window.newest_first else "stream_oldest_first", values)
+        return self._rows(stream_statement(window), stream_values(profile, window, None))
 
     # -- crashes -------------------------------------------------------------------
     def crash_times(self, profile: str, after_position: int, since: str) -> list[str]:

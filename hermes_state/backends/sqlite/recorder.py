@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from operator import itemgetter
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 from ...errors import HermesError
+from ...store.generated import Statement, statements_of, stream_statement, stream_values
 from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
-from ...vocabulary import TYPES
 from . import sql
 from .connect import open_connection
 from .driver import sqlite_module
@@ -32,27 +31,8 @@ QUICK_CHECK_SECONDS = 600.0  # reads every page: proportional to the file, never
 PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
 
 
-class Statement:
-    """One generated statement: its SQL and how to pick its positional parameters from a mapping."""
-
-    __slots__ = ("sql", "_pick")
-
-    def __init__(self, generated: tuple[str, tuple[str, ...]]) -> None:
-        self.sql, names = generated
-        if not names:
-            self._pick = lambda values: ()
-        elif len(names) == 1:
-            only = names[0]
-            self._pick = lambda values: (values[only],)
-        else:
-            self._pick = itemgetter(*names)  # builds the tuple in C: an append runs this per statement
-
-    def run(self, driver: Any, values: Row | None = None) -> Any:
-        return driver.execute(self.sql, self._pick(values) if values is not None else ())
-
-
 def _compile_all() -> dict[str, Statement]:
-    return {name.lower(): Statement(value) for name, value in vars(sql).items() if name.isupper()}
+    return statements_of(sql)
 
 
 _STATEMENTS: dict[str, Statement] | None = None
@@ -137,20 +117,7 @@ class SqliteTransaction(RecorderTransaction):
         return int(self._scalar("last_position"))
 
     def stream_rows(self, profile: str, window: StreamWindow) -> list[Row]:
-        values = {
-            "name": profile,
-            "after_version": window.after_version,
-            "after_position": window.after_position,
-            "since": window.since,
-            "until": window.until,
-            "boot_id": window.boot_id,
-            "limit": NO_LIMIT if window.limit is None else window.limit,
-        }
-        chosen: Sequence[str] = window.types or TYPES
-        # One parameter per type slot; fewer types repeat the first (IN ignores repeats).
-        for index in range(len(TYPES)):
-            values[f"type{index}"] = chosen[index] if index < len(chosen) else chosen[0]
-        return self._rows("stream_newest_first" if window.newest_first else "stream_oldest_first", values)
+        return self._rows(stream_statement(window), stream_values(profile, window, NO_LIMIT))
 
     # -- crashes -------------------------------------------------------------------
     def crash_times(self, profile: str, after_position: int, since: str) -> list[str]:
