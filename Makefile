@@ -112,8 +112,10 @@ lint: setup
 # The SQL the SQLite recorder runs, compiled from hermes_state/store/statements.py
 # (tests/test_generated_sql.py fails when it is stale).
 sql: setup
-	$(BIN)/python -m hermes_state.store.generate sqlite > hermes_state/backends/sqlite/sql.py
-	$(BIN)/python -m hermes_state.store.generate postgresql > hermes_state/backends/postgresql/sql.py
+	for backend in sqlite postgresql; do \
+		$(BIN)/python -m hermes_state.store.generate $$backend > hermes_state/backends/$$backend/sql.py.new && \
+		mv hermes_state/backends/$$backend/sql.py.new hermes_state/backends/$$backend/sql.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -76,6 +76,9 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             intent_reason=event.reason,
             intent_at=event.occurred_at,
             host=event.host,
+            # A name's crashes are counted over all its lives, as `history` shows them.
+            crashes=state.crashes if state is not None else 0,
+            last_crash_position=state.last_crash_position if state is not None else None,
         )
 
     if state is None:
@@ -106,6 +109,8 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             if event.reason == "restart":
                 changes["restart_position"] = event.position
 
+    if event.type == "crashed":
+        changes.update(crashes=state.crashes + 1, last_crash_position=event.position)
     if event.type == "deleted":
         # Deleting a profile ends its run: the projector removes the slot, and
         # finish records nothing for a deleted profile (docs/design.md section 2).

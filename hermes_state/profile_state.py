@@ -38,6 +38,9 @@ class ProfileState:
     last_exit_code: int | None = None
     last_signal: int | None = None
     host: str | None = None  # the host of the created event: the profile's own (docs/fleet.md)
+    # Every crash of the name, all lives: history's summary reads one row, not the crash index.
+    crashes: int = 0
+    last_crash_position: int | None = None  # the newest crash by position (a clock set back cannot reorder)
 
     @property
     def live(self) -> bool:

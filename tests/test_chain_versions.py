@@ -108,3 +108,42 @@ def test_appends_write_the_newest_version(tmp_path):
     _append_some(settings, names=("alice",))
     with store.open_store(settings, readonly=True) as log:
         assert {event.chain_version for event in log.log_after(0)} == {chain.CHAIN_VERSION}
+
+
+def test_the_crash_counts_0005_fills_in_are_the_folds(tmp_path):
+    """A store that reached 0004 with crashes already in it (two lives of alice) gains the counts the
+    fold keeps: the projection equals the fold after the upgrade, as doctor checks."""
+    from alembic import command
+    from alembic.config import Config
+
+    from hermes_state.backends.sqlite.migrate import migration_transaction
+    from hermes_state.fold import fold
+    from hermes_state.store.revisions import migrations_dir
+
+    settings = settings_for(tmp_path)
+    migrate(settings.db_path)
+    with store.open_store(settings) as log:
+        for life in range(2):
+            log.append(NewEvent("alice", "created", "cli", "down"))
+            for _ in range(2 + life):
+                with log.writing() as tx:
+                    run = tx.append(NewEvent("alice", "started", "supervisor", pid=4242))
+                    tx.append(NewEvent("alice", "crashed", "supervisor", exit_code=1, data={"run": run.position}))
+            if life == 0:
+                log.append(NewEvent("alice", "deleted", "cli", "down"))
+        log.append(NewEvent("bob", "created", "cli", "down"))
+    config = Config()
+    config.set_main_option("script_location", migrations_dir())
+    with migration_transaction(settings.db_path, busy_timeout_ms=1000) as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004_fleet_hosts")
+    migrate(settings.db_path)
+    with store.open_store(settings, readonly=True) as log:
+        stored = {state.profile: state for state in log.states(include_deleted=True)}
+        expected = fold(log.log_after(0))
+        with log.reading() as tx:
+            alice = tx.crashes("alice")
+    assert stored == expected
+    assert (stored["alice"].crashes, stored["bob"].crashes, stored["bob"].last_crash_position) == (5, 0, None)
+    assert alice.total == 5 and alice.last.position == stored["alice"].last_crash_position
+    assert _chain_and_projection(settings) == {"hash chain": "ok", "projection": "ok"}

@@ -39,7 +39,8 @@ def test_postgresql_reads_use_its_indexes_too(pg_database):
             rows = conn.execute("EXPLAIN " + text, [values.get(name) for name in names]).fetchall()
             return " | ".join(row[0] for row in rows)
         assert "ix_events_crashes" in pg_plan(pg_sql.CRASH_TIMES)
-        assert "ix_events_crashes" in pg_plan(pg_sql.CRASHES)
+        crashes = pg_plan(pg_sql.CRASHES)  # the projection's row, then one event by its position
+        assert "profile_projection_pkey" in crashes and "events_pkey" in crashes and "Seq Scan" not in crashes
         assert "uq_events_profile_version" in pg_plan(pg_sql.STREAM_NEWEST_FIRST)
 
 
@@ -59,11 +60,18 @@ def plan(connection: sqlite3.Connection, statement: tuple[str, tuple[str, ...]])
 
 
 @pytest.mark.parametrize(
-    "name", ["CRASH_TIMES", "CRASHES", "OVERVIEW_LIVE", "OVERVIEW_ALL", "CRASH_COUNTS_LIVE"]
+    "name", ["CRASH_TIMES", "OVERVIEW_LIVE", "OVERVIEW_ALL", "CRASH_COUNTS_LIVE"]
 )
 def test_crash_reads_are_served_by_the_partial_index(migrated, name):
     """Their cost is the crashes counted, not the length of the log (a bound 'crashed' would miss the index)."""
     assert "ix_events_crashes" in plan(migrated, getattr(sql, name))
+
+
+def test_a_profiles_crash_summary_is_one_row_and_one_event_by_key(migrated):
+    """However many crashes: the projection keeps the count and the newest's position (0005)."""
+    found = plan(migrated, sql.CRASHES)
+    assert "SEARCH profile_projection USING INDEX" in found and "SEARCH events USING INTEGER PRIMARY KEY" in found
+    assert "SCAN" not in found.replace("SEARCH", "")
 
 
 @pytest.mark.parametrize("name", ["STREAM_NEWEST_FIRST", "STREAM_OLDEST_FIRST"])

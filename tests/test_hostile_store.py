@@ -230,6 +230,20 @@ def test_a_malformed_projection_row_stops_history_with_one_line(rig):
     ]
 
 
+@pytest.mark.parametrize("crashes, last", [("'many'", "NULL"), ("-1", "NULL"), ("3", "NULL"), ("0", "1"),
+                                           ("zeroblob(2000)", "1")])
+def test_a_forged_crash_count_stops_history_with_one_line(rig, crashes, last):
+    """The count history shows comes from the projection (0005): a value that is no count, or one that
+    disagrees with its newest crash's position, is refused, never shown and never a traceback."""
+    rig.append("create", "alice")
+    hostile(rig, (f"UPDATE profile_projection SET crashes = {crashes}, last_crash_position = {last} "
+                  "WHERE profile = 'alice'", []))
+    result = rig.as_user("profile", "history", "alice")
+    assert result.returncode == 5, result.stderr
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("hermes: malformed row in profile_projection at profile 'alice'")
+
+
 def test_profile_list_fails_closed_on_a_malformed_projection_row(rig):
     rig.append("create", "alice")
     hostile(rig, ("UPDATE profile_projection SET version = 'many' WHERE profile = 'alice'", []))

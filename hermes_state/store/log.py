@@ -91,6 +91,11 @@ def state_problem(state: ProfileState) -> str | None:
     for name in ("last_reason", "intent_reason", "run_boot_id", "host"):
         if getattr(state, name) is not None and not isinstance(getattr(state, name), str):
             return f"{name} is not text"
+    if not (isinstance(state.crashes, int) and not isinstance(state.crashes, bool) and state.crashes >= 0):
+        return "crashes is not a count"
+    if not _position(state.last_crash_position, optional=True) or (state.crashes > 0) != (
+            state.last_crash_position is not None):
+        return "last_crash_position does not match crashes"
     for name, high in (("last_exit_code", 255), ("last_signal", 128)):
         value = getattr(state, name)
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high):
@@ -182,8 +187,13 @@ class StoreTransaction:
     def crashes(self, profile: str) -> CrashRecord:
         """Every crash of ``profile``: how many, and the newest."""
         row = self._tx.crashes_row(validate_name(profile))
+        if row is None:
+            return CrashRecord(0, None)  # no such profile: nothing crashed
+        count = row["crashes"]
+        if row.get("oversized") or not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise MalformedRow("profile_projection", profile, "crashes is not a count")
         decoded = self._store.decode([row]) if row["position"] is not None else []
-        return CrashRecord(int(row["crashes"]), decoded[0] if decoded else None)
+        return CrashRecord(count, decoded[0] if decoded else None)
 
     # -- the append --------------------------------------------------------
     def append(self, new: NewEvent, expected_version: int | None = None, *,

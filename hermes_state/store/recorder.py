@@ -102,9 +102,10 @@ class RecorderTransaction(ABC):
     def crash_times(self, profile: str, after_position: int, since: str) -> list[str]: ...
 
     @abstractmethod
-    def crashes_row(self, profile: str) -> Row:
-        """``crashes``: how many the profile has; with the newest one's columns (``position`` None
-        when there is none)."""
+    def crashes_row(self, profile: str) -> Row | None:
+        """``crashes``: how many the profile has (its projection row's count; ``oversized`` names it
+        when too long to read); with the newest one's columns (``position`` None when there is
+        none). None when the profile has no row."""
 
 
 class ChangeFeed(ABC):

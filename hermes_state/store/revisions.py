@@ -12,6 +12,7 @@ KNOWN_REVISIONS = (  # oldest first
     "0002_chain_version",
     "0003_crash_loops_stopped_for",
     "0004_fleet_hosts",
+    "0005_projection_crashes",
 )
 HEAD = KNOWN_REVISIONS[-1]
 

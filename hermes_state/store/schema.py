@@ -110,6 +110,8 @@ profile_projection = Table(
     Column("last_exit_code", Integer, nullable=True),
     Column("last_signal", Integer, nullable=True),
     Column("host", Text, nullable=True),  # the created event's host (migration 0004)
+    Column("crashes", Integer, nullable=False, server_default=text("0")),  # migration 0005
+    Column("last_crash_position", Integer, nullable=True),
     CheckConstraint("desired IN ('up', 'down')", name="ck_profile_projection_desired"),
 )
 

@@ -84,6 +84,8 @@ def _bounded(table, names: Sequence[str], bounds: dict[str, int], typed: bool) -
         bound = _constant(bounds[name])
         columns.append(case((func.octet_length(column) <= bound, column), else_=None).label(name))
         flags.append(case((func.octet_length(column) > bound, _constant(name + " ")), else_=_constant("")))
+    if not flags:  # every column typed and not text: nothing can be long
+        return [*columns, _constant("").label("oversized")]
     oversized = flags[0]
     for flag in flags[1:]:
         oversized = oversized.concat(flag)
@@ -114,11 +116,6 @@ def definitions(typed: bool = False) -> dict[str, Definition]:
     # The projection is read bounded by every reader (no value of it is ever long); the
     # append reads it whole (``append_context``): a writer must see the row as it is.
     state = _bounded(p, STATE_FIELDS, STATE_READ_BOUNDS, typed)
-    crash_summary = (
-        select(func.count().label("crashes"), func.max(e.c.position).label("last_position"))
-        .where(_crashed(e), e.c.profile == _param("name"))
-        .subquery("crash_summary")
-    )
     return {
         # -- the projection ------------------------------------------------------
         "state": Definition(select(*state).where(p.c.profile == _param("name"))),
@@ -175,10 +172,11 @@ def definitions(typed: bool = False) -> dict[str, Definition]:
             .order_by(e.c.occurred_at)
         ),
         # How many crashes, and the newest by position (a clock set back must not make an older
-        # crash "the last"), in one pass over the profile's entries of the crashes' index.
+        # crash "the last"): the projection keeps both, so this is one row and one event by key,
+        # however many crashes the profile has had.
         "crashes": Definition(
-            select(crash_summary.c.crashes, e).select_from(
-                crash_summary.outerjoin(e, e.c.position == crash_summary.c.last_position)
-            )
+            select(*_bounded(p, ["crashes"], STATE_READ_BOUNDS, typed), e)
+            .select_from(p.outerjoin(e, e.c.position == p.c.last_crash_position))
+            .where(p.c.profile == _param("name"))
         ),
     }

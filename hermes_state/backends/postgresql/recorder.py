@@ -96,8 +96,8 @@ class PostgresTransaction(RecorderTransaction):
         cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
         return [row[0] for row in cursor.fetchall()]
 
-    def crashes_row(self, profile: str) -> Row:
-        return self._row("crashes", {"name": profile})  # type: ignore[return-value]  # always one row
+    def crashes_row(self, profile: str) -> Row | None:
+        return self._row("crashes", {"name": profile})
 
 
 class PostgresRecorder(Recorder):

@@ -124,8 +124,8 @@ class SqliteTransaction(RecorderTransaction):
         cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
         return [row[0] for row in cursor]
 
-    def crashes_row(self, profile: str) -> Row:
-        return self._row("crashes", {"name": profile})  # type: ignore[return-value]  # always one row
+    def crashes_row(self, profile: str) -> Row | None:
+        return self._row("crashes", {"name": profile})
 
 
 class SqliteRecorder(Recorder):

@@ -24,7 +24,7 @@ from ...store.revisions import HEAD, KNOWN_REVISIONS, describe_mismatch  # noqa:
 VERSION_TABLE = ("alembic_version", "2178ac174921dbea44557d477730d868fc34f8605138a794f77fa6b1e0fbdbee")
 TABLES_AT_HEAD = {
     "events": "a8ca21043ccd700292d58bd9aadbd150672d4fc068be0190054d9397d62cdc2b",
-    "profile_projection": "3a23b26831e371afaab38255f1cfcf73e1a71787598244d247c1d15396a44069",
+    "profile_projection": "9731139c926bff6bd3e5e46321d835d3650f9c22c0748d2acfacd5ecdf7664a1",
 }
 
 
