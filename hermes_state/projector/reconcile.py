@@ -180,7 +180,10 @@ class Reconciler:
             if self.host is not None:
                 self._kept = {state.profile: state for state in snapshots.current(self.host, upto, result.states).states}
                 self._save_snapshot(result)
-        self.position = max(self.position, upto)
+        # The pass saw every state as of ``upto``: that is the position now, also when it is lower
+        # than the last one read (a failover that lost commits the old primary had acknowledged
+        # re-uses their positions; keeping the higher one would skip the new events there).
+        self.position = upto
         return self._finish(result)
 
     def snapshot_pass(self, trigger: str, snapshot: "snapshots.Snapshot") -> PassReport:
