@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -37,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +47,7 @@ from pg_cluster import PostgresCluster  # noqa: E402
 from projector_common import percentile  # noqa: E402
 from store_access import NewEvent, create_store, home_env, open_store  # noqa: E402
 from timing import run_timed  # noqa: E402
+from writers import one_run, summarise as writers_summary  # noqa: E402  (the same writers, spread over hosts)
 
 HOST_A = "00000000-0000-4000-8000-0000000000a1"
 HOST_B = "00000000-0000-4000-8000-0000000000b2"
@@ -62,37 +61,6 @@ HOOK_PROFILE = "bench-crasher"
 
 def label(backend: str, writers: int, hosts: int) -> str:
     return f"{backend}, {writers} writer{'s' if writers > 1 else ''}, {hosts} host{'s' if hosts > 1 else ''}"
-
-
-def writer(env: dict, profile: str, start_at, seconds: float, results) -> None:
-    """One process: append intents until the time is up; report (lock waits, works, errors)."""
-    waits, works, errors = [], [], []
-    try:
-        store = open_store(env)
-        store.append(NewEvent(profile, "created", "cli", "down"))
-        desired = "down"
-    except Exception as error:  # noqa: BLE001 - reported as an error, never hidden
-        results.put((profile, [], [], [f"open: {error!r}"]))
-        return
-    start_at.wait()
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        desired = "up" if desired == "down" else "down"
-        event = NewEvent(profile, "started" if desired == "up" else "stopped", "cli", desired)
-        began = time.perf_counter()
-        try:
-            with store.writing() as tx:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN + the append lock
-                locked = time.perf_counter()
-                tx.append(event)
-            done = time.perf_counter()
-        except Exception as error:  # noqa: BLE001 - counted
-            errors.append("".join(traceback.format_exception_only(error)).strip())
-            desired = "up" if desired == "down" else "down"
-            continue
-        waits.append(locked - began)
-        works.append(done - locked)
-    store.close()
-    results.put((profile, waits, works, errors))
 
 
 class Postgres:
@@ -129,43 +97,9 @@ class WaitSampler(threading.Thread):
                 time.sleep(0.01)
 
 
-def one_run(envs: list[dict], writers: int, seconds: float, tag: str, beside: threading.Thread | None = None) -> dict:
-    context = multiprocessing.get_context("fork")
-    start_at = context.Event()
-    results = context.Queue()
-    processes = [context.Process(target=writer, args=(envs[i % len(envs)], f"w{writers}h{len(envs)}-{tag}-{i}",
-                                                      start_at, seconds, results))
-                 for i in range(writers)]
-    for process in processes:
-        process.start()
-    time.sleep(0.3 + 0.1 * writers)  # every writer has opened the store and made its profile
-    start_at.set()
-    if beside is not None:  # started with the appends, not while the writers connect
-        beside.start()
-    gathered = [results.get(timeout=seconds + 120) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
-    waits = [w for _, ws, _, _ in gathered for w in ws]
-    works = [w for _, _, ws, _ in gathered for w in ws]
-    errors = [e for _, _, _, es in gathered for e in es]
-    return {"appends": len(works), "seconds": seconds, "waits": waits, "works": works, "errors": errors}
-
-
 def summarise(runs: list[dict]) -> dict:
-    waits = [w for run in runs for w in run["waits"]]
-    works = [w for run in runs for w in run["works"]]
-    latencies = [a + b for a, b in zip(waits, works)]
-    appends = sum(run["appends"] for run in runs)
-    row = {
-        "appends": appends,
-        "rate": appends / sum(run["seconds"] for run in runs),
-        "p50_ms": percentile(latencies, 0.5) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "lock_wait_ms_mean": statistics.mean(waits) * 1000,
-        "work_ms_mean": statistics.mean(works) * 1000,
-        "errors": sum(len(run["errors"]) for run in runs),
-        "error_samples": sorted({e for run in runs for e in run["errors"]})[:5],
-    }
+    """bench/writers.py's row, with the server's WAL syncs per commit where they were counted."""
+    row = writers_summary(runs)
     counted = [run["counters"] for run in runs if "counters" in run]
     if counted:
         syncs = sum(c["wal_sync"] for c in counted)

@@ -65,16 +65,21 @@ def writer(env: dict, profile: str, start_at, seconds: float, results) -> None:
     results.put((profile, waits, works, errors))
 
 
-def one_run(env: dict, writers: int, seconds: float, tag: str) -> dict:
+def one_run(envs: list[dict], writers: int, seconds: float, tag: str, beside=None) -> dict:
+    """``writers`` processes at once, spread over ``envs`` (one per host); ``beside``: a thread
+    started with the appends (bench/fleet.py samples the server's wait events with it)."""
     context = multiprocessing.get_context("fork")
     start_at = context.Event()
     results = context.Queue()
-    processes = [context.Process(target=writer, args=(env, f"w{writers}-{tag}-{i}", start_at, seconds, results))
+    processes = [context.Process(target=writer, args=(envs[i % len(envs)], f"w{writers}h{len(envs)}-{tag}-{i}",
+                                                      start_at, seconds, results))
                  for i in range(writers)]
     for process in processes:
         process.start()
     time.sleep(0.3 + 0.1 * writers)  # every writer has opened the store and made its profile
     start_at.set()
+    if beside is not None:  # started with the appends, not while the writers connect
+        beside.start()
     gathered = [results.get(timeout=seconds + 120) for _ in processes]
     for process in processes:
         process.join(timeout=30)
@@ -120,7 +125,7 @@ def main() -> int:
             for number in range(args.rounds):
                 shift = number % len(COUNTS)  # each count takes every place in the order in turn
                 for count in COUNTS[shift:] + COUNTS[:shift]:
-                    runs[count].append(one_run(env, count, args.seconds, str(number)))
+                    runs[count].append(one_run([env], count, args.seconds, str(number)))
             after = load_average()
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -241,3 +241,19 @@ def pg_database(pg_cluster: PostgresCluster) -> Iterator[Database]:
         if not pg_cluster.running:
             pg_cluster.start_server()
         pg_cluster.drop(database)
+
+
+def recording_gateway(out: Path) -> dict[str, str]:
+    """A gateway command that writes "pid profile" to ``out`` and exits: what a hook started."""
+    import shlex
+
+    return {"HERMES_GATEWAY_COMMAND": f"/bin/sh -c {shlex.quote(f'echo $$ $HERMES_PROFILE > {out}')}"}
+
+
+@pytest.fixture
+def out(world_tmp: Path, hermes_user: User) -> Path:
+    """Where a ``recording_gateway`` writes; a directory the user can write."""
+    directory = world_tmp / "gateway-out"
+    directory.mkdir()
+    give_to(directory, hermes_user)
+    return directory / "ran"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERMES, Home, give_to, run_as
+from conftest import HERMES, Home, give_to, recording_gateway, run_as
 from hermes_state.backends.sqlite.driver import sqlite_module
 from hermes_state.errors import InvalidName
 from hermes_state.events import NewEvent
@@ -75,8 +75,7 @@ def live(home: Home, name: str = "alice", up: bool = True) -> None:
 
 
 def gateway_env(home: Home, out: Path, **extra: str) -> dict[str, str]:
-    command = f"/bin/sh -c {shlex.quote(f'echo $$ $HERMES_PROFILE > {out}')}"
-    return {"HERMES_GATEWAY_COMMAND": command, **extra}
+    return {**recording_gateway(out), **extra}
 
 
 def hook(home: Home, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
@@ -90,14 +89,6 @@ def one_line(text: str) -> str:
     assert len(lines) == 1, text
     return lines[0]
 
-
-@pytest.fixture
-def out(world_tmp: Path, hermes_user) -> Path:
-    """Where the gateway writes "pid profile"; a directory the user can write."""
-    directory = world_tmp / "gateway-out"
-    directory.mkdir()
-    give_to(directory, hermes_user)
-    return directory / "ran"
 
 
 # -- record-start --------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shlex
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import psycopg.rows
 import pytest
 
-from conftest import Home, give_to
+from conftest import Home, give_to, recording_gateway
 from hermes_state import store
 from hermes_state.events import NewEvent
 from hermes_state.settings import Settings
@@ -63,15 +62,7 @@ def one_line(text: str) -> str:
 
 
 def gateway_env(out: Path) -> dict[str, str]:
-    return {"HERMES_GATEWAY_COMMAND": f"/bin/sh -c {shlex.quote(f'echo $$ $HERMES_PROFILE > {out}')}"}
-
-
-@pytest.fixture
-def out(world_tmp: Path, hermes_user) -> Path:
-    directory = world_tmp / "gateway-out"
-    directory.mkdir()
-    give_to(directory, hermes_user)
-    return directory / "ran"
+    return recording_gateway(out)
 
 
 # -- (a) every command: one line, exit 5 --------------------------------------------------

@@ -12,6 +12,8 @@ Nothing here knows which database runs underneath.
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import threading
 import time
 from typing import ContextManager, Iterator
@@ -58,6 +60,30 @@ class Faults:
     def fingerprint(self, home) -> str:
         """What the store holds, to show a failed command changed nothing."""
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount_point, size: str, mode: str) -> Iterator[None]:
+    """A tmpfs of ``size`` at ``mount_point`` (made here), unmounted afterwards: a real full disk."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode}", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(path) -> None:
+    """Write zeros to ``path`` until its file system has no space left."""
+    with open(path, "wb", buffering=0) as filler:
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
 
 
 @contextlib.contextmanager

@@ -6,12 +6,11 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import subprocess
 from typing import Iterator
 
 import psycopg
 import pytest
-from store_contract import Faults, StoreContract
+from store_contract import Faults, StoreContract, fill, small_tmpfs
 
 from conftest import Home, give_to
 from hermes_state import store
@@ -81,36 +80,26 @@ class PostgresFaults(Faults):
     @contextlib.contextmanager
     def full(self) -> Iterator[Home]:
         """The log's tablespace on a small tmpfs, filled: the next append must extend the table."""
-        if os.geteuid() != 0:
-            pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
         mount_point = self.world_tmp / "small"
-        mount_point.mkdir()
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
-                                 capture_output=True, text=True)
-        if mounted.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-        os.chown(mount_point, self.cluster.uid, self.cluster.gid)
-        space = f"small_{self.database.name}"
-        try:
-            with self._superuser() as conn:
-                conn.execute(f"CREATE TABLESPACE {space} LOCATION '{mount_point}'")
-                # Inserts fill a page only to its fillfactor: the fourth event needs a new page.
-                conn.execute("ALTER TABLE events SET (fillfactor = 10)")
-                conn.execute(f"ALTER TABLE events SET TABLESPACE {space}")
-                conn.execute("CHECKPOINT")
-            with open(mount_point / "filler", "wb", buffering=0) as filler:
-                with contextlib.suppress(OSError):
-                    while True:
-                        filler.write(b"\0" * 4096)
-            os.chown(mount_point / "filler", self.cluster.uid, self.cluster.gid)
-            yield self.home
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(mount_point / "filler")
-            with self._superuser() as conn:
-                conn.execute("ALTER TABLE events SET TABLESPACE pg_default")
-                conn.execute(f"DROP TABLESPACE {space}")
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
+        with small_tmpfs(mount_point, "1m", "0700"):
+            os.chown(mount_point, self.cluster.uid, self.cluster.gid)
+            space = f"small_{self.database.name}"
+            try:
+                with self._superuser() as conn:
+                    conn.execute(f"CREATE TABLESPACE {space} LOCATION '{mount_point}'")
+                    # Inserts fill a page only to its fillfactor: the fourth event needs a new page.
+                    conn.execute("ALTER TABLE events SET (fillfactor = 10)")
+                    conn.execute(f"ALTER TABLE events SET TABLESPACE {space}")
+                    conn.execute("CHECKPOINT")
+                fill(mount_point / "filler")
+                os.chown(mount_point / "filler", self.cluster.uid, self.cluster.gid)
+                yield self.home
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(mount_point / "filler")
+                with self._superuser() as conn:
+                    conn.execute("ALTER TABLE events SET TABLESPACE pg_default")
+                    conn.execute(f"DROP TABLESPACE {space}")
 
     @contextlib.contextmanager
     def corrupt(self) -> Iterator[Home]:

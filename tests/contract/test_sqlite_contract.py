@@ -6,11 +6,10 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
-import subprocess
 from typing import Iterator
 
 import pytest
-from store_contract import Faults, StoreContract
+from store_contract import Faults, StoreContract, fill, small_tmpfs
 from test_store_failures import checkpoint, digest, with_alice
 
 from conftest import Home, give_to
@@ -48,26 +47,14 @@ class SqliteFaults(Faults):
 
     @contextlib.contextmanager
     def full(self) -> Iterator[Home]:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
         mount_point = self.world_tmp / "small"
-        mount_point.mkdir()
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k,mode=0755", "tmpfs", str(mount_point)],
-                                 capture_output=True, text=True)
-        if mounted.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-        try:
+        with small_tmpfs(mount_point, "320k", "0755"):
             home = Home(mount_point / "home", self.home.user)
             home.db.parent.mkdir(parents=True)
             home.db.write_bytes(self.home.db.read_bytes())  # checkpointed: the file holds alice
             give_to(home.path, home.user)
-            with open(mount_point / "filler", "wb", buffering=0) as filler:
-                with contextlib.suppress(OSError):
-                    while True:
-                        filler.write(b"\0" * 4096)
+            fill(mount_point / "filler")
             yield home
-        finally:
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
     @contextlib.contextmanager
     def corrupt(self) -> Iterator[Home]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-from ...store.generated import statements_of, stream_statement, stream_values
-from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
+from ...store.generated import GeneratedTransaction, statements_of
+from ...store.recorder import ChangeFeed, Recorder, Row
 from . import sql
 from .connect import CONNECT_SECONDS, STATEMENT_SECONDS, connect
 from .revision import require_head
@@ -28,76 +28,15 @@ APPEND_LOCK = 0x68657276  # "herv": any constant no other application on the dat
 _STATEMENTS = statements_of(sql)
 
 
-def _mappings(cursor: Any) -> list[dict[str, Any]]:
-    names = [column.name for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-class PostgresTransaction(RecorderTransaction):
+class PostgresTransaction(GeneratedTransaction):
     __slots__ = ("_driver",)
+    ALL_ROWS = None  # LIMIT NULL: every row
 
     def __init__(self, driver: Any) -> None:
         self._driver = driver
 
     def _run(self, name: str, values: Row | None = None) -> Any:
         return _STATEMENTS[name].run(self._driver, values)
-
-    def _rows(self, name: str, values: Row | None = None) -> list[dict[str, Any]]:
-        return _mappings(self._run(name, values))
-
-    def _row(self, name: str, values: Row | None = None) -> dict[str, Any] | None:
-        rows = self._rows(name, values)
-        return rows[0] if rows else None
-
-    # -- the projection ------------------------------------------------------
-    def state_row(self, profile: str) -> Row | None:
-        return self._row("state", {"name": profile})
-
-    def state_rows(self, include_deleted: bool) -> list[Row]:
-        return self._rows("states_all" if include_deleted else "states_live")
-
-    def overview_rows(self, include_deleted: bool, crashes_since: str) -> list[Row]:
-        return self._rows("overview_all" if include_deleted else "overview_live", {"since": crashes_since})
-
-    def crash_count_rows(self, crashes_since: str) -> list[Row]:
-        return self._rows("crash_counts_live", {"since": crashes_since})
-
-    # -- an append -------------------------------------------------------------
-    def row_by_key(self, key: str) -> Row | None:
-        return self._row("by_key", {"key": key})
-
-    def append_context(self, profile: str) -> Row:
-        return self._row("append_context", {"name": profile})  # type: ignore[return-value]  # always one row
-
-    def insert_event(self, row: Row) -> None:
-        self._run("insert_event", row)
-
-    def insert_state(self, values: Row) -> None:
-        self._run("insert_state", values)
-
-    def update_state(self, values: Row) -> None:
-        self._run("update_state", {**values, "where_profile": values["profile"]})
-
-    # -- the log -----------------------------------------------------------------
-    def rows_after(self, position: int, limit: int | None) -> list[Row]:
-        return self._rows("rows_after", {"after": position, "limit": limit})  # LIMIT NULL: all
-
-    def events_after(self, position: int, limit: int | None) -> list[Row]:
-        return self._rows("events_after", {"after": position, "limit": limit})
-
-    def last_position(self) -> int:
-        return int(self._run("last_position").fetchone()[0])
-
-    def stream_rows(self, profile: str, window: StreamWindow) -> list[Row]:
-        return self._rows(stream_statement(window), stream_values(profile, window, None))
-
-    # -- crashes -------------------------------------------------------------------
-    def crash_times(self, profile: str, after_position: int, since: str) -> list[str]:
-        cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
-        return [row[0] for row in cursor.fetchall()]
-
-    def crashes_row(self, profile: str) -> Row | None:
-        return self._row("crashes", {"name": profile})
 
 
 class PostgresRecorder(Recorder):

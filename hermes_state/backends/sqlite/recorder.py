@@ -13,8 +13,8 @@ import time
 from typing import Any, Callable, Iterator
 
 from ...errors import HermesError
-from ...store.generated import Statement, statements_of, stream_statement, stream_values
-from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
+from ...store.generated import GeneratedTransaction, Statement, statements_of
+from ...store.recorder import ChangeFeed, Recorder, Row
 from . import sql
 from .connect import open_connection
 from .driver import sqlite_module
@@ -45,19 +45,9 @@ def statements() -> dict[str, Statement]:
     return _STATEMENTS
 
 
-def _mappings(cursor: Any) -> list[dict[str, Any]]:
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-def _first(cursor: Any) -> dict[str, Any] | None:
-    names = [column[0] for column in cursor.description]
-    row = cursor.fetchone()
-    return dict(zip(names, row)) if row is not None else None
-
-
-class SqliteTransaction(RecorderTransaction):
+class SqliteTransaction(GeneratedTransaction):
     __slots__ = ("_driver", "_sql", "_arm")
+    ALL_ROWS = NO_LIMIT
 
     def __init__(self, driver: Any, arm: Callable[[], None]) -> None:
         self._driver = driver
@@ -67,65 +57,6 @@ class SqliteTransaction(RecorderTransaction):
     def _run(self, name: str, values: Row | None = None) -> Any:
         self._arm()
         return self._sql[name].run(self._driver, values)
-
-    def _rows(self, name: str, values: Row | None = None) -> list[dict[str, Any]]:
-        return _mappings(self._run(name, values))
-
-    def _row(self, name: str, values: Row | None = None) -> dict[str, Any] | None:
-        return _first(self._run(name, values))
-
-    def _scalar(self, name: str, values: Row | None = None) -> Any:
-        return self._run(name, values).fetchone()[0]
-
-    # -- the projection ------------------------------------------------------
-    def state_row(self, profile: str) -> Row | None:
-        return self._row("state", {"name": profile})
-
-    def state_rows(self, include_deleted: bool) -> list[Row]:
-        return self._rows("states_all" if include_deleted else "states_live")
-
-    def overview_rows(self, include_deleted: bool, crashes_since: str) -> list[Row]:
-        return self._rows("overview_all" if include_deleted else "overview_live", {"since": crashes_since})
-
-    def crash_count_rows(self, crashes_since: str) -> list[Row]:
-        return self._rows("crash_counts_live", {"since": crashes_since})
-
-    # -- an append -------------------------------------------------------------
-    def row_by_key(self, key: str) -> Row | None:
-        return self._row("by_key", {"key": key})
-
-    def append_context(self, profile: str) -> Row:
-        return self._row("append_context", {"name": profile})  # type: ignore[return-value]  # always one row
-
-    def insert_event(self, row: Row) -> None:
-        self._run("insert_event", row)
-
-    def insert_state(self, values: Row) -> None:
-        self._run("insert_state", values)
-
-    def update_state(self, values: Row) -> None:
-        self._run("update_state", {**values, "where_profile": values["profile"]})
-
-    # -- the log -----------------------------------------------------------------
-    def rows_after(self, position: int, limit: int | None) -> list[Row]:
-        return self._rows("rows_after", {"after": position, "limit": NO_LIMIT if limit is None else limit})
-
-    def events_after(self, position: int, limit: int | None) -> list[Row]:
-        return self._rows("events_after", {"after": position, "limit": NO_LIMIT if limit is None else limit})
-
-    def last_position(self) -> int:
-        return int(self._scalar("last_position"))
-
-    def stream_rows(self, profile: str, window: StreamWindow) -> list[Row]:
-        return self._rows(stream_statement(window), stream_values(profile, window, NO_LIMIT))
-
-    # -- crashes -------------------------------------------------------------------
-    def crash_times(self, profile: str, after_position: int, since: str) -> list[str]:
-        cursor = self._run("crash_times", {"name": profile, "since": since, "after": after_position})
-        return [row[0] for row in cursor]
-
-    def crashes_row(self, profile: str) -> Row | None:
-        return self._row("crashes", {"name": profile})
 
 
 class SqliteRecorder(Recorder):
