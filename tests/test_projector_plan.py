@@ -59,8 +59,8 @@ TABLE = [
     ("no slot, desired up", state(desired="up"), None, ["create-up", "rescan"]),
     ("no slot, desired down", state(desired="down"), None, ["create-down", "rescan"]),
     ("unsupervised, down file right", state(desired="down"), view(down_file=True), ["rescan"]),
-    ("unsupervised, desired up, down file left", state(desired="up"), view(down_file=True), ["mark-up", "rescan"]),
-    ("unsupervised, desired down, no down file", state(desired="down"), view(down_file=False), ["mark-down", "rescan"]),
+    ("unsupervised, desired up, down file left", state(desired="up"), view(down_file=True), ["await", "mark-up", "rescan"]),
+    ("unsupervised, desired down, no down file", state(desired="down"), view(down_file=False), ["await", "mark-down", "rescan"]),
     ("up and wanted up", state(), view(st=status(wantedup=True, up=True)), []),
     ("s6 restarting after a crash", state(run_ended=True), view(st=status(wantedup=True, up=False)), []),
     ("desired up, s6 holds it down", state(last=("stopped", "cli", None)), view(st=status(wantedup=False, up=False)), ["up"]),
@@ -110,6 +110,18 @@ def test_create_carries_the_restart_intent_so_a_fresh_slot_is_never_restarted():
     assert (create.kind, create.position) == ("create-up", 30)
     [restart] = plan([state(restart=30, run=10)], {"alice": view(st=status(wantedup=True, up=True))})
     assert (restart.kind, restart.position) == ("restart", 30)
+
+
+@pytest.mark.parametrize("desired", ["up", "down"])
+def test_a_supervisor_that_read_the_old_down_file_is_corrected_by_the_look_again(desired):
+    """s6-svstat finds no status both before s6-supervise starts and just after, when it has read
+    ``down`` but not written its status: a mark made then comes too late for it. The ``await``
+    brings the next pass, which sees what s6 holds and sets it right."""
+    stale = desired == "up"  # the down file the supervisor read: the one the mark replaced
+    first = plan([state(desired=desired)], {"alice": view(down_file=stale)})
+    assert kinds(first) == ["await", f"mark-{desired}", "rescan"]
+    supervised = view(st=status(wantedup=not stale, up=not stale), down_file=not stale)
+    assert kinds(plan([state(desired=desired)], {"alice": supervised})) == [desired]
 
 
 def test_slot_of_an_unknown_profile_is_removed_and_other_slots_untouched():
@@ -201,6 +213,8 @@ def _apply_to_model(actions, states, slots):
             slots[name] = replace(current, scripts_current=True)
         elif action.kind == "remove":
             del slots[name]
+        elif action.kind == "await" and current.status is None:  # the look again finds what rescan starts
+            pass
         elif action.kind == "await":  # the process and its finish end, as s6 makes them
             slots[name] = replace(current, status=status(wantedup=current.status.wantedup, up=False))
         assert name in by_name or action.kind in ("remove", "rescan", "purge")

@@ -21,7 +21,8 @@ s6's wantedup):
 
 A profile with no slot gets one (``create-up`` / ``create-down``); a slot
 nobody supervises yet has its ``down`` file set and the scan directory is
-rescanned. A slot whose profile is deleted or unknown is removed in steps,
+rescanned, and when the file had to change the profile is looked at again
+(``await``): a supervisor that had just started may have read the old one. A slot whose profile is deleted or unknown is removed in steps,
 one per pass, none of which waits: ``down`` while s6 still wants it up,
 ``await`` while its process or ``finish`` still runs, then ``remove``.
 ``await`` (nothing to do yet) tells the reconciler to look at that profile
@@ -162,6 +163,10 @@ def decide(state: ProfileState, view: SlotView | None) -> list[Action]:
     if status is None:
         if view.down_file != want_down_file:
             actions.append(Action(ActionKind.MARK_DOWN if want_down_file else ActionKind.MARK_UP, name, f"desired {state.desired}, not supervised yet"))
+            # "No status" also covers an s6-supervise that has started and read ``down`` (once,
+            # at its start) but not yet written its status: then the file changed here comes too
+            # late, and only a look at its status, once written, shows what it holds.
+            actions.append(Action(ActionKind.AWAIT, name, "not supervised yet: look again once s6-supervise has read the slot"))
         if state.desired == "up" and restart_pending(state, view):
             # the rescan starts a fresh process: that is the restart asked for.
             actions.append(Action(ActionKind.ABSORB_RESTART, name, "not supervised yet: its first process is new", state.restart_position))
