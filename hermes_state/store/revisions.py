@@ -7,6 +7,10 @@ keeps these constants true to the scripts.
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import SchemaMismatch
+
 KNOWN_REVISIONS = (  # oldest first
     "0001_events",
     "0002_chain_version",
@@ -15,6 +19,15 @@ KNOWN_REVISIONS = (  # oldest first
     "0005_projection_crashes",
 )
 HEAD = KNOWN_REVISIONS[-1]
+
+
+def recorded_revision(driver: Any) -> str:
+    """The one revision ``alembic_version`` holds (any DB-API connection, either backend);
+    SchemaMismatch when it holds none or several."""
+    rows = driver.execute("SELECT version_num FROM alembic_version").fetchall()
+    if len(rows) != 1:
+        raise SchemaMismatch(f"alembic_version holds {len(rows)} rows, expected one")
+    return rows[0][0]
 
 
 def describe_mismatch(revision: str | None, location: object) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import SchemaMismatch
-from ...store.revisions import describe_mismatch
+from ...store.revisions import describe_mismatch, recorded_revision
 
 # What the store reads and relies on; doctor checks the rest (views, triggers, roles).
 TABLES = ("events", "profile_projection")
@@ -20,10 +20,7 @@ def current_revision(driver: Any) -> str | None:
         if present[1]:
             raise SchemaMismatch("not a hermes-state database: it has an events table but no alembic_version")
         return None
-    rows = driver.execute("SELECT version_num FROM alembic_version").fetchall()
-    if len(rows) != 1:
-        raise SchemaMismatch(f"alembic_version holds {len(rows)} rows, expected one")
-    return rows[0][0]
+    return recorded_revision(driver)
 
 
 def require_head(driver: Any, location: str) -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # annotations only: the revision check must import without pa
 
 from ...errors import SchemaMismatch
 
-from ...store.revisions import HEAD, KNOWN_REVISIONS, describe_mismatch  # noqa: F401  (re-exported)
+from ...store.revisions import HEAD, KNOWN_REVISIONS, describe_mismatch, recorded_revision  # noqa: F401  (re-exported)
 
 # The tables every reader reads, as the migrations make them at HEAD: the sha256 of their
 # ``sqlite_master.sql``. A file whose table was renamed and replaced (a view over a runaway
@@ -35,10 +35,7 @@ def current_revision(driver: Any) -> str | None:
         if tables - {"sqlite_sequence"}:
             raise SchemaMismatch("not a hermes-state database: it has tables but no alembic_version")
         return None
-    rows = driver.execute("SELECT version_num FROM alembic_version").fetchall()
-    if len(rows) != 1:
-        raise SchemaMismatch(f"alembic_version holds {len(rows)} rows, expected one")
-    return rows[0][0]
+    return recorded_revision(driver)
 
 
 def schema_objects(driver: Any) -> dict[str, tuple[str, str | None]]:
