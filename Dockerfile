@@ -4,9 +4,13 @@
 # How to run it, the volume, upgrades and what is verified: docs/docker.md.
 #
 #   docker run IMAGE                   the supervised tree: boot, watch, gateways
-#   docker run IMAGE gateway run       hermes gateway run, as the hermes user
+#   docker run IMAGE history alice     hermes-state history alice, as the hermes user
 #   docker run IMAGE bash              (any program on PATH) as the hermes user
 #   docker run IMAGE sleep infinity
+#
+# --build-arg HERMES_AGENT_VERSION=0.19.0 installs hermes-agent beside the
+# package and makes its gateway the slots' command (docs/hermes-agent.md);
+# without it the image holds this package and its stand-in gateway alone.
 #
 # No `# syntax=` line: the builder's own Dockerfile frontend is enough, and
 # BuildKit would otherwise pull one from a registry. The s6-overlay tarballs
@@ -23,8 +27,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 COPY pyproject.toml README.md /src/
-COPY hermes_state/ /src/hermes_state/
-COPY hermes_cli/ /src/hermes_cli/
+COPY hermes_lifecycle/ /src/hermes_lifecycle/
+COPY hermes_lifecycle_cli/ /src/hermes_lifecycle_cli/
 COPY migrations/ /src/migrations/
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /src
@@ -44,6 +48,10 @@ ARG S6_OVERLAY_VERSION=3.2.3.0
 ARG S6_OVERLAY_BASE_URL=https://github.com/just-containers/s6-overlay/releases/download
 ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
 ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
+# hermes-agent, the program this store serves: a version installs it from the package index
+# (HERMES_AGENT_EXTRAS, e.g. [messaging], adds its optional platforms); empty, it is left out.
+ARG HERMES_AGENT_VERSION=
+ARG HERMES_AGENT_EXTRAS=
 
 # python3 for the venv; sqlite3 and procps (ps, kill, pgrep) for operators;
 # xz-utils to unpack s6-overlay. Versions: see the wheel stage.
@@ -65,11 +73,19 @@ RUN printf '%s  %s\n' \
 # The package, installed as it ships (a plain, non-editable pip install) into
 # its own virtual environment; every dependency as a wheel (pysqlite3's
 # bundles a SQLite without the WAL-reset bug), nothing compiled here.
+# hermes-agent, when asked for, goes into the same environment first: the two
+# install no name in common (docs/hermes-agent.md), and its `hermes` finds
+# this package's plugin there.
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN python3 -m venv /opt/hermes/venv \
+ && if [ -n "${HERMES_AGENT_VERSION}" ]; then \
+      /opt/hermes/venv/bin/pip install --no-cache-dir --only-binary=:all: \
+        "hermes-agent${HERMES_AGENT_EXTRAS}==${HERMES_AGENT_VERSION}" \
+      && /opt/hermes/venv/bin/hermes --version; \
+    fi \
  && /opt/hermes/venv/bin/pip install --no-cache-dir --only-binary=:all: /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels \
- && /opt/hermes/venv/bin/hermes --version
+ && /opt/hermes/venv/bin/hermes-state --version
 
 # The gateway user: uid/gid 10000, home on the volume. HERMES_UID/HERMES_GID
 # remap it at start (/usr/local/sbin/hermes-account). The watch daemon's
@@ -90,7 +106,8 @@ ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     HERMES_HOME=/opt/data \
     HERMES_USER=hermes \
-    HERMES_BIN=/opt/hermes/venv/bin/hermes \
+    HERMES_BIN=/opt/hermes/venv/bin/hermes-state \
+    HERMES_GATEWAY=${HERMES_AGENT_VERSION:+hermes-agent} \
     S6_PROFILE_GATEWAY_SCANDIR=/run/service \
     S6_CMD_ARG0=/usr/local/bin/hermes-main \
     S6_STAGE2_HOOK=/usr/local/sbin/hermes-container-start \

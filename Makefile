@@ -7,8 +7,12 @@ PYTHON ?= /usr/bin/python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_USER ?= hermes-test
+# hermes-agent, the program this store serves: the tests run its real gateway and commands
+# from a second environment that holds it and this package side by side (docs/hermes-agent.md).
+HERMES_AGENT_VERSION ?= 0.19.0
+AGENT_VENV ?= .venv-agent
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SOURCES := pyproject.toml $(shell find hermes_state hermes_cli migrations -name '*.py' -o -name '*.mako' -o -name '*.html' 2>/dev/null)
+SOURCES := pyproject.toml $(shell find hermes_lifecycle hermes_lifecycle_cli migrations -name '*.py' -o -name '*.mako' -o -name '*.html' 2>/dev/null)
 
 .PHONY: run test setup system-deps test-deps test-user bench lint sql clean
 
@@ -20,7 +24,7 @@ RUN_USER ?= hermes
 RUN_ROOT ?= /var/lib/hermes-state
 
 run: setup
-	@if [ "$$(id -u)" != 0 ]; then exec $(BIN)/hermes state up; fi; \
+	@if [ "$$(id -u)" != 0 ]; then exec $(BIN)/hermes-state up; fi; \
 	set -e; \
 	id -u $(RUN_USER) >/dev/null 2>&1 || \
 		useradd --system --user-group --home-dir $(RUN_ROOT)/home --shell /usr/sbin/nologin $(RUN_USER); \
@@ -29,13 +33,13 @@ run: setup
 	test -x $(RUN_ROOT)/venv/bin/python || $(PYTHON) -m venv $(RUN_ROOT)/venv; \
 	$(RUN_ROOT)/venv/bin/python -m pip install -q . ; \
 	echo "as root: running the embedded default as $(RUN_USER), HERMES_HOME=$(RUN_ROOT)/home"; \
-	echo "  other terminals: runuser -u $(RUN_USER) -- env HERMES_HOME=$(RUN_ROOT)/home $(RUN_ROOT)/venv/bin/hermes ..."; \
+	echo "  other terminals: runuser -u $(RUN_USER) -- env HERMES_HOME=$(RUN_ROOT)/home $(RUN_ROOT)/venv/bin/hermes-state ..."; \
 	exec setpriv --reuid=$(RUN_USER) --regid=$$(id -g $(RUN_USER)) --init-groups \
 		env HOME=$(RUN_ROOT)/home HERMES_HOME=$(RUN_ROOT)/home PATH=$(RUN_ROOT)/venv/bin:/usr/bin:/bin \
-		$(RUN_ROOT)/venv/bin/hermes state up
+		$(RUN_ROOT)/venv/bin/hermes-state up
 
-test: setup test-deps test-user
-	HERMES_TEST_USER=$(TEST_USER) $(BIN)/pytest $(PYTEST_ARGS)
+test: setup test-deps test-user $(AGENT_VENV)/.installed
+	HERMES_TEST_USER=$(TEST_USER) HERMES_AGENT_VENV=$(abspath $(AGENT_VENV)) $(BIN)/pytest $(PYTEST_ARGS)
 
 setup: system-deps $(VENV)/.installed
 
@@ -79,6 +83,21 @@ $(VENV)/.installed: $(SOURCES)
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
 	touch $@
 
+# hermes-agent $(HERMES_AGENT_VERSION) from the package index (pip's cache keeps it), with aiohttp for its
+# HTTP platform, then this package beside it, as an image built with HERMES_AGENT_VERSION holds them.
+$(AGENT_VENV)/.agent-$(HERMES_AGENT_VERSION):
+	rm -rf $(AGENT_VENV)
+	$(PYTHON) -m venv $(AGENT_VENV)
+	$(AGENT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AGENT_VENV)/bin/python -m pip install -q 'hermes-agent==$(HERMES_AGENT_VERSION)' 'aiohttp==3.14.1'
+	touch $@
+
+$(AGENT_VENV)/.installed: $(SOURCES) $(AGENT_VENV)/.agent-$(HERMES_AGENT_VERSION)
+	rm -rf build
+	$(AGENT_VENV)/bin/python -m pip install -q .
+	$(AGENT_VENV)/bin/python -m pip install -q --no-deps --force-reinstall .
+	touch $@
+
 # An unprivileged uid for the tests (only when running as root, as CI does).
 test-user:
 	@if [ "$$(id -u)" = 0 ] && ! id -u $(TEST_USER) >/dev/null 2>&1; then \
@@ -109,13 +128,13 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 lint: setup
 	$(BIN)/pytest -q tests/test_lint.py
 
-# The SQL the SQLite recorder runs, compiled from hermes_state/store/statements.py
+# The SQL the SQLite recorder runs, compiled from hermes_lifecycle/store/statements.py
 # (tests/test_generated_sql.py fails when it is stale).
 sql: setup
 	for backend in sqlite postgresql; do \
-		$(BIN)/python -m hermes_state.store.generate $$backend > hermes_state/backends/$$backend/sql.py.new && \
-		mv hermes_state/backends/$$backend/sql.py.new hermes_state/backends/$$backend/sql.py || exit 1; \
+		$(BIN)/python -m hermes_lifecycle.store.generate $$backend > hermes_lifecycle/backends/$$backend/sql.py.new && \
+		mv hermes_lifecycle/backends/$$backend/sql.py.new hermes_lifecycle/backends/$$backend/sql.py || exit 1; \
 	done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(AGENT_VENV) build *.egg-info .pytest_cache

@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hermes_state.chain import CHAIN_VERSION, GENESIS, chain_hash
-from hermes_state.backends.sqlite.driver import library_name, sqlite_module
-from hermes_state.events import COLUMNS, utc_now
-from hermes_state.backends.sqlite.migrate import migrate
+from hermes_lifecycle.chain import CHAIN_VERSION, GENESIS, chain_hash
+from hermes_lifecycle.backends.sqlite.driver import library_name, sqlite_module
+from hermes_lifecycle.events import COLUMNS, utc_now
+from hermes_lifecycle.backends.sqlite.migrate import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import store_access  # noqa: E402

@@ -3,7 +3,7 @@
 Benchmarks need logs of 10k to 1M events; appending them one by one through
 the store would take longer than the measurement. Every row still passes
 through the real fold (so the stream rules hold) and the real chain, and the
-projection is the fold's result, so `hermes state doctor` accepts the file.
+projection is the fold's result, so `hermes-state doctor` accepts the file.
 
     python bench/bulk_log.py /tmp/big.db --profiles 1000 --events 1000000 --heavy 100000
 """
@@ -19,11 +19,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from hermes_state.chain import CHAIN_VERSION, GENESIS, chain_hash
-from hermes_state.backends.sqlite.driver import sqlite_module
-from hermes_state.events import COLUMNS, Event, encode_data, format_time
-from hermes_state.fold import ProfileState, apply
-from hermes_state.backends.sqlite.migrate import migrate
+from hermes_lifecycle.chain import CHAIN_VERSION, GENESIS, chain_hash
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module
+from hermes_lifecycle.events import COLUMNS, Event, encode_data, format_time
+from hermes_lifecycle.fold import ProfileState, apply
+from hermes_lifecycle.backends.sqlite.migrate import migrate
 
 HOST = "5b7e3c1a-0d2f-4e8b-9a61-3c5d7e9f1a2b"
 _STATE_COLUMNS = ProfileState._fields

@@ -18,7 +18,7 @@ commits are counted (pg_stat_wal, pg_stat_database) to show whether commits
 share a sync; one extra run of 8 writers, not counted, samples
 pg_stat_activity's wait events to show where the time goes.
 
-Then the hooks: `hermes state record-start` and `record-exit` (the crash
+Then the hooks: `hermes-state record-start` and `record-exit` (the crash
 path) on PostgreSQL and on SQLite, interleaved with `python -c pass` (the
 floor), on a log of 10,000 events over 100 profiles loaded through the store.
 
@@ -178,15 +178,15 @@ def hooks_part(args, directory: Path, cluster: PostgresCluster) -> dict:
                 store.append_all(batch[start:start + 1000])
             store.append_all([NewEvent(HOOK_PROFILE, "created", "cli", "down"),
                               NewEvent(HOOK_PROFILE, "started", "cli", "up")])
-    hermes = str(Path(sys.executable).parent / "hermes")
+    hermes = str(Path(sys.executable).parent / "hermes-state")
     floor = [sys.executable, "-c", "pass"]
     # What the imports alone cost: the hooks' own (as on SQLite), and the PostgreSQL driver's.
-    imports = {"python -c 'import (hooks)'": [sys.executable, "-c", "import hermes_cli.main, hermes_state.hooks"],
+    imports = {"python -c 'import (hooks)'": [sys.executable, "-c", "import hermes_lifecycle_cli.main, hermes_lifecycle.hooks"],
                "python -c 'import psycopg'": [sys.executable, "-c", "import psycopg"]}
-    steps = {"stop": [hermes, "gateway", "stop", "-p", HOOK_PROFILE],
-             "start": [hermes, "gateway", "start", "-p", HOOK_PROFILE],
-             "record-start": [hermes, "state", "record-start", f"gateway-{HOOK_PROFILE}"],
-             "record-exit": [hermes, "state", "record-exit", f"gateway-{HOOK_PROFILE}", "1", "0", "true"]}
+    steps = {"stop": [hermes, "stop", HOOK_PROFILE],
+             "start": [hermes, "start", HOOK_PROFILE],
+             "record-start": [hermes, "record-start", f"gateway-{HOOK_PROFILE}"],
+             "record-exit": [hermes, "record-exit", f"gateway-{HOOK_PROFILE}", "1", "0", "true"]}
     times: dict[str, list[float]] = collections.defaultdict(list)
     cpu: dict[str, list[float]] = collections.defaultdict(list)
 

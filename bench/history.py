@@ -1,6 +1,6 @@
-"""Benchmark: `hermes profile history NAME --limit 50` on a 1M-event log, against `hermes --version`.
+"""Benchmark: `hermes-state history NAME --limit 50` on a 1M-event log, against `hermes-state --version`.
 
-`hermes --version` is the floor every command pays (the interpreter, the
+`hermes-state --version` is the floor every command pays (the interpreter, the
 imports, the argument tree); history must stay within 1.5x of it, so the
 query is never what a person waits for. The log: 1,000 profiles, 1,000,000
 events, 100,000 of them on `agent-00000` (the heavy profile measured).
@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 from bulk_log import load_log  # noqa: E402
 
-HERMES = Path(sys.executable).parent / "hermes"
+HERMES = Path(sys.executable).parent / "hermes-state"
 LIMIT_RATIO = 1.5
 HEAVY = "agent-00000"
 
@@ -64,12 +64,12 @@ def main() -> int:
         "LANG": "C.UTF-8",
     }
     commands = {
-        "hermes --version": [str(HERMES), "--version"],
-        f"hermes profile history {HEAVY} --limit 50": [str(HERMES), "profile", "history", HEAVY, "--limit", "50"],
-        f"hermes profile history {HEAVY} --limit 50 --json": [
-            str(HERMES), "profile", "history", HEAVY, "--limit", "50", "--json"],
-        "hermes profile history agent-00500 --limit 50": [
-            str(HERMES), "profile", "history", "agent-00500", "--limit", "50"],
+        "hermes-state --version": [str(HERMES), "--version"],
+        f"hermes-state history {HEAVY} --limit 50": [str(HERMES), "history", HEAVY, "--limit", "50"],
+        f"hermes-state history {HEAVY} --limit 50 --json": [
+            str(HERMES), "history", HEAVY, "--limit", "50", "--json"],
+        "hermes-state history agent-00500 --limit 50": [
+            str(HERMES), "history", "agent-00500", "--limit", "50"],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     for argv in commands.values():  # warm the page cache and the .pyc files
@@ -78,13 +78,13 @@ def main() -> int:
         for name, argv in commands.items():
             times[name].append(measure(argv, env))
 
-    floor = statistics.median(times["hermes --version"])
+    floor = statistics.median(times["hermes-state --version"])
     print(f"log: {args.db} ({args.db.stat().st_size / 1e6:.0f} MB), {args.runs} interleaved runs each, medians:")
     for name, samples in times.items():
         median = statistics.median(samples)
         print(f"  {median * 1000:7.1f} ms  (p90 {sorted(samples)[int(len(samples) * 0.9) - 1] * 1000:6.1f})"
               f"  {median / floor:4.2f}x  {name}")
-    ratio = statistics.median(times[f"hermes profile history {HEAVY} --limit 50"]) / floor
+    ratio = statistics.median(times[f"hermes-state history {HEAVY} --limit 50"]) / floor
     verdict = "within" if ratio <= LIMIT_RATIO else "OVER"
     print(f"history / version = {ratio:.2f} ({verdict} the {LIMIT_RATIO}x budget)")
     return 0 if ratio <= LIMIT_RATIO else 1

@@ -8,8 +8,8 @@ interleaved run by run so they share the machine's noise:
 - ``sh finish``: a plain POSIX-shell finish script of the kind shipped
   before the store (written here: it writes ``gateway_state.json`` with
   printf, a temporary file and mv; no fsync, no history);
-- ``hermes state record-start`` (the gateway is ``/bin/true``);
-- ``hermes state record-exit``, a crash of a recorded run: the costliest
+- ``hermes-state record-start`` (the gateway is ``/bin/true``);
+- ``hermes-state record-exit``, a crash of a recorded run: the costliest
   path (breaker query and append in one write transaction).
 
 The store holds a bulk-loaded log (1,000 profiles, 100k events by default).
@@ -68,12 +68,12 @@ def main() -> int:
         finish = home / "finish"
         finish.write_text(SH_FINISH)
         finish.chmod(0o755)
-        hermes = str(Path(sys.executable).parent / "hermes")
+        hermes = str(Path(sys.executable).parent / "hermes-state")
         series = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "sh finish (gateway_state.json)": ["/bin/sh", str(finish), "1", "0"],
-            "hermes state record-start": [hermes, "state", "record-start", f"gateway-{PROFILE}"],
-            "hermes state record-exit": [hermes, "state", "record-exit", f"gateway-{PROFILE}", "1", "0", "true"],
+            "hermes-state record-start": [hermes, "record-start", f"gateway-{PROFILE}"],
+            "hermes-state record-exit": [hermes, "record-exit", f"gateway-{PROFILE}", "1", "0", "true"],
         }
         times: dict[str, list[float]] = {name: [] for name in series}
         cpu: dict[str, list[float]] = {name: [] for name in series}
@@ -96,11 +96,11 @@ def main() -> int:
                "load_average_before": before, "load_average_after": after}
     p50 = {name: row["p50"] for name, row in figures["hooks_ms"].items()}
     figures["ratios_p50"] = {
-        "record-start / python -c pass": p50["hermes state record-start"] / p50["python -c pass"],
-        "record-exit / python -c pass": p50["hermes state record-exit"] / p50["python -c pass"],
-        "record-exit / sh finish": p50["hermes state record-exit"] / p50["sh finish (gateway_state.json)"],
+        "record-start / python -c pass": p50["hermes-state record-start"] / p50["python -c pass"],
+        "record-exit / python -c pass": p50["hermes-state record-exit"] / p50["python -c pass"],
+        "record-exit / sh finish": p50["hermes-state record-exit"] / p50["sh finish (gateway_state.json)"],
     }
-    figures["verdicts"] = {"record-exit p95 <= 500 ms": figures["hooks_ms"]["hermes state record-exit"]["p95"] <= 500}
+    figures["verdicts"] = {"record-exit p95 <= 500 ms": figures["hooks_ms"]["hermes-state record-exit"]["p95"] <= 500}
     log(f"hooks, {args.runs} runs interleaved, log of {args.events} events; load average {before} -> {after}")
     for name, row in figures["hooks_ms"].items():
         print(f"  {name:<32} p50 {row['p50']:7.1f} ms  p95 {row['p95']:7.1f} ms  max {row['max']:7.1f} ms  "

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from hermes_state.backends.sqlite.driver import library_name, sqlite_module
+from hermes_lifecycle.backends.sqlite.driver import library_name, sqlite_module
 
 
 def load_average() -> list[float]:

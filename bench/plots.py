@@ -89,7 +89,7 @@ def scaling(results: dict, out: Path) -> Path | None:
                                       (by_events, data["by_events"], "events", "events in the log (1,000 profiles)")):
         x = [data["logs"][label][key] for label in labels]
         axis.plot(x, [data["boot_ms"][label]["median"] for label in labels], "o-", color=OURS,
-                  label="hermes state boot (process)")
+                  label="hermes-state boot (process)")
         if "boot_cpu_ms" in data:
             axis.plot(x, [data["boot_cpu_ms"][label] for label in labels], "o:", color=OURS,
                       label="its CPU time (with its children)")
@@ -99,7 +99,7 @@ def scaling(results: dict, out: Path) -> Path | None:
                   label="SELECT * FROM profile_status")
         if key == "events":
             axis.plot(x, [data["doctor_ms"][label] for label in labels], "x-", color="#cf222e",
-                      label="hermes state doctor (reads it all)")
+                      label="hermes-state doctor (reads it all)")
         # A line that grows in proportion, for the eye.
         base = data["boot_pass_ms"][labels[0]]
         axis.plot(x, [base * v / x[0] for v in x], ":", color=FLOOR, label="proportional growth")

@@ -2,7 +2,7 @@
 
 Both logs are loaded in bulk (bench/bulk_log.py: one transaction, chain and
 projection computed). Each round starts a fresh s6-svscan on an empty scan
-directory on a tmpfs (as a container's /run/service) and times `hermes state boot` from process
+directory on a tmpfs (as a container's /run/service) and times `hermes-state boot` from process
 start to exit; rounds alternate between the two logs so drift hits both.
 
 The slots' own hooks are replaced on the scan directory's PATH by a stub
@@ -34,8 +34,8 @@ from projector_common import Scanner, bench_user, environment, give_to, hermes  
 PROFILES = 1000
 SIZES = {"10k": 10_000, "1M": 1_000_000}
 STUB = """#!/bin/sh
-# Stands in for `hermes` inside the slots only (see the module docstring).
-case "$3" in
+# Stands in for `hermes-state` inside the slots only (see the module docstring).
+case "$1" in
   record-start) exec sleep 3600 ;;
   *) exit 0 ;;
 esac
@@ -60,7 +60,7 @@ def one_boot(work: Path, scan_parent: Path, db: Path, user, stub_dir: Path) -> t
     scanner = Scanner(scandir, scanner_env)
     try:
         began = time.perf_counter()
-        result = hermes(env, "state", "boot")
+        result = hermes(env, "boot")
         wall = time.perf_counter() - began
     finally:
         scanner.stop()
@@ -87,8 +87,8 @@ def main() -> int:
     fixtures.mkdir(parents=True, exist_ok=True)
     stub_dir = work / "stub"
     stub_dir.mkdir()
-    (stub_dir / "hermes").write_text(STUB)
-    (stub_dir / "hermes").chmod(0o755)
+    (stub_dir / "hermes-state").write_text(STUB)
+    (stub_dir / "hermes-state").chmod(0o755)
     (work / "home").mkdir()
     try:
         dbs = {label: fixture(fixtures, label) for label in SIZES}

@@ -54,7 +54,7 @@ def environment(home: Path, scandir: Path, user: pwd.struct_passwd | None, **ext
 
 
 def hermes(env: dict[str, str], *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(BIN_DIR / "hermes"), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([str(BIN_DIR / "hermes-state"), *args], env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise SystemExit(f"hermes {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
     return result

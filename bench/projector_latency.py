@@ -64,7 +64,7 @@ def measure(store: EventStore, scandir: Path, starts: int) -> list[float]:
 
 
 def run_daemon(env, store, scandir, starts, *args) -> list[float]:
-    daemon = subprocess.Popen([str(BIN_DIR / "hermes"), "state", "watch", *args], env=env,
+    daemon = subprocess.Popen([str(BIN_DIR / "hermes-state"), "watch", *args], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.0)  # its start pass
@@ -98,12 +98,12 @@ def main() -> int:
     gateway.chmod(0o755)
     env = environment(home, scandir, user, HERMES_GATEWAY_COMMAND=f"{gateway} {{profile}}")
     give_to(home, user)
-    hermes(env, "state", "migrate")
+    hermes(env, "migrate")
     give_to(home, user)
     os.environ.update(env)
     scanner = Scanner(scandir, env)
     try:
-        hermes(env, "state", "boot")
+        hermes(env, "boot")
         with open_store(env) as store, under_load(args.under_load) as load:
             store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)  # files SQLite made for this process belong to the user too

@@ -1,4 +1,4 @@
-"""What the hot commands cost: `record-start`, `record-exit` and `hermes gateway start`.
+"""What the hot commands cost: `record-start`, `record-exit` and `hermes-state start`.
 
 Wall time of the whole process (interpreter start to exit, as `finish`
 pays it), measured beside `python -c pass` with the same interpreter: the
@@ -8,7 +8,7 @@ costliest path: a crash of a recorded run, so the breaker reads the crash
 times in its window and appends, all in one write transaction. Each exit
 follows a `record-start` (gateway `/bin/true`), timed too, as s6 runs them:
 start, exit, start, exit. Runs are interleaved so every series sees the
-same machine noise. `hermes gateway start` (and a `stop`, so the log's
+same machine noise. `hermes-state start` (and a `stop`, so the log's
 state does not drift) is timed in the same rounds. Targets: each median <=
 4x the floor's (moonshot 3x), record-exit p95 <= 0.5 s, quiet and under load.
 
@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bulk_log import load_log  # noqa: E402
 
-from hermes_state.events import NewEvent  # noqa: E402
-from hermes_state.settings import Settings  # noqa: E402
-from hermes_state.store import open_store  # noqa: E402
+from hermes_lifecycle.events import NewEvent  # noqa: E402
+from hermes_lifecycle.settings import Settings  # noqa: E402
+from hermes_lifecycle.store import open_store  # noqa: E402
 
 TARGET_P95_SECONDS = 0.5
 TARGET_RATIO = 4.0  # median against `python -c pass`, measured in the same run
@@ -101,14 +101,14 @@ def measure(args: argparse.Namespace) -> int:
                 NewEvent(PROFILE, "created", "cli", "down"),
                 NewEvent(PROFILE, "started", "cli", "up"),
             ])
-        hermes = str(Path(sys.executable).parent / "hermes")
-        start = [hermes, "state", "record-start", f"gateway-{PROFILE}"]
-        intent_start = [hermes, "gateway", "start", "-p", PROFILE]
-        intent_stop = [hermes, "gateway", "stop", "-p", PROFILE]
-        hook = [hermes, "state", "record-exit", f"gateway-{PROFILE}", "1", "0", "true"]
+        hermes = str(Path(sys.executable).parent / "hermes-state")
+        start = [hermes, "record-start", f"gateway-{PROFILE}"]
+        intent_start = [hermes, "start", PROFILE]
+        intent_stop = [hermes, "stop", PROFILE]
+        hook = [hermes, "record-exit", f"gateway-{PROFILE}", "1", "0", "true"]
         floor = [sys.executable, "-c", "pass"]
         # What the store's imports alone cost (SQLAlchemy Core): the rest is the hook's own work.
-        imports = [sys.executable, "-c", "import hermes_cli.main, hermes_state.hooks"]
+        imports = [sys.executable, "-c", "import hermes_lifecycle_cli.main, hermes_lifecycle.hooks"]
         for argv in (floor, imports, intent_stop, intent_start, start, hook):  # warm the page cache
             wall_time(argv, env, 0)
         hook_times, start_times, floor_times, import_times, intent_times = [], [], [], [], []
@@ -142,9 +142,9 @@ def measure(args: argparse.Namespace) -> int:
           f"on {os.cpu_count()} cpus (wall times include the machine's other work; cpu times do not)")
     print(line("python -c pass (floor)", floor_times, cpu["floor"]))
     print(line("python -c 'import (hooks)'", import_times, cpu["imports"]) + "   (interpreter + imports)")
-    print(line("hermes state record-start", start_times, cpu["start"]) + "   (to the gateway's exit)")
-    print(line("hermes state record-exit", hook_times, cpu["exit"]))
-    print(line("hermes gateway start", intent_times, cpu["intent"]))
+    print(line("hermes-state record-start", start_times, cpu["start"]) + "   (to the gateway's exit)")
+    print(line("hermes-state record-exit", hook_times, cpu["exit"]))
+    print(line("hermes-state start", intent_times, cpu["intent"]))
     floor_p50 = statistics.median(floor_times)
     within = True
     for name, values in (("record-start", start_times), ("record-exit", hook_times), ("gateway start", intent_times)):

@@ -8,7 +8,7 @@ Five logs, loaded in bulk (bench/bulk_log.py) and kept between runs:
 
 Measured on each, rounds interleaving the logs:
 
-- ``hermes state boot``, process start to exit (wall time, and the CPU
+- ``hermes-state boot``, process start to exit (wall time, and the CPU
   time of it and its children), and its projection pass (the boot
   report's ``duration_ms``). The scan directory is fresh on a
   tmpfs each time. No s6-svscan supervises it: 10,000 supervised slots would
@@ -18,11 +18,11 @@ Measured on each, rounds interleaving the logs:
   (bench/projector_boot.py measures the 1,000-profile case with a real
   s6-svscan).
 - the ``profile_status`` view, whole (``SELECT * FROM profile_status``),
-  in process on a read-only connection: what ``hermes profile list`` reads.
-- ``hermes state doctor`` (reads the whole log: the chain, the fold).
-- ``hermes profile history agent-00000`` on the 1M log (100k-event stream):
+  in process on a read-only connection: what ``hermes-state list`` reads.
+- ``hermes-state doctor`` (reads the whole log: the chain, the fold).
+- ``hermes-state history agent-00000`` on the 1M log (100k-event stream):
   ``--limit 50`` and the whole stream (``--limit 0 --json``), against
-  ``hermes --version``.
+  ``hermes-state --version``.
 
     .venv/bin/python bench/scaling.py [--rounds 5] [--fixtures /var/tmp/hermes-bench-fixtures] [--json PATH]
 
@@ -50,8 +50,8 @@ from machine import load_average, log, under_load, write_part  # noqa: E402
 from projector_common import BIN_DIR, bench_user, environment, give_to  # noqa: E402
 from timing import run_timed  # noqa: E402
 
-from hermes_state.backends.sqlite.driver import sqlite_module  # noqa: E402
-from hermes_state.backends.sqlite.revision import HEAD  # noqa: E402
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module  # noqa: E402
+from hermes_lifecycle.backends.sqlite.revision import HEAD  # noqa: E402
 
 # label -> (profiles, events, events of agent-00000)
 LOGS = {
@@ -65,7 +65,7 @@ BY_PROFILES = ["100 profiles, 100k events", "1,000 profiles, 100k events", "10,0
 BY_EVENTS = ["1,000 profiles, 10k events", "1,000 profiles, 100k events", "1,000 profiles, 1M events"]
 HISTORY_LOG = "1,000 profiles, 1M events"
 HEAVY = "agent-00000"
-HERMES = str(BIN_DIR / "hermes")
+HERMES = str(BIN_DIR / "hermes-state")
 
 
 def fixture(directory: Path, label: str) -> Path:
@@ -109,12 +109,12 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def one_boot(env: dict[str, str], scandir: Path) -> tuple[float, float, float]:
-    """One `hermes state boot` on a fresh scan directory: wall time (s), CPU time of it and
+    """One `hermes-state boot` on a fresh scan directory: wall time (s), CPU time of it and
     its children (s), its pass's duration (ms)."""
     shutil.rmtree(scandir, ignore_errors=True)
     stand_in = ScannerStandIn(scandir)
     try:
-        wall, cpu, out = run_timed([HERMES, "state", "boot"], env)
+        wall, cpu, out = run_timed([HERMES, "boot"], env)
     finally:
         received = stand_in.close()
     if "a" not in received:
@@ -172,11 +172,11 @@ def main() -> int:
     passes = {label: [] for label in LOGS}
     status = {label: [] for label in LOGS}
     doctor = {label: [] for label in BY_EVENTS}
-    history = {"hermes --version": [], "history --limit 50": [], "history, whole stream (--limit 0 --json)": []}
+    history = {"hermes-state --version": [], "history --limit 50": [], "history, whole stream (--limit 0 --json)": []}
     history_argv = {
-        "hermes --version": [HERMES, "--version"],
-        "history --limit 50": [HERMES, "profile", "history", HEAVY, "--limit", "50"],
-        "history, whole stream (--limit 0 --json)": [HERMES, "profile", "history", HEAVY, "--limit", "0", "--json"],
+        "hermes-state --version": [HERMES, "--version"],
+        "history --limit 50": [HERMES, "history", HEAVY, "--limit", "50"],
+        "history, whole stream (--limit 0 --json)": [HERMES, "history", HEAVY, "--limit", "0", "--json"],
     }
     try:
         with under_load(args.under_load) as load:
@@ -192,7 +192,7 @@ def main() -> int:
                     status[label].append(profile_status_ms(logs[label]))
             for _ in range(args.doctor_rounds):
                 for label in BY_EVENTS:
-                    doctor[label].append(timed([HERMES, "state", "doctor"], envs[label])[0] * 1000)
+                    doctor[label].append(timed([HERMES, "doctor"], envs[label])[0] * 1000)
             for argv in history_argv.values():
                 timed(argv, envs[HISTORY_LOG])
             for _ in range(args.history_runs):
@@ -218,7 +218,7 @@ def main() -> int:
         "rounds": args.rounds, "doctor_rounds": args.doctor_rounds, "history_runs": args.history_runs,
         "under_load": load, "load_average_before": before, "load_average_after": after,
     }
-    floor = figures["history_ms"]["hermes --version"]
+    floor = figures["history_ms"]["hermes-state --version"]
     figures["history_ratio_to_version"] = {name: ms / floor for name, ms in figures["history_ms"].items()}
     # The verdict is on CPU time (boot and its children): on a shared machine the wall time's
     # median follows other people's load (0.6 to 1.2 in five runs of the same code); both are kept.

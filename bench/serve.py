@@ -1,4 +1,4 @@
-"""Benchmark: `hermes state serve`'s `/`, `/metrics` and a profile page on 1,000 profiles and a 1M-event log.
+"""Benchmark: `hermes-state serve`'s `/`, `/metrics` and a profile page on 1,000 profiles and a 1M-event log.
 
 The budget is 100 ms a request on this machine; the figure to compare across
 machines is the ratio to a plain `SELECT count(*) FROM events` of the same
@@ -33,9 +33,9 @@ sys.path.insert(0, str(HERE))
 
 from bulk_log import load_log  # noqa: E402
 
-from hermes_state.backends.sqlite.driver import sqlite_module  # noqa: E402
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module  # noqa: E402
 
-HERMES = Path(sys.executable).parent / "hermes"
+HERMES = Path(sys.executable).parent / "hermes-state"
 BUDGET_MS = 100.0
 MEAN_GAP_SECONDS = 30.0  # bulk_log spaces events 5 ms to 60 s apart at random
 HEAVY = "agent-00000"
@@ -88,7 +88,7 @@ def main() -> int:
     port = free_port()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "HERMES_HOME": home,
            "HERMES_STATE_DB": str(args.db), "LANG": "C.UTF-8"}
-    server = subprocess.Popen([str(HERMES), "state", "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+    server = subprocess.Popen([str(HERMES), "serve", "--listen", f"127.0.0.1:{port}"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,7 +99,7 @@ def main() -> int:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"hermes state serve did not answer: {server.stderr.read().decode()}")
+                    raise SystemExit(f"hermes-state serve did not answer: {server.stderr.read().decode()}")
                 time.sleep(0.1)
         probes = {
             "SELECT count(*) FROM events": lambda: count_events(args.db),

@@ -2,7 +2,7 @@
 
 Every benchmark that writes through the store does it with these few calls,
 so when the store's internals move one edit here adapts them all. Only the
-public surface is used: ``hermes_state.store.migrate``/``open_store``,
+public surface is used: ``hermes_lifecycle.store.migrate``/``open_store``,
 ``store.append(NewEvent(...))``, ``store.writing()``.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hermes_state import store as store_api
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_lifecycle import store as store_api
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import EventStore
 
 __all__ = ["NewEvent", "EventStore", "home_env", "create_store", "open_store", "db_path"]
 

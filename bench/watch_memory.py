@@ -1,6 +1,6 @@
 """The watch daemon's resident size: at start, and as 100k events pass through it.
 
-A real `hermes state watch` (inotify) on a real s6-svscan; ten profiles,
+A real `hermes-state watch` (inotify) on a real s6-svscan; ten profiles,
 down. Events are appended through the store in transactions of 1,000
 (each profile started and stopped by the CLI in turn, so every transaction
 leaves them down and the daemon reads them all without starting a gateway).
@@ -95,19 +95,19 @@ def main() -> int:
     home.mkdir()
     env = environment(home, scandir, user, HERMES_GATEWAY_COMMAND="/bin/sleep 3600")
     give_to(home, user)
-    hermes(env, "state", "migrate")
+    hermes(env, "migrate")
     give_to(home, user)
     scanner = Scanner(scandir, env)
     samples: list[tuple[int, float]] = []
     daemon = None
     try:
-        hermes(env, "state", "boot")
+        hermes(env, "boot")
         with open_store(env) as store, under_load(args.under_load) as load:
             store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)
             before = load_average()
             output = open(work / "watch.log", "w")
-            daemon = subprocess.Popen([str(BIN_DIR / "hermes"), "state", "watch"], env=env,
+            daemon = subprocess.Popen([str(BIN_DIR / "hermes-state"), "watch"], env=env,
                                       stdout=output, stderr=subprocess.STDOUT)
             time.sleep(2.0)  # its start pass
             samples.append((0, resident_mb(daemon.pid)))

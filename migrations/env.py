@@ -1,12 +1,12 @@
 """Alembic environment: runs revisions on the store's own engine (driver, pragmas, BEGIN IMMEDIATE).
 
 Used both by `alembic upgrade head` at the repository root and by
-`hermes state migrate` (hermes_state.backends.sqlite.migrate passes its connection in).
+`hermes state migrate` (hermes_lifecycle.backends.sqlite.migrate passes its connection in).
 """
 
 from alembic import context
 
-from hermes_state.store.schema import metadata
+from hermes_lifecycle.store.schema import metadata
 
 
 def run_migrations(connection) -> None:
@@ -27,8 +27,8 @@ def run_online() -> None:
         return
     # Run from the command line: the same engine and refusal of a newer
     # schema as `hermes state migrate`, then whatever command was asked for.
-    from hermes_state.backends.sqlite.migrate import migration_transaction
-    from hermes_state.settings import Settings
+    from hermes_lifecycle.backends.sqlite.migrate import migration_transaction
+    from hermes_lifecycle.settings import Settings
 
     settings = Settings.from_env()
     if settings.store_url is not None:

@@ -6,7 +6,7 @@ Create Date: ${create_date}
 
 Remember: a revision that alters `events` (batch mode copies the table)
 must drop and re-create its triggers and the views that read it, and add
-the new revision to hermes_state/db/revision.py.
+the new revision to hermes_lifecycle/db/revision.py.
 """
 from alembic import op
 import sqlalchemy as sa

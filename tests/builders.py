@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hermes_state import events
-from hermes_state.fold import ProfileState
+from hermes_lifecycle import events
+from hermes_lifecycle.fold import ProfileState
 
 
 def event_at(now: datetime, position: int, type: str, actor: str, seconds_ago: float, run=None, **fields) -> events.Event:

@@ -13,9 +13,9 @@ from typing import Iterator
 
 from conftest import Home, give_to
 
-from hermes_state.events import Event, NewEvent, format_time
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore, open_store
+from hermes_lifecycle.events import Event, NewEvent, format_time
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import EventStore, open_store
 
 
 class LogWriter:

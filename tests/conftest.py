@@ -26,7 +26,7 @@ import pytest
 from pg_cluster import Database, PostgresCluster
 
 BIN_DIR = Path(sys.executable).parent
-HERMES = BIN_DIR / "hermes"
+HERMES = BIN_DIR / "hermes-state"
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def home(world_tmp: Path, hermes_user: User) -> Home:
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory) -> Path:
     """A store migrated once per session by the real migration (Alembic costs ~0.5 s a run)."""
-    from hermes_state.backends.sqlite.migrate import migrate
+    from hermes_lifecycle.backends.sqlite.migrate import migrate
 
     path = tmp_path_factory.mktemp("template") / "profiles.db"
     migrate(path)
@@ -204,7 +204,7 @@ def migrated_template(tmp_path_factory) -> Path:
 def migrated_home(home: Home, migrated_template: Path) -> Home:
     """A HERMES_HOME holding a migrated, empty store, all owned by the unprivileged user.
 
-    (`hermes state migrate` run by that user is tested on its own, in test_schema.py.)
+    (`hermes-state migrate` run by that user is tested on its own, in test_schema.py.)
     """
     home.db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(migrated_template, home.db)

@@ -118,7 +118,8 @@ class Container:
             "HOME": "/root",
             "HERMES_HOME": str(self.volume),
             "HERMES_USER": self.user.name,
-            "HERMES_BIN": str(BIN_DIR / "hermes"),
+            "HERMES_BIN": str(BIN_DIR / "hermes-state"),
+            "HERMES_AGENT_BIN": str(self.base / "no-hermes-agent"),  # the image built without hermes-agent
             "HERMES_UID": str(self.user.uid),
             "HERMES_GID": str(self.user.gid),
             "HERMES_SYSTEM_ROOT": str(self.root),
@@ -143,8 +144,8 @@ class Container:
         return run_as(self.argv(script, *args), user, env=self.env, timeout=timeout)
 
     def hermes(self, *args: str, user: User | None = None) -> subprocess.CompletedProcess[str]:
-        """`docker exec CONTAINER hermes ...`: the image's `hermes` on PATH, as root unless ``user``."""
-        return run_as([str(ROOTFS / "usr" / "local" / "bin" / "hermes"), *args], user, env=self.env, timeout=60)
+        """`docker exec CONTAINER hermes-state ...`: the image's `hermes-state` on PATH, as root unless ``user``."""
+        return run_as([str(ROOTFS / "usr" / "local" / "bin" / "hermes-state"), *args], user, env=self.env, timeout=60)
 
     # -- a start -------------------------------------------------------------
     @staticmethod

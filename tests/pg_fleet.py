@@ -1,7 +1,7 @@
 """A fleet's database made as docs/fleet.md's "Roles" says: its SQL run through the real `psql`.
 
 The SQL is read from the page itself, so the page and the tests cannot drift: the superuser's
-block (roles, database), `hermes state migrate` as the owner, then the owner's grants.
+block (roles, database), `hermes-state migrate` as the owner, then the owner's grants.
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ class Fleet:
 
 
 def make_fleet(cluster: PostgresCluster, home: Home, names: dict[str, str]) -> Fleet:
-    """What docs/fleet.md says to do: the superuser's block, `hermes state migrate` as the owner, the grants."""
+    """What docs/fleet.md says to do: the superuser's block, `hermes-state migrate` as the owner, the grants."""
     superuser_block, owner_block = roles_blocks()
     variables = [arg for name, value in names.items() for arg in ("-v", f"{name}={value}")]
     cluster.psql(variables, input=superuser_block, check=True)
     database = Database(cluster, names["dbname"], names["owner"])
-    migrated = home.hermes("state", "migrate", env={"HERMES_STATE_URL": database.url})
+    migrated = home.hermes("migrate", env={"HERMES_STATE_URL": database.url})
     assert migrated.returncode == 0, migrated.stderr
     database.psql(variables, input=owner_block, check=True)
     return Fleet(database, names["writer"], names["projector"])

@@ -30,23 +30,25 @@ IS_ROOT = os.geteuid() == 0
 # The test gateway: one process, no children (kill -9 leaves nothing behind).
 GATEWAY = r"""#!/usr/bin/perl
 # Test gateway, by its profile's name: crash* exits 1 at once, config* exits
-# 78 (EX_CONFIG), quits* exits 0 at once; stubborn* ignores SIGTERM (only
+# 78 (EX_CONFIG), quits* exits 0 at once, restarts* exits 75 (hermes-agent's
+# "restart me") after a moment; stubborn* ignores SIGTERM (only
 # SIGKILL ends it); any other runs until SIGTERM and then exits 0, as
-# `hermes gateway run` does.
+# `hermes-state run` does.
 my $name = $ARGV[0] // "";
 exit 1 if $name =~ /^crash/;
 exit 78 if $name =~ /^config/;
 exit 0 if $name =~ /^quits/;
+if ($name =~ /^restarts/) { select(undef, undef, undef, 0.2); exit 75; }
 $SIG{TERM} = $name =~ /^stubborn/ ? 'IGNORE' : sub { exit 0 };
 sleep 1 while 1;
 """
 
-# Appends as the unprivileged user, through the store (what `hermes profile create` / `gateway start` append).
+# Appends as the unprivileged user, through the store (what `hermes-state create` / `gateway start` append).
 _APPEND = r"""
 import sys
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 shapes = {
     "create": ("created", "down", None),
     "start": ("started", "up", None),
@@ -104,6 +106,8 @@ class Rig:
     root: Path
     scandir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # HERMES_GATEWAY_COMMAND: the test gateway (GATEWAY); None leaves the choice to HERMES_GATEWAY.
+    gateway_command: str | None = "{root}/gateway {{profile}}"
     scanner: subprocess.Popen | None = None
     daemons: list[subprocess.Popen] = field(default_factory=list)
 
@@ -113,7 +117,8 @@ class Rig:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = self.home.env(S6_PROFILE_GATEWAY_SCANDIR=str(self.scandir))
-        env["HERMES_GATEWAY_COMMAND"] = f"{self.root / 'gateway'} {{profile}}"
+        if self.gateway_command is not None:
+            env["HERMES_GATEWAY_COMMAND"] = self.gateway_command.format(root=self.root)
         env.update(self.extra_env)
         env.update(extra)
         return env
@@ -127,7 +132,7 @@ class Rig:
         return run_as([str(HERMES), *args], self.user, env=self.env(), timeout=timeout)
 
     def cli(self, *args: str) -> str:
-        """A `hermes` command as the unprivileged user, which must succeed (e.g. `gateway start -p alice`)."""
+        """A `hermes` command as the unprivileged user, which must succeed (e.g. `start alice`)."""
         result = self.as_user(*args)
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -139,11 +144,11 @@ class Rig:
         assert result.returncode == 0, result.stderr
 
     def migrate(self) -> None:
-        result = self.as_user("state", "migrate")
+        result = self.as_user("migrate")
         assert result.returncode == 0, result.stderr
 
     def boot(self) -> subprocess.CompletedProcess[str]:
-        result = self.hermes("state", "boot")
+        result = self.hermes("boot")
         assert result.returncode == 0, result.stdout + result.stderr
         return result
 
@@ -190,7 +195,7 @@ class Rig:
     def differences_from_desired(self) -> list[str]:
         """Where s6 is not as the log wants it: a live profile's slot missing or wanted the other way,
         a slot (or a half-made one) of no live profile. Empty: converged."""
-        listing = self.as_user("profile", "list", "--json")
+        listing = self.as_user("list", "--json")
         assert listing.returncode == 0, listing.stderr
         desired = {row["profile"]: row["desired"] for row in map(json.loads, listing.stdout.splitlines())}
         differences = []
@@ -207,7 +212,7 @@ class Rig:
     def start_watch(self, *args: str, **extra: str) -> subprocess.Popen:
         log = (self.root / f"watch-{len(self.daemons)}.out").open("wb")
         daemon = subprocess.Popen(
-            [str(HERMES), "state", "watch", *args], env=self.env(**extra), stdout=log,
+            [str(HERMES), "watch", *args], env=self.env(**extra), stdout=log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         self.daemons.append(daemon)

@@ -1,4 +1,4 @@
-"""A real `hermes state serve` for the tests: a subprocess as the unprivileged user on a free loopback port."""
+"""A real `hermes-state serve` for the tests: a subprocess as the unprivileged user on a free loopback port."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()  # by its pid: never leave it behind
             self.process.wait()
-            raise AssertionError("hermes state serve did not stop on SIGTERM") from None
+            raise AssertionError("hermes-state serve did not stop on SIGTERM") from None
 
     def stderr(self) -> str:
         return self.log.read_text()
@@ -76,13 +76,13 @@ def start_server(env: Mapping[str, str], user: User, log: Path, *args: str) -> S
     port = free_port()
     kwargs = {} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
     process = subprocess.Popen(
-        [str(HERMES), "state", "serve", "--listen", f"127.0.0.1:{port}", *args], env=dict(env),
+        [str(HERMES), "serve", "--listen", f"127.0.0.1:{port}", *args], env=dict(env),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log.open("wb"), **kwargs,
     )
     server = Server(process, port, log)
 
     def answering() -> bool:
-        assert server.alive(), f"hermes state serve exited {process.returncode}: {log.read_text()}"
+        assert server.alive(), f"hermes-state serve exited {process.returncode}: {log.read_text()}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
@@ -90,7 +90,7 @@ def start_server(env: Mapping[str, str], user: User, log: Path, *args: str) -> S
             return False
 
     try:
-        wait_for(answering, 15, "hermes state serve to listen", interval=0.05)
+        wait_for(answering, 15, "hermes-state serve to listen", interval=0.05)
     except BaseException:
         server.stop()
         raise

@@ -6,9 +6,9 @@ import itertools
 import sqlite3
 from pathlib import Path
 
-from hermes_state import store
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore
+from hermes_lifecycle import store
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import EventStore
 
 
 def settings_for(home: Path, **extra: str) -> Settings:

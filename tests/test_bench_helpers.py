@@ -3,7 +3,7 @@
 - The scaling bench's scanner stand-in must look to boot exactly like a
   listening s6-svscan, or its boot figures would measure an error path.
 - The durable-writes bench's workload must be a valid history: the store
-  accepts every event and `hermes state doctor` finds the file healthy.
+  accepts every event and `hermes-state doctor` finds the file healthy.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ sys.path.insert(0, str(BENCH))
 from peers import PROFILES, Lifecycle, Ours  # noqa: E402
 from scaling import ScannerStandIn  # noqa: E402
 
-from hermes_state.projector.s6 import S6  # noqa: E402
+from hermes_lifecycle.projector.s6 import S6  # noqa: E402
 
-HERMES = Path(sys.executable).parent / "hermes"
+HERMES = Path(sys.executable).parent / "hermes-state"
 
 
 def test_scanner_stand_in_accepts_a_rescan_as_s6_svscan_does(tmp_path):
@@ -58,10 +58,10 @@ def test_the_durable_writes_workload_is_a_healthy_store(tmp_path):
     writer.run(300)
     writer.close()
     home = tmp_path / "home"
-    result = subprocess.run([str(HERMES), "state", "doctor"], capture_output=True, text=True, timeout=120,
+    result = subprocess.run([str(HERMES), "doctor"], capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", "HOME": str(home), "HERMES_HOME": str(home)})
     assert result.returncode == 0, result.stdout + result.stderr
-    listing = subprocess.run([str(HERMES), "profile", "list", "--json"], capture_output=True, text=True,
+    listing = subprocess.run([str(HERMES), "list", "--json"], capture_output=True, text=True,
                              timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(home), "HERMES_HOME": str(home)})
     assert listing.returncode == 0, listing.stderr
     assert {row["profile"] for row in map(json.loads, listing.stdout.splitlines())} >= set(PROFILES)

@@ -7,11 +7,11 @@ import sqlite3
 import pytest
 from store_helpers import settings_for
 
-from hermes_state import chain, store
-from hermes_state.backends.sqlite import revision
-from hermes_state.backends.sqlite.migrate import migrate
-from hermes_state.doctor import diagnose
-from hermes_state.events import NewEvent
+from hermes_lifecycle import chain, store
+from hermes_lifecycle.backends.sqlite import revision
+from hermes_lifecycle.backends.sqlite.migrate import migrate
+from hermes_lifecycle.doctor import diagnose
+from hermes_lifecycle.events import NewEvent
 
 
 def _append_some(settings, names=("alice", "bob")) -> None:
@@ -116,9 +116,9 @@ def test_the_crash_counts_0005_fills_in_are_the_folds(tmp_path):
     from alembic import command
     from alembic.config import Config
 
-    from hermes_state.backends.sqlite.migrate import migration_transaction
-    from hermes_state.fold import fold
-    from hermes_state.store.revisions import migrations_dir
+    from hermes_lifecycle.backends.sqlite.migrate import migration_transaction
+    from hermes_lifecycle.fold import fold
+    from hermes_lifecycle.store.revisions import migrations_dir
 
     settings = settings_for(tmp_path)
     migrate(settings.db_path)

@@ -1,4 +1,4 @@
-"""`hermes gateway start | stop | restart | status | run`, as the unprivileged user, with a real s6-svscan."""
+"""`hermes-state start | stop | restart | status | run`, as the unprivileged user, with a real s6-svscan."""
 
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ import pytest
 from cli_support import LogWriter, json_lines, one_stderr_line
 from conftest import HERMES
 
-from hermes_cli.commands.gateway import observe_slot
+from hermes_lifecycle_cli.commands.gateway import observe_slot
 
 
 @pytest.fixture
 def alice(migrated_home):
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
     return migrated_home
 
 
 def intents(home, profile="alice") -> list[tuple]:
-    result = home.hermes("profile", "history", profile, "--json")
+    result = home.hermes("history", profile, "--json")
     return [(e["type"], e["actor"], e["desired"], e["reason"]) for e in json_lines(result.stdout)][1:]
 
 
 def test_start_stop_restart_always_append_their_intent(alice):
     for verb in ("start", "start", "restart", "stop", "stop"):
-        result = alice.hermes("gateway", verb, "-p", "alice")
+        result = alice.hermes(verb, "alice")
         assert result.returncode == 0, result.stderr
     assert intents(alice) == [
         ("started", "cli", "up", None),
@@ -40,16 +40,16 @@ def test_start_stop_restart_always_append_their_intent(alice):
 
 
 def test_the_global_profile_option_and_the_default(alice):
-    assert alice.hermes("-p", "alice", "gateway", "start").returncode == 0
+    assert alice.hermes("start", "alice").returncode == 0
     assert intents(alice) == [("started", "cli", "up", None)]
-    result = alice.hermes("gateway", "start")  # no -p: the root profile, which boot has not made here
+    result = alice.hermes("start")  # no NAME: the root profile, which boot has not made here
     assert result.returncode == 3
     assert "no profile named 'default'" in one_stderr_line(result)
 
 
 @pytest.mark.parametrize("verb", ["start", "stop", "restart", "status"])
 def test_an_invalid_name_is_2(migrated_home, verb):
-    result = migrated_home.hermes("gateway", verb, "-p", "Alice!")
+    result = migrated_home.hermes(verb, "Alice!")
     assert result.returncode == 2
     one_stderr_line(result)
 
@@ -59,11 +59,11 @@ def test_status_without_s6_shows_desired_and_the_last_observed_event(alice):
     writer.append("alice", "started", "cli", "up")
     writer.run("alice", 4242, seconds=60, signal=9)
     writer.close()
-    [row] = json_lines(alice.hermes("gateway", "status", "-p", "alice", "--json").stdout)
+    [row] = json_lines(alice.hermes("status", "alice", "--json").stdout)
     assert row["desired"] == "up"
     assert (row["last_event"], row["last_actor"], row["last_signal"]) == ("crashed", "supervisor", 9)
     assert row["s6"] is None and "not readable" in row["s6_unavailable"]
-    text = alice.hermes("gateway", "status", "-p", "alice").stdout
+    text = alice.hermes("status", "alice").stdout
     assert "desired  up, set by cli" in text
     assert "last     crashed by supervisor" in text and "SIGKILL" in text
     assert "s6       unknown:" in text
@@ -75,7 +75,7 @@ def svscan(alice):
     running the built-in gateway; stopped by its pid at the end."""
     slot = alice.scandir / "gateway-alice"
     slot.mkdir(parents=True)
-    (slot / "run").write_text(f"#!/bin/sh\nexec {HERMES} -p alice gateway run\n")
+    (slot / "run").write_text(f"#!/bin/sh\nexec {HERMES} stand-in alice\n")
     (slot / "run").chmod(0o755)
     from conftest import give_to
 
@@ -114,16 +114,16 @@ def test_status_with_s6_shows_what_s6_reports(alice, svscan):
         return int(text) if text.isdigit() else None
 
     pid = wait_until(gateway_pid)
-    [row] = json_lines(alice.hermes("gateway", "status", "-p", "alice", "--json").stdout)
+    [row] = json_lines(alice.hermes("status", "alice", "--json").stdout)
     assert row["s6"]["up"] is True and row["s6"]["pid"] == pid  # the pid s6 reports holds the lock
     assert row["desired"] == "down"
-    text = alice.hermes("gateway", "status", "-p", "alice").stdout
+    text = alice.hermes("status", "alice").stdout
     assert "s6       up for" in text and f"pid {pid}" in text
     assert "not yet as desired" in text  # desired down, s6 has it up: the projector's job
     # Killed by a signal: s6 reports it down (until its restart) with the signal.
     subprocess.run(["s6-svc", "-d", str(svscan)], check=True)
-    wait_until(lambda: not json_lines(alice.hermes("gateway", "status", "-p", "alice", "--json").stdout)[0]["s6"]["up"])
-    [row] = json_lines(alice.hermes("gateway", "status", "-p", "alice", "--json").stdout)
+    wait_until(lambda: not json_lines(alice.hermes("status", "alice", "--json").stdout)[0]["s6"]["up"])
+    [row] = json_lines(alice.hermes("status", "alice", "--json").stdout)
     assert row["s6"]["wanted_up"] is False and row["s6"]["exit_code"] == 0  # exits 0 on SIGTERM
 
 
@@ -145,10 +145,10 @@ def start_gateway(home, *args, env=None):
 
 
 def test_gateway_run_holds_the_profile_lock_and_exits_0_on_sigterm(alice):
-    first, said = start_gateway(alice, "-p", "alice", "gateway", "run")
+    first, said = start_gateway(alice, "stand-in", "alice")
     try:
         assert f"running as pid {first.pid}" in said
-        second = alice.hermes("-p", "alice", "gateway", "run", timeout=10)
+        second = alice.hermes("stand-in", "alice", timeout=10)
         assert second.returncode == 4
         assert f"already running (pid {first.pid})" in one_stderr_line(second)
         assert first.poll() is None  # in the foreground, still there
@@ -159,17 +159,17 @@ def test_gateway_run_holds_the_profile_lock_and_exits_0_on_sigterm(alice):
             first.kill()
             first.wait()
     # The lock went with it: a new instance gets it.
-    third, said = start_gateway(alice, "gateway", "run", env={"HERMES_PROFILE": "alice"})
+    third, said = start_gateway(alice, "stand-in", env={"HERMES_PROFILE": "alice"})
     third.send_signal(signal.SIGTERM)
     assert third.wait(timeout=5) == 0 and "running as pid" in said
 
 
 def test_gateway_run_of_a_missing_profile_is_78(migrated_home):
-    result = migrated_home.hermes("-p", "nobody", "gateway", "run", timeout=10)
+    result = migrated_home.hermes("stand-in", "nobody", timeout=10)
     assert result.returncode == 78
     assert "no such profile" in one_stderr_line(result)
 
 
 def test_gateway_run_of_a_deleted_profile_is_78(alice):
-    assert alice.hermes("profile", "delete", "alice", "--yes").returncode == 0
-    assert alice.hermes("-p", "alice", "gateway", "run", timeout=10).returncode == 78
+    assert alice.hermes("delete", "alice", "--yes").returncode == 0
+    assert alice.hermes("stand-in", "alice", timeout=10).returncode == 78

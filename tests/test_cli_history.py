@@ -1,4 +1,4 @@
-"""`hermes profile history`, run as the unprivileged user against real store files."""
+"""`hermes-state history`, run as the unprivileged user against real store files."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from cli_support import LogWriter, json_lines, one_stderr_line
 from conftest import HERMES
 
-from hermes_state.backends.sqlite.driver import sqlite_module
-from hermes_state.events import COLUMNS
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module
+from hermes_lifecycle.events import COLUMNS
 
 NOW = datetime.now(timezone.utc)
 
@@ -38,7 +38,7 @@ def alice(migrated_home):
 
 
 def history(home, *args, **kwargs):
-    return home.hermes("profile", "history", *args, **kwargs)
+    return home.hermes("history", *args, **kwargs)
 
 
 # -- bad input ------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_bad_input_is_one_line_and_its_status(migrated_home, args, status, words
 def test_no_store_is_5_with_the_command_to_run(home):
     result = history(home, "alice")
     assert result.returncode == 5
-    assert "hermes state migrate" in one_stderr_line(result)
+    assert "hermes-state migrate" in one_stderr_line(result)
 
 
 # -- --json ---------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_table_shows_local_times_signal_names_and_the_summary(alice):
     assert "3 runs, 2 crashes, longest uptime 2h 0m" in summary
     assert "last crash" in summary and "exit 1" in summary
     assert "crash-loop breaker holds it down" in summary
-    assert "hermes gateway start -p alice" in summary
+    assert "hermes-state start alice" in summary
 
 
 def test_summary_counts_a_running_run(migrated_home):
@@ -160,7 +160,7 @@ def test_summary_counts_a_running_run(migrated_home):
 
 
 def test_history_of_a_deleted_profile_still_works(alice):
-    assert alice.hermes("profile", "delete", "alice", "--yes").returncode == 0  # no directory: only the event
+    assert alice.hermes("delete", "alice", "--yes").returncode == 0  # no directory: only the event
     result = history(alice, "alice")
     assert result.returncode == 0, result.stderr
     assert "deleted" in result.stdout.splitlines()[10]
@@ -203,7 +203,7 @@ class LineReader:
 
 @pytest.mark.parametrize("output", ["--json", "--table"])
 def test_follow_prints_an_event_appended_by_another_process_within_a_second(alice, output):
-    args = ["profile", "history", "alice", "--follow", "--limit", "2"] + (["--json"] if output == "--json" else [])
+    args = ["history", "alice", "--follow", "--limit", "2"] + (["--json"] if output == "--json" else [])
     follower = subprocess.Popen(
         [str(HERMES), *args], env=alice.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         user=alice.user.uid, group=alice.user.gid, extra_groups=[],
@@ -214,7 +214,7 @@ def test_follow_prints_an_event_appended_by_another_process_within_a_second(alic
         backlog = [reader.line(time.monotonic() + 10) for _ in range(expected_backlog)]
         assert all(backlog), follower.stderr.read() if follower.poll() is not None else backlog
         time.sleep(0.3)  # let it settle into waiting
-        assert alice.hermes("gateway", "start", "-p", "alice").returncode == 0  # another process appends
+        assert alice.hermes("start", "alice").returncode == 0  # another process appends
         appended = time.monotonic()
         line = reader.line(appended + 5)
         seen = time.monotonic() - appended

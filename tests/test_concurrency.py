@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hermes_state.chain import first_broken_position
+from hermes_lifecycle.chain import first_broken_position
 
 from conftest import run_as
 
@@ -38,15 +38,15 @@ def spawn(home, script: str, *args: str) -> subprocess.Popen:
 def create_profiles(home, names):
     for name in names:
         result = run_as(
-            [sys.executable, "-c", f"from hermes_state.events import NewEvent; from hermes_state.settings import Settings; "
-             f"from hermes_state.store import open_store; open_store(Settings.from_env()).append(NewEvent({name!r}, 'created', 'cli', 'down'))"],
+            [sys.executable, "-c", f"from hermes_lifecycle.events import NewEvent; from hermes_lifecycle.settings import Settings; "
+             f"from hermes_lifecycle.store import open_store; open_store(Settings.from_env()).append(NewEvent({name!r}, 'created', 'cli', 'down'))"],
             home.user, env=home.env(),
         )
         assert result.returncode == 0, result.stderr
 
 
 def doctor(home) -> dict:
-    result = home.hermes("state", "doctor", "--json")
+    result = home.hermes("doctor", "--json")
     report = json.loads(result.stdout)
     assert result.returncode == (0 if report["healthy"] else 5)
     return report
@@ -137,7 +137,7 @@ def test_two_concurrent_creates_of_one_name_one_wins_the_other_is_4(migrated_hom
     for round_number in range(5):
         name = f"twin-{round_number}"
         racers = [
-            subprocess.Popen([str(Path(sys.executable).parent / "hermes"), "profile", "create", name],
+            subprocess.Popen([str(Path(sys.executable).parent / "hermes-state"), "create", name],
                              env=migrated_home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              **({} if migrated_home.user.is_self else
                                 {"user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}))

@@ -64,7 +64,7 @@ def owner(path: Path) -> tuple[int, int]:
 
 
 def profiles(box: Container) -> dict[str, str]:
-    result = box.hermes("profile", "list", "--json", user=box.user)
+    result = box.hermes("list", "--json", user=box.user)
     assert result.returncode == 0, result.stderr
     return {row["profile"]: row["desired"] for row in map(json.loads, result.stdout.splitlines())}
 
@@ -148,11 +148,11 @@ def test_docker_run_then_docker_restart_twice(container):
     first_boot = (box.scandir / ".boot-id").read_text()
 
     # The watch daemon reacts to an intent appended by the unprivileged user; its logger keeps the line.
-    cli(box, "gateway", "start", "-p", "bravo")
+    cli(box, "start", "bravo")
     check_running(box, IMPORTED_UP | {"bravo"})
     wait_for(lambda: acted_on(box, "bravo", "up"), 5, "the watch log line for bravo")
     # `docker exec` as root: the command still runs as the gateway user, so what it makes is theirs.
-    created = box.hermes("profile", "create", "zulu")
+    created = box.hermes("create", "zulu")
     assert created.returncode == 0, created.stderr
     assert owner(box.volume / "profiles" / "zulu") == (box.user.uid, box.user.gid)
     wait_for(lambda: "zulu" in box.slots(), 5, "zulu's slot")
@@ -173,15 +173,15 @@ def test_docker_run_then_docker_restart_twice(container):
     assert (box.scandir / ".boot-id").read_text() != first_boot
     check_running(box, IMPORTED_UP | {"bravo"})
     assert {n: [e["type"] for e in history(box, n) if e["actor"] == "import"] for n in profiles(box)} == {**imports, "zulu": []}
-    cli(box, "gateway", "stop", "-p", "alpha")
-    cli(box, "gateway", "start", "-p", "zulu")
+    cli(box, "stop", "alpha")
+    cli(box, "start", "zulu")
     check_running(box, IMPORTED_UP - {"alpha"} | {"bravo", "zulu"})
 
     # --- docker restart #2: the same again ---------------------------------------------------------------
     ok(box.stop())
     check_boot(box, box.start(), remapped=False)
     check_running(box, IMPORTED_UP - {"alpha"} | {"bravo", "zulu"})
-    cli(box, "gateway", "start", "-p", "charlie")
+    cli(box, "start", "charlie")
     check_running(box, IMPORTED_UP - {"alpha"} | {"bravo", "zulu", "charlie"})
     wait_for(lambda: acted_on(box, "charlie", "up"), 5, "the watch log line for charlie")
     assert sum(1 for e in history(box, "golf") if e["type"] == "stopped" and e["reason"] == "shutdown") == 2
@@ -256,10 +256,10 @@ def test_the_main_program_routes_its_arguments_and_runs_them_as_the_gateway_user
     program = box.main_program("sh", "-c", 'echo "$(id -u):$(id -g) $HOME"')
     home = pwd.getpwnam(box.user.name).pw_dir
     assert (program.returncode, program.stdout) == (0, f"{box.user.uid}:{box.user.gid} {home}\n"), program.stderr
-    subcommand = box.main_program("profile", "list", "--json")
+    subcommand = box.main_program("list", "--json")
     assert subcommand.returncode == 0, subcommand.stderr
     assert [json.loads(line)["profile"] for line in subcommand.stdout.splitlines()] == ["default"]
-    status = box.main_program("gateway", "status", "-p", "nosuch")
+    status = box.main_program("status", "nosuch")
     assert (status.returncode, status.stderr.count("\n")) == (3, 1), status.stderr
     assert box.exit_code() == 3  # the main program's status is the container's
     # A first argument that starts with a dash is a hermes option: `docker run IMAGE --version`.
@@ -279,19 +279,19 @@ def test_the_privilege_drop_refuses_root_and_unknown_accounts(world_tmp, hermes_
 
 
 def test_gateway_status_as_the_gateway_user_shows_what_s6_sees_without_any_way_to_control_it(empty_container):
-    """s6-svscan runs as root; `docker exec -u hermes CONTAINER hermes gateway status` is the unprivileged uid."""
+    """s6-svscan runs as root; `docker exec -u hermes CONTAINER hermes-state status` is the unprivileged uid."""
     box = empty_container
     ok(box.start())
-    cli(box, "gateway", "start", "-p", "default")
+    cli(box, "start", "default")
     pid = check_running(box, {"default"})["default"]
     slot = box.scandir / "gateway-default"
 
-    text = box.hermes("gateway", "status", "-p", "default", user=box.user)
+    text = box.hermes("status", "default", user=box.user)
     assert text.returncode == 0 and text.stderr == "", text.stderr
     [s6_line] = [line for line in text.stdout.splitlines() if line.startswith("s6 ")]
     assert s6_line.startswith("s6       up for") and f"pid {pid}" in s6_line, text.stdout
     assert s6_line.endswith(f"[s6-svstat {slot}]"), s6_line
-    shown = box.hermes("gateway", "status", "-p", "default", "--json", user=box.user)
+    shown = box.hermes("status", "default", "--json", user=box.user)
     [row] = map(json.loads, shown.stdout.splitlines())
     assert (row["s6"]["up"], row["s6"]["pid"], row["s6_source"], row["s6_unavailable"]) == (
         True, pid, f"s6-svstat {slot}", None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,51 @@ def test_the_image_installs_the_package_that_ships_ps_and_kill():
         if not packages:
             pytest.skip(f"dpkg knows no package that ships {program} on this machine (not installed)")
         assert packages & set(installs), f"{program} comes from {packages}, which the image does not install"
+
+
+def installing_run(build_args: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The RUN that makes /opt/hermes/venv, and the ARGs in force there."""
+    [(item, variables)] = [(i, v) for i, v in final_stage(build_args)
+                           if i["instruction"] == "RUN" and "/opt/hermes/venv/bin/pip install" in i["value"]]
+    return item["value"], variables
+
+
+def gateway_setting(build_args: dict[str, str]) -> str:
+    """HERMES_GATEWAY as the builder sets it: ``${HERMES_AGENT_VERSION:+hermes-agent}`` expands as sh
+    expands it (dockerfile-parse does not know ``:+``; Docker and sh agree on it)."""
+    [line] = [item["value"] for item, _ in final_stage() if item["instruction"] == "ENV"
+              and "HERMES_GATEWAY=" in item["value"]]
+    raw = re.search(r"HERMES_GATEWAY=(\S+)", line).group(1)
+    assert raw == "${HERMES_AGENT_VERSION:+hermes-agent}"
+    _, variables = installing_run(build_args)
+    result = subprocess.run(["/bin/sh", "-c", f"printf %s {raw}"], env={"PATH": "/usr/bin:/bin", **variables},
+                            capture_output=True, text=True, timeout=10, check=True)
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["", "0.19.0"], ids=["without hermes-agent", "with hermes-agent 0.19.0"])
+def test_the_build_argument_installs_hermes_agent_beside_the_package_and_makes_it_the_slots_gateway(tmp_path, version):
+    """The image's own RUN step, run here into a temporary venv (pip's cache allowed, the rest as written)."""
+    command, variables = installing_run({"HERMES_AGENT_VERSION": version} if version else {})
+    wheels = tmp_path / "wheels"
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    # This package's dependencies come as wheels from the wheel stage; here pip fetches them.
+    deps = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
+                           str(next(wheels.glob("*.whl")))], capture_output=True, text=True, timeout=600)
+    assert deps.returncode == 0, deps.stderr
+    venv = tmp_path / "venv"
+    command = (command.replace("/opt/hermes/venv", str(venv)).replace("/tmp/wheels", str(wheels))
+               .replace("--no-cache-dir ", ""))
+    assert "/opt/" not in command and "/tmp/wheels" not in command
+    run = subprocess.run(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin", **variables},
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "hermes-state 0.1.0"
+    if version:
+        assert "Hermes Agent v0.19.0" in run.stdout
+        assert (venv / "bin" / "hermes").exists() and gateway_setting({"HERMES_AGENT_VERSION": version}) == "hermes-agent"
+    else:
+        assert not (venv / "bin" / "hermes").exists() and gateway_setting({}) == ""

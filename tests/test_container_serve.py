@@ -1,4 +1,4 @@
-"""The container's opt-in `hermes state serve` longrun, run by real s6 in the simulated container
+"""The container's opt-in `hermes-state serve` longrun, run by real s6 in the simulated container
 (tests/container_sim.py says what is simulated: no Docker engine here).
 
 Off by default: the service exits once and s6 does not start it again. With

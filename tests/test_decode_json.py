@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from hermes_state.events import decode_json
+from hermes_lifecycle.events import decode_json
 
 SAME = [
     "{}", ' {"a": 1} ', '\n\t{"run": 12}\r\n', '{"a": [1, 2.5, -3e2, true, false, null]}',
@@ -62,7 +62,7 @@ def test_refuses_malformed_text_in_a_process_that_never_imported_json():
     must still be a ValueError (a hostile row is skipped and named), never a SystemError."""
     code = (
         "import sys\n"
-        "from hermes_state.events import decode_json\n"
+        "from hermes_lifecycle.events import decode_json\n"
         "assert 'json' not in sys.modules\n"
         "for text in ('{not json', '{\"a\": 1} x', '', '[1,'):\n"
         "    try:\n"

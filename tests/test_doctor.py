@@ -1,4 +1,4 @@
-"""`hermes state doctor`: healthy files pass; tampered, corrupt and foreign ones are named precisely."""
+"""`hermes-state doctor`: healthy files pass; tampered, corrupt and foreign ones are named precisely."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import sqlite3
 
 import pytest
 
-from hermes_state.backends.sqlite.driver import has_wal_reset_bug
-from hermes_state.backends.sqlite.checks import filesystem_type
-from hermes_state.checks import ERROR, OK, WARNING
-from hermes_state.doctor import diagnose
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.backends.sqlite.driver import has_wal_reset_bug
+from hermes_lifecycle.backends.sqlite.checks import filesystem_type
+from hermes_lifecycle.checks import ERROR, OK, WARNING
+from hermes_lifecycle.doctor import diagnose
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 
 from conftest import HERMES, give_to, run_on_terminal
 
@@ -30,7 +30,7 @@ def fill(home, events: int = 6) -> None:
 
 
 def doctor_json(home):
-    result = home.hermes("state", "doctor", "--json")
+    result = home.hermes("doctor", "--json")
     assert len(result.stdout.splitlines()) == 1
     return result.returncode, {c["check"]: c for c in json.loads(result.stdout)["checks"]}, result.stderr
 
@@ -54,7 +54,7 @@ def test_a_healthy_store(migrated_home):
 
 def test_the_human_output_is_a_table_and_says_healthy_by_its_status(migrated_home):
     fill(migrated_home)
-    result = migrated_home.hermes("state", "doctor")
+    result = migrated_home.hermes("doctor")
     assert result.returncode == 0
     assert "hash chain" in result.stdout and "FAIL" not in result.stdout
 
@@ -130,11 +130,11 @@ def test_ownership_is_checked_against_the_gateway_user_when_root(migrated_home):
     if os.geteuid() != 0:
         pytest.skip("the expected owner is only checked when doctor runs as root")
     fill(migrated_home)
-    result = migrated_home.hermes("state", "doctor", "--json", as_root=True)
+    result = migrated_home.hermes("doctor", "--json", as_root=True)
     ownership = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "ownership"]
     assert ownership and all(c["status"] == OK for c in ownership)
     os.chown(migrated_home.db, 0, 0)
-    result = migrated_home.hermes("state", "doctor", "--json", as_root=True)
+    result = migrated_home.hermes("doctor", "--json", as_root=True)
     ownership = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "ownership"]
     assert any(c["status"] == WARNING and "expected owner" in c["detail"] for c in ownership)
     assert result.returncode == 0  # a warning, not an error
@@ -183,7 +183,7 @@ def test_a_progress_bar_on_a_terminal_for_a_long_log(home):
     home.db.parent.mkdir(parents=True)
     bulk_log.load_log(home.db, profiles=20, events=30_000)
     give_to(home.path, home.user)
-    status, seen = run_on_terminal([str(HERMES), "state", "doctor"], home.user, env=home.env())
+    status, seen = run_on_terminal([str(HERMES), "doctor"], home.user, env=home.env())
     assert status == 0, seen[-500:]
     assert b"verifying the log" in seen
     assert b"30000 events verified" in seen

@@ -17,9 +17,9 @@ import pytest
 from projector_support import rig_for, wait_for
 from store_helpers import open_store, settings_for
 
-from hermes_state.events import NewEvent
-from hermes_state.exits import ObservedExit
-from hermes_state.hooks import record_exit
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.exits import ObservedExit
+from hermes_lifecycle.hooks import record_exit
 
 # After SIGTERM it goes on until the test creates RELEASE (a gateway draining its connections),
 # then exits 0: the old run's exit lands exactly when the test says, not after a guessed delay.
@@ -87,17 +87,17 @@ def svc(rig, flag: str, name: str) -> None:
 
 @pytest.mark.slow
 def test_the_old_runs_exit_is_recorded_nowhere_after_delete_and_create(rig):
-    rig.cli("profile", "create", "slow")
-    rig.cli("gateway", "start", "-p", "slow")
+    rig.cli("create", "slow")
+    rig.cli("start", "slow")
     boot = rig.boot()  # makes the slot, up
     assert boot.returncode == 0
     old_pid = wait_for(lambda: rig.running_pid("slow"), 10, "slow up")
     wait_for(lambda: supervisor_starts(rig, "slow"), 10, "its start recorded")
 
-    rig.cli("profile", "delete", "slow", "--yes")
+    rig.cli("delete", "slow", "--yes")
     svc(rig, "-d", "slow")  # SIGTERM: the gateway keeps going until released
-    rig.cli("profile", "create", "slow")
-    rig.cli("gateway", "start", "-p", "slow")
+    rig.cli("create", "slow")
+    rig.cli("start", "slow")
     svc(rig, "-u", "slow")  # the new life wants it up: the same slot, still stopping
     created = max(row["position"] for row in rig.history("slow") if row["type"] == "created")
     assert rig.running_pid("slow") == old_pid, "the old gateway stopped before the new life began"
@@ -111,5 +111,5 @@ def test_the_old_runs_exit_is_recorded_nowhere_after_delete_and_create(rig):
              if row["position"] > created]
     # The old run's exit 0 with s6 wanting it up would have read as `exited` and held the new life down.
     assert after == [("started", "cli", None, None), ("started", "supervisor", None, new_pid)]
-    status = json.loads(rig.as_user("gateway", "status", "-p", "slow", "--json").stdout)
+    status = json.loads(rig.as_user("status", "slow", "--json").stdout)
     assert (status["desired"], status["held_down_by"], status["pid"]) == ("up", None, new_pid)

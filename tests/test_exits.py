@@ -12,11 +12,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hermes_state.errors import BadInput
-from hermes_state.events import Event, format_time
-from hermes_state.exits import DO_NOT_RESTART, RESTART_AS_USUAL, ObservedExit, classify_exit, window_start
-from hermes_state.fold import ProfileState, apply
-from hermes_state.settings import CrashLoopPolicy
+from hermes_lifecycle.errors import BadInput
+from hermes_lifecycle.events import Event, format_time
+from hermes_lifecycle.exits import DO_NOT_RESTART, RESTART_AS_USUAL, ObservedExit, classify_exit, window_start
+from hermes_lifecycle.fold import ProfileState, apply
+from hermes_lifecycle.settings import CrashLoopPolicy
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 POLICY = CrashLoopPolicy(5, 60.0)
@@ -88,9 +88,10 @@ def scenario(name: str) -> Log | None:
 CLEAN = ("0", "0")
 FAILED = ("1", "0")
 CONFIG = ("78", "0")
+TEMPFAIL = ("75", "0")  # hermes-agent's "restart me"
 TERM = ("256", "15")
 KILL = ("256", "9")
-EVERY_EXIT = (CLEAN, FAILED, CONFIG, TERM, KILL)
+EVERY_EXIT = (CLEAN, FAILED, CONFIG, TEMPFAIL, TERM, KILL)
 EVERY_WANTEDUP = ("true", "false", None)
 
 
@@ -105,6 +106,7 @@ DELETED = Expected("deleted", RESTART_AS_USUAL, ())
 REQUESTED = Expected("requested", RESTART_AS_USUAL, (("stopped", None, "requested"),))
 RESTART = Expected("restart", RESTART_AS_USUAL, (("stopped", None, "restart"),))
 SHUTDOWN = Expected("shutdown", RESTART_AS_USUAL, (("stopped", None, "shutdown"),))
+SELF_RESTART = Expected("self-restart", RESTART_AS_USUAL, (("stopped", None, "self-restart"),))
 FATAL = Expected("fatal-config", DO_NOT_RESTART, (("stopped", "down", "fatal-config"),))
 EXITED = Expected("exited", DO_NOT_RESTART, (("stopped", "down", "exited"),))
 CRASHED = Expected("crashed", RESTART_AS_USUAL, (("crashed", None, None),))
@@ -115,7 +117,7 @@ def nobody_asked(exit_args, wantedup) -> Expected:
     """Step 4 then step 5, for a profile nobody asked to stop or restart."""
     if wantedup == "false":
         return SHUTDOWN
-    return {CLEAN: EXITED, CONFIG: FATAL}.get(exit_args, CRASHED)
+    return {CLEAN: EXITED, CONFIG: FATAL, TEMPFAIL: SELF_RESTART}.get(exit_args, CRASHED)
 
 
 def expected_for(name: str, exit_args, wantedup) -> Expected:
@@ -209,12 +211,19 @@ def test_breaker(policy, earlier_crashes, expected, counted):
         assert (stop.exit_code, stop.pid) == (1, PID)  # the exit that tripped it
 
 
-@pytest.mark.parametrize("exit_args", [CLEAN, CONFIG], ids=["exit-0", "exit-78"])
-def test_clean_and_config_exits_never_count_towards_the_breaker(exit_args):
+@pytest.mark.parametrize("exit_args", [CLEAN, CONFIG, TEMPFAIL], ids=["exit-0", "exit-78", "exit-75"])
+def test_clean_config_and_restart_me_exits_never_count_towards_the_breaker(exit_args):
     many = times_ago(10, 9, 8, 7, 6, 5)
     decision = classify_exit(running().state, ObservedExit.parse(*exit_args, "true"), many, POLICY, NOW)
-    assert decision.outcome in ("exited", "fatal-config")
+    assert decision.outcome in ("exited", "fatal-config", "self-restart")
     assert [e.type for e in decision.events] == ["stopped"]
+
+
+def test_a_gateway_that_asks_for_a_restart_is_restarted_with_desired_left_up():
+    decision = classify_exit(running().state, ObservedExit.parse(*TEMPFAIL, "true"), [], POLICY, NOW)
+    assert decision.exit_status == RESTART_AS_USUAL
+    (stopped,) = decision.events
+    assert (stopped.type, stopped.desired, stopped.reason, stopped.exit_code) == ("stopped", None, "self-restart", 75)
 
 
 @pytest.mark.parametrize("name", ["stopped-by-cli", "restart-pending"])

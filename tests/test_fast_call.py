@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from hermes_cli.main import build_parser, fast_call
+from hermes_lifecycle_cli.main import build_parser, fast_call
 
 SAME = [
-    ["gateway", "start"],
-    ["gateway", "stop", "-p", "alice"],
-    ["gateway", "restart", "--profile", "alice"],
-    ["-p", "bob", "gateway", "start"],
-    ["--profile", "bob", "gateway", "stop", "-p", "alice"],
-    ["state", "record-start", "gateway-alice"],
-    ["state", "record-exit", "gateway-alice", "256", "9"],
-    ["state", "record-exit", "gateway-alice", "1", "0", "true"],
+    ["start"],
+    ["stop", "alice"],
+    ["restart", "alice"],
+    ["start", "bob"],
+    ["record-start", "gateway-alice"],
+    ["record-exit", "gateway-alice", "256", "9"],
+    ["record-exit", "gateway-alice", "1", "0", "true"],
 ]
 
 
@@ -26,16 +25,16 @@ def test_a_fast_call_means_what_the_parser_makes_of_it(argv):
 
 
 PARSER_ONLY = [
-    ["gateway", "start", "--help"],
-    ["gateway", "start", "-p"],
-    ["gateway", "start", "-p", "-x"],
-    ["gateway", "start", "--profile=alice"],
-    ["gateway", "status", "-p", "alice"],
-    ["gateway", "start", "alice"],
-    ["state", "record-exit", "gateway-alice"],
-    ["state", "record-exit", "gateway-alice", "1", "0", "true", "extra"],
-    ["state", "record-start", "--help"],
-    ["profile", "history", "alice"],
+    ["start", "--help"],
+    ["start", "-p"],
+    ["start", "-x"],
+    ["start", "--profile=alice"],
+    ["status", "alice"],
+    ["start", "alice", "bob"],
+    ["record-exit", "gateway-alice"],
+    ["record-exit", "gateway-alice", "1", "0", "true", "extra"],
+    ["record-start", "--help"],
+    ["history", "alice"],
     [],
 ]
 

@@ -1,7 +1,7 @@
 """The pure fold, exhaustively: every type x actor x desired x prior state.
 
 The expectations are docs/design.md section 2's rules restated as data here ("Who appends
-what" and the stream rules), independently of hermes_state.fold.ALLOWED.
+what" and the stream rules), independently of hermes_lifecycle.fold.ALLOWED.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import itertools
 
 import pytest
 
-from hermes_state.errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
-from hermes_state.events import ACTORS, TYPES, Event
-from hermes_state.fold import ProfileState, apply, fold
+from hermes_lifecycle.errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
+from hermes_lifecycle.events import ACTORS, TYPES, Event
+from hermes_lifecycle.fold import ProfileState, apply, fold
 
 # docs/design.md section 2, "Who appends what": (type, actor) -> desired values it carries.
 WHO_APPENDS_WHAT = {
@@ -250,8 +250,8 @@ def _histories(length: int):
 
 def _build(store, name: str, creator: str, steps) -> bool:
     """Append the history through the store (whose fold refuses what cannot arise); False when it refused."""
-    from hermes_state.errors import HermesError
-    from hermes_state.events import NewEvent
+    from hermes_lifecycle.errors import HermesError
+    from hermes_lifecycle.events import NewEvent
 
     store.append(NewEvent(name, "created", creator, "down"))
     for step in steps:

@@ -7,26 +7,26 @@ from pathlib import Path
 
 import pytest
 
-import hermes_state.backends.postgresql as postgresql_backend
-import hermes_state.backends.sqlite as sqlite_backend
-from hermes_state.backends.sqlite import sql
-from hermes_state.backends.sqlite.connect import open_connection
-from hermes_state.backends.sqlite.migrate import migrate
-from hermes_state.store.generate import module_text
-from hermes_state.vocabulary import TYPES
+import hermes_lifecycle.backends.postgresql as postgresql_backend
+import hermes_lifecycle.backends.sqlite as sqlite_backend
+from hermes_lifecycle.backends.sqlite import sql
+from hermes_lifecycle.backends.sqlite.connect import open_connection
+from hermes_lifecycle.backends.sqlite.migrate import migrate
+from hermes_lifecycle.store.generate import module_text
+from hermes_lifecycle.vocabulary import TYPES
 
 
 @pytest.mark.parametrize("backend, package", [("sqlite", sqlite_backend), ("postgresql", postgresql_backend)])
 def test_the_generated_module_is_what_the_statements_compile_to(backend, package):
     generated = Path(package.__file__).with_name("sql.py").read_text()
-    assert generated == module_text(backend), f"stale: run `make sql` and commit hermes_state/backends/{backend}/sql.py"
+    assert generated == module_text(backend), f"stale: run `make sql` and commit hermes_lifecycle/backends/{backend}/sql.py"
 
 
 def test_postgresql_reads_use_its_indexes_too(pg_database):
     """The same shape of plan on PostgreSQL: crash reads from the partial index, streams from UNIQUE(profile, version)."""
-    from hermes_state.backends.postgresql import sql as pg_sql
-    from hermes_state.settings import Settings
-    from hermes_state.store import migrate as migrate_store
+    from hermes_lifecycle.backends.postgresql import sql as pg_sql
+    from hermes_lifecycle.settings import Settings
+    from hermes_lifecycle.store import migrate as migrate_store
 
     migrate_store(Settings.from_env({"HERMES_HOME": "/nonexistent", "HERMES_STATE_URL": pg_database.url}))
     with pg_database.connect() as conn:

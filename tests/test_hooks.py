@@ -1,4 +1,4 @@
-"""`hermes state record-start | record-exit` as s6's run and finish scripts call them.
+"""`hermes-state record-start | record-exit` as s6's run and finish scripts call them.
 
 Real subprocesses of the real `hermes` command, run as the unprivileged uid,
 against real SQLite files. The gateway is a shell that writes its pid and
@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from conftest import HERMES, Home, give_to, recording_gateway, run_as
-from hermes_state.backends.sqlite.driver import sqlite_module
-from hermes_state.errors import InvalidName
-from hermes_state.events import NewEvent
-from hermes_state.hooks import profile_of_slot
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module
+from hermes_lifecycle.errors import InvalidName
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.hooks import profile_of_slot
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 
 # Generous: the hooks' busy timeout is 0.5 s and the interpreter starts in
 # about 0.2 s; the point is "about a second", not the default 5 s timeout.
@@ -80,7 +80,7 @@ def gateway_env(home: Home, out: Path, **extra: str) -> dict[str, str]:
 
 def hook(home: Home, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    result = home.hermes("state", *args, env=env)
+    result = home.hermes(*args, env=env)
     return result, time.monotonic() - started
 
 
@@ -99,7 +99,7 @@ def test_record_start_appends_the_gateways_pid_then_execs_it(migrated_home, out)
     env = {**migrated_home.env(), **gateway_env(migrated_home, out)}
     kwargs = {} if migrated_home.user.is_self else {
         "user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}
-    process = subprocess.Popen([str(HERMES), "state", "record-start", "gateway-alice"], env=env,
+    process = subprocess.Popen([str(HERMES), "record-start", "gateway-alice"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
@@ -300,7 +300,7 @@ def test_concurrent_exits_trip_the_breaker_exactly_once(migrated_home):
     kwargs = {} if migrated_home.user.is_self else {
         "user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}
     processes = [
-        subprocess.Popen([str(HERMES), "state", "record-exit", "gateway-alice", "1", "0", "true"], env=env,
+        subprocess.Popen([str(HERMES), "record-exit", "gateway-alice", "1", "0", "true"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs)
         for _ in range(6)
     ]
@@ -316,7 +316,7 @@ def test_concurrent_exits_trip_the_breaker_exactly_once(migrated_home):
 
 LOCKER = """
 import sys
-from hermes_state.backends.sqlite.driver import sqlite_module
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module
 con = sqlite_module().connect(sys.argv[1], isolation_level=None)
 con.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
@@ -414,7 +414,7 @@ def test_record_start_on_a_broken_store_still_starts_the_gateway(migrated_home, 
 
 PROBE = """
 import os, sys
-from hermes_cli.main import main
+from hermes_lifecycle_cli.main import main
 heavy = lambda: sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "rich"))
 def report(*args):  # stands in for the exec: the process would be replaced here
     print("exec", heavy()); sys.exit(0)
@@ -431,6 +431,6 @@ print("exit", status, heavy())
 def test_hooks_import_neither_alembic_nor_rich(migrated_home, args, expected):
     live(migrated_home)
     python = Path(sys.executable)
-    result = run_as([str(python), "-c", PROBE, "state", *args], migrated_home.user, env=migrated_home.env())
+    result = run_as([str(python), "-c", PROBE, *args], migrated_home.user, env=migrated_home.env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected

@@ -19,9 +19,9 @@ import pytest
 from cli_support import LogWriter, one_stderr_line, tree
 from store_helpers import operator_rows
 
-from conftest import HERMES, run_as
+from conftest import HERMES, give_to, run_as
 
-from hermes_cli import grid
+from hermes_lifecycle_cli import grid
 
 IS_ROOT = os.geteuid() == 0
 # What a terminal acts on: clear screen, a bell, a title change (OSC), a bidi override, a C1 CSI.
@@ -89,27 +89,27 @@ def test_a_grid_cell_is_one_printable_line_of_bounded_length():
 
 def test_profile_list_shows_a_hostile_reason_escaped_as_root_and_json_keeps_it(hostile_alice, hermes_user):
     for as_root in (False, True):
-        result = hostile_alice.hermes("profile", "list", as_root=as_root)
+        result = hostile_alice.hermes("list", as_root=as_root)
         assert result.returncode == 0, result.stderr
         assert_nothing_raw(result.stdout + result.stderr)
         assert "\\x1b[2J" in result.stdout
-    listed = hostile_alice.hermes("profile", "list", "--json")
+    listed = hostile_alice.hermes("list", "--json")
     assert json.loads(listed.stdout)["last_reason"] == HOSTILE_TEXT
 
 
 def test_profile_history_shows_a_hostile_reason_escaped_and_json_keeps_it(hostile_alice):
-    result = hostile_alice.hermes("profile", "history", "alice", as_root=IS_ROOT)
+    result = hostile_alice.hermes("history", "alice", as_root=IS_ROOT)
     assert result.returncode == 0, result.stderr
     assert_nothing_raw(result.stdout + result.stderr)
     assert "\\x1b[2J" in result.stdout
-    exact = hostile_alice.hermes("profile", "history", "alice", "--json")
+    exact = hostile_alice.hermes("history", "alice", "--json")
     assert json.loads(exact.stdout.splitlines()[-1])["reason"] == HOSTILE_TEXT
 
 
 def test_gateway_status_shows_a_hostile_reason_escaped(hostile_alice):
     as_owner(hostile_alice, "UPDATE profile_projection SET intent_reason = ? WHERE profile = 'alice'",
              params=(HOSTILE_TEXT,))
-    result = hostile_alice.hermes("gateway", "status", "-p", "alice", as_root=IS_ROOT)
+    result = hostile_alice.hermes("status", "alice", as_root=IS_ROOT)
     assert result.returncode == 0, result.stderr
     assert_nothing_raw(result.stdout + result.stderr)
     assert "\\x1b[2J" in result.stdout
@@ -118,24 +118,24 @@ def test_gateway_status_shows_a_hostile_reason_escaped(hostile_alice):
 # -- item 9: arguments --------------------------------------------------------
 @pytest.mark.parametrize("limit", ["99999999999999999999999", "-1", "2147483648", "ten", "1e3"])
 def test_an_impossible_limit_is_one_line_and_2(hostile_alice, limit):
-    result = hostile_alice.hermes("profile", "history", "alice", "--limit", limit)
+    result = hostile_alice.hermes("history", "alice", "--limit", limit)
     assert result.returncode == 2
     assert "--limit" in one_stderr_line(result)
 
 
 def test_the_largest_limit_is_all(hostile_alice):
-    result = hostile_alice.hermes("profile", "history", "alice", "--json", "--limit", "2147483647")
+    result = hostile_alice.hermes("history", "alice", "--json", "--limit", "2147483647")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 4
 
 
 # -- item 9: gateway run on a directory it cannot use ---------------------------
 def test_gateway_run_on_an_unreadable_profile_directory_is_one_line_and_78(migrated_home):
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
     directory = migrated_home.path / "profiles" / "alice"
     directory.chmod(0o000)  # as its owner would: the gateway user itself cannot enter it
     try:
-        result = migrated_home.hermes("-p", "alice", "gateway", "run", timeout=10)
+        result = migrated_home.hermes("stand-in", "alice", timeout=10)
     finally:
         directory.chmod(0o700)
     assert result.returncode == 78
@@ -144,11 +144,11 @@ def test_gateway_run_on_an_unreadable_profile_directory_is_one_line_and_78(migra
 
 
 def test_gateway_run_where_no_lock_can_be_made_is_one_line_and_78(migrated_home):
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
     directory = migrated_home.path / "profiles" / "alice"
     directory.chmod(0o500)  # readable, not writable: SOUL.md is there, the lock cannot be made
     try:
-        result = migrated_home.hermes("-p", "alice", "gateway", "run", timeout=10)
+        result = migrated_home.hermes("stand-in", "alice", timeout=10)
     finally:
         directory.chmod(0o700)
     assert result.returncode == 78
@@ -157,20 +157,37 @@ def test_gateway_run_where_no_lock_can_be_made_is_one_line_and_78(migrated_home)
 
 # -- item 9: root does not write profiles --------------------------------------
 @pytest.mark.skipif(not IS_ROOT, reason="root's refusal needs the suite to run as root (CI does)")
-@pytest.mark.parametrize("command", [("profile", "create", "alice"), ("profile", "delete", "bob", "--yes")])
+@pytest.mark.parametrize("command", [("create", "alice"), ("delete", "bob", "--yes")])
 def test_root_writing_profiles_is_refused_and_nothing_is_made(migrated_home, command):
     writer = LogWriter(migrated_home)
     writer.append("bob", "created", "cli", "down")
     writer.close()
     (migrated_home.path / "profiles" / "bob").mkdir(parents=True)
+    give_to(migrated_home.path, migrated_home.user)
     before = list(tree(migrated_home.path))
     digest = migrated_home.db.read_bytes()
     result = migrated_home.hermes(*command, as_root=True)
     assert result.returncode == 2
     line = one_stderr_line(result)
-    assert "as root" in line and f"runuser -u {migrated_home.user.name} -- hermes {command[0]}" in line
+    assert "as root" in line
     assert list(tree(migrated_home.path)) == before
     assert migrated_home.db.read_bytes() == digest
+    # The command it names works as it is pasted: the user, the home and this very program in it.
+    hint = line.split("run it as that user: ", 1)[1]
+    assert hint.startswith(f"runuser -u {migrated_home.user.name} -- env HERMES_HOME=")
+    pasted = subprocess.run(["/bin/sh", "-c", hint], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+    assert pasted.returncode == 0, pasted.stderr
+    assert (migrated_home.path / "profiles" / "alice").is_dir() == (command[0] == "create")
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="root's refusal needs the suite to run as root (CI does)")
+def test_root_is_refused_without_a_hint_to_become_root_when_the_gateway_user_is_root(migrated_home):
+    result = migrated_home.hermes("create", "alice", as_root=True, env={"HERMES_USER": "root"})
+    assert result.returncode == 2
+    line = one_stderr_line(result)
+    assert "HERMES_USER names root" in line and "runuser" not in line
+    assert not (migrated_home.path / "profiles").exists()
 
 
 # -- item 8: state sql is read-only, for root too ------------------------------
@@ -210,7 +227,7 @@ def store_with_alice(migrated_home):
 def test_one_statement_that_is_not_a_read_is_refused_with_2_and_creates_nothing(store_with_alice, world_tmp, statement):
     target = world_tmp / "created-by-sql.db"
     before = store_with_alice.db.read_bytes()
-    result = store_with_alice.hermes("state", "sql", statement.format(target=target), as_root=IS_ROOT)
+    result = store_with_alice.hermes("sql", statement.format(target=target), as_root=IS_ROOT)
     assert result.returncode == 2, result.stderr
     assert "read-only" in one_stderr_line(result)
     assert not target.exists()
@@ -226,7 +243,7 @@ def test_one_statement_that_is_not_a_read_is_refused_with_2_and_creates_nothing(
      "SELECT * FROM profile_status", "PRAGMA quick_check"],
 )
 def test_reads_still_work(migrated_home, statement):
-    result = migrated_home.hermes("state", "sql", statement, as_root=IS_ROOT)
+    result = migrated_home.hermes("sql", statement, as_root=IS_ROOT)
     assert result.returncode == 0, result.stderr
     assert all(isinstance(json.loads(line), dict) for line in result.stdout.splitlines())
 
@@ -247,7 +264,7 @@ def test_reads_still_work(migrated_home, statement):
 def test_the_interactive_shell_writes_nothing_anywhere(store_with_alice, world_tmp, commands):
     target = world_tmp / "created-by-shell"
     before = store_with_alice.db.read_bytes()
-    result = store_with_alice.hermes("state", "sql", as_root=IS_ROOT,
+    result = store_with_alice.hermes("sql", as_root=IS_ROOT,
                                      input=commands.format(db=store_with_alice.db, target=target))
     assert not target.exists(), result.stderr
     assert result.stderr.strip(), "the shell said nothing of what it refused"
@@ -261,7 +278,7 @@ def test_ctrl_c_stops_a_statement_on_a_view_that_never_ends(store_with_alice):
     as_owner(store_with_alice,
              "CREATE VIEW endless AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
              "SELECT count(*) AS n FROM r")
-    process = subprocess.Popen([str(HERMES), "state", "sql", "SELECT * FROM endless"], env=store_with_alice.env(),
+    process = subprocess.Popen([str(HERMES), "sql", "SELECT * FROM endless"], env=store_with_alice.env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1)  # into the statement (no timing is measured: only that SIGINT ends it)
@@ -273,4 +290,4 @@ def test_ctrl_c_stops_a_statement_on_a_view_that_never_ends(store_with_alice):
             process.kill()
             process.communicate()
     assert process.returncode == 130
-    assert err.strip() == "hermes: interrupted" and out == ""
+    assert err.strip() == "hermes-state: interrupted" and out == ""

@@ -3,7 +3,7 @@
 Each test reproduces an attack or a fault as it happens: the unprivileged
 uid changes the volume (a symlinked directory, rows behind the store's back,
 a replaced table, a file renamed over the store), and the real root-side
-commands (`hermes state watch`, `hermes state boot`) and `hermes profile
+commands (`hermes-state watch`, `hermes-state boot`) and `hermes profile
 history` run against it, with a real s6-svscan. docs/reliability.md lists
 them under "The store as input".
 """
@@ -24,10 +24,10 @@ from conftest import HERMES, run_as
 from projector_support import IS_ROOT, rig_for, wait_for
 from store_helpers import operator_rows
 
-from hermes_state.errors import BadInput, SchemaMismatch, StoreUnavailable
-from hermes_state.events import MAX_DATA_BYTES, NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import migrate, open_store
+from hermes_lifecycle.errors import BadInput, SchemaMismatch, StoreUnavailable
+from hermes_lifecycle.events import MAX_DATA_BYTES, NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import migrate, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def rig(world_tmp, home):
 
 
 def _error_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("hermes: ")]
+    return [line for line in output.splitlines() if line.startswith("hermes-state: ")]
 
 
 # -- 1. a symbolic link on the way to the store ------------------------------------------
@@ -110,8 +110,8 @@ def test_a_symlinked_state_directory_is_refused_by_watch_and_boot_with_no_slot_t
     watch = rig.start_watch()
     assert watch.wait(timeout=30) == 5
     lines = rig.watch_output().splitlines()
-    assert len(lines) == 1 and "symbolic link" in lines[0] and lines[0].startswith("hermes: "), lines
-    booted = rig.hermes("state", "boot")  # its writing steps, as the user, cannot open the other store either
+    assert len(lines) == 1 and "symbolic link" in lines[0] and lines[0].startswith("hermes-state: "), lines
+    booted = rig.hermes("boot")  # its writing steps, as the user, cannot open the other store either
     assert booted.returncode == 5 and len(_error_lines(booted.stderr)) == 1, booted.stderr
     assert slots(rig) == before and "gateway-stolen" not in before
     assert rig.running_pid("alice")  # the user's own gateway kept running
@@ -168,7 +168,7 @@ def test_root_migrating_through_a_symlinked_state_directory_is_refused(rig, worl
     target = world_tmp / "elsewhere"
     target.mkdir()
     as_user_shell(rig, f"mv state state.real && ln -s {target} state")
-    result = rig.hermes("state", "migrate")
+    result = rig.hermes("migrate")
     assert result.returncode == 5 and "symbolic link" in result.stderr, result.stderr
     assert list(target.iterdir()) == []
 
@@ -210,23 +210,23 @@ def test_profile_history_shows_the_good_rows_and_names_the_bad_ones(rig):
     rig.append("start", "alice")
     bad = last_position(rig) + 1
     hostile(rig, (INSERT_ROW, ["alice", 1000, "started", "up", None, None, "{not json", "a" * 64]))
-    for args in (("profile", "history", "alice"), ("profile", "history", "alice", "--json")):
+    for args in (("history", "alice"), ("history", "alice", "--json")):
         result = rig.as_user(*args)
         assert result.returncode == 5, result.stderr
         assert "Traceback" not in result.stderr
         assert f"malformed row in events at position {bad}: data is not JSON" in result.stderr
-        assert "run `hermes state doctor`" in result.stderr
-    rows = [json.loads(line) for line in rig.as_user("profile", "history", "alice", "--json").stdout.splitlines()]
+        assert "run `hermes-state doctor`" in result.stderr
+    rows = [json.loads(line) for line in rig.as_user("history", "alice", "--json").stdout.splitlines()]
     assert [(r["type"], r["actor"]) for r in rows] == [("created", "cli"), ("started", "cli")]
 
 
 def test_a_malformed_projection_row_stops_history_with_one_line(rig):
     rig.append("create", "alice")
     hostile(rig, ("UPDATE profile_projection SET last_at = ? WHERE profile = 'alice'", ["yesterday"]))
-    result = rig.as_user("profile", "history", "alice")
+    result = rig.as_user("history", "alice")
     assert result.returncode == 5
     assert _error_lines(result.stderr) == [
-        "hermes: malformed row in profile_projection at profile 'alice': a time is not in the log's format"
+        "hermes-state: malformed row in profile_projection at profile 'alice': a time is not in the log's format"
     ]
 
 
@@ -238,19 +238,19 @@ def test_a_forged_crash_count_stops_history_with_one_line(rig, crashes, last):
     rig.append("create", "alice")
     hostile(rig, (f"UPDATE profile_projection SET crashes = {crashes}, last_crash_position = {last} "
                   "WHERE profile = 'alice'", []))
-    result = rig.as_user("profile", "history", "alice")
+    result = rig.as_user("history", "alice")
     assert result.returncode == 5, result.stderr
     lines = _error_lines(result.stderr)
-    assert len(lines) == 1 and lines[0].startswith("hermes: malformed row in profile_projection at profile 'alice'")
+    assert len(lines) == 1 and lines[0].startswith("hermes-state: malformed row in profile_projection at profile 'alice'")
 
 
 def test_profile_list_fails_closed_on_a_malformed_projection_row(rig):
     rig.append("create", "alice")
     hostile(rig, ("UPDATE profile_projection SET version = 'many' WHERE profile = 'alice'", []))
-    result = rig.as_user("profile", "list")
+    result = rig.as_user("list")
     assert result.returncode == 5
     assert _error_lines(result.stderr) == [
-        "hermes: malformed row in profile_projection at profile 'alice': version is not a positive integer"
+        "hermes-state: malformed row in profile_projection at profile 'alice': version is not a positive integer"
     ]
 
 
@@ -269,12 +269,12 @@ def test_a_projection_replaced_by_a_runaway_view_is_refused_at_open(rig):
     watch = rig.start_watch()
     assert watch.wait(timeout=30) == 5
     lines = rig.watch_output().splitlines()
-    assert lines == [f"hermes: event store {rig.home.db} refused: profile_projection is a view, not the table "
-                     "the migrations make; run `hermes state doctor`"]
-    booted = rig.hermes("state", "boot")
+    assert lines == [f"hermes-state: event store {rig.home.db} refused: profile_projection is a view, not the table "
+                     "the migrations make; run `hermes-state doctor`"]
+    booted = rig.hermes("boot")
     assert booted.returncode == 5 and "profile_projection is a view" in booted.stderr
     assert slots(rig) == before
-    doctor = rig.hermes("state", "doctor")
+    doctor = rig.hermes("doctor")
     assert doctor.returncode == 5 and "profile_projection is a view" in doctor.stdout + doctor.stderr
 
 
@@ -285,7 +285,7 @@ def test_a_table_whose_checks_were_dropped_is_refused(rig):
         ("ALTER TABLE events RENAME TO events_saved", []),
         ("CREATE TABLE events AS SELECT * FROM events_saved", []),
     )
-    result = rig.as_user("profile", "history", "alice")
+    result = rig.as_user("history", "alice")
     assert result.returncode == 5
     assert "table events is not the one the migrations make" in result.stderr
 
@@ -294,7 +294,7 @@ def test_the_recorded_tables_are_what_the_migrations_make(tmp_path):
     """The hashes in revision.py are the migrations' own: a fresh store passes the check."""
     import sqlite3
 
-    from hermes_state.backends.sqlite.revision import require_head
+    from hermes_lifecycle.backends.sqlite.revision import require_head
 
     settings = Settings.from_env({"HERMES_HOME": str(tmp_path)})
     migrate(settings)
@@ -318,8 +318,8 @@ def _runaway(store) -> None:
 
 def test_a_runaway_statement_is_stopped_by_its_bound_and_by_interrupt(tmp_path):
     """Every statement runs under the progress handler: past the bound, or after interrupt(), it stops."""
-    from hermes_state.backends.sqlite.recorder import SqliteRecorder
-    from hermes_state.store.log import EventStore
+    from hermes_lifecycle.backends.sqlite.recorder import SqliteRecorder
+    from hermes_lifecycle.store.log import EventStore
 
     settings = Settings.from_env({"HERMES_HOME": str(tmp_path)})
     migrate(settings)
@@ -352,7 +352,7 @@ def _replace_store_with_one_where_carol_is_up(rig) -> None:
     """As the user: a new store beside the old one, with carol desired up, renamed over profiles.db."""
     new_db = rig.home.path / "state" / "new.db"
     env = rig.env(HERMES_STATE_DB=str(new_db))
-    for args in (("state", "migrate"), ("profile", "create", "carol"), ("gateway", "start", "-p", "carol")):
+    for args in (("migrate",), ("create", "carol"), ("start", "carol")):
         result = run_as([str(HERMES), *args], rig.user, env=env)
         assert result.returncode == 0, result.stderr
     # The old file's WAL is emptied first (docs/reliability.md: replacing a store), then the rename.
@@ -379,7 +379,7 @@ def test_a_store_replaced_under_the_daemon_is_reopened_and_projected(rig):
 def test_history_follow_stops_with_one_line_when_the_store_is_replaced(rig):
     rig.append("create", "alice")
     follower = subprocess.Popen(
-        [str(HERMES), "profile", "history", "alice", "--follow"], env=rig.env(), text=True,
+        [str(HERMES), "history", "alice", "--follow"], env=rig.env(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         **({} if rig.user.is_self else {"user": rig.user.uid, "group": rig.user.gid, "extra_groups": []}),
     )
@@ -388,7 +388,7 @@ def test_history_follow_stops_with_one_line_when_the_store_is_replaced(rig):
         _replace_store_with_one_where_carol_is_up(rig)
         assert follower.wait(timeout=20) == 5
         errors = follower.stderr.read().splitlines()
-        assert errors == [f"hermes: event store {rig.home.db} was replaced by another file: stopped following; "
+        assert errors == [f"hermes-state: event store {rig.home.db} was replaced by another file: stopped following; "
                           "run the command again"]
     finally:
         if follower.poll() is None:
@@ -399,9 +399,9 @@ def test_history_follow_stops_with_one_line_when_the_store_is_replaced(rig):
 # -- not yet tried: the clock going backwards ------------------------------------------------
 _BACKWARDS = r"""
 import sys
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 times = iter(sys.argv[1:])
 with open_store(Settings.from_env(), clock=lambda: next(times)) as store:
     store.append(NewEvent("clocky", "created", "cli", "down"))
@@ -419,13 +419,13 @@ def test_a_clock_set_back_keeps_log_order_and_the_last_crash_is_the_newest_by_po
     result = run_as([sys.executable, "-c", _BACKWARDS, *times], rig.user, env=rig.env())
     assert result.returncode == 0, result.stderr
 
-    rows = [json.loads(line) for line in rig.as_user("profile", "history", "clocky", "--json").stdout.splitlines()]
+    rows = [json.loads(line) for line in rig.as_user("history", "clocky", "--json").stdout.splitlines()]
     assert [r["occurred_at"] for r in rows] == times  # position order, whatever the clock said
     assert [r["position"] for r in rows] == sorted(r["position"] for r in rows)
-    since = rig.as_user("profile", "history", "clocky", "--json", "--since", "2026-11-27T11:30:00Z")
+    since = rig.as_user("history", "clocky", "--json", "--since", "2026-11-27T11:30:00Z")
     assert [json.loads(line)["occurred_at"] for line in since.stdout.splitlines()] == times[:3]
 
-    table = rig.as_user("profile", "history", "clocky").stdout
+    table = rig.as_user("history", "clocky").stdout
     assert "2 crashes, last crash" in table and "exit 2" in table.split("last crash", 1)[1].splitlines()[0]
     runs = operator_rows(rig.home.db, "SELECT run, ended_by, exit_code FROM gateway_runs "
                                       "WHERE profile = 'clocky' ORDER BY run")
@@ -468,10 +468,10 @@ def test_huge_values_keep_the_daemon_small_and_history_readable(rig):
     assert rig.stop_watch(watch) == 0
     hostile(rig, ("UPDATE profile_projection SET last_reason = NULL WHERE profile = 'bob'", []))
 
-    table = rig.as_user("profile", "history", "bob")
+    table = rig.as_user("history", "bob")
     assert table.returncode == 0, table.stderr
     assert max(len(line) for line in table.stdout.splitlines()) < 300
-    full = rig.as_user("profile", "history", "bob", "--json")
+    full = rig.as_user("history", "bob", "--json")
     huge_row = [json.loads(line) for line in full.stdout.splitlines()][-1]
     assert len(huge_row["data"]["x"]) == huge and len(huge_row["reason"]) == huge // 4 + 1
 
@@ -489,8 +489,8 @@ def test_the_bounded_reads_run_on_a_sqlite_without_octet_length(tmp_path):
     """The standard library's SQLite may predate octet_length (3.43): the stand-in gives the same rows."""
     import sqlite3
 
-    from hermes_state.backends.sqlite import sql
-    from hermes_state.backends.sqlite.connect import _octet_length
+    from hermes_lifecycle.backends.sqlite import sql
+    from hermes_lifecycle.backends.sqlite.connect import _octet_length
 
     settings = Settings.from_env({"HERMES_HOME": str(tmp_path), "HERMES_HOST_ID": "00000000-0000-4000-8000-000000000001"})
     migrate(settings)
@@ -513,8 +513,8 @@ def test_the_bounded_reads_run_on_a_sqlite_without_octet_length(tmp_path):
 
 def test_the_bound_is_per_statement_so_a_long_read_of_many_statements_finishes(tmp_path):
     """doctor reads a 1M-event log in one snapshot, batch by batch: the bound must not add them up."""
-    from hermes_state.backends.sqlite.recorder import SqliteRecorder
-    from hermes_state.store.log import EventStore
+    from hermes_lifecycle.backends.sqlite.recorder import SqliteRecorder
+    from hermes_lifecycle.store.log import EventStore
 
     settings = Settings.from_env({"HERMES_HOME": str(tmp_path)})
     migrate(settings)

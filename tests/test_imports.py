@@ -11,9 +11,9 @@ HEAVY = ("alembic", "rich", "mako")
 
 APPEND_ONE = """
 import json, sys
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 with open_store(Settings.from_env()) as store:
     store.append(NewEvent("alice", "created", "cli", "down"))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
@@ -28,8 +28,8 @@ def test_appending_one_event_imports_neither_alembic_nor_rich(migrated_home):
 
 CLI_START = """
 import json, sys
-from hermes_cli.main import main
-status = main(["gateway", "start", "-p", "default"])
+from hermes_lifecycle_cli.main import main
+status = main(["start", "default"])
 print(json.dumps([status, sorted(m for m in sys.modules if m.split(".")[0] in %r)]))
 """
 

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import HERMES, run_as
 
-PACKAGE = Path(__file__).resolve().parent.parent / "hermes_state"
-CLI = PACKAGE.parent / "hermes_cli"
+PACKAGE = Path(__file__).resolve().parent.parent / "hermes_lifecycle"
+CLI = PACKAGE.parent / "hermes_lifecycle_cli"
 
 # What only a backend may name: a driver, an engine, a PRAGMA.
 BACKEND_ONLY = re.compile(r"\bPRAGMA\b|\bpysqlite3\b|\bimport sqlite3\b|\bmake_engine\b|\bcreate_engine\b|driver_connection")
@@ -37,14 +37,14 @@ def test_no_module_outside_the_backends_touches_a_driver_an_engine_or_a_pragma(p
 
 
 HOT = [
-    ("state", "record-start", "gateway-alice"),
-    ("state", "record-exit", "gateway-alice", "1", "0", "true"),
-    ("gateway", "start", "-p", "alice"),
-    ("gateway", "stop", "-p", "alice"),
-    ("gateway", "restart", "-p", "alice"),
-    ("gateway", "status", "-p", "alice"),
-    ("profile", "history", "alice"),
-    ("profile", "list"),
+    ("record-start", "gateway-alice"),
+    ("record-exit", "gateway-alice", "1", "0", "true"),
+    ("start", "alice"),
+    ("stop", "alice"),
+    ("restart", "alice"),
+    ("status", "alice"),
+    ("history", "alice"),
+    ("list",),
 ]
 
 
@@ -54,14 +54,14 @@ def imported(result) -> set[str]:
 
 def _hot_command_imports(home, args, *, hooks_without: tuple[str, ...] = ("argparse", "dataclasses"),
                          **env) -> set[str]:
-    created = home.hermes("profile", "create", "alice", env=env)
+    created = home.hermes("create", "alice", env=env)
     assert created.returncode == 0, created.stderr
     python = Path(HERMES).with_name("python")
     result = run_as([str(python), "-X", "importtime", str(HERMES), *args], home.user,
                     env=home.env(HERMES_GATEWAY_COMMAND="/bin/true", **env))
     assert result.returncode == 0, result.stderr[-2000:]
     modules = imported(result)
-    assert "hermes_state.store" in modules  # the measurement saw the store open
+    assert "hermes_lifecycle.store" in modules  # the measurement saw the store open
     assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "alembic", "rich")}
     if args[0] == "state":
         assert not modules & set(hooks_without)
@@ -76,10 +76,10 @@ def test_hot_commands_import_no_sqlalchemy(migrated_home, args):
 
 @pytest.mark.parametrize("args", HOT, ids=lambda args: " ".join(args[:2]))
 def test_hot_commands_import_no_sqlalchemy_on_postgresql(home, pg_database, args):
-    from hermes_state.settings import Settings
-    from hermes_state.store import migrate
+    from hermes_lifecycle.settings import Settings
+    from hermes_lifecycle.store import migrate
 
     migrate(Settings.from_env({"HERMES_HOME": str(home.path), "HERMES_STATE_URL": pg_database.url}))
     # psycopg itself loads dataclasses (and asyncio): a fleet's hooks pay for the driver they need.
     modules = _hot_command_imports(home, args, hooks_without=("argparse",), HERMES_STATE_URL=pg_database.url)
-    assert "hermes_state.backends.postgresql.recorder" in modules
+    assert "hermes_lifecycle.backends.postgresql.recorder" in modules

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import HERMES, Home, give_to, run_as, run_on_terminal
-from hermes_state.backends.sqlite.driver import sqlite_module
-from hermes_state.legacy import normalized_time, plan_import, should_run
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module
+from hermes_lifecycle.legacy import normalized_time, plan_import, should_run
 
 # A copy of the shared fixture (../shared/fixtures/legacy-home), described by legacy-home.md beside it.
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-home"
@@ -166,12 +166,12 @@ def legacy_home(migrated_home: Home) -> Home:
 def test_fixture_imports_exactly_as_described(legacy_home):
     before = snapshot(legacy_home.path)
 
-    dry = legacy_home.hermes("state", "import-legacy", "--dry-run")
+    dry = legacy_home.hermes("import-legacy", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert rows(legacy_home) == []
     assert "would import 13 (5 up, 8 down), skipped 2" in dry.stdout
 
-    result = legacy_home.hermes("state", "import-legacy")
+    result = legacy_home.hermes("import-legacy")
     assert result.returncode == 0, result.stderr
     assert imported(legacy_home) == FIXTURE_EXPECTED
     assert "imported 13 (5 up, 8 down), skipped 2, already imported 0" in result.stdout
@@ -193,7 +193,7 @@ def test_fixture_imports_exactly_as_described(legacy_home):
                 assert kept == raw
     assert snapshot(legacy_home.path) == before  # the files are left untouched
 
-    again = legacy_home.hermes("state", "import-legacy")
+    again = legacy_home.hermes("import-legacy")
     assert again.returncode == 0, again.stderr
     assert imported(legacy_home) == FIXTURE_EXPECTED
     assert len(rows(legacy_home)) == 13 + 5
@@ -261,7 +261,7 @@ def test_every_state_and_every_broken_file(migrated_home):
     os.symlink(profiles / "running-none", profiles / "link-to-profile")
     give_to(home.path, home.user)
 
-    result = home.hermes("state", "import-legacy")
+    result = home.hermes("import-legacy")
     assert result.returncode == 0, result.stderr
     assert imported(home) == expected
     problems = {row["profile"]: row["data"].get("problem") for row in rows(home) if row["type"] == "created"}
@@ -273,20 +273,20 @@ def test_every_state_and_every_broken_file(migrated_home):
     assert "skipped 11" in result.stdout, result.stdout
 
     count = len(rows(home))
-    again = home.hermes("state", "import-legacy")
+    again = home.hermes("import-legacy")
     assert again.returncode == 0 and len(rows(home)) == count
     assert f"already imported {len(expected)}" in again.stdout
 
 
 def test_an_existing_stream_is_never_read_again(legacy_home):
-    first = legacy_home.hermes("state", "import-legacy")
+    first = legacy_home.hermes("import-legacy")
     assert first.returncode == 0, first.stderr
     # alpha's file changes and becomes unreadable: neither matters any more.
     state_file = legacy_home.path / "profiles" / "alpha" / "gateway_state.json"
     state_file.write_text('{"desired_state": "stopped"}')
     state_file.chmod(0)
     count = len(rows(legacy_home))
-    second = legacy_home.hermes("state", "import-legacy")
+    second = legacy_home.hermes("import-legacy")
     assert second.returncode == 0, second.stderr  # not opened: no permission error
     assert len(rows(legacy_home)) == count and imported(legacy_home)["alpha"] == "up"
 
@@ -302,7 +302,7 @@ def test_an_unreadable_file_fails_that_profile_only_and_is_retried(migrated_home
         os.chown(secret, 0, 0)
         secret.chmod(0o600)  # root's, as a file left by a root-run gateway would be
 
-    result = migrated_home.hermes("state", "import-legacy")
+    result = migrated_home.hermes("import-legacy")
     assert result.returncode == 1
     assert "bravo" in result.stderr and "next run" in result.stderr
     assert len(result.stderr.splitlines()) == 1
@@ -310,7 +310,7 @@ def test_an_unreadable_file_fails_that_profile_only_and_is_retried(migrated_home
 
     give_to(secret, migrated_home.user)
     secret.chmod(0o644)
-    retried = migrated_home.hermes("state", "import-legacy")
+    retried = migrated_home.hermes("import-legacy")
     assert retried.returncode == 0, retried.stderr
     assert imported(migrated_home) == {"alpha": "up", "bravo": "up"}
 
@@ -318,16 +318,16 @@ def test_an_unreadable_file_fails_that_profile_only_and_is_retried(migrated_home
 def test_import_on_a_missing_store_fails_with_status_5(home):
     make_profile(home.path / "profiles", "alpha", b'{"gateway_state": "running"}')
     give_to(home.path, home.user)
-    result = home.hermes("state", "import-legacy")
+    result = home.hermes("import-legacy")
     assert result.returncode == 5
     assert "no event store" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 API_PROBE = """
 import json, sys
-from hermes_state.legacy import import_legacy
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.legacy import import_legacy
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 settings = Settings.from_env()
 calls = []
 with open_store(settings) as store:
@@ -360,14 +360,14 @@ def test_a_progress_bar_on_a_terminal_when_there_are_many_profiles(migrated_home
     for number in range(60):
         make_profile(profiles, f"p{number:02d}", b'{"gateway_state": "stopped"}')
     give_to(migrated_home.path, migrated_home.user)
-    status, seen = run_on_terminal([str(HERMES), "state", "import-legacy"], migrated_home.user, env=migrated_home.env())
+    status, seen = run_on_terminal([str(HERMES), "import-legacy"], migrated_home.user, env=migrated_home.env())
     assert status == 0
     assert b"importing legacy profiles" in seen
     assert b"imported 60 (0 up, 60 down)" in seen
 
 
 def test_outcome_lines_for_the_boot_log():
-    from hermes_state.legacy import ProfileOutcome
+    from hermes_lifecycle.legacy import ProfileOutcome
 
     assert ProfileOutcome("alpha", "up", "gateway_state running").line() == "alpha: imported up (gateway_state running)"
     assert ProfileOutcome("lima", "down", "no gateway_state.json", "no gateway_state.json").line(dry_run=True) == (
@@ -379,7 +379,7 @@ def test_outcome_lines_for_the_boot_log():
 
 
 def test_outcome_columns_for_the_import_table():
-    from hermes_state.legacy import ProfileOutcome
+    from hermes_lifecycle.legacy import ProfileOutcome
 
     odd = ProfileOutcome("x", "down", "desired_state stopped", "odd")
     assert (odd.head(), odd.head(dry_run=True), odd.why) == (

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from hermes_state.projector.slots import finish_script, run_script
+from hermes_lifecycle.projector.slots import finish_script, run_script
 
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
-SKIPPED_DIRS = {".git", ".venv", "build", "__pycache__", ".pytest_cache", "node_modules"}
+SKIPPED_DIRS = {".git", ".venv", ".venv-agent", "build", "__pycache__", ".pytest_cache", "node_modules"}
 SHELLS = {"sh", "bash", "dash"}
 WITH_CONTENV = "#!/command/with-contenv sh"
 
@@ -36,6 +36,7 @@ CONTAINER_SCRIPTS = (
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-serve/run",
     "docker/rootfs/usr/local/bin/hermes",
+    "docker/rootfs/usr/local/bin/hermes-state",
     "docker/rootfs/usr/local/bin/hermes-as-user",
     "docker/rootfs/usr/local/bin/hermes-main",
 )

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hermes_state.errors import InvalidName
-from hermes_state.names import RESERVED_NAMES, validate_name, validate_new_name
+from hermes_lifecycle.errors import InvalidName
+from hermes_lifecycle.names import RESERVED_NAMES, validate_name, validate_new_name
 
 HOSTILE = [
     "../x", "..", ".", "/", "a/b", "A", "Alice", "a b", "a;rm -rf", "a;rm -rf /", "$(reboot)", "`id`",

@@ -20,7 +20,7 @@ import pytest
 from cli_support import LogWriter
 from conftest import Home, give_to, run_as
 
-from hermes_state.backends.sqlite.driver import sqlite_module
+from hermes_lifecycle.backends.sqlite.driver import sqlite_module
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operators.md"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -241,8 +241,8 @@ def test_recipe_10_runs_whose_end_was_never_recorded(log):
 
 def test_a_recipe_through_hermes_state_sql(log):
     """The project's own read-only shell gives the same answer, both ways it can be used."""
-    rows = [json.loads(line) for line in log.hermes("state", "sql", by_title(5)).stdout.splitlines()]
+    rows = [json.loads(line) for line in log.hermes("sql", by_title(5)).stdout.splitlines()]
     assert [r["profile"] for r in rows] == ["delta", "hotel"]
-    shell = log.hermes("state", "sql", input=by_title(6))
+    shell = log.hermes("sql", input=by_title(6))
     assert shell.returncode == 0, shell.stderr
     assert [line.split("|")[0] for line in shell.stdout.splitlines()] == ["profile", "bravo", "charlie", "india", "juliet"]

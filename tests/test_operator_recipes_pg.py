@@ -27,8 +27,8 @@ from conftest import Home, give_to, run_as
 from pg_cluster import HOST, server_bindir
 from test_operator_recipes import DOCS, NOW, log, recipes, run_both, write_log  # noqa: F401 - log: the SQLite fixture
 
-from hermes_state import store
-from hermes_state.settings import Settings
+from hermes_lifecycle import store
+from hermes_lifecycle.settings import Settings
 
 HOST_ID = "00000000-0000-4000-8000-0000000000c3"
 
@@ -115,7 +115,7 @@ def test_the_session_is_read_only(pg_log):
 
 
 def test_a_recipe_through_hermes_state_sql_on_postgresql(pg_log):
-    """`hermes state sql` with HERMES_STATE_URL gives the recipe's rows too."""
-    result = pg_log.hermes("state", "sql", pg_recipes()[4][1])
+    """`hermes-state sql` with HERMES_STATE_URL gives the recipe's rows too."""
+    result = pg_log.hermes("sql", pg_recipes()[4][1])
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["profile"] for line in result.stdout.splitlines()] == ["delta", "hotel"]

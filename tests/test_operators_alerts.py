@@ -44,7 +44,7 @@ tests:
           - exp_labels: {severity: page, profile: crashy, reason: crash-loop, alertname: HermesGatewayHeldDown}
             exp_annotations:
               summary: "gateway crashy is held down (crash-loop)"
-              description: "The supervisor stopped restarting it. `hermes profile history crashy` shows why; `hermes gateway start -p crashy` gives it a clean slate."
+              description: "The supervisor stopped restarting it. `hermes-state history crashy` shows why; `hermes-state start crashy` gives it a clean slate."
       - eval_time: 5m
         alertname: HermesStateStoreNotOk
         exp_alerts: []
@@ -54,7 +54,7 @@ tests:
           - exp_labels: {severity: page, instance: "host:9130", alertname: HermesStateStoreNotOk}
             exp_annotations:
               summary: "the hermes event store on host:9130 is unreadable or failed its quick_check"
-              description: "Run `hermes state doctor` in the container; hermes_state_store_readable says whether it can be read at all."
+              description: "Run `hermes-state doctor` in the container; hermes_state_store_readable says whether it can be read at all."
       - eval_time: 70m
         alertname: HermesGatewayCrashing
         exp_alerts:
@@ -74,8 +74,8 @@ def rules_text() -> str:
 def test_three_rules_on_metrics_the_server_exports(migrated_home):
     rules = [rule for group in yaml.safe_load(rules_text())["groups"] for rule in group["rules"]]
     assert [rule["alert"] for rule in rules] == ["HermesGatewayHeldDown", "HermesGatewayCrashing", "HermesStateStoreNotOk"]
-    migrated_home.hermes("profile", "create", "alice")
-    scraped = migrated_home.hermes("state", "serve", "--once", "/metrics")
+    migrated_home.hermes("create", "alice")
+    scraped = migrated_home.hermes("serve", "--once", "/metrics")
     assert scraped.returncode == 0, scraped.stderr
     exported = {sample.name for family in text_string_to_metric_families(scraped.stdout) for sample in family.samples}
     for rule in rules:

@@ -1,12 +1,12 @@
-"""hermes_state.operators on a real store file: crash counts per window, and a timeline read in batches."""
+"""hermes_lifecycle.operators on a real store file: crash counts per window, and a timeline read in batches."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from hermes_state.events import NewEvent
-from hermes_state.operators import FIRST_TIMELINE_BATCH, read_fleet, read_timeline
-from hermes_state.runs import CRASHED, RUNNING
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.operators import FIRST_TIMELINE_BATCH, read_fleet, read_timeline
+from hermes_lifecycle.runs import CRASHED, RUNNING
 from store_helpers import open_store, ticking_clock
 
 # ticking_clock: 2026-11-27T00:00:00Z plus one second per event.

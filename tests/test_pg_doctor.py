@@ -1,10 +1,10 @@
-"""`hermes state doctor` on PostgreSQL checks a fleet's store as thoroughly as a file: the chain,
+"""`hermes-state doctor` on PostgreSQL checks a fleet's store as thoroughly as a file: the chain,
 the projection equal to the fold, the triggers and their functions as the migrations made them,
 the views, and what each role may do.
 
 Each store is made as docs/fleet.md says (tests/pg_fleet.py) and filled by the real commands as the
 writer; then tampered with for real (as the superuser, the owner, or the writer), and the real
-`hermes state doctor` is run as the projector (any role may run it: it only reads).
+`hermes-state doctor` is run as the projector (any role may run it: it only reads).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import psycopg
 import pytest
 
-from hermes_state.checks import ERROR, OK, WARNING
+from hermes_lifecycle.checks import ERROR, OK, WARNING
 from pg_fleet import Fleet, fleet  # noqa: F401 (fleet: a fixture)
 
 CHECKS = ("connect", "schema", "triggers", "functions", "views", "roles", "hash chain", "projection")
@@ -22,14 +22,14 @@ CHECKS = ("connect", "schema", "triggers", "functions", "views", "roles", "hash 
 
 def fill(fleet: Fleet, home) -> None:
     writer = fleet.env(fleet.writer)
-    for args in (("profile", "create", "alice"), ("gateway", "start", "-p", "alice"),
-                 ("gateway", "stop", "-p", "alice"), ("profile", "create", "bob")):
+    for args in (("create", "alice"), ("start", "alice"),
+                 ("stop", "alice"), ("create", "bob")):
         result = home.hermes(*args, env=writer)
         assert result.returncode == 0, result.stderr
 
 
 def doctor_json(fleet: Fleet, home):
-    result = home.hermes("state", "doctor", "--json", env=fleet.env(fleet.projector))
+    result = home.hermes("doctor", "--json", env=fleet.env(fleet.projector))
     assert len(result.stdout.splitlines()) == 1, result.stdout
     report = json.loads(result.stdout)
     return result.returncode, {check["check"]: check for check in report["checks"]}, result.stderr
@@ -51,7 +51,7 @@ def test_a_healthy_fleet_store(fleet, home):
     assert checks["projection"]["detail"] == "2 profiles equal the fold of the log"
     assert checks["roles"]["detail"] == (f"only the owner ({fleet.database.owner}) may change the log or the schema; "
                                          f"appending: {fleet.writer}")
-    human = home.hermes("state", "doctor", env=fleet.env(fleet.projector))
+    human = home.hermes("doctor", env=fleet.env(fleet.projector))
     assert human.returncode == 0 and "hash chain" in human.stdout and "roles" in human.stdout
 
 
@@ -112,7 +112,7 @@ def test_each_tampering_is_an_error(fleet, home, case):
     assert status == 5, checks
     assert checks[check]["status"] == ERROR and says in checks[check]["detail"], checks[check]
     assert len(stderr.splitlines()) == 1 and "unhealthy" in stderr, stderr
-    human = home.hermes("state", "doctor", env=fleet.env(fleet.projector))
+    human = home.hermes("doctor", env=fleet.env(fleet.projector))
     assert human.returncode == 5 and len(human.stderr.splitlines()) == 1
 
 
@@ -160,7 +160,7 @@ def test_a_function_named_like_a_built_in_does_not_capture_the_appends_lock(flee
     fill(fleet, home)
     tamper(fleet, "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql AS "
                   "$$BEGIN RAISE EXCEPTION 'captured'; END$$", user=fleet.database.owner)
-    result = home.hermes("gateway", "start", "-p", "alice", env=fleet.env(fleet.writer))
+    result = home.hermes("start", "alice", env=fleet.env(fleet.writer))
     assert result.returncode == 0 and "captured" not in result.stderr, result.stderr
     status, checks, _ = doctor_json(fleet, home)
     assert status == 5 and checks["functions"]["status"] == ERROR, checks["functions"]

@@ -17,8 +17,8 @@ import pytest
 from conftest import HERMES, Home, give_to
 from pg_fleet import fleet  # noqa: F401 (a fixture: the roles as docs/fleet.md makes them)
 from projector_support import rig_for, wait_for
-from hermes_state.settings import Settings
-from hermes_state.store import migrate, open_store
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import migrate, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +44,13 @@ def test_eight_writers_on_two_hosts_lose_nothing_and_a_follower_sees_every_posit
     hosts = [_home(world_tmp, hermes_user, name, url) for name in ("host-a", "host-b")]
     writers = {f"w{h}{n}": home for h, home in enumerate(hosts) for n in range(WRITERS_PER_HOST)}
     for name, home in writers.items():
-        created = home.hermes("profile", "create", name)
+        created = home.hermes("create", name)
         assert created.returncode == 0, created.stderr
     start = _log(url)[-1].position
 
     # A follower per profile, started before the writers: `history --follow` must print every event.
     followers = {
-        name: subprocess.Popen([str(HERMES), "profile", "history", name, "--follow", "--json", "--limit", "0"],
+        name: subprocess.Popen([str(HERMES), "history", name, "--follow", "--json", "--limit", "0"],
                                env=home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                user=home.user.uid if not home.user.is_self else None)
         for name, home in writers.items()
@@ -69,7 +69,7 @@ def test_eight_writers_on_two_hosts_lose_nothing_and_a_follower_sees_every_posit
     def write(name: str, home: Home) -> None:
         for _ in range(ROUNDS):
             for verb in ("start", "stop"):
-                result = home.hermes("gateway", verb, "-p", name, timeout=120)
+                result = home.hermes(verb, name, timeout=120)
                 if result.returncode != 0:
                     failures.append(f"{name} {verb}: {result.returncode} {result.stderr.strip()}")
 
@@ -117,27 +117,27 @@ def test_two_hosts_each_project_their_own_profiles_and_carry_out_each_others_sto
         try:
             for name, rig in (("a", a), ("b", b)):
                 out = (rig.root / "up.out").open("wb")
-                ups[name] = subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(), stdout=out,
+                ups[name] = subprocess.Popen([str(HERMES), "up"], env=rig.env(), stdout=out,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 wait_for(lambda: "boot done" in (rig.root / "up.out").read_text(), 30, f"host {name} to boot")
 
-            a.cli("profile", "create", "alice")
-            a.cli("gateway", "start", "-p", "alice")
-            b.cli("profile", "create", "bob")
-            b.cli("gateway", "start", "-p", "bob")
+            a.cli("create", "alice")
+            a.cli("start", "alice")
+            b.cli("create", "bob")
+            b.cli("start", "bob")
             wait_for(lambda: a.running_pid("alice"), 10, "alice up on host a")
             wait_for(lambda: b.running_pid("bob"), 10, "bob up on host b")
             assert a.status("bob") is None and b.status("alice") is None  # neither touches the other's
 
             # An operator on host a stops host b's gateway: b's projector carries it out.
-            a.cli("gateway", "stop", "-p", "bob")
+            a.cli("stop", "bob")
             wait_for(lambda: b.status("bob") and not b.status("bob")["wantedup"], 10, "bob stopped on host b")
             assert a.status("bob") is None
             assert a.running_pid("alice")
 
             for rig in (a, b):
                 wait_for(lambda: rig.differences_from_desired() == [], 10, "each host converged on its own profiles")
-            listing = a.as_user("profile", "list", "--all-hosts", "--json")
+            listing = a.as_user("list", "--all-hosts", "--json")
             hosts = {row["profile"]: row["host"] for row in map(json.loads, listing.stdout.splitlines())}
             assert hosts["alice"] != hosts["bob"]
         finally:
@@ -156,19 +156,19 @@ def test_roots_projector_reads_as_the_projector_role_and_the_hermes_side_writes_
     root.chmod(0o755)
     home = Home(home.path, home.user, extra_env=env)
     with rig_for(root, home) as rig:
-        rig.cli("profile", "create", "alice")
-        rig.cli("gateway", "start", "-p", "alice")
+        rig.cli("create", "alice")
+        rig.cli("start", "alice")
         rig.start_scanner()
         rig.boot()
         wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
         # The gateway's own start was recorded by its hook, as the writer.
         wait_for(lambda: any(json.loads(line)["actor"] == "supervisor"
-                             for line in rig.cli("profile", "history", "alice", "--json").splitlines()),
+                             for line in rig.cli("history", "alice", "--json").splitlines()),
                  10, "the hook's start")
         daemon = rig.start_watch()
         try:
             wait_for(lambda: _sessions_of(fleet, fleet.projector) >= 1, 10, "the watch daemon connected as the projector")
-            rig.cli("gateway", "stop", "-p", "alice")
+            rig.cli("stop", "alice")
             wait_for(lambda: not rig.status("alice")["wantedup"], 10, "the daemon carried out the stop")
         finally:
             rig.stop_watch(daemon)
@@ -181,7 +181,7 @@ def _sessions_of(fleet, role: str) -> int:
 
 
 def test_a_projector_url_without_a_store_url_is_refused(home):
-    result = home.hermes("state", "boot", as_root=True,
+    result = home.hermes("boot", as_root=True,
                          env={"HERMES_STATE_PROJECTOR_URL": "postgresql://p@db/hermes"})
     assert result.returncode == 2 and "HERMES_STATE_PROJECTOR_URL" in result.stderr
     assert len(result.stderr.splitlines()) == 1

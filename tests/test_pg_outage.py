@@ -19,9 +19,9 @@ import psycopg.rows
 import pytest
 
 from conftest import Home, give_to, recording_gateway
-from hermes_state import store
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
+from hermes_lifecycle import store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
 
 HOST_ID = "00000000-0000-4000-8000-0000000000aa"
 WAIT_SECONDS = 120  # a bound on waiting for a condition, never a measured time
@@ -68,12 +68,12 @@ def gateway_env(out: Path) -> dict[str, str]:
 # -- (a) every command: one line, exit 5 --------------------------------------------------
 
 USER_COMMANDS = [
-    ("profile", "create", "bob"),
-    ("gateway", "start", "-p", "alice"),
-    ("gateway", "stop", "-p", "alice"),
-    ("profile", "history", "alice"),
-    ("profile", "list"),
-    ("state", "doctor"),
+    ("create", "bob"),
+    ("start", "alice"),
+    ("stop", "alice"),
+    ("history", "alice"),
+    ("list",),
+    ("doctor",),
 ]
 
 
@@ -91,7 +91,7 @@ def test_every_command_says_the_store_is_unreachable_in_one_line_and_exits_5(fle
 
 def test_record_start_with_the_server_stopped_still_execs_the_gateway(fleet, pg_cluster, out):
     pg_cluster.stop_server()
-    result = fleet.hermes("state", "record-start", "gateway-alice", env=gateway_env(out))
+    result = fleet.hermes("record-start", "gateway-alice", env=gateway_env(out))
     assert result.returncode == 0, result
     line = one_line(result.stderr)
     assert "is unreachable" in line and "starting the gateway anyway" in line
@@ -105,7 +105,7 @@ def test_record_start_with_the_server_stopped_still_execs_the_gateway(fleet, pg_
 def test_record_exit_keeps_the_exit_and_the_next_write_appends_it_once(fleet, pg_cluster, pg_database):
     before = len(events(pg_database))
     pg_cluster.stop_server()
-    result = fleet.hermes("state", "record-exit", "gateway-alice", "1", "0", "true")
+    result = fleet.hermes("record-exit", "gateway-alice", "1", "0", "true")
     assert result.returncode == 5, result  # not 125: s6 restarts as usual
     line = one_line(result.stderr)
     assert "is unreachable" in line and "exit kept in" in line and "s6 restarts as usual" in line
@@ -115,7 +115,7 @@ def test_record_exit_keeps_the_exit_and_the_next_write_appends_it_once(fleet, pg
     copy = file.read_bytes()  # to play a replay that committed and died before its unlink
 
     pg_cluster.start_server()
-    stopped = fleet.hermes("gateway", "stop", "-p", "alice")
+    stopped = fleet.hermes("stop", "alice")
     assert stopped.returncode == 0 and stopped.stderr == "", stopped
     assert kept(fleet) == []
     new = events(pg_database)[before:]
@@ -128,7 +128,7 @@ def test_record_exit_keeps_the_exit_and_the_next_write_appends_it_once(fleet, pg
     # The same file again, as if the unlink had never happened: the key finds it appended.
     file.write_bytes(copy)
     give_to(spool(fleet), fleet.user)
-    started = fleet.hermes("gateway", "start", "-p", "alice")
+    started = fleet.hermes("start", "alice")
     assert started.returncode == 0 and started.stderr == "", started
     assert kept(fleet) == []
     assert [e["type"] for e in events(pg_database)[before:]] == ["crashed", "stopped", "started"]
@@ -136,17 +136,17 @@ def test_record_exit_keeps_the_exit_and_the_next_write_appends_it_once(fleet, pg
 
 
 def test_exits_kept_in_an_outage_are_appended_in_the_order_seen(fleet, pg_cluster, pg_database):
-    fleet.hermes("profile", "create", "bob")
-    fleet.hermes("gateway", "start", "-p", "bob")
+    fleet.hermes("create", "bob")
+    fleet.hermes("start", "bob")
     pg_cluster.stop_server()
     seen = [("alice", "1", "0"), ("bob", "256", "9"), ("alice", "2", "0")]
     for name, code, signal in seen:
-        result = fleet.hermes("state", "record-exit", f"gateway-{name}", code, signal, "true")
+        result = fleet.hermes("record-exit", f"gateway-{name}", code, signal, "true")
         assert result.returncode == 5, result
     assert len(kept(fleet)) == 3
     pg_cluster.start_server()
     before = {e["position"] for e in events(pg_database)}
-    listed = fleet.hermes("profile", "create", "carol")  # any write on the host
+    listed = fleet.hermes("create", "carol")  # any write on the host
     assert listed.returncode == 0, listed
     new = [e for e in events(pg_database) if e["position"] not in before]
     assert [(e["profile"], e["type"], e["exit_code"], e["signal"]) for e in new] == [
@@ -157,11 +157,11 @@ def test_exits_kept_in_an_outage_are_appended_in_the_order_seen(fleet, pg_cluste
 
 def test_a_gateway_crashing_through_an_outage_is_held_down_by_the_spool(fleet, pg_cluster, pg_database):
     pg_cluster.stop_server()
-    statuses = [fleet.hermes("state", "record-exit", "gateway-alice", "1", "0", "true",
+    statuses = [fleet.hermes("record-exit", "gateway-alice", "1", "0", "true",
                              env={"HERMES_CRASH_LOOP": "3/1h"}).returncode for _ in range(3)]
     assert statuses == [5, 5, 125]  # the third, as the breaker would: s6 holds it down
     pg_cluster.start_server()
-    assert fleet.hermes("profile", "create", "bob", env={"HERMES_CRASH_LOOP": "3/1h"}).returncode == 0
+    assert fleet.hermes("create", "bob", env={"HERMES_CRASH_LOOP": "3/1h"}).returncode == 0
     alice = events(pg_database, profile="alice")
     assert [(e["type"], e["reason"]) for e in alice[-4:]] == [
         ("crashed", None), ("crashed", None), ("crashed", None), ("stopped", "crash-loop")]
@@ -174,7 +174,7 @@ def test_a_frozen_server_does_not_outlast_finish(fleet, pg_cluster):
     os.kill(pid, 19)  # SIGSTOP
     try:
         started = time.monotonic()
-        result = fleet.hermes("state", "record-exit", "gateway-alice", "1", "0", "true")
+        result = fleet.hermes("record-exit", "gateway-alice", "1", "0", "true")
         elapsed = time.monotonic() - started
     finally:
         os.kill(pid, 18)  # SIGCONT
@@ -188,7 +188,7 @@ def test_a_frozen_server_does_not_outlast_finish(fleet, pg_cluster):
 
 
 class Writer(threading.Thread):
-    """`hermes gateway start|stop -p NAME` in a loop, each call's status and stderr kept."""
+    """`hermes-state start|stop -p NAME` in a loop, each call's status and stderr kept."""
 
     def __init__(self, home: Home, name: str) -> None:
         super().__init__(daemon=True)
@@ -199,7 +199,7 @@ class Writer(threading.Thread):
     def run(self) -> None:
         verbs = ("start", "stop")
         while not self.stop.is_set():
-            result = self.home.hermes("gateway", verbs[len(self.results) % 2], "-p", self.name)
+            result = self.home.hermes(verbs[len(self.results) % 2], self.name)
             self.results.append((result.returncode, result.stderr))
 
     def acknowledged(self) -> int:
@@ -220,7 +220,7 @@ def wait_until(condition, what: str) -> None:
 def test_the_database_stopped_in_the_middle_of_appends(fleet, pg_cluster, pg_database, mode):
     names = [f"w{number}" for number in range(4)]
     for name in names:
-        assert fleet.hermes("profile", "create", name).returncode == 0
+        assert fleet.hermes("create", name).returncode == 0
     writers = [Writer(fleet, name) for name in names]
     for writer in writers:
         writer.start()
@@ -229,7 +229,7 @@ def test_the_database_stopped_in_the_middle_of_appends(fleet, pg_cluster, pg_dat
         pg_cluster.stop_server(mode)
         wait_until(lambda: all(w.failed() >= 2 for w in writers), "every writer to meet the outage")
         # A gateway exits meanwhile: its finish keeps the exit on the host.
-        exited = fleet.hermes("state", "record-exit", "gateway-alice", "3", "0", "true")
+        exited = fleet.hermes("record-exit", "gateway-alice", "3", "0", "true")
         assert exited.returncode == 5 and "exit kept in" in one_line(exited.stderr), exited
         [file] = kept(fleet)
         fact = json.loads(file.read_text())
@@ -246,7 +246,7 @@ def test_the_database_stopped_in_the_middle_of_appends(fleet, pg_cluster, pg_dat
             if status != 0:
                 assert status == 5, stderr
                 line = one_line(stderr)
-                assert line.startswith("hermes: event store postgresql+psycopg://"), line
+                assert line.startswith("hermes-state: event store postgresql+psycopg://"), line
             else:
                 assert stderr == ""
         logged = events(pg_database, profile=writer.name, actor="cli")[1:]  # after its `created`
@@ -265,7 +265,7 @@ def test_the_database_stopped_in_the_middle_of_appends(fleet, pg_cluster, pg_dat
 def test_hostile_spool_files_are_refused_in_one_line_each_and_block_nothing(fleet, pg_cluster, pg_database,
                                                                            world_tmp):
     pg_cluster.stop_server()
-    assert fleet.hermes("state", "record-exit", "gateway-alice", "1", "0", "true").returncode == 5
+    assert fleet.hermes("record-exit", "gateway-alice", "1", "0", "true").returncode == 5
     [good] = kept(fleet)
     fact = json.loads(good.read_text())
     directory = spool(fleet)
@@ -290,7 +290,7 @@ def test_hostile_spool_files_are_refused_in_one_line_each_and_block_nothing(flee
     give_to(directory, fleet.user)
     pg_cluster.start_server()
 
-    result = fleet.hermes("gateway", "stop", "-p", "alice")
+    result = fleet.hermes("stop", "alice")
     assert result.returncode == 0, result
     lines = result.stderr.splitlines()
     assert len(lines) == len(hostile) and "Traceback" not in result.stderr
@@ -304,15 +304,15 @@ def test_hostile_spool_files_are_refused_in_one_line_each_and_block_nothing(flee
     alice = events(pg_database, profile="alice")
     assert [(e["type"], e["idempotency_key"]) for e in alice[-2:]] == [("crashed", fact["key"]), ("stopped", None)]
     # Set aside, they are not met again.
-    again = fleet.hermes("gateway", "start", "-p", "alice")
+    again = fleet.hermes("start", "alice")
     assert again.returncode == 0 and again.stderr == "", again
 
 
 def test_a_sqlite_host_keeps_nothing(migrated_home):
-    created = migrated_home.hermes("profile", "create", "alice")
+    created = migrated_home.hermes("create", "alice")
     assert created.returncode == 0
     os.chmod(migrated_home.db, 0o444)
     os.chmod(migrated_home.db.parent, 0o555)
-    result = migrated_home.hermes("state", "record-exit", "gateway-alice", "1", "0", "true")
+    result = migrated_home.hermes("record-exit", "gateway-alice", "1", "0", "true")
     assert result.returncode == 5 and "exit not recorded" in one_line(result.stderr)
     assert not (migrated_home.path / "state" / "spool").exists()

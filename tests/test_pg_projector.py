@@ -98,7 +98,7 @@ def online_boot(rig) -> dict:
 
 
 def offline_boot(rig) -> subprocess.CompletedProcess[str]:
-    return rig.hermes("state", "boot")
+    return rig.hermes("boot")
 
 
 def test_boot_online_writes_the_snapshot_and_offline_brings_up_exactly_its_up_profiles(rig):
@@ -118,7 +118,7 @@ def test_boot_online_writes_the_snapshot_and_offline_brings_up_exactly_its_up_pr
     assert result.returncode == 0, result.stderr
     headline = (f"database unreachable: slots from the snapshot of {snapshot['written_at']}, "
                 f"position {snapshot['position']} (3 profile(s), 1 up)")
-    assert f"hermes: boot: {headline}; the watch daemon reconciles" in result.stderr
+    assert f"hermes-state: boot: {headline}; the watch daemon reconciles" in result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert headline in boot_log(rig)
     wait_for(lambda: rig.running_pid("alpha"), 10, "alpha up from the snapshot")
@@ -160,7 +160,7 @@ def test_a_tampered_snapshot_is_refused_entry_by_entry_or_as_a_whole(rig, world_
         result = offline_boot(rig)
         assert result.returncode == 5, (why, result.stderr)
         [line] = result.stderr.splitlines()
-        assert line.startswith("hermes: boot failed: event store ") and "is unreachable" in line, line
+        assert line.startswith("hermes-state: boot failed: event store ") and "is unreachable" in line, line
         assert why in line and line.endswith("no slot was created or brought up"), line
         assert slots(rig) == set() and not (rig.scandir / ".boot-id").exists()
 
@@ -182,17 +182,17 @@ def test_a_tampered_snapshot_is_refused_entry_by_entry_or_as_a_whole(rig, world_
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[:-1] == [
-        f"hermes: boot: snapshot entry 1 (profile 'carol'): a profile of host '{HOST_B}', not of this host: skipped",
-        "hermes: boot: snapshot entry 2 (profile '../../escape'): invalid profile name: skipped",
-        "hermes: boot: snapshot entry 3 (profile 'delta'): invalid desired state: skipped",
-        "hermes: boot: snapshot entry 4 (profile 'echo'): version is not a positive integer: skipped",
-        "hermes: boot: snapshot entry 5 (profile 'foxtrot'): not a projection row (its fields): skipped",
-        "hermes: boot: snapshot entry 8 (profile None): not a projection row (its fields): skipped",
-        "hermes: boot: snapshot entries for profile 'golf': more than one: all skipped",
+        f"hermes-state: boot: snapshot entry 1 (profile 'carol'): a profile of host '{HOST_B}', not of this host: skipped",
+        "hermes-state: boot: snapshot entry 2 (profile '../../escape'): invalid profile name: skipped",
+        "hermes-state: boot: snapshot entry 3 (profile 'delta'): invalid desired state: skipped",
+        "hermes-state: boot: snapshot entry 4 (profile 'echo'): version is not a positive integer: skipped",
+        "hermes-state: boot: snapshot entry 5 (profile 'foxtrot'): not a projection row (its fields): skipped",
+        "hermes-state: boot: snapshot entry 8 (profile None): not a projection row (its fields): skipped",
+        "hermes-state: boot: snapshot entries for profile 'golf': more than one: all skipped",
     ]
     assert "(1 profile(s), 1 up)" in lines[-1]
     for line in lines[:-1]:
-        assert line.removeprefix("hermes: boot: ") in boot_log(rig)
+        assert line.removeprefix("hermes-state: boot: ") in boot_log(rig)
     wait_for(lambda: rig.running_pid("alpha"), 10, "alpha up from the snapshot")
     assert slots(rig) == {"gateway-alpha"}
     assert not (world_tmp / "escape").exists() and not (rig.scandir.parent / "escape").exists()
@@ -209,17 +209,17 @@ def test_a_symlinked_state_directory_is_refused_and_the_snapshot_is_not_written_
                    rig.user, env=rig.env())
     assert moved.returncode == 0, moved.stderr
     append_on(rig, HOST_A, "stop", "alpha")  # a change: the online pass would write a new snapshot
-    result = rig.hermes("state", "boot")
+    result = rig.hermes("boot")
     assert result.returncode == 0, result.stderr
     [line] = result.stderr.splitlines()
-    assert line.startswith("hermes: boot: warning: cannot open ") and "without following a link" in line, line
+    assert line.startswith("hermes-state: boot: warning: cannot open ") and "without following a link" in line, line
     assert os.listdir(decoy) == []
     wait_for(lambda: not rig.running_pid("alpha"), 15, "alpha down as the database says")
 
 
 def start_up(rig, **extra):
     out = (rig.root / "up.out").open("wb")
-    return subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(**extra), stdout=out, stderr=subprocess.STDOUT,
+    return subprocess.Popen([str(HERMES), "up"], env=rig.env(**extra), stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
 
 
@@ -281,7 +281,7 @@ def test_history_follow_survives_a_restart_of_the_database(rig):
     out = (rig.root / "follow.out").open("wb")
     err = (rig.root / "follow.err").open("wb")
     kwargs = {} if rig.user.is_self else {"user": rig.user.uid, "group": rig.user.gid, "extra_groups": []}
-    follow = subprocess.Popen([str(HERMES), "profile", "history", "alpha", "--follow", "--json"],
+    follow = subprocess.Popen([str(HERMES), "history", "alpha", "--follow", "--json"],
                               env=rig.env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, **kwargs)
 
     def followed() -> list[str]:

@@ -13,7 +13,7 @@ import json
 import psycopg
 import pytest
 
-from hermes_state.backends.postgresql.recorder import APPEND_LOCK
+from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK
 from pg_fleet import Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
 
 GATEWAY_SH = "/bin/true"
@@ -89,19 +89,19 @@ def test_the_owners_grants_run_again_after_a_migration_change_nothing(fleet):
 
 def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
     writer = fleet.env(fleet.writer)
-    ok(home.hermes("profile", "create", "alice", env=writer))
-    ok(home.hermes("gateway", "start", "-p", "alice", env=writer))
+    ok(home.hermes("create", "alice", env=writer))
+    ok(home.hermes("start", "alice", env=writer))
     # The s6 slot's hooks: the run script's record-start (which execs the gateway), the finish script's record-exit.
-    ok(home.hermes("state", "record-start", "gateway-alice", env={**writer, "HERMES_GATEWAY_COMMAND": GATEWAY_SH}))
-    ok(home.hermes("state", "record-exit", "gateway-alice", "1", "0", "true", env=writer))
-    ok(home.hermes("gateway", "stop", "-p", "alice", env=writer))
-    assert "alice" in ok(home.hermes("profile", "list", env=writer))
-    history = [json.loads(line) for line in ok(home.hermes("profile", "history", "alice", "--json", env=writer))
+    ok(home.hermes("record-start", "gateway-alice", env={**writer, "HERMES_GATEWAY_COMMAND": GATEWAY_SH}))
+    ok(home.hermes("record-exit", "gateway-alice", "1", "0", "true", env=writer))
+    ok(home.hermes("stop", "alice", env=writer))
+    assert "alice" in ok(home.hermes("list", env=writer))
+    history = [json.loads(line) for line in ok(home.hermes("history", "alice", "--json", env=writer))
                .splitlines()]
     assert [(e["type"], e["actor"]) for e in sorted(history, key=lambda e: e["position"])] == [
         ("created", "cli"), ("started", "cli"), ("started", "supervisor"), ("crashed", "supervisor"),
         ("stopped", "cli")]
-    assert json.loads(ok(home.hermes("state", "doctor", "--json", env=writer)))["healthy"] is True
+    assert json.loads(ok(home.hermes("doctor", "--json", env=writer)))["healthy"] is True
 
     before = fleet.fingerprint()
     with fleet.database.connect(user=fleet.writer, autocommit=True) as conn:
@@ -117,39 +117,39 @@ def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
 def test_an_append_waits_for_the_lock_a_writer_holds(fleet, home):
     """The writer's role takes the very lock every append takes: held, the next append times out (exit 5)."""
     writer = fleet.env(fleet.writer)
-    ok(home.hermes("profile", "create", "alice", env=writer))
+    ok(home.hermes("create", "alice", env=writer))
     with fleet.database.connect(user=fleet.writer) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-        result = home.hermes("gateway", "start", "-p", "alice", env={**writer, "HERMES_STATE_BUSY_TIMEOUT_MS": "200"})
+        result = home.hermes("start", "alice", env={**writer, "HERMES_STATE_BUSY_TIMEOUT_MS": "200"})
         holder.rollback()
     assert result.returncode == 5 and len(result.stderr.splitlines()) == 1 and "locked" in result.stderr
-    ok(home.hermes("gateway", "start", "-p", "alice", env=writer))
+    ok(home.hermes("start", "alice", env=writer))
 
 
 def test_the_projector_reads_and_every_write_is_refused(fleet, home):
     writer, projector = fleet.env(fleet.writer), fleet.env(fleet.projector)
-    ok(home.hermes("profile", "create", "alice", env=writer))
-    ok(home.hermes("gateway", "start", "-p", "alice", env=writer))
-    ok(home.hermes("profile", "create", "x", env=writer))
+    ok(home.hermes("create", "alice", env=writer))
+    ok(home.hermes("start", "alice", env=writer))
+    ok(home.hermes("create", "x", env=writer))
     before = fleet.fingerprint()
 
-    assert "alice" in ok(home.hermes("profile", "list", env=projector))
-    assert "alice" in ok(home.hermes("profile", "list", "--all-hosts", env=projector))
-    ok(home.hermes("profile", "history", "alice", env=projector))
-    ok(home.hermes("gateway", "status", "-p", "alice", env=projector))
-    doctor = json.loads(ok(home.hermes("state", "doctor", "--json", env=projector)))
+    assert "alice" in ok(home.hermes("list", env=projector))
+    assert "alice" in ok(home.hermes("list", "--all-hosts", env=projector))
+    ok(home.hermes("history", "alice", env=projector))
+    ok(home.hermes("status", "alice", env=projector))
+    doctor = json.loads(ok(home.hermes("doctor", "--json", env=projector)))
     assert doctor["healthy"] is True
     assert {check["check"]: check["status"] for check in doctor["checks"]}["roles"] == "ok"
 
-    for args in (("gateway", "start", "-p", "x"), ("gateway", "stop", "-p", "alice"), ("profile", "create", "bob"),
-                 ("profile", "delete", "x", "--yes"), ("state", "record-exit", "gateway-alice", "1", "0", "true")):
+    for args in (("start", "x"), ("stop", "alice"), ("create", "bob"),
+                 ("delete", "x", "--yes"), ("record-exit", "gateway-alice", "1", "0", "true")):
         result = home.hermes(*args, env=projector)
         assert result.returncode == 5, (args, result.stdout, result.stderr)
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert "permission denied" in result.stderr or "read-only" in result.stderr, result.stderr
     assert sorted(path.name for path in (home.path / "profiles").iterdir()) == ["alice", "x"]
     # The run hook starts the gateway anyway (the log is a record, not a permission) and says so.
-    started = home.hermes("state", "record-start", "gateway-alice", env={**projector, "HERMES_GATEWAY_COMMAND": GATEWAY_SH})
+    started = home.hermes("record-start", "gateway-alice", env={**projector, "HERMES_GATEWAY_COMMAND": GATEWAY_SH})
     assert started.returncode == 0 and len(started.stderr.splitlines()) == 1
     assert "starting the gateway anyway" in started.stderr
 

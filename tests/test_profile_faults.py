@@ -1,8 +1,8 @@
-"""`hermes profile delete` killed half-way (issue 11, item 6): both-or-neither, finished later, seen by doctor.
+"""`hermes-state delete` killed half-way (issue 11, item 6): both-or-neither, finished later, seen by doctor.
 
 The kill lands exactly between the commit of `deleted` and the move of the
 directory: the command, run with HERMES_TEST_PAUSE_AFTER_DELETE_COMMIT set
-(read by hermes_cli/commands/profile.py only; unset in production), creates
+(read by hermes_lifecycle_cli/commands/profile.py only; unset in production), creates
 that file there and waits while it exists, and the test SIGKILLs it then.
 """
 
@@ -19,13 +19,13 @@ from conftest import HERMES
 
 
 def events_of(home, profile: str) -> list[dict]:
-    result = home.hermes("profile", "history", profile, "--json", "--limit", "0")
+    result = home.hermes("history", profile, "--json", "--limit", "0")
     assert result.returncode == 0, result.stderr
     return json_lines(result.stdout)
 
 
 def doctor_directories(home) -> dict:
-    result = home.hermes("state", "doctor", "--json")
+    result = home.hermes("doctor", "--json")
     assert result.returncode == 0, result.stdout + result.stderr  # directories are warnings: the store is sound
     checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
     return checks["profile directories"]
@@ -35,7 +35,7 @@ def kill_delete_after_its_commit(home, name: str) -> None:
     marker = home.path / "delete-paused"
     user = {} if home.user.is_self else {"user": home.user.uid, "group": home.user.gid, "extra_groups": []}
     process = subprocess.Popen(
-        [str(HERMES), "profile", "delete", name, "--yes"],
+        [str(HERMES), "delete", name, "--yes"],
         env=home.env(HERMES_TEST_PAUSE_AFTER_DELETE_COMMIT=str(marker)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **user,
     )
@@ -52,8 +52,8 @@ def kill_delete_after_its_commit(home, name: str) -> None:
 
 
 def test_a_delete_killed_after_its_commit_is_deleted_with_its_directory_in_place(migrated_home):
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
-    assert migrated_home.hermes("gateway", "start", "-p", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
+    assert migrated_home.hermes("start", "alice").returncode == 0
     kill_delete_after_its_commit(migrated_home, "alice")
 
     profiles = migrated_home.path / "profiles"
@@ -68,7 +68,7 @@ def test_a_delete_killed_after_its_commit_is_deleted_with_its_directory_in_place
     assert "alice is deleted" in finding["detail"] and "did not finish" in finding["detail"]
 
     # The next delete of that name finishes the move, under the position of the committed `deleted`.
-    again = migrated_home.hermes("profile", "delete", "alice", "--yes")
+    again = migrated_home.hermes("delete", "alice", "--yes")
     assert again.returncode == 0, again.stderr
     assert "deleted already" in again.stdout
     assert (profiles / ".deleted" / f"alice.{deleted['position']}" / "SOUL.md").is_file()
@@ -78,12 +78,12 @@ def test_a_delete_killed_after_its_commit_is_deleted_with_its_directory_in_place
 
 
 def test_recreating_after_a_killed_delete_moves_the_old_directory_first(migrated_home):
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
     (migrated_home.path / "profiles" / "alice" / "old-life").write_text("kept")
     kill_delete_after_its_commit(migrated_home, "alice")
     deleted = events_of(migrated_home, "alice")[-1]
 
-    created = migrated_home.hermes("profile", "create", "alice")
+    created = migrated_home.hermes("create", "alice")
     assert created.returncode == 0, created.stderr
     profiles = migrated_home.path / "profiles"
     assert (profiles / ".deleted" / f"alice.{deleted['position']}" / "old-life").read_text() == "kept"
@@ -94,7 +94,7 @@ def test_recreating_after_a_killed_delete_moves_the_old_directory_first(migrated
 
 def test_doctor_names_a_directory_moved_by_a_delete_that_never_committed(migrated_home):
     """The state an older `profile delete` left when killed before its commit."""
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
     profiles = migrated_home.path / "profiles"
     head = events_of(migrated_home, "alice")[-1]["position"]
     (profiles / ".deleted").mkdir()
@@ -114,12 +114,12 @@ def test_a_live_profile_without_its_directory_is_a_warning(migrated_home):
 
 def test_a_delete_waits_for_a_create_and_gives_up_after_the_busy_timeout(migrated_home):
     """The profiles lock: a second profile command waits, then fails with 5, one line."""
-    assert migrated_home.hermes("profile", "create", "alice").returncode == 0
+    assert migrated_home.hermes("create", "alice").returncode == 0
     marker = migrated_home.path / "delete-paused"
     user = {} if migrated_home.user.is_self else {
         "user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}
     holder = subprocess.Popen(
-        [str(HERMES), "profile", "delete", "alice", "--yes"],
+        [str(HERMES), "delete", "alice", "--yes"],
         env=migrated_home.env(HERMES_TEST_PAUSE_AFTER_DELETE_COMMIT=str(marker)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **user,
     )
@@ -128,7 +128,7 @@ def test_a_delete_waits_for_a_create_and_gives_up_after_the_busy_timeout(migrate
         while not marker.exists():
             assert holder.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
-        blocked = migrated_home.hermes("profile", "create", "bob", env={"HERMES_STATE_BUSY_TIMEOUT_MS": "300"})
+        blocked = migrated_home.hermes("create", "bob", env={"HERMES_STATE_BUSY_TIMEOUT_MS": "300"})
         assert blocked.returncode == 5
         assert "another profile command" in one_stderr_line(blocked)
         marker.unlink()  # let the holder go on: it moves alice's directory and exits 0
@@ -137,4 +137,4 @@ def test_a_delete_waits_for_a_create_and_gives_up_after_the_busy_timeout(migrate
         if holder.poll() is None:
             holder.kill()
         holder.communicate()
-    assert migrated_home.hermes("profile", "create", "bob").returncode == 0
+    assert migrated_home.hermes("create", "bob").returncode == 0

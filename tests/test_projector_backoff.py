@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hermes_state.projector.reconcile import Backoff
+from hermes_lifecycle.projector.reconcile import Backoff
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""`hermes state boot` against a real s6-svscan: slots as desired, the boot log, refusals, hostile rows."""
+"""`hermes-state boot` against a real s6-svscan: slots as desired, the boot log, refusals, hostile rows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from projector_support import IS_ROOT, rig_for, wait_for
 
-from hermes_state.projector.slots import finish_script, run_script
+from hermes_lifecycle.projector.slots import finish_script, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_a_boot_log_planted_as_a_link_is_written_with_the_users_rights_only(rig,
 
     give_to(logs, rig.user)
     rig.start_scanner()
-    result = rig.hermes("state", "boot")
+    result = rig.hermes("boot")
     assert target.read_text() == "root's\n"  # the link led nowhere the user could not write
     assert result.returncode != 0 and "boot log" in result.stderr and "Permission denied" in result.stderr
 
@@ -124,7 +124,7 @@ def test_a_damaged_store_stops_boot_before_any_slot(rig, damage):
         db.unlink()
         rig.sql("CREATE TABLE accounts (id INTEGER)")
     rig.start_scanner()
-    result = rig.hermes("state", "boot")
+    result = rig.hermes("boot")
     assert result.returncode == 5, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "boot failed" in result.stderr and "no slot was created" in result.stderr
@@ -155,10 +155,10 @@ def test_a_broken_hash_chain_is_a_warning_at_boot(rig):
 def test_boot_checks_the_chain_of_the_newest_events_first_row_included(migrated_home, tampered, window, found):
     import sqlite3
 
-    from hermes_state.events import NewEvent
-    from hermes_state.projector.boot import chain_tail_break
-    from hermes_state.settings import Settings
-    from hermes_state.store import open_store
+    from hermes_lifecycle.events import NewEvent
+    from hermes_lifecycle.projector.boot import chain_tail_break
+    from hermes_lifecycle.settings import Settings
+    from hermes_lifecycle.store import open_store
 
     settings = Settings.from_env(migrated_home.env())
     with open_store(settings) as store:

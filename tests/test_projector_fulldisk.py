@@ -70,8 +70,8 @@ def test_a_full_volume_stops_boot_before_it_acts_and_the_next_boot_recovers(worl
         def user(*args: str) -> subprocess.CompletedProcess[str]:
             return space.run([str(HERMES), *args], env, as_user=True)
 
-        for args in (["state", "migrate"], ["profile", "create", "alice"], ["gateway", "start", "-p", "alice"],
-                     ["profile", "create", "bob"]):
+        for args in (["migrate"], ["create", "alice"], ["start", "alice"],
+                     ["create", "bob"]):
             result = user(*args)
             assert result.returncode == 0, result.stderr
         fill = space.run(["dd", "if=/dev/zero", f"of={home.path / 'filler'}", "bs=4k"], env, as_user=True)
@@ -82,7 +82,7 @@ def test_a_full_volume_stops_boot_before_it_acts_and_the_next_boot_recovers(worl
                                    start_new_session=True, stdin=subprocess.DEVNULL)
         wait_for(lambda: (scandir / ".s6-svscan" / "control").exists(), 5, "s6-svscan")
 
-        full = space.run([str(HERMES), "state", "boot"], env, as_user=False)
+        full = space.run([str(HERMES), "boot"], env, as_user=False)
         assert full.returncode == 5, full.stdout + full.stderr
         failure = [line for line in full.stderr.splitlines() if "boot failed" in line]
         assert len(failure) == 1 and "is full" in failure[0] and "no slot was created" in failure[0], full.stderr
@@ -91,12 +91,12 @@ def test_a_full_volume_stops_boot_before_it_acts_and_the_next_boot_recovers(worl
         assert space.run(["sha256sum", str(home.db)], env, as_user=True).stdout == before  # the store is as it was
 
         assert space.run(["rm", str(home.path / "filler")], env, as_user=True).returncode == 0
-        freed = space.run([str(HERMES), "state", "boot"], env, as_user=False)
+        freed = space.run([str(HERMES), "boot"], env, as_user=False)
         assert freed.returncode == 0, freed.stdout + freed.stderr
         wait_for(lambda: subprocess.run(["s6-svstat", "-o", "up", str(scandir / "gateway-alice")],
                                         capture_output=True, text=True).stdout.strip() == "true", 10, "alice up")
         assert (scandir / "gateway-bob" / "down").exists()
-        doctor = user("state", "doctor")
+        doctor = user("doctor")
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     finally:
         if scanner is not None:

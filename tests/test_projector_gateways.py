@@ -1,10 +1,11 @@
 """Gateways end to end: real s6-svscan, the real hooks, the watch daemon, appends as the unprivileged user.
 
-These need `hermes state record-start` / `record-exit` (the hooks) installed.
+These need `hermes-state record-start` / `record-exit` (the hooks) installed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -48,26 +49,26 @@ def created_and_running(rig, name: str) -> int:
 
 def test_create_start_restart_stop_delete(rig):
     watch = rig.start_watch()
-    rig.cli("profile", "create", "alice")
+    rig.cli("create", "alice")
     wait_for(lambda: rig.status("alice"), 5, "alice's slot")
     assert rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}
 
-    rig.cli("gateway", "start", "-p", "alice")
+    rig.cli("start", "alice")
     first = wait_for(lambda: rig.running_pid("alice"), 5, "alice up")
     started = wait_for(lambda: supervisor_runs(rig.history("alice")), 5, "alice's supervisor started")
     assert started[-1]["pid"] == first  # record-start execs the gateway in its own process
 
-    rig.cli("gateway", "restart", "-p", "alice")
+    rig.cli("restart", "alice")
     second = wait_for(lambda: (pid := rig.running_pid("alice")) and pid != first and pid, 5, "a new pid")
     wait_for(lambda: len(supervisor_runs(rig.history("alice"))) == 2, 5, "the second run recorded")
     assert supervisor_runs(rig.history("alice"))[-1]["pid"] == second
 
-    rig.cli("gateway", "stop", "-p", "alice")
+    rig.cli("stop", "alice")
     wait_for(lambda: rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}, 5, "alice down")
     wait_for(lambda: rig.history("alice")[-1]["reason"] == "requested", 5, "the stop recorded")
     assert not os.path.exists(f"/proc/{second}")
 
-    rig.cli("profile", "delete", "alice", "--yes")
+    rig.cli("delete", "alice", "--yes")
     # The slot goes out of sight first, then its supervisor, then the moved directory: wait for the last step.
     wait_for(lambda: not [name for name in os.listdir(rig.scandir) if "alice" in name], 10, "alice's slot removed")
     assert not [p for p in processes_under(rig.scandir) if "gateway-alice" in p]  # no supervisor left behind
@@ -138,6 +139,24 @@ def test_crash_loop_and_fatal_config_hold_the_slot_down(rig):
     time.sleep(1.5)  # s6 would have restarted them by now (1 s backoff)
     assert (len(rig.history("crashy")), len(rig.history("config"))) == settled
     assert rig.status("crashy")["wantedup"] is False and (rig.scandir / "gateway-crashy" / "down").exists()
+    assert rig.stop_watch(watch) == 0
+
+
+def test_a_gateway_that_asks_for_restarts_is_restarted_every_time_and_never_held_down(rig):
+    """Exit 75 is the gateway asking for a new process: more of them than the breaker's count
+    within its window are restarts, not crashes, and nothing holds the slot down."""
+    watch = rig.start_watch()
+    rig.append("create", "restarts")
+    rig.append("start", "restarts")
+    wait_for(lambda: len(supervisor_runs(rig.history("restarts"))) > 7, 30, "eight runs of restarts")
+    history = rig.history("restarts")
+    exits = [row for row in history if row["actor"] == "supervisor" and row["type"] != "started"]
+    assert len(exits) >= 7 and {(row["type"], row["desired"], row["reason"], row["exit_code"]) for row in exits} == {
+        ("stopped", None, "self-restart", 75)}
+    assert all(json.loads(row["data"])["run"] == run["position"] for row, run in zip(exits, supervisor_runs(history)))
+    assert rig.status("restarts")["wantedup"] is True
+    listed = {row["profile"]: row for row in map(json.loads, rig.cli("list", "--json").splitlines())}
+    assert (listed["restarts"]["desired"], listed["restarts"]["held_down_by"]) == ("up", None)
     assert rig.stop_watch(watch) == 0
 
 
@@ -234,12 +253,12 @@ def test_the_user_cannot_write_the_scan_directory_but_starts_and_stops_gateways(
     probe = run_as(["s6-svc", "-u", str(rig.scandir / "gateway-default")], rig.user, env=rig.env())
     assert probe.returncode != 0
     watch = rig.start_watch()
-    rig.cli("profile", "create", "uma")
-    rig.cli("gateway", "start", "-p", "uma")
+    rig.cli("create", "uma")
+    rig.cli("start", "uma")
     pid = running(rig, "uma")  # its start recorded: s6-setuidgid has dropped to the user by then
     owner = os.stat(f"/proc/{pid}").st_uid
     assert owner == rig.user.uid  # the gateway runs as the user, dropped by s6-setuidgid
-    rig.cli("gateway", "stop", "-p", "uma")
+    rig.cli("stop", "uma")
     wait_for(lambda: rig.status("uma")["up"] is False, 5, "uma down")
     assert rig.stop_watch(watch) == 0
     for root, dirs, files in os.walk(rig.home.path):

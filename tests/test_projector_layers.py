@@ -16,11 +16,11 @@ import pytest
 from cli_support import one_stderr_line
 from conftest import run_as
 
-from hermes_state.errors import BadInput
-from hermes_state.projector.plan import ActionKind
-from hermes_state.settings import DEFAULT_WATCH_FULL_PASS_INTERVAL, DEFAULT_WATCH_POLL_INTERVAL, Settings
+from hermes_lifecycle.errors import BadInput
+from hermes_lifecycle.projector.plan import ActionKind
+from hermes_lifecycle.settings import DEFAULT_WATCH_FULL_PASS_INTERVAL, DEFAULT_WATCH_POLL_INTERVAL, Settings
 
-PACKAGE = Path(__import__("hermes_state").__file__).resolve().parent
+PACKAGE = Path(__import__("hermes_lifecycle").__file__).resolve().parent
 PROJECTOR = PACKAGE / "projector"
 PURE = ("plan.py", "observed.py")
 # The library files this suite holds to "prints nothing, reads no environment" (the store
@@ -53,7 +53,7 @@ def test_the_planner_and_the_observed_state_import_no_io(name):
     for level, module in imports_of(PROJECTOR / name):
         top = module.split(".")[0]
         if level == 0:
-            assert top not in IO_MODULES and top != "hermes_state", f"{name} imports {module}"
+            assert top not in IO_MODULES and top != "hermes_lifecycle", f"{name} imports {module}"
         elif level == 1:
             assert top not in IO_SIBLINGS, f"{name} imports .{module}"
         else:
@@ -63,17 +63,17 @@ def test_the_planner_and_the_observed_state_import_no_io(name):
 def test_importing_the_planner_loads_no_adapter_and_no_store():
     code = (
         "import json, sys\n"
-        "import hermes_state.projector.plan\n"
+        "import hermes_lifecycle.projector.plan\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     result = run_as([sys.executable, "-c", code], None, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout))
-    assert "hermes_state.projector.observed" in loaded
-    heavy = {"subprocess", "sqlite3", "sqlalchemy", "hermes_state.store", "hermes_state.settings",
-             "hermes_state.projector.s6", "hermes_state.projector.slots", "hermes_state.projector.reconcile"}
+    assert "hermes_lifecycle.projector.observed" in loaded
+    heavy = {"subprocess", "sqlite3", "sqlalchemy", "hermes_lifecycle.store", "hermes_lifecycle.settings",
+             "hermes_lifecycle.projector.s6", "hermes_lifecycle.projector.slots", "hermes_lifecycle.projector.reconcile"}
     assert not heavy & loaded
-    assert not [m for m in loaded if m.startswith(("hermes_state.db", "hermes_state.backends", "hermes_state.store."))]
+    assert not [m for m in loaded if m.startswith(("hermes_lifecycle.db", "hermes_lifecycle.backends", "hermes_lifecycle.store."))]
 
 
 def test_action_kinds_are_the_log_words_in_apply_order():
@@ -189,16 +189,16 @@ def test_a_bad_watch_clock_is_one_line_of_bad_input(variable, text):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("command", [("state", "watch"), ("state", "watch", "--poll-only"), ("state", "up")])
+@pytest.mark.parametrize("command", [("watch",), ("watch", "--poll-only"), ("up",)])
 def test_the_daemons_refuse_a_bad_clock_before_starting_anything(migrated_home, command):
     result = migrated_home.hermes(*command, env={"HERMES_WATCH_FULL_PASS_INTERVAL": "soon"}, timeout=30)
     assert result.returncode == 2
     assert one_stderr_line(result) == (
-        "hermes: invalid HERMES_WATCH_FULL_PASS_INTERVAL 'soon': expected seconds between 0.01 and 86400"
+        "hermes-state: invalid HERMES_WATCH_FULL_PASS_INTERVAL 'soon': expected seconds between 0.01 and 86400"
     )
     assert not migrated_home.scandir.exists() or not any(migrated_home.scandir.iterdir())
 
 
 def test_a_bad_clock_stops_only_the_daemons(migrated_home):
-    result = migrated_home.hermes("profile", "list", "--json", env={"HERMES_WATCH_POLL_INTERVAL": "soon"})
+    result = migrated_home.hermes("list", "--json", env={"HERMES_WATCH_POLL_INTERVAL": "soon"})
     assert result.returncode == 0, result.stderr

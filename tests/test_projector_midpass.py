@@ -1,4 +1,4 @@
-"""SIGKILL in the middle of a pass: of the watch daemon, and of the s6-svscan under `hermes state up`.
+"""SIGKILL in the middle of a pass: of the watch daemon, and of the s6-svscan under `hermes-state up`.
 
 Real s6 throughout. To kill at a known point rather than by luck, the
 projector's PATH starts with a wrapper around the real ``s6-svscanctl`` that,
@@ -61,7 +61,7 @@ def test_watch_killed_between_moving_a_slot_out_and_pruning_its_supervisor(rig):
     rig.append("start", "alice")
     first = rig.start_watch(**_holding(rig, "-an"))
     alice = wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
-    rig.cli("profile", "delete", "alice", "--yes")
+    rig.cli("delete", "alice", "--yes")
     wait_for(lambda: _held(rig), 15, "the removal to reach s6-svscanctl -an")
     moved = [entry for entry in os.listdir(rig.scandir) if entry.startswith(".gateway-alice.removing-")]
     assert moved and not (rig.scandir / "gateway-alice").exists()  # out of sight, still supervised
@@ -105,7 +105,7 @@ def test_s6_svscan_killed_in_the_middle_of_ups_pass(bare_rig):
     out = rig.root / "up.out"
 
     def start_up(**extra):
-        return subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(**extra), stdout=out.open("wb"),
+        return subprocess.Popen([str(HERMES), "up"], env=rig.env(**extra), stdout=out.open("wb"),
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     up = start_up(**_holding(rig, "-a"))

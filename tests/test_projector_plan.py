@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from hermes_state.fold import ProfileState
-from hermes_state.projector.plan import SlotView, plan
-from hermes_state.projector.observed import ServiceStatus
+from hermes_lifecycle.fold import ProfileState
+from hermes_lifecycle.projector.plan import SlotView, plan
+from hermes_lifecycle.projector.observed import ServiceStatus
 
 T0, T1 = 1000, 2000  # TAI64N stamps, only their order matters
 

@@ -11,15 +11,15 @@ import pytest
 
 from projector_support import IS_ROOT, processes_under, wait_for
 
-from hermes_state.projector.observed import ServiceStatus, parse_status
-from hermes_state.projector.s6 import (
+from hermes_lifecycle.projector.observed import ServiceStatus, parse_status
+from hermes_lifecycle.projector.s6 import (
     S6,
     NotSupervised,
     S6Error,
     S6Timeout,
     ScannerNotRunning,
 )
-from hermes_state.projector.slots import (
+from hermes_lifecycle.projector.slots import (
     ScanDir,
     ScanDirError,
     UnsafeScanDir,
@@ -88,8 +88,8 @@ def test_scripts_take_the_profile_from_s6_never_from_data(container):
     run, finish = run_script(container).decode(), finish_script(container).decode()
     shebang = "#!/command/with-contenv sh\n" if container else "#!/bin/sh\n"
     assert run.startswith(shebang) and finish.startswith(shebang)
-    assert 'hermes state record-start "$1"' in run
-    assert 'hermes state record-exit "$3" "$1" "$2"' in finish
+    assert 'hermes-state record-start "$1"' in run
+    assert 'hermes-state record-exit "$3" "$1" "$2"' in finish
     # finish reads s6's intent before it drops privileges
     assert finish.index("s6-svstat -o wantedup .") < finish.index("s6-setuidgid")
     assert run.count("exec ") == 2 and finish.count("exec ") == 2

@@ -14,7 +14,7 @@ import os
 import pytest
 
 from projector_support import processes_under, rig_for, types, wait_for
-from hermes_state.projector.slots import KILL_AFTER_MS
+from hermes_lifecycle.projector.slots import KILL_AFTER_MS
 
 pytestmark = pytest.mark.slow
 
@@ -48,17 +48,17 @@ def test_deleting_a_gateway_that_ignores_sigterm_delays_no_other_profile(rig):
     # checks below, on a loaded machine, surely run while stubborn is still alive.
     (rig.scandir / "gateway-stubborn" / "timeout-kill").write_text(f"{STUBBORN_KILL_MS}\n")
 
-    rig.cli("profile", "delete", "stubborn", "--yes")
+    rig.cli("delete", "stubborn", "--yes")
     wait_for(lambda: (st := rig.status("stubborn")) and not st["wantedup"], PROMPT, "s6 asked to bring stubborn down")
     assert _alive(stubborn)  # it ignores SIGTERM: its removal is now in progress, for seconds
 
     # Meanwhile the other profiles' starts and stops take effect at once, one after the other.
-    rig.cli("gateway", "start", "-p", "bob")
+    rig.cli("start", "bob")
     wait_for(lambda: rig.running_pid("bob"), PROMPT, "bob up while stubborn's removal waits")
-    rig.cli("gateway", "stop", "-p", "alice")
+    rig.cli("stop", "alice")
     wait_for(lambda: rig.status("alice") == {"up": False, "pid": -1, "wantedup": False}, PROMPT,
              "alice down while stubborn's removal waits")
-    rig.cli("gateway", "stop", "-p", "bob")
+    rig.cli("stop", "bob")
     wait_for(lambda: rig.status("bob") == {"up": False, "pid": -1, "wantedup": False}, PROMPT, "bob down")
     assert _alive(stubborn), "the test proves nothing if stubborn was gone already"
 

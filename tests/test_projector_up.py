@@ -1,4 +1,4 @@
-"""`hermes state up`: its own s6-svscan, boot, watch in the foreground; Ctrl-C stops what it started only."""
+"""`hermes-state up`: its own s6-svscan, boot, watch in the foreground; Ctrl-C stops what it started only."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ def rig(world_tmp, home):
 
 def _start_up(rig, **extra):
     out = (rig.root / "up.out").open("wb")
-    return subprocess.Popen([str(HERMES), "state", "up"], env=rig.env(**extra), stdout=out, stderr=subprocess.STDOUT,
+    return subprocess.Popen([str(HERMES), "up"], env=rig.env(**extra), stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
 
 
 def _stop(up: subprocess.Popen, how: signal.Signals) -> int:
-    """Signal `hermes state up` and wait for it; killed if it hangs (the rig then kills its s6-svscan)."""
+    """Signal `hermes-state up` and wait for it; killed if it hangs (the rig then kills its s6-svscan)."""
     up.send_signal(how)
     try:
         return up.wait(timeout=30)
@@ -83,7 +83,7 @@ def test_up_leaves_a_running_scanner_alone(rig):
 def test_root_refuses_a_scan_directory_inside_the_users_volume(rig):
     env = rig.env()
     del env["S6_PROFILE_GATEWAY_SCANDIR"]  # the embedded default: $HERMES_HOME/run/service
-    result = subprocess.run([str(HERMES), "state", "up"], env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run([str(HERMES), "up"], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "unsafe for root" in result.stderr and len(result.stderr.splitlines()) == 1
 
@@ -93,13 +93,13 @@ def test_the_embedded_default_as_one_ordinary_user(home):
     kwargs = {} if home.user.is_self else {"user": home.user.uid, "group": home.user.gid, "extra_groups": []}
     output = home.path / "up.out"
     with output.open("wb") as out:
-        up = subprocess.Popen([str(HERMES), "state", "up"], env=home.env(), stdout=out, stderr=subprocess.STDOUT,
+        up = subprocess.Popen([str(HERMES), "up"], env=home.env(), stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, **kwargs)
     try:
         wait_for(lambda: "boot done" in output.read_text(), 30, "up to boot")
-        assert home.hermes("profile", "create", "alice").returncode == 0
-        assert home.hermes("gateway", "start", "-p", "alice").returncode == 0
-        wait_for(lambda: "running as pid" in home.hermes("gateway", "status", "-p", "alice").stdout, 10, "alice up")
+        assert home.hermes("create", "alice").returncode == 0
+        assert home.hermes("start", "alice").returncode == 0
+        wait_for(lambda: "running as pid" in home.hermes("status", "alice").stdout, 10, "alice up")
     finally:
         try:
             status = _stop(up, signal.SIGINT)
@@ -111,7 +111,7 @@ def test_the_embedded_default_as_one_ordinary_user(home):
     owners = {path.stat().st_uid for path in [home.db, home.scandir, home.scandir / "gateway-alice"]}
     assert owners == {home.user.uid}  # nothing made by or for root
     history = [(e["type"], e["actor"], e["reason"]) for e in
-               map(json.loads, home.hermes("profile", "history", "alice", "--json").stdout.splitlines())]
+               map(json.loads, home.hermes("history", "alice", "--json").stdout.splitlines())]
     assert history[-1] == ("stopped", "supervisor", "shutdown")
 
 

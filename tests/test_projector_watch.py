@@ -13,8 +13,8 @@ import pytest
 
 from projector_support import rig_for, wait_for
 
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from store_helpers import settings_for
 
-from hermes_state import store
-from hermes_state.events import NewEvent
-from hermes_state.projector.reconcile import Reconciler
-from hermes_state.projector.slots import ScanDir
+from hermes_lifecycle import store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.projector.reconcile import Reconciler
+from hermes_lifecycle.projector.slots import ScanDir
 
 
 def _log_of(home, events: int):

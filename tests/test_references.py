@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DESIGN = REPO / "docs" / "design.md"
-SKIPPED_DIRS = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", "node_modules"}
+SKIPPED_DIRS = {".git", ".venv", ".venv-agent", "build", "dist", "__pycache__", ".pytest_cache", "node_modules"}
 
 # Written so that this file's own source does not match them.
 # (Also the original contract's other files, by name, wherever they were checked out.)
@@ -42,7 +42,7 @@ def text_files() -> dict[str, str]:
 
 def test_the_scan_sees_the_code_the_docs_and_the_container():
     files = text_files()
-    for expected in ("docs/design.md", "hermes_state/fold.py", "Makefile", "Dockerfile",
+    for expected in ("docs/design.md", "hermes_lifecycle/fold.py", "Makefile", "Dockerfile",
                      "docker/rootfs/usr/local/sbin/hermes-account", "tests/test_references.py"):
         assert expected in files
 

@@ -1,4 +1,4 @@
-"""The one run lookup (hermes_state.runs) against the gateway_runs view, and how the page names each end.
+"""The one run lookup (hermes_lifecycle.runs) against the gateway_runs view, and how the page names each end.
 
 runs_of must pair starts and exits as the public view does: the view is
 what operators query, the function what the page and `profile history`
@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hermes_cli.operators_page import _ticks, end_kind, end_text
-from hermes_state import events
-from hermes_state.events import NewEvent
-from hermes_state.runs import CRASHED, RUNNING, STOPPED, UNKNOWN, runs_of
+from hermes_lifecycle_cli.operators_page import _ticks, end_kind, end_text
+from hermes_lifecycle import events
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.runs import CRASHED, RUNNING, STOPPED, UNKNOWN, runs_of
 from builders import alice_state, event_at
 from store_helpers import open_store, operator_rows, ticking_clock
 

@@ -14,13 +14,13 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import hermes_state
-from hermes_state.backends.sqlite.engine import make_engine
-from hermes_state.backends.sqlite.revision import HEAD, KNOWN_REVISIONS
-from hermes_state.store.schema import TRIGGERS, VIEWS, metadata
-from hermes_state.events import COLUMNS, NewEvent
-from hermes_state.backends.sqlite.migrate import migrate
-from hermes_state.store.revisions import migrations_dir
+import hermes_lifecycle
+from hermes_lifecycle.backends.sqlite.engine import make_engine
+from hermes_lifecycle.backends.sqlite.revision import HEAD, KNOWN_REVISIONS
+from hermes_lifecycle.store.schema import TRIGGERS, VIEWS, metadata
+from hermes_lifecycle.events import COLUMNS, NewEvent
+from hermes_lifecycle.backends.sqlite.migrate import migrate
+from hermes_lifecycle.store.revisions import migrations_dir
 
 from store_helpers import open_store, ticking_clock
 
@@ -55,7 +55,7 @@ def test_known_revisions_are_the_alembic_history():
 
 def test_the_installed_package_carries_its_migrations():
     """`pip install .` (not editable): the revisions ship inside the package, not the checkout."""
-    package_dir = Path(hermes_state.__file__).resolve().parent
+    package_dir = Path(hermes_lifecycle.__file__).resolve().parent
     assert Path(migrations_dir()) == package_dir / "migrations"
     assert (Path(migrations_dir()) / "versions" / "0001_events.py").is_file()
     assert not package_dir.is_relative_to(REPO) or ".venv" in package_dir.parts
@@ -178,7 +178,7 @@ def test_a_schema_newer_than_the_code_is_refused_and_untouched(migrated_home):
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     before = _file_digest(db)
-    for args in (["state", "migrate"], ["state", "doctor"]):
+    for args in (["migrate"], ["doctor"]):
         result = migrated_home.hermes(*args)
         assert result.returncode == 5, result
         assert "newer than this code knows" in result.stderr or "newer than this code knows" in result.stdout
@@ -191,7 +191,7 @@ def test_a_foreign_sqlite_file_is_refused(home):
     with sqlite3.connect(home.db) as conn:
         conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
     before = _file_digest(home.db)
-    result = home.hermes("state", "migrate", as_root=True)
+    result = home.hermes("migrate", as_root=True)
     assert result.returncode == 5
     assert "not a hermes-state database" in result.stderr
     assert _file_digest(home.db) == before
@@ -199,12 +199,12 @@ def test_a_foreign_sqlite_file_is_refused(home):
 
 def test_hermes_state_migrate_as_the_unprivileged_user(home):
     """The installed `hermes` (a plain `pip install .`) migrates a new file, owned by whoever ran it."""
-    first = home.hermes("state", "migrate")
+    first = home.hermes("migrate")
     assert first.returncode == 0, first.stderr
     assert "migrated from an empty file to " + HEAD in first.stdout
     assert home.db.stat().st_uid == home.user.uid
     with sqlite3.connect(f"file:{home.db}?mode=ro", uri=True) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
-    again = home.hermes("state", "migrate")
+    again = home.hermes("migrate")
     assert again.returncode == 0 and "nothing to do" in again.stdout

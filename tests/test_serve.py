@@ -1,4 +1,4 @@
-"""`hermes state serve` for real: a subprocess as the unprivileged user, a real store, real gateways under s6.
+"""`hermes-state serve` for real: a subprocess as the unprivileged user, a real store, real gateways under s6.
 
 /metrics is parsed with prometheus_client's own parser and every value is
 checked against the log itself (SQL on `events`, not the projection the
@@ -146,7 +146,7 @@ def test_metrics_match_the_log_while_real_gateways_crash_under_s6(world_tmp, hom
 # -- bad requests and a store in trouble ---------------------------------------------
 @pytest.fixture
 def served(migrated_home, world_tmp):
-    migrated_home.hermes("profile", "create", "alice")
+    migrated_home.hermes("create", "alice")
     server = start_server(migrated_home.env(), migrated_home.user, world_tmp / "serve.err")
     yield migrated_home, server
     status = server.stop()
@@ -178,7 +178,7 @@ def test_a_missing_store_then_one_that_appears(home, world_tmp):
         assert families["hermes_state_store_ok"][0].value == 0.0
         assert families["hermes_state_store_readable"][0].value == 0.0
         assert "hermes_gateway_desired_up" not in families
-        assert home.hermes("profile", "create", "alice").returncode == 0
+        assert home.hermes("create", "alice").returncode == 0
         assert server.get("/").status == 200
         assert samples_by_profile(server.metrics(), "hermes_gateway_desired_up") == {"alice": 0.0}
     finally:
@@ -239,12 +239,12 @@ def test_it_never_writes(served):
 @pytest.mark.parametrize("path, status, line", [
     ("/metrics", 0, None),
     ("/profiles/alice", 0, None),
-    ("/profiles/nobody", 3, "hermes: 404 not found: no profile named 'nobody'"),
-    ("/profiles/alice?since=soon", 2, "hermes: 400 bad request: invalid since 'soon'"),
+    ("/profiles/nobody", 3, "hermes-state: 404 not found: no profile named 'nobody'"),
+    ("/profiles/alice?since=soon", 2, "hermes-state: 400 bad request: invalid since 'soon'"),
 ])
 def test_once_answers_one_path_with_the_designs_exit_status(migrated_home, path, status, line):
-    migrated_home.hermes("profile", "create", "alice")
-    result = migrated_home.hermes("state", "serve", "--once", path)
+    migrated_home.hermes("create", "alice")
+    result = migrated_home.hermes("serve", "--once", path)
     assert result.returncode == status, result.stderr
     if line is None:
         assert result.stderr == ""
@@ -253,23 +253,23 @@ def test_once_answers_one_path_with_the_designs_exit_status(migrated_home, path,
 
 
 def test_once_on_a_missing_store_exits_5(home):
-    result = home.hermes("state", "serve", "--once", "/")
+    result = home.hermes("serve", "--once", "/")
     assert result.returncode == 5
-    assert result.stderr.startswith("hermes: 503 event store unavailable:")
+    assert result.stderr.startswith("hermes-state: 503 event store unavailable:")
 
 
 @pytest.mark.parametrize("listen", ["9130", "localhost:", ":9130", "127.0.0.1:99999", "127.0.0.1:http"])
 def test_a_malformed_listen_address_is_bad_usage(migrated_home, listen):
-    result = migrated_home.hermes("state", "serve", "--listen", listen)
+    result = migrated_home.hermes("serve", "--listen", listen)
     assert result.returncode == 2
-    assert result.stderr.strip().startswith(f"hermes: invalid --listen {listen!r}")
+    assert result.stderr.strip().startswith(f"hermes-state: invalid --listen {listen!r}")
 
 
 def test_a_port_in_use_is_one_line_and_exit_2(served):
     home, server = served
-    result = home.hermes("state", "serve", "--listen", f"127.0.0.1:{server.port}", timeout=20)
+    result = home.hermes("serve", "--listen", f"127.0.0.1:{server.port}", timeout=20)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"hermes: cannot listen on 127.0.0.1:{server.port}:")
+    assert result.stderr.startswith(f"hermes-state: cannot listen on 127.0.0.1:{server.port}:")
     assert server.alive()
 
 
@@ -280,7 +280,7 @@ def test_the_default_is_loopback_and_any_other_address_is_said(migrated_home, wo
     log = world_tmp / "wide.err"
     user = migrated_home.user
     process = subprocess.Popen(
-        [str(HERMES), "state", "serve", "--listen", f"0.0.0.0:{port}"],
+        [str(HERMES), "serve", "--listen", f"0.0.0.0:{port}"],
         env=migrated_home.env(), stderr=log.open("wb"), stdout=subprocess.DEVNULL,
         **({} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}),
     )
@@ -290,13 +290,13 @@ def test_the_default_is_loopback_and_any_other_address_is_said(migrated_home, wo
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     assert "not loopback: reachable from other machines" in log.read_text()
-    from hermes_cli.main import build_parser
+    from hermes_lifecycle_cli.main import build_parser
 
-    assert build_parser().parse_args(["state", "serve"]).listen == "127.0.0.1:9130"
+    assert build_parser().parse_args(["serve"]).listen == "127.0.0.1:9130"
 
 
 @pytest.mark.parametrize("interval", ["0", "-5", "nan", "inf"])
 def test_a_check_interval_must_be_seconds_above_zero(migrated_home, interval):
-    result = migrated_home.hermes("state", "serve", "--check-interval", interval, "--once", "/metrics")
+    result = migrated_home.hermes("serve", "--check-interval", interval, "--once", "/metrics")
     assert result.returncode == 2
-    assert result.stderr.strip() == f"hermes: invalid --check-interval {float(interval)}: expected seconds above 0"
+    assert result.stderr.strip() == f"hermes-state: invalid --check-interval {float(interval)}: expected seconds above 0"

@@ -1,5 +1,5 @@
 """The page in a real browser: Debian's chromium, headless, loads `/` and `/profiles/NAME` from a real
-`hermes state serve` while real gateways run and crash under s6, and screenshots both into docs/
+`hermes-state serve` while real gateways run and crash under s6, and screenshots both into docs/
 (docs/operators.md shows them). A hostile name's script never runs there.
 """
 
@@ -77,7 +77,7 @@ def test_chromium_loads_both_pages_and_they_are_screenshot_into_docs(world_tmp, 
             os.kill(first, signal.SIGKILL)  # a crash by a signal; s6 starts alice again
             wait_for(lambda: (p := rig.running_pid("alice")) and p != first, 10, "alice up again")
             time.sleep(3)
-            rig.cli("gateway", "restart", "-p", "alice")
+            rig.cli("restart", "alice")
             wait_for(lambda: [r["reason"] for r in rig.history("alice")].count("restart") == 2, 10, "alice restarted")
             time.sleep(3)
             rig.append("stop", "alice", "bob")
@@ -108,8 +108,8 @@ def test_chromium_loads_both_pages_and_they_are_screenshot_into_docs(world_tmp, 
 
 @needs_chromium
 def test_a_hostile_names_script_never_runs_in_the_browser(migrated_home, world_tmp):
-    assert migrated_home.hermes("profile", "create", "victim").returncode == 0
-    from hermes_state.fold import STATE_FIELDS
+    assert migrated_home.hermes("create", "victim").returncode == 0
+    from hermes_lifecycle.fold import STATE_FIELDS
 
     result = run_as([sys.executable, "-c", _TAMPER, str(migrated_home.db), HOSTILE_NAME, HOSTILE_REASON,
                      json.dumps(STATE_FIELDS)], migrated_home.user, env=migrated_home.env())
@@ -119,5 +119,5 @@ def test_a_hostile_names_script_never_runs_in_the_browser(migrated_home, world_t
         page = dom(world_tmp, f"{server.base}/")
     finally:
         assert server.stop() == 0, server.stderr()
-    assert "<title>hermes: profiles</title>" in page  # the hostile script would have renamed it
+    assert "<title>hermes-state: profiles</title>" in page  # the hostile script would have renamed it
     assert "pwned" in page and "<script>" not in page  # shown, as text

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import run_as
-from hermes_state.fold import STATE_FIELDS
+from hermes_lifecycle.fold import STATE_FIELDS
 from serve_support import start_server
 
 HOSTILE_NAME = '<script>document.title="pwned"</script>"\\\n'
@@ -45,7 +45,7 @@ c.commit()
 
 @pytest.fixture
 def hostile(migrated_home, world_tmp):
-    assert migrated_home.hermes("profile", "create", "victim").returncode == 0
+    assert migrated_home.hermes("create", "victim").returncode == 0
     result = run_as([sys.executable, "-c", _TAMPER, str(migrated_home.db), HOSTILE_NAME, HOSTILE_REASON,
                      json.dumps(STATE_FIELDS)],
                     migrated_home.user, env=migrated_home.env())

@@ -1,12 +1,12 @@
 """`profile list` and `gateway status` compute the public `profile_status` view's row in Python
-(hermes_state.status, from the fold's state): the two must agree on every column."""
+(hermes_lifecycle.status, from the fold's state): the two must agree on every column."""
 
 from __future__ import annotations
 
 from store_helpers import open_store, operator_rows
 
-from hermes_state.events import NewEvent
-from hermes_state.status import STATUS_COLUMNS, an_hour_ago, status_row
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.status import STATUS_COLUMNS, an_hour_ago, status_row
 
 
 def _profiles_in_every_state(store) -> None:

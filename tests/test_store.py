@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from hermes_state.chain import first_broken_position
-from hermes_state.errors import BadInput, Conflict, NotFound, ProfileExists, StoreMissing, VersionConflict
-from hermes_state.events import NewEvent
-from hermes_state.fold import fold
-from hermes_state import store as store_api
-from hermes_state.store import ensure_default_profile
+from hermes_lifecycle.chain import first_broken_position
+from hermes_lifecycle.errors import BadInput, Conflict, NotFound, ProfileExists, StoreMissing, VersionConflict
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.fold import fold
+from hermes_lifecycle import store as store_api
+from hermes_lifecycle.store import ensure_default_profile
 
 from store_helpers import open_store, settings_for, ticking_clock
 
@@ -211,5 +211,5 @@ def test_a_read_only_store_refuses_to_append(tmp_path):
 
 
 def test_opening_a_missing_store_says_how_to_create_it(tmp_path):
-    with pytest.raises(StoreMissing, match="hermes state migrate"):
+    with pytest.raises(StoreMissing, match="hermes-state migrate"):
         store_api.open_store(settings_for(tmp_path))

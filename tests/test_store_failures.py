@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 
 from conftest import give_to
 
-WRITE = ("gateway", "start", "-p", "alice")
-READS = (("profile", "history", "alice"), ("profile", "list"), ("gateway", "status", "-p", "alice"))
+WRITE = ("start", "alice")
+READS = (("history", "alice"), ("list",), ("status", "alice"))
 
 
 def digest(db: Path) -> str:
@@ -77,10 +77,10 @@ def test_a_corrupted_page_of_the_log(migrated_home):
         handle.seek((root - 1) * page_size + 100)
         handle.write(os.urandom(page_size - 200))
     before = digest(migrated_home.db)
-    history = migrated_home.hermes("profile", "history", "alice")
+    history = migrated_home.hermes("history", "alice")
     assert history.returncode == 5
     one_line(history, "corrupt", "malformed")
-    doctor = migrated_home.hermes("state", "doctor", "--json")
+    doctor = migrated_home.hermes("doctor", "--json")
     assert doctor.returncode == 5 and '"integrity", "status": "error"' in doctor.stdout
     assert digest(migrated_home.db) == before
 
@@ -92,7 +92,7 @@ def test_a_file_the_user_may_not_write(migrated_home):
     result = migrated_home.hermes(*WRITE)
     assert result.returncode == 5
     one_line(result, "read-only")
-    history = migrated_home.hermes("profile", "history", "alice", "--json")
+    history = migrated_home.hermes("history", "alice", "--json")
     assert history.returncode == 0 and len(history.stdout.splitlines()) == 3  # reading still works
     assert digest(migrated_home.db) == before
 
@@ -136,7 +136,7 @@ def test_a_lock_held_past_the_busy_timeout(migrated_home):
         began = time.monotonic()
         result = migrated_home.hermes(*WRITE, env={"HERMES_STATE_BUSY_TIMEOUT_MS": "300"})
         waited = time.monotonic() - began
-        reading = migrated_home.hermes("profile", "history", "alice", "--json")
+        reading = migrated_home.hermes("history", "alice", "--json")
     finally:
         holder.stdin.write("ROLLBACK;\n")
         holder.stdin.close()
@@ -145,7 +145,7 @@ def test_a_lock_held_past_the_busy_timeout(migrated_home):
     one_line(result, "locked")
     assert waited < 5  # it gave up after its timeout, not never
     assert reading.returncode == 0  # WAL: a writer's lock does not stop readers
-    after = migrated_home.hermes("profile", "history", "alice", "--json")
+    after = migrated_home.hermes("history", "alice", "--json")
     assert len(after.stdout.splitlines()) == 3  # the refused append left nothing
 
 
@@ -171,7 +171,7 @@ def test_a_full_file_system(small_filesystem, hermes_user, migrated_template):
     home.db.write_bytes(migrated_template.read_bytes())
     give_to(home.path, hermes_user)
     with_alice(home)
-    before = home.hermes("profile", "history", "alice", "--json").stdout
+    before = home.hermes("history", "alice", "--json").stdout
     assert len(before.splitlines()) == 3
     # Fill what is left of the file system, so the next append cannot grow the WAL.
     filler = small_filesystem / "filler"
@@ -186,7 +186,7 @@ def test_a_full_file_system(small_filesystem, hermes_user, migrated_template):
         assert result.returncode == 5, result.stderr
         one_line(result, "full", "disk I/O")
     filler.unlink()
-    after = home.hermes("profile", "history", "alice", "--json")
+    after = home.hermes("history", "alice", "--json")
     assert after.returncode == 0 and after.stdout == before
     conn = sqlite3.connect(f"file:{home.db}?mode=ro", uri=True)
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -201,7 +201,7 @@ def test_a_schema_from_the_future(migrated_home):
     conn.close()
     checkpoint(migrated_home.db)
     before = digest(migrated_home.db)
-    for args in (WRITE, *READS, ("state", "migrate")):
+    for args in (WRITE, *READS, ("migrate",)):
         result = migrated_home.hermes(*args)
         assert result.returncode == 5, (args, result.stderr)
         one_line(result, "newer than this code knows")
@@ -228,6 +228,6 @@ def test_a_url_the_store_cannot_serve_is_refused_not_ignored(migrated_home, url)
 
 
 def test_a_url_never_shows_its_password(migrated_home):
-    result = migrated_home.hermes("profile", "list", env={"HERMES_STATE_URL": "mysql://fleet:s3cret@db/hermes"})
+    result = migrated_home.hermes("list", env={"HERMES_STATE_URL": "mysql://fleet:s3cret@db/hermes"})
     assert result.returncode == 2
     assert "s3cret" not in result.stderr and "fleet:***@db" in result.stderr

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cli_support import LogWriter
 
-from hermes_state.backends.sqlite.connect import uri_for
-from hermes_state.errors import BadInput, SchemaMismatch, StoreMissing, StoreUnavailable
-from hermes_state.history import HistoryFilter, read_history, read_newer
-from hermes_state.settings import Settings, store_path_from_env
-from hermes_state.store import backend_for, open_store
+from hermes_lifecycle.backends.sqlite.connect import uri_for
+from hermes_lifecycle.errors import BadInput, SchemaMismatch, StoreMissing, StoreUnavailable
+from hermes_lifecycle.history import HistoryFilter, read_history, read_newer
+from hermes_lifecycle.settings import Settings, store_path_from_env
+from hermes_lifecycle.store import backend_for, open_store
 
 
 def settings_at(path) -> Settings:
@@ -59,7 +59,7 @@ def test_refusals(tmp_path, migrated_template):
         open_store(settings_at(link), readonly=True)
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
-    with pytest.raises(SchemaMismatch, match="hermes state migrate"):
+    with pytest.raises(SchemaMismatch, match="hermes-state migrate"):
         open_store(settings_at(empty), readonly=True)
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database, not at all" * 100)
@@ -136,10 +136,10 @@ def test_the_history_command_imports_neither_sqlalchemy_nor_rich(busy_log):
     the writer's half of the store (the fold, the chain), json or signal's enums: a reader needs none."""
     code = (
         "import sys\n"
-        "from hermes_cli.main import main\n"
-        "status = main(['profile', 'history', 'alice'])\n"
+        "from hermes_lifecycle_cli.main import main\n"
+        "status = main(['history', 'alice'])\n"
         "heavy = sorted(m for m in ('sqlalchemy', 'rich', 'alembic', 'watchdog', 'dataclasses', 'pathlib',"
-        " 'json', 'signal', 'hermes_state.fold', 'hermes_state.chain') if m in sys.modules)\n"
+        " 'json', 'signal', 'hermes_lifecycle.fold', 'hermes_lifecycle.chain') if m in sys.modules)\n"
         "print(status, heavy, file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=busy_log.env(), capture_output=True, text=True)

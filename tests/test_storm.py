@@ -1,6 +1,6 @@
 """The 60-second storm (issue 11's "Must show").
 
-Everything real: `hermes state up` (its own s6-svscan, boot, the watch
+Everything real: `hermes-state up` (its own s6-svscan, boot, the watch
 loop), the slots' hooks recording into the store, test gateways under s6,
 and 8 writers appending as the unprivileged user. For 60 seconds, at random
 moments, a writer, a gateway, `up` itself (the watch loop) or its
@@ -8,7 +8,7 @@ s6-svscan gets SIGKILL; each is restarted as its keeper would: a writer by
 its script, `up` by whoever runs it (after the scanner's death `up` brings
 everything down, says so and exits 1; after its own death the next `up`
 adopts the running s6-svscan). Then the writers stop and one `up` runs on:
-the store must pass `hermes state doctor` (integrity_check, the hash chain,
+the store must pass `hermes-state doctor` (integrity_check, the hash chain,
 the projection equal to the fold) and s6's state must be the desired state.
 
 The seed is printed (and taken from HERMES_STORM_SEED when set) so a failure
@@ -40,10 +40,10 @@ PROFILES = ["p0", "p1", "p2", "p3", "p4", "crash0", "quits0", "stubborn0"]
 # One writer: random intents on the storm's profiles, as the unprivileged user, until SIGKILL.
 WRITER = r"""
 import random, sys, time
-from hermes_state.errors import HermesError
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.errors import HermesError
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 names, rng = sys.argv[1].split(","), random.Random(int(sys.argv[2]))
 shapes = {"start": ("started", "up", None), "stop": ("stopped", "down", None),
           "restart": ("started", "up", "restart"), "create": ("created", "down", None),
@@ -93,14 +93,14 @@ class Storm:
                                 env=self.rig.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=(self.rig.root / "writers.err").open("ab"), **kwargs)
 
-    # -- `hermes state up` ---------------------------------------------------------------
+    # -- `hermes-state up` ---------------------------------------------------------------
     def output(self, number: int | None = None) -> str:
         return (self.rig.root / f"up-{self.ups if number is None else number}.out").read_text()
 
     def start_up(self) -> None:
         self.ups += 1
         out = (self.rig.root / f"up-{self.ups}.out").open("wb")
-        self.up = subprocess.Popen([str(HERMES), "state", "up"], env=self.rig.env(), stdout=out,
+        self.up = subprocess.Popen([str(HERMES), "up"], env=self.rig.env(), stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def keep_up(self) -> None:
@@ -218,7 +218,7 @@ def test_sixty_second_storm(rig):
     assert "Traceback" not in (rig.root / "writers.err").read_text()
     assert not processes_under(rig.scandir)
 
-    doctor = rig.as_user("state", "doctor", "--json")
+    doctor = rig.as_user("doctor", "--json")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     report = json.loads(doctor.stdout)
     checks = {check["check"]: check for check in report["checks"]}

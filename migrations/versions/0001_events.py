@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-27
 
 The tables are written out here rather than taken from
-hermes_state.store.schema: a revision is a frozen record of what it built.
+hermes_lifecycle.store.schema: a revision is a frozen record of what it built.
 """
 
 import sqlalchemy as sa

@@ -5,7 +5,7 @@ Revises: 0001_events
 Create Date: 2026-12-01
 
 Every row written so far was hashed over the fifteen columns before
-``hash`` (encoding 1 in hermes_state.chain), so the new column defaults to
+``hash`` (encoding 1 in hermes_lifecycle.chain), so the new column defaults to
 1 and no hash changes. From here on a migration that adds a column adds an
 encoding instead of silently changing what old hashes meant.
 

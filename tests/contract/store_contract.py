@@ -20,8 +20,8 @@ from typing import ContextManager, Iterator
 
 import pytest
 
-from hermes_state import chain
-from hermes_state.errors import (
+from hermes_lifecycle import chain
+from hermes_lifecycle.errors import (
     BadInput,
     Conflict,
     NotFound,
@@ -29,13 +29,13 @@ from hermes_state.errors import (
     ProfileExists,
     VersionConflict,
 )
-from hermes_state.events import NewEvent
-from hermes_state.fold import fold
-from hermes_state.settings import Settings
-from hermes_state.store import EventStore, StreamWindow, open_store
-from hermes_state.store.recorder import IDLE, NOTIFIED, POLLED, STOPPED
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.fold import fold
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import EventStore, StreamWindow, open_store
+from hermes_lifecycle.store.recorder import IDLE, NOTIFIED, POLLED, STOPPED
 
-WRITE = ("gateway", "start", "-p", "alice")
+WRITE = ("start", "alice")
 
 
 class Faults:

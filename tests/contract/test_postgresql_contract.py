@@ -13,10 +13,10 @@ import pytest
 from store_contract import Faults, StoreContract, fill, small_tmpfs
 
 from conftest import Home, give_to
-from hermes_state import store
-from hermes_state.backends.postgresql.recorder import APPEND_LOCK
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
+from hermes_lifecycle import store
+from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
 
 HOST_ID = "00000000-0000-4000-8000-00000000000b"
 

@@ -13,8 +13,8 @@ from store_contract import Faults, StoreContract, fill, small_tmpfs
 from test_store_failures import checkpoint, digest, with_alice
 
 from conftest import Home, give_to
-from hermes_state import store
-from hermes_state.settings import Settings
+from hermes_lifecycle import store
+from hermes_lifecycle.settings import Settings
 
 
 class SqliteFaults(Faults):

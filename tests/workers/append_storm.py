@@ -11,9 +11,9 @@ import json
 import random
 import sys
 
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 
 
 def main() -> int:

@@ -10,10 +10,10 @@ import os
 import sys
 import time
 
-from hermes_state.errors import HermesError
-from hermes_state.events import NewEvent
-from hermes_state.settings import Settings
-from hermes_state.store import open_store
+from hermes_lifecycle.errors import HermesError
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
 
 
 def main() -> int:
@@ -26,7 +26,7 @@ def main() -> int:
         try:
             store.append(NewEvent(name, "started", "cli", "up"), expected_version=expected)
         except HermesError as error:
-            print(f"hermes: {error}", file=sys.stderr)
+            print(f"hermes-state: {error}", file=sys.stderr)
             return error.exit_status
     return 0
 

@@ -1,1 +1,0 @@
-"""The `hermes` command: a thin layer over hermes_state."""

@@ -1,0 +1,1 @@
+"""The store's backends: each implements ``hermes_lifecycle.store.recorder.Recorder`` for one database."""

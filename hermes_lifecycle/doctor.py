@@ -1,0 +1,123 @@
+"""`hermes-state doctor`: every check of a store, as findings.
+
+The backend checks what only it can (for SQLite: the library, the file, its
+owners and file system, ``integrity_check``, the schema and its objects);
+then, the same for every backend, the whole log is read once to verify the
+hash chain and to fold it, and the fold must equal the stored projection.
+Errors (corruption, a broken chain, projection not equal to the fold, a
+schema mismatch) make the store unhealthy; warnings are reported and leave
+it healthy. Last, the profile directories are compared with the log
+(``profiles.py``: a delete killed after its commit, a directory moved away
+by hand or by an older delete that never committed): a disagreement is a
+warning, since the store itself is sound.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from .chain import GENESIS, verifies
+from .checks import ERROR, OK, WARNING, Report
+from .errors import HermesError
+from .events import Event
+from .fold import ProfileState, apply
+from .names import DEFAULT_PROFILE, NAME_PATTERN
+from .profiles import DELETED_DIR
+from .settings import Settings
+from .store import backend_for, open_store
+from .store.log import state_from_row
+from .store.recorder import batches
+
+Progress = Callable[[int], Callable[[int], None]]  # total -> advance(n)
+
+
+def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_factory: Progress | None = None) -> Report:
+    """Run every check on the store ``settings`` name; never raises for a store problem."""
+    report = Report(settings.store_location)
+    if not backend_for(settings).diagnose(settings, report, expected_owner=expected_owner):
+        return report
+    try:
+        with open_store(settings, readonly=True) as store, store.recorder.transaction(write=False) as tx:
+            _check_chain_and_projection(report, tx, progress_factory)
+            states = [state_from_row(row) for row in tx.state_rows(include_deleted=True)]
+    except HermesError as error:
+        report.add("database", ERROR, str(error))
+        return report
+    check_directories(report, settings, states)
+    return report
+
+
+def check_directories(report: Report, settings: Settings, states: list[ProfileState]) -> None:
+    """Each profile's directory where the log says it is: in place while live, in ``.deleted/``
+    once deleted. Only names and ``lstat``: nothing under the volume is opened or followed."""
+    profiles = settings.profiles_dir
+    try:
+        trash = os.listdir(profiles / DELETED_DIR)
+    except FileNotFoundError:
+        trash = []
+    except OSError as error:
+        report.add("profile directories", WARNING, f"cannot list {profiles / DELETED_DIR}: {error.strerror}")
+        return
+    problems = []
+    for state in sorted(states, key=lambda s: s.profile):
+        name = state.profile
+        if name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
+            continue  # the default profile is the home itself; a bad name is the fold's finding
+        in_place = os.path.lexists(profiles / name)
+        if state.deleted and in_place:
+            problems.append(
+                f"{name} is deleted (position {state.last_position}) but {profiles / name} is still in place: "
+                f"the deletion did not finish; `hermes-state delete {name} --yes` finishes it"
+            )
+        elif state.live and not in_place:
+            # .deleted/NAME.P with P after this life's `created`: no committed `deleted` has that position.
+            uncommitted = sorted(
+                (int(position), entry) for entry in trash
+                for stem, _, position in [entry.rpartition(".")]
+                if stem == name and position.isascii() and position.isdigit() and int(position) > state.created_position
+            )
+            where = (f"; {profiles / DELETED_DIR / uncommitted[-1][1]} is from a delete that never committed: "
+                     f"move it back to {profiles / name}") if uncommitted else ""
+            problems.append(f"{name} is live but {profiles / name} does not exist{where}")
+    if problems:
+        report.add("profile directories", WARNING, "; ".join(problems))
+    else:
+        report.add("profile directories", OK, "every profile's directory is where the log says")
+
+
+def _check_chain_and_projection(report: Report, tx, progress_factory: Progress | None) -> None:
+    advance = progress_factory(tx.last_position()) if progress_factory else (lambda n: None)
+    previous = GENESIS
+    broken: int | None = None
+    folded: dict[str, ProfileState] = {}
+    refused: str | None = None
+    count = 0
+    for rows in batches(tx):
+        for row in rows:
+            if broken is None and not verifies(previous, row):
+                broken = row["position"]
+            previous = row["hash"]
+            if refused is None:
+                try:
+                    event = Event.from_row(row)
+                    folded[event.profile] = apply(folded.get(event.profile), event)
+                except (HermesError, ValueError, TypeError) as error:
+                    refused = f"position {row['position']}: {error}"
+        count += len(rows)
+        advance(len(rows))
+
+    if broken is None:
+        report.add("hash chain", OK, f"{count} events verified")
+    else:
+        report.add("hash chain", ERROR, f"broken at position {broken}: that row was changed, removed or inserted")
+    if refused is not None:
+        report.add("fold", ERROR, f"the log breaks the stream rules at {refused}")
+        return
+    stored = {row["profile"]: state_from_row(row) for row in tx.state_rows(include_deleted=True)}
+    differing = sorted(name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name))
+    if differing:
+        shown = ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "")
+        report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
+    else:
+        report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")

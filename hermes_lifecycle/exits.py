@@ -1,0 +1,173 @@
+"""How ``finish`` classifies a gateway's exit: a pure function, no I/O.
+
+The exit is classified by who asked for it, never by its exit code alone (a
+well-behaved gateway exits 0 on SIGTERM). docs/design.md section 2, "How
+`finish` classifies an exit" and "The crash-loop breaker"; docs/hooks.md
+explains each choice.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from .errors import BadInput
+from .events import NewEvent, format_time
+from .fold import ProfileState
+from .records import record
+from .settings import CrashLoopPolicy
+
+# finish's exit status: 125 tells s6 the failure is permanent (do not restart).
+RESTART_AS_USUAL = 0
+DO_NOT_RESTART = 125
+
+# s6 passes 256 as the exit code of a process killed by a signal.
+KILLED_BY_SIGNAL = 256
+EX_CONFIG = 78  # sysexits.h: a configuration error no restart can fix
+# sysexits.h's EX_TEMPFAIL: "try again". hermes-agent's gateway exits so to be restarted
+# (GATEWAY_SERVICE_RESTART_EXIT_CODE: after /restart, or when its loop-liveness watchdog fires).
+EX_TEMPFAIL = 75
+
+_NUMBER = re.compile(r"[0-9]{1,3}")
+
+
+@record
+class ObservedExit:
+    """What s6 told ``finish`` about the process that ended."""
+
+    exit_code: int | None  # 0-255; None when killed by a signal
+    signal: int | None  # 1-128 when killed by a signal, else None
+    wantedup: bool | None  # what `s6-svstat -o wantedup` said; None: unknown
+
+    @classmethod
+    def parse(cls, exit_code: str, signal: str, wantedup: str | None) -> "ObservedExit":
+        """Read finish's arguments as s6 gives them: ``$1`` (256 when killed), ``$2`` (0 when none).
+
+        Anything s6 cannot have produced is refused rather than guessed at.
+        """
+        code = _number(exit_code, "exit code")
+        signum = _number(signal, "signal")
+        if code == KILLED_BY_SIGNAL:
+            if not 1 <= signum <= 128:
+                raise BadInput(f"exit code 256 means killed by a signal, but the signal is {signum}")
+            observed_code, observed_signal = None, signum
+        elif 0 <= code <= 255:
+            if signum != 0:
+                raise BadInput(f"exit code {code} with signal {signum}: s6 passes 256 as the code of a killed process")
+            observed_code, observed_signal = code, None
+        else:
+            raise BadInput(f"invalid exit code {code}: expected 0-255, or 256 when killed by a signal")
+        return cls(observed_code, observed_signal, _wantedup(wantedup))
+
+
+def _number(text: str, what: str) -> int:
+    if not isinstance(text, str) or not _NUMBER.fullmatch(text):
+        raise BadInput(f"invalid {what} {text!r}: expected a number as s6 passes it")
+    return int(text)
+
+
+def _wantedup(text: str | None) -> bool | None:
+    # The finish script passes what s6-svstat printed; nothing (it failed, or
+    # the hook was run by hand) means unknown.
+    if text is None or text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    raise BadInput(f"invalid wantedup {text!r}: expected true or false, as s6-svstat -o wantedup prints")
+
+
+@record
+class ExitDecision:
+    """What ``record-exit`` appends (in order, in one transaction) and the status it exits with."""
+
+    outcome: str  # deleted, requested, restart, shutdown, self-restart, fatal-config, exited, crashed, crash-loop
+    events: tuple[NewEvent, ...] = ()
+    exit_status: int = RESTART_AS_USUAL
+
+
+def window_start(policy: CrashLoopPolicy, now: datetime) -> str:
+    """The oldest crash time the breaker counts at ``now`` (as stored: sortable text)."""
+    return format_time(now - timedelta(seconds=policy.window_seconds))
+
+
+def classify_exit(
+    state: ProfileState | None,
+    observed: ObservedExit,
+    crash_times: Sequence[str],
+    policy: CrashLoopPolicy,
+    now: datetime,
+    *,
+    earlier_life: bool = False,
+) -> ExitDecision:
+    """The order of docs/design.md section 2, first match wins.
+
+    ``crash_times`` are the profile's ``crashed`` times since its latest start
+    intent (``state.start_intent_position``); those older than the window are
+    ignored here, so a caller may pass more than the window holds.
+    ``earlier_life``: the exit is of a run started before the profile's latest
+    ``created`` (``hooks.record_exit`` finds out which run ended).
+    """
+    # 1. Deleted (or never existed): its last exit is accepted and recorded nowhere.
+    if state is None or state.deleted:
+        return ExitDecision("deleted")
+    # 1b. The run of a profile since deleted and created again (its gateway was slow to stop):
+    #     that life is over, and its exit says nothing of this one. Recorded nowhere, like 1.
+    if earlier_life:
+        return ExitDecision("earlier-life")
+
+    def exit_event(type_: str, reason: str | None, desired: str | None = None, **data: object) -> NewEvent:
+        run = state.running_run
+        return NewEvent(
+            profile=state.profile,
+            type=type_,
+            actor="supervisor",
+            desired=desired,
+            # A late finish must never land on a newer run: name the run it ends.
+            pid=state.run_pid if run is not None else None,
+            exit_code=observed.exit_code,
+            signal=observed.signal,
+            reason=reason,
+            data={"run": run, **data} if run is not None else dict(data),
+        )
+
+    # 2. Someone asked for it to stop.
+    if state.desired == "down":
+        return ExitDecision("requested", (exit_event("stopped", "requested"),))
+    # 3. Someone asked for a new process after this run began. "This run" is
+    #    the latest recorded start: if that start was never recorded (the store
+    #    was unavailable then), a pending restart still explains the exit.
+    if state.restart_position is not None and state.restart_position > (state.run_position or 0):
+        return ExitDecision("restart", (exit_event("stopped", "restart"),))
+    # 4. s6 no longer wants it up: container stop, or an operator's s6-svc -d.
+    #    Desired stays up, so it comes back at the next boot.
+    if observed.wantedup is False:
+        return ExitDecision("shutdown", (exit_event("stopped", "shutdown"),))
+    # 5. Nobody outside asked. The gateway itself asked for a new process: a restart, not a
+    #    crash, so the breaker never counts it; desired stays up and s6 restarts it.
+    if observed.exit_code == EX_TEMPFAIL:
+        return ExitDecision("self-restart", (exit_event("stopped", "self-restart"),))
+    if observed.exit_code == EX_CONFIG:
+        return ExitDecision(
+            "fatal-config", (exit_event("stopped", "fatal-config", desired="down"),), DO_NOT_RESTART
+        )
+    if observed.exit_code == 0:
+        return ExitDecision("exited", (exit_event("stopped", "exited", desired="down"),), DO_NOT_RESTART)
+    crashed = exit_event("crashed", None)
+    since = window_start(policy, now)
+    count = sum(1 for moment in crash_times if moment >= since) + 1  # this crash included
+    if count < policy.count:
+        return ExitDecision("crashed", (crashed,))
+    breaker = exit_event(
+        "stopped",
+        "crash-loop",
+        desired="down",
+        count=count,
+        window_seconds=_plain_number(policy.window_seconds),
+        threshold=policy.count,
+    )
+    return ExitDecision("crash-loop", (crashed, breaker), DO_NOT_RESTART)
+
+
+def _plain_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value

@@ -1,0 +1,154 @@
+"""The slot hooks' shell: what s6's ``run`` and ``finish`` scripts record.
+
+``record_start`` appends the supervisor's ``started`` for the process that
+is about to become the gateway; ``record_exit`` classifies an exit
+(``exits.classify_exit``) and appends what it decided, in one transaction.
+Both open the store with a short busy timeout: a hook that cannot record
+must say so quickly (s6 gives ``finish`` five seconds in all).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn
+
+from .errors import InvalidName, NotFound, ProfileDeleted
+from .events import Event, NewEvent, parse_time
+from .exits import EX_CONFIG, ExitDecision, ObservedExit, classify_exit, window_start
+from .fold import ProfileState
+from . import names
+from .names import validate_name
+from .settings import CrashLoopPolicy, Settings
+from .store import EventStore, open_store
+from .store.recorder import StreamWindow
+
+# Well under a second: with the interpreter's start, a hook facing a locked
+# store reports it within one second of starting.
+HOOK_BUSY_TIMEOUT_MS = 500
+# The gateway command cannot be run: exit EX_CONFIG, so finish records
+# `fatal-config` and holds the slot down instead of restarting it forever.
+EXEC_FAILED_STATUS = EX_CONFIG
+
+
+def profile_of_slot(slot: object) -> str:
+    """The profile a slot belongs to: ``gateway-<valid name>``, else InvalidName."""
+    name = names.profile_of_slot(slot)
+    if name is None:
+        raise InvalidName(f"invalid slot name {names.shown(slot)}: expected {names.SLOT_PREFIX}<profile name>")
+    return name
+
+
+def _open(settings: Settings) -> EventStore:
+    return open_store(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+
+
+def record_start(settings: Settings, name: str, pid: int) -> Event:
+    """Append the supervisor's ``started`` for ``pid``.
+
+    Raises NotFound / ProfileDeleted when there is no live profile to start
+    (the caller then starts no gateway), StoreUnavailable when the store fails.
+    """
+    validate_name(name)
+    with _open(settings) as store, store.writing() as tx:
+        state = tx.state(name)
+        if state is None:
+            raise NotFound(f"no profile named {name!r}: no gateway started")
+        if state.deleted:
+            raise ProfileDeleted(f"profile {name!r} was deleted: no gateway started")
+        # The supervisor (this process's parent: s6-supervise, as `run` execs) lets a later exit
+        # tell whether this run is the one that ended (record_exit, _exit_of_an_earlier_life).
+        return tx.append(
+            NewEvent(profile=name, type="started", actor="supervisor", pid=pid, data={"supervisor": os.getppid()})
+        )
+
+
+def record_exit(
+    settings: Settings, name: str, observed: ObservedExit, policy: CrashLoopPolicy, *, key: str | None = None
+) -> tuple[ExitDecision, list[Event]]:
+    """Classify an exit and append what was decided, atomically.
+
+    The state, the crash times the breaker counts and the appends share one
+    ``BEGIN IMMEDIATE`` transaction, so two exits recorded at once can never
+    both see four crashes and both miss the fifth. ``key``: the idempotency key of
+    the first event appended (a fleet host's, kept with the exit if it must be spooled).
+    """
+    validate_name(name)
+    with _open(settings) as store, store.writing() as tx:
+        return decide_exit(tx, name, observed, policy, now=store.clock(), boot_id=store.boot_id,
+                           supervisor=os.getppid(), key=key)
+
+
+def decide_exit(
+    tx, name: str, observed: ObservedExit, policy: CrashLoopPolicy, *, now: str, boot_id: str | None,
+    supervisor: int, key: str | None, late: bool = False,
+) -> tuple[ExitDecision, list[Event]]:
+    """The classification and its appends inside ``tx``, for an exit seen at ``now`` in ``boot_id``
+    by the s6-supervise ``supervisor``; ``late``: a spooled exit, appended at the time it was seen."""
+    state = tx.state(name)
+    moment = parse_time(now)
+    crash_times: list[str] = []
+    if state is not None and state.live:
+        crash_times = tx.crash_times(
+            name, after_position=state.start_intent_position or 0, since=window_start(policy, moment)
+        )
+    earlier_life = state is not None and state.live and _exit_of_an_earlier_life(tx, state, boot_id, supervisor)
+    decision = classify_exit(state, observed, crash_times, policy, moment, earlier_life=earlier_life)
+    events = decision.events
+    if key is not None:
+        # One key per event, derived from the fact's: a replay finds the first and appends nothing.
+        events = tuple(event._replace(idempotency_key=key if index == 0 else f"{key}/{index}")
+                       for index, event in enumerate(events))
+    if late:
+        events = tuple(event._replace(data={**event.data, "spooled": True}) for event in events)
+        return decision, [tx.append(event, observed=(now, boot_id)) for event in events]
+    return decision, [tx.append(event) for event in events]
+
+
+# How many of the newest `started` rows an exit looks through for its run: this life's start
+# intents come first, and a life with more than this many before its first run is not real.
+_STARTS_LOOKED_AT = 32
+
+
+def _exit_of_an_earlier_life(tx, state: ProfileState, boot_id: str | None, supervisor: int) -> bool:
+    """True when the run that just ended began before the profile's latest ``created``.
+
+    Only asked while this life has recorded no run of its own: a slot runs one process at a
+    time, so until this life's first start is recorded, the process that ended may be the
+    previous life's, still stopping when the profile was created again. It is, when the last
+    recorded start before that ``created`` came from this very supervisor (``finish`` and
+    ``run`` share s6-supervise as parent) in this boot. Anything less certain is recorded as
+    before: a crash must not go uncounted on a guess.
+    """
+    if state.run_position is not None:
+        return False
+    window = StreamWindow(types=("started",), newest_first=True, limit=_STARTS_LOOKED_AT)
+    for event in tx.stream(state.profile, window):
+        if event.actor != "supervisor" or event.position > state.created_position:
+            continue
+        return event.data.get("supervisor") == supervisor and event.boot_id == boot_id
+    return False
+
+
+def exec_gateway(argv: list[str], name: str, extra: dict[str, str]) -> NoReturn:
+    """Replace this process with the gateway, ``HERMES_PROFILE`` set: the recorded pid becomes its pid."""
+    environment = {**os.environ, **extra, "HERMES_PROFILE": validate_name(name)}
+    home = _own_home(environment.get("HOME"))
+    if home is not None:
+        environment["HOME"] = home
+    os.execvpe(argv[0], argv, environment)
+
+
+def _own_home(home: str | None) -> str | None:
+    """The gateway user's own home when ``HOME`` is not this user's (s6-setuidgid keeps root's): a
+    gateway writing dot-files must not meet root's directory. None: keep ``HOME`` as it is."""
+    try:
+        if home and os.stat(home).st_uid == os.geteuid():
+            return None
+    except OSError:
+        pass
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return None

@@ -1,0 +1,133 @@
+"""Boot's writing steps, run as the gateway user: root writes nothing to the volume.
+
+docs/design.md section 3: the projector runs as root and treats the volume as the
+hermes user's. What boot must write there (the migration, the legacy import,
+``default``, the boot log) runs in a child process that has dropped to that
+user, so the kernel applies that user's permissions: a symbolic link the
+user planted can only lead where the user could write anyway.
+
+Run as ``python -m hermes_lifecycle.projector.dropped steps`` (prints one JSON
+object) or ``... log PATH`` (appends stdin to PATH). Not root: the same
+functions run in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput, Conflict, HermesError, NotFound, StoreUnavailable
+from ..settings import Settings
+
+CHILD_TIMEOUT = 600.0  # a migration of a large file; the busy timeout bounds lock waits
+_BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
+
+
+def writing_steps(settings: Settings) -> dict[str, Any]:
+    """Migrate, import legacy ``gateway_state.json`` once, make sure ``default`` exists (in a fleet,
+and that the ``state`` directory the snapshot lives in does)."""
+    from ..legacy import import_legacy
+    from ..store import ensure_default_profile, migrate, open_store
+
+    if settings.fleet:
+        # Where root keeps the fleet snapshot (snapshot.py); on SQLite the store's migration makes it.
+        try:
+            os.makedirs(os.path.join(settings.home_dir, "state"), exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailable(f"cannot make {settings.home_dir}/state: {error.strerror}") from None
+    before, after = migrate(settings)
+    with open_store(settings) as store:
+        report = import_legacy(store, settings)
+        created = ensure_default_profile(store)
+    return {
+        "schema": {"before": before, "after": after},
+        "legacy": {
+            "summary": report.summary(),
+            "lines": [outcome.line() for outcome in report.outcomes if outcome not in report.already],
+        },
+        "default_created": created is not None,
+    }
+
+
+def append_lines(path: Path, text: str) -> None:
+    """Append to the boot log as whoever runs this (the gateway user)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(text)
+    except OSError as error:
+        raise StoreUnavailable(f"cannot write boot log {path}: {error.strerror}") from None
+
+
+# -- the parent side ------------------------------------------------------------
+def run_writing_steps(settings: Settings) -> dict[str, Any]:
+    if os.geteuid() != 0:
+        return writing_steps(settings)
+    out = _run_dropped(settings, ["steps"])
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise HermesError(f"boot's writing steps printed {out[:200]!r}, not JSON") from None
+
+
+def write_boot_log(settings: Settings, text: str) -> None:
+    if os.geteuid() != 0:
+        append_lines(settings.boot_log, text)
+        return
+    _run_dropped(settings, ["log", str(settings.boot_log)], stdin=text)
+
+
+def _run_dropped(settings: Settings, args: list[str], stdin: str | None = None) -> str:
+    try:
+        account = pwd.getpwnam(settings.gateway_user)
+    except KeyError:
+        raise BadInput(f"gateway user {settings.gateway_user!r} does not exist (HERMES_USER)") from None
+    if account.pw_uid == 0:
+        raise BadInput("HERMES_USER must not be root: the gateway user is the unprivileged owner of the volume")
+    env = dict(os.environ)
+    # The child must reach the very same files, whatever HOME it would derive them from.
+    env.update(
+        HERMES_HOME=str(settings.home),
+        HERMES_STATE_DB=str(settings.db_path),
+        S6_PROFILE_GATEWAY_SCANDIR=str(settings.scandir),
+        HOME=account.pw_dir,
+        USER=account.pw_name,
+        LOGNAME=account.pw_name,
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "hermes_lifecycle.projector.dropped", *args],
+            input=stdin, capture_output=True, text=True, env=env, cwd="/", timeout=CHILD_TIMEOUT,
+            user=account.pw_uid, group=account.pw_gid,
+            extra_groups=os.getgrouplist(account.pw_name, account.pw_gid),
+        )
+    except subprocess.TimeoutExpired:
+        raise StoreUnavailable(f"boot's writing steps as {account.pw_name} did not finish in {CHILD_TIMEOUT:g} s") from None
+    if result.returncode != 0:
+        message = " ".join(result.stderr.split()) or f"exited {result.returncode}"
+        raise _BY_STATUS.get(result.returncode, HermesError)(message)
+    return result.stdout
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = Settings.from_env()
+        if argv[:1] == ["steps"] and len(argv) == 1:
+            print(json.dumps(writing_steps(settings)))
+            return 0
+        if argv[:1] == ["log"] and len(argv) == 2:
+            append_lines(Path(argv[1]), sys.stdin.read())
+            return 0
+        raise BadInput("usage: python -m hermes_lifecycle.projector.dropped steps | log PATH")
+    except HermesError as error:
+        print(f"{error}", file=sys.stderr)
+        return error.exit_status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The `hermes` command: a thin layer over hermes_lifecycle."""

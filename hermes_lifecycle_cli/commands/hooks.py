@@ -1,0 +1,124 @@
+"""`hermes-state record-start | record-exit`: what a slot's run and finish scripts exec.
+
+Kept light on purpose: no argparse (``main.fast_call`` parses these), no
+SQLAlchemy, rich or Alembic (a hook runs at every start and exit, inside
+s6's finish time limit). docs/hooks.md has the reasoning.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from hermes_lifecycle import hooks
+from hermes_lifecycle.errors import HermesError, NotFound, ProfileDeleted, StoreUnavailable
+from hermes_lifecycle.exits import DO_NOT_RESTART, ObservedExit
+
+from ..output import say
+from .common import settings
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def record_start(args: "argparse.Namespace") -> int:
+    name = hooks.profile_of_slot(args.slot)
+    config = settings()
+    argv, environment = config.gateway_launch(name)  # a bad HERMES_GATEWAY(_COMMAND): exit 2, nothing recorded
+    try:
+        hooks.record_start(config, name, os.getpid())
+    except (NotFound, ProfileDeleted):
+        raise  # no live profile: start nothing (one line, exit 3 or 4)
+    except HermesError as error:
+        say(f"hermes-state: record-start {args.slot}: start not recorded ({error}); starting the gateway anyway")
+    except Exception as error:  # noqa: BLE001 - a broken log must not take gateways down; it is reported
+        say(f"hermes-state: record-start {args.slot}: start not recorded ({type(error).__name__}: {error}); "
+             "starting the gateway anyway")
+    sys.stdout.flush()
+    try:
+        hooks.exec_gateway(argv, name, environment)
+    except OSError as error:
+        say(f"hermes-state: record-start {args.slot}: cannot run the gateway command {argv[0]!r}: {error.strerror}")
+        return hooks.EXEC_FAILED_STATUS
+
+
+def record_exit(args: "argparse.Namespace") -> int:
+    name = hooks.profile_of_slot(args.slot)
+    observed = ObservedExit.parse(args.exit_code, args.signal, args.wantedup)
+    config = settings()
+    policy = config.crash_loop_policy()
+    if config.fleet:
+        return _record_exit_on_a_fleet_host(args, config, name, observed, policy)
+    try:
+        decision, _ = hooks.record_exit(config, name, observed, policy)
+    except StoreUnavailable as error:
+        # Any status but 125: s6 restarts the gateway as it would without us.
+        raise type(error)(f"record-exit {args.slot}: exit not recorded, s6 restarts as usual: {error}") from None
+    return _decided(args, decision)
+
+
+def _decided(args: "argparse.Namespace", decision) -> int:
+    if decision.exit_status == DO_NOT_RESTART:
+        say(f"hermes-state: {args.slot}: {decision.outcome}: held down, s6 will not restart it")
+    return decision.exit_status
+
+
+# How long a fleet host's record-exit waits for the database before it keeps the exit instead:
+# s6 kills `finish` after five seconds (timeout-finish), and the spool's fsyncs need their share.
+FLEET_EXIT_DEADLINE_SECONDS = 3.0
+
+
+def _record_exit_on_a_fleet_host(args, config, name, observed, policy) -> int:
+    """As above, but an exit the shared database cannot take now is kept on the host (spool.py) and
+    appended at the host's next write. The key is chosen first: an append whose commit was lost in
+    the outage, its replay, even the exit kept twice (the deadline below) are one event."""
+    import signal
+
+    from hermes_lifecycle import spool
+
+    seen_at, seen_ns = spool.observed_now()
+    key = spool.new_key()
+
+    def keep(error: StoreUnavailable) -> int:
+        try:
+            fact = spool.KeptExit(
+                profile=name, exit_code=args.exit_code, signal=args.signal, wantedup=args.wantedup or "",
+                observed_at=seen_at, boot_id=config.read_boot_id(), supervisor=os.getppid(),
+                host=config.host_id(), key=key,
+            )
+            earlier = spool.recent_exits(config, name, seen_ns - int(policy.window_seconds * 1e9))
+            path = spool.keep(config, fact, seen_ns)
+        except StoreUnavailable as spool_error:
+            say(f"hermes-state: record-exit {args.slot}: exit not recorded and not kept, s6 restarts as usual: "
+                f"{error}; {spool_error}")
+            return StoreUnavailable.exit_status
+        if observed.wantedup is not False and earlier + 1 >= policy.count:
+            # The breaker, offline: the store cannot count the crashes now, the spool can. Every
+            # exit s6 would restart counts (a clean exit or 78 would have held it down at once).
+            say(f"hermes-state: record-exit {args.slot}: exit kept in {path}; {earlier + 1} exits within "
+                f"{policy.window_seconds:g}s while the store is unavailable: held down, s6 will not restart "
+                f"it: {error}")
+            return DO_NOT_RESTART
+        # Exit 5, as every command in an outage; s6 restarts as usual (only 125 changes what it does).
+        say(f"hermes-state: record-exit {args.slot}: exit kept in {path}, to be appended at this host's next "
+            f"write; s6 restarts as usual: {error}")
+        return StoreUnavailable.exit_status
+
+    def past_deadline(signum, frame) -> None:
+        # A server that accepted the connection and then went silent: keep the exit and leave
+        # now, without unwinding through the driver (a ROLLBACK could wait as long again).
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        os._exit(keep(StoreUnavailable(f"event store {config.store_location} did not answer within "
+                                       f"{FLEET_EXIT_DEADLINE_SECONDS:g}s")))
+
+    signal.signal(signal.SIGALRM, past_deadline)
+    signal.setitimer(signal.ITIMER_REAL, FLEET_EXIT_DEADLINE_SECONDS)
+    try:
+        decision, _ = hooks.record_exit(config, name, observed, policy, key=key)
+    except StoreUnavailable as error:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return keep(error)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return _decided(args, decision)

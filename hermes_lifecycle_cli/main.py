@@ -1,0 +1,256 @@
+"""Entry point: parse arguments, dispatch to a lazily imported command, turn errors into exit statuses.
+
+One grammar, two ways in: the standalone ``hermes-state COMMAND ...`` and,
+inside hermes-agent's own ``hermes``, ``hermes state COMMAND ...`` (the
+plugin, ``plugin.py``, fills its subcommand with ``add_commands``). Each
+command is named here as "module:function" and imported only when it runs,
+so ``hermes-state --help`` never pays for the others. The slot hooks run at
+every start and exit of every gateway, and scripts send intents: a
+well-formed hook call or ``start|stop|restart [NAME]`` skips argparse
+altogether (``fast_call``); anything else goes through the parser and its
+errors. Expected failures become one line on stderr and their exit status
+(docs/design.md section 7), here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Sequence
+
+from hermes_lifecycle import __version__
+
+if TYPE_CHECKING:
+    import argparse
+
+PROGRAM = "hermes-state"
+
+# The hooks' argument lists, as the slot scripts pass them.
+HOOK_ARGUMENTS = {
+    "record-start": (("slot",), "hermes_lifecycle_cli.commands.hooks:record_start"),
+    "record-exit": (("slot", "exit_code", "signal", "wantedup"), "hermes_lifecycle_cli.commands.hooks:record_exit"),
+}
+
+
+# The intents' verbs: ``VERB [NAME]``.
+INTENT_VERBS = ("start", "stop", "restart")
+
+
+def fast_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The hooks' and the intents' exact forms, parsed without argparse (building its whole tree
+    costs a hook more than its own work); None for anything else, which the parser then handles,
+    errors and `--help` included."""
+    return _hook_call(argv) or _intent_call(argv)
+
+
+def _intent_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    if len(argv) not in (1, 2) or argv[0] not in INTENT_VERBS:
+        return None
+    name = argv[1] if len(argv) == 2 else None
+    if name is not None and name.startswith("-"):
+        return None
+    return SimpleNamespace(command=argv[0], name=name, handler=f"hermes_lifecycle_cli.commands.gateway:{argv[0]}")
+
+
+def _hook_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    """``record-start SLOT`` / ``record-exit SLOT CODE SIGNAL [WANTEDUP]``."""
+    if len(argv) < 2 or argv[0] not in HOOK_ARGUMENTS:
+        return None
+    names, handler = HOOK_ARGUMENTS[argv[0]]
+    values = list(argv[1:])
+    optional = 1 if argv[0] == "record-exit" else 0
+    if not len(names) - optional <= len(values) <= len(names) or any(v.startswith("-") for v in values):
+        return None
+    values += [None] * (len(names) - len(values))
+    return SimpleNamespace(command=argv[0], handler=handler, **dict(zip(names, values)))
+
+
+def _parser_class():
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """argparse, but a usage error is one line on stderr and exit 2."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    return Parser
+
+
+MAX_LIMIT = 2**31 - 1  # a count any store binds as an integer; more rows than that is "all" (0)
+
+
+def _limit(text: str) -> int:
+    """``--limit``: 0 (all) to MAX_LIMIT; anything else is a usage error (one line, exit 2), never a traceback."""
+    import argparse
+
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {shown!r}") from None
+    if not 0 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"invalid --limit {shown}: expected 0 (all) to {MAX_LIMIT}")
+    return value
+
+
+def _name_argument(parser: "argparse.ArgumentParser") -> None:
+    parser.add_argument("name", metavar="NAME", nargs="?", help="the profile (default: the root profile, 'default')")
+
+
+def _json_option(parser: "argparse.ArgumentParser") -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+
+def build_parser() -> "argparse.ArgumentParser":
+    """The standalone command: ``hermes-state [--version] COMMAND ...``."""
+    parser = _parser_class()(prog=PROGRAM, description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
+    add_commands(parser)
+    return parser
+
+
+DESCRIPTION = "Lifecycle of Hermes profiles and their gateways, kept as an append-only event log."
+
+
+def add_commands(parser: "argparse.ArgumentParser") -> None:
+    """Every command under ``parser``: the standalone program's top level, or hermes-agent's ``hermes state``."""
+    _Parser = _parser_class()
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    # -- profiles -----------------------------------------------------------
+    create = commands.add_parser("create", help="create a profile (directory + `created` event)")
+    create.add_argument("name", metavar="NAME")
+    create.set_defaults(handler="hermes_lifecycle_cli.commands.profile:create")
+
+    delete = commands.add_parser("delete", help="delete a profile (its history stays)")
+    delete.add_argument("name", metavar="NAME")
+    delete.add_argument("--yes", action="store_true", help="confirm the deletion")
+    delete.add_argument("--purge", action="store_true", help="remove the directory instead of moving it to profiles/.deleted/")
+    delete.set_defaults(handler="hermes_lifecycle_cli.commands.profile:delete")
+
+    listing = commands.add_parser("list", help="every profile with its desired state and last event")
+    _json_option(listing)
+    listing.add_argument("--all", action="store_true", help="include deleted profiles")
+    listing.add_argument("--all-hosts", action="store_true",
+                         help="every host's profiles, with their host (a fleet lists this host's by default)")
+    listing.set_defaults(handler="hermes_lifecycle_cli.commands.profile:list_profiles")
+
+    history = commands.add_parser("history", help="what happened to a profile, oldest first")
+    _name_argument(history)
+    history.add_argument("--limit", type=_limit, default=50, metavar="N", help="the newest N events (default 50; 0: all)")
+    history.add_argument("--since", metavar="TIME", help="ISO time or an age such as 2h, 3d")
+    history.add_argument("--until", metavar="TIME", help="ISO time or an age such as 30m")
+    history.add_argument("--type", metavar="TYPES", help="comma-separated event types, e.g. crashed,stopped")
+    history.add_argument("--boot", metavar="ID", help="only events of one container boot: an id, or 'current'")
+    history.add_argument("--follow", action="store_true", help="then print new events as they are appended, until Ctrl-C")
+    _json_option(history)
+    history.set_defaults(handler="hermes_lifecycle_cli.commands.history:history")
+
+    # -- gateways -----------------------------------------------------------
+    for verb, text in (
+        ("start", "ask for the profile's gateway to run (appends `started`)"),
+        ("stop", "ask for the profile's gateway to stop (appends `stopped`)"),
+        ("restart", "ask for a new gateway process (appends `started`, reason restart)"),
+    ):
+        command = commands.add_parser(verb, help=text)
+        _name_argument(command)
+        command.set_defaults(handler=f"hermes_lifecycle_cli.commands.gateway:{verb}")
+    status = commands.add_parser("status", help="a profile's desired state against what s6 reports")
+    _name_argument(status)
+    _json_option(status)
+    status.set_defaults(handler="hermes_lifecycle_cli.commands.gateway:status")
+    stand_in = commands.add_parser(
+        "stand-in",
+        help="the built-in stand-in gateway a slot runs by default (foreground)",
+        description="The stand-in for a profile's messaging gateway: holds a lock on the profile, stays in "
+        "the foreground, exits 0 on SIGTERM, 4 when another instance runs, 78 when the profile does not "
+        "exist. HERMES_GATEWAY=hermes-agent (or HERMES_GATEWAY_COMMAND) replaces it with a real gateway.",
+    )
+    stand_in.add_argument("name", metavar="NAME", nargs="?",
+                          help="the profile (default: $HERMES_PROFILE, else the root profile, 'default')")
+    stand_in.set_defaults(handler="hermes_lifecycle_cli.commands.gateway_run:run")
+
+    # -- the store and the projector -----------------------------------------
+    migrate = commands.add_parser("migrate", help="create the store or bring it to the code's schema")
+    migrate.set_defaults(handler="hermes_lifecycle_cli.commands.state:migrate")
+
+    doctor = commands.add_parser("doctor", help="check the store: integrity, schema, chain, projection")
+    _json_option(doctor)
+    doctor.set_defaults(handler="hermes_lifecycle_cli.commands.state:doctor")
+
+    sql = commands.add_parser("sql", help="open the store read-only in the sqlite3 shell")
+    sql.add_argument("query", nargs="?", metavar="SQL", help="run one statement and print its rows instead")
+    sql.set_defaults(handler="hermes_lifecycle_cli.commands.state:sql")
+
+    import_legacy = commands.add_parser("import-legacy", help="import gateway_state.json files, once")
+    import_legacy.add_argument("--dry-run", action="store_true", help="say what would be imported; append nothing")
+    import_legacy.set_defaults(handler="hermes_lifecycle_cli.commands.legacy:import_legacy")
+
+    boot = commands.add_parser("boot", help="container boot: migrate, import, make every slot")
+    boot.set_defaults(handler="hermes_lifecycle_cli.commands.projector:boot")
+
+    watch = commands.add_parser("watch", help="the watch daemon: reconcile slots as events arrive")
+    watch.add_argument("--poll-only", action="store_true", help="do not use inotify; poll only")
+    watch.set_defaults(handler="hermes_lifecycle_cli.commands.projector:watch")
+
+    up = commands.add_parser("up", help="embedded default: private s6-svscan, boot, then watch")
+    up.set_defaults(handler="hermes_lifecycle_cli.commands.projector:up")
+
+    serve = commands.add_parser(
+        "serve",
+        help="read-only HTTP view for operators: /metrics (Prometheus), / and /profiles/NAME",
+        description="Serves the store read-only: /metrics in the Prometheus text format, / (every live "
+        "profile) and /profiles/NAME (its runs over time, ?since=2h). It never writes.",
+    )
+    serve.add_argument("--listen", default="127.0.0.1:9130", metavar="HOST:PORT",
+                       help="where to listen (default 127.0.0.1:9130; any other address must be named here)")
+    serve.add_argument("--check-interval", type=float, default=300.0, metavar="SECONDS",
+                       help="how often the store's quick_check runs for hermes_state_store_ok (default 300)")
+    serve.add_argument("--once", metavar="PATH", help="answer one request for PATH (e.g. /metrics) on stdout and exit")
+    serve.set_defaults(handler="hermes_lifecycle_cli.commands.serve:serve")
+
+    record_start = commands.add_parser("record-start", help="slot `run` hook: record the start, exec the gateway")
+    record_start.add_argument("slot", metavar="SLOT")
+    record_start.set_defaults(handler="hermes_lifecycle_cli.commands.hooks:record_start")
+
+    record_exit = commands.add_parser("record-exit", help="slot `finish` hook: classify and record the exit")
+    record_exit.add_argument("slot", metavar="SLOT")
+    record_exit.add_argument("exit_code", metavar="EXIT_CODE")
+    record_exit.add_argument("signal", metavar="SIGNAL")
+    record_exit.add_argument("wantedup", metavar="WANTEDUP", nargs="?", help="what `s6-svstat -o wantedup` said: true or false")
+    record_exit.set_defaults(handler="hermes_lifecycle_cli.commands.hooks:record_exit")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return dispatch(fast_call(argv) or build_parser().parse_args(argv))
+
+
+def dispatch(args: Any) -> int:
+    """Run the command ``args`` names; an expected failure is one line on stderr and its status."""
+    module_name, _, function_name = args.handler.partition(":")
+    from hermes_lifecycle.errors import HermesError
+
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+        return int(handler(args) or 0)
+    except HermesError as error:
+        _say(f"{PROGRAM}: {error}")
+        return error.exit_status
+    except KeyboardInterrupt:
+        _say(f"{PROGRAM}: interrupted")
+        return 130
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head`): nothing left to say, not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _say(line: str) -> None:
+    from .output import say  # imported on failure only: `hermes-state --version` stays light
+
+    say(line)
