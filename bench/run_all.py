@@ -1,6 +1,6 @@
-"""`make bench`: every measurement in one run, one table, bench/results.json and the plots.
+"""`make bench`: every measurement in one run, one table, its figures and plots in a new temporary directory.
 
-    .venv/bin/python bench/run_all.py [--under-load] [--quick] [NAME ...]
+    .venv/bin/python bench/run_all.py [--under-load] [--quick] [--record] [NAME ...]
 
 Each item runs as its own process (bench/<script> --json PART) and measures
 its baseline in the same run, interleaved with it: these machines are noisy
@@ -10,9 +10,10 @@ beside ``stress-ng --cpu 2``; the ``peers-under-load`` item does so for the
 durable writes alone, always. ``--quick`` shrinks the repetitions (not the
 sizes) for a smoke run.
 
-Items (default: all of them, in this order): peers, peers-under-load,
-writers, scaling, hooks, latency, memory, fleet, fleet-under-load. The older single benchmarks run by
-name only: append, record-exit, history, boot.
+A run writes results.json and the plots into a new temporary directory and
+says where; only ``--record`` (``make bench-record``) writes the recorded
+run, bench/results.json and docs/perf-*.png (``--results`` and ``--plots``
+name other places). ``--help`` lists the items.
 
 Exit status: 0 when every item ran (a missed target is a MISS row in the
 table and in results.json, not a failure of the run), 1 when an item broke,
@@ -55,6 +56,51 @@ LEGACY = {
     "history": "history.py",
     "boot": "projector_boot.py",
 }
+# What --help says of each item.
+ABOUT = {
+    "peers": "durable writes/s beside eventsourcing and raw sqlite3",
+    "peers-under-load": "the same beside stress-ng --cpu 2",
+    "writers": "1-8 concurrent writers: rate, latency, lock wait",
+    "scaling": "boot, profile_status, doctor and history over 10k-1M events",
+    "hooks": "record-start and record-exit beside python -c pass and a shell finish",
+    "latency": "event-to-slot latency, inotify against poll-only",
+    "memory": "the watch daemon's RSS over 100k events",
+    "fleet": "PostgreSQL beside SQLite: appends and hooks (a private server)",
+    "fleet-under-load": "the same beside stress-ng --cpu 2",
+    "append": "(older) append throughput",
+    "record-exit": "(older) the hooks' cost in detail",
+    "history": "(older) history over a 1M-event log",
+    "boot": "(older) boot with a thousand real slots",
+}
+# The items that draw a plot (bench/plots.py, which needs matplotlib).
+PLOTTED = ("peers", "peers-under-load", "writers", "scaling", "hooks", "memory")
+RECORDED_RESULTS = HERE / "results.json"
+RECORDED_PLOTS = HERE.parent / "docs"
+
+
+def debian_packages_missing(names: list[str], under_load: bool) -> list[str]:
+    """The Debian packages the items ``names`` need and this machine lacks (`make bench` installs them)."""
+    import glob
+    import shutil
+
+    needed = []
+    if under_load or any(name.endswith("-under-load") for name in names):
+        if shutil.which("stress-ng") is None:
+            needed.append("stress-ng")
+    if any(name.startswith("fleet") for name in names) and not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        needed.append("postgresql")
+    return needed
+
+
+def destinations(record: bool, results: Path | None, plots: Path | None) -> tuple[Path, Path]:
+    """Where a run writes its results.json and plots: the recorded place only when asked to record,
+    else (unless named) a new temporary directory, so a run never changes a tracked file."""
+    if record:
+        return results or RECORDED_RESULTS, plots or RECORDED_PLOTS
+    if results is not None and plots is not None:
+        return results, plots
+    scratch = Path(tempfile.mkdtemp(prefix="hermes-bench-"))
+    return results or scratch / "results.json", plots or scratch
 
 
 def run_item(name: str, arguments: list[str], under_load: bool, parts: Path) -> dict:
@@ -176,18 +222,34 @@ def print_table(table: list[tuple[str, str, str, str]], items: dict) -> None:
             print(f"  [{name}: BROKE, exit {item['exit']}, no figures]")
 
 
+def item_list() -> str:
+    width = max(map(len, ABOUT))
+    return "\n".join(f"  {name:<{width}}  {ABOUT[name]}" for name in [*ITEMS, *LEGACY])
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"items (default: the first {len(ITEMS)}, in this order; the older ones by name only):\n"
+        + item_list(),
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="the items to run (default: all but the older ones)")
     parser.add_argument("--under-load", action="store_true", help="every item beside stress-ng --cpu 2")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run, not figures")
-    parser.add_argument("--results", type=Path, default=HERE / "results.json")
-    parser.add_argument("--plots", type=Path, default=HERE.parent / "docs")
+    parser.add_argument("--record", action="store_true",
+                        help="write the recorded run: bench/results.json and docs/perf-*.png (make bench-record)")
+    parser.add_argument("--results", type=Path, help="write results.json here (default: a new temporary directory)")
+    parser.add_argument("--plots", type=Path, help="draw the plots here (default: beside the results)")
+    parser.add_argument("--missing-debian-packages", action="store_true",
+                        help="print the Debian packages these items need and this machine lacks, and exit")
     args = parser.parse_args()
     unknown = [name for name in args.names if name not in ITEMS and name not in LEGACY]
     if unknown:
         print(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join([*ITEMS, *LEGACY])}", file=sys.stderr)
         return 2
+    if args.missing_debian_packages:
+        print(" ".join(debian_packages_missing([n for n in args.names if n in ITEMS] or list(ITEMS), args.under_load)))
+        return 0
     legacy = [name for name in args.names if name in LEGACY]
     if legacy:  # the older benchmarks print their own figures
         statuses = [subprocess.run([sys.executable, str(HERE / LEGACY[name])]).returncode for name in legacy]
@@ -213,12 +275,16 @@ def main() -> int:
     }
     table = rows(items)
     results["table"] = [dict(zip(("measure", "figure", "target", "verdict"), row)) for row in table]
-    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    results_path, plots_dir = destinations(args.record, args.results, args.plots)
+    results_path.write_text(json.dumps(results, indent=1) + "\n")
     print_table(table, items)
-    from plots import draw  # matplotlib: the optional `bench` extra
-    drawn = draw(results, args.plots)
+    drawn = []
+    if any(name in PLOTTED for name in names):
+        from plots import draw  # matplotlib: the optional `bench` extra
+        drawn = draw(results, plots_dir)
     plots = ", ".join(str(p) for p in drawn) or "no plot (none for these items)"
-    print(f"\nwrote {args.results} and {plots}; {results['seconds']} s in all")
+    kept = "" if args.record else " (not recorded: make bench-record, or --record, writes bench/results.json and docs/)"
+    print(f"\nwrote {results_path} and {plots}; {results['seconds']} s in all{kept}")
     return 1 if any(not item.get("figures") for item in items.values()) else 0
 
 

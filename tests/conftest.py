@@ -29,6 +29,14 @@ BIN_DIR = Path(sys.executable).parent
 HERMES = BIN_DIR / "hermes-state"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-screenshots", action="store_true",
+        help="write the page's screenshots into docs/ (tests/test_serve_browser.py); "
+        "without it they go to a temporary directory and no tracked file changes",
+    )
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -56,17 +64,26 @@ def _unprivileged_user() -> User:
 def hermes_user() -> User:
     """The unprivileged uid that plays the `hermes` user."""
     user = _unprivileged_user()
-    if not user.is_self:
-        probe = subprocess.run(
-            [str(HERMES), "--version"], user=user.uid, group=user.gid, extra_groups=[],
-            capture_output=True, text=True,
+    problem = None if user.is_self else cannot_run(HERMES, user)
+    if problem:
+        pytest.exit(
+            f"{user.name} cannot run {HERMES} ({problem}): the checkout must be reachable by every user "
+            "(`make test` says so first; .ci/run clones it to /var/tmp when it is not)", 2
         )
-        if probe.returncode != 0:
-            pytest.exit(
-                f"{user.name} cannot run {HERMES} ({probe.stderr.strip()}): the checkout must be "
-                "world-readable (.ci/run copies it to /var/tmp when it is not)", 2
-            )
     return user
+
+
+def cannot_run(program: Path, user: User) -> str | None:
+    """Why ``user`` cannot run ``program --version``; None when it can. A directory on the way
+    that the user cannot search makes the exec itself fail (PermissionError), not the program."""
+    try:
+        probe = subprocess.run([str(program), "--version"], user=user.uid, group=user.gid, extra_groups=[],
+                               capture_output=True, text=True, timeout=60)
+    except OSError as error:
+        return f"{error.strerror}: {program}"
+    if probe.returncode != 0:
+        return probe.stderr.strip() or f"exit {probe.returncode}"
+    return None
 
 
 @pytest.fixture

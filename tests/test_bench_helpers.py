@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,50 @@ def test_the_durable_writes_workload_is_a_healthy_store(tmp_path):
                              timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(home), "HERMES_HOME": str(home)})
     assert listing.returncode == 0, listing.stderr
     assert {row["profile"] for row in map(json.loads, listing.stdout.splitlines())} >= set(PROFILES)
+
+
+# -- how `make bench` runs -----------------------------------------------------------------------
+REPO = BENCH.parent
+RECORDED = [BENCH / "results.json", BENCH / "results-fleet.json", *sorted((REPO / "docs").glob("perf-*.png"))]
+
+
+def run_all(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(BENCH / "run_all.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def test_a_bench_run_writes_to_a_temporary_place_and_changes_no_recorded_file():
+    before = {path: path.read_bytes() for path in RECORDED}
+    result = run_all("--quick", "latency")  # the cheapest item that runs a real measurement
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert {path: path.read_bytes() for path in RECORDED} == before
+    wrote = next(line for line in result.stdout.splitlines() if line.startswith("wrote "))
+    written = Path(wrote.split()[1])
+    try:
+        assert REPO not in written.parents and json.loads(written.read_text())["items"]["latency"]["figures"]
+        assert "make bench-record" in wrote
+    finally:
+        shutil.rmtree(written.parent, ignore_errors=True)
+
+
+def test_help_lists_every_item():
+    result = run_all("--help")
+    assert result.returncode == 0, result.stderr
+    from run_all import ITEMS, LEGACY
+
+    listed = result.stdout.split("items (default", 1)[1]
+    for name in [*ITEMS, *LEGACY]:
+        assert f"\n  {name} " in listed, name
+    assert "--record" in result.stdout
+
+
+def test_only_the_items_that_need_stress_ng_or_postgresql_ask_for_them():
+    from run_all import ITEMS, debian_packages_missing
+
+    with_stress = {name for name in ITEMS if "stress-ng" in debian_packages_missing([name], False)}
+    with_postgres = {name for name in ITEMS if "postgresql" in debian_packages_missing([name], False)}
+    if shutil.which("stress-ng") is None:
+        assert with_stress == {"peers-under-load", "fleet-under-load"}
+        assert "stress-ng" in debian_packages_missing(["hooks"], True)  # --under-load
+    assert with_stress <= {"peers-under-load", "fleet-under-load"} and with_postgres <= {"fleet", "fleet-under-load"}
+    assert debian_packages_missing(["hooks", "latency"], False) == []

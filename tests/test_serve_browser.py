@@ -1,6 +1,7 @@
 """The page in a real browser: Debian's chromium, headless, loads `/` and `/profiles/NAME` from a real
-`hermes-state serve` while real gateways run and crash under s6, and screenshots both into docs/
-(docs/operators.md shows them). A hostile name's script never runs there.
+`hermes-state serve` while real gateways run and crash under s6, and screenshots both: into a
+temporary directory, or with `pytest --record-screenshots` into docs/ (docs/operators.md shows them).
+A hostile name's script never runs there.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-OVERVIEW_SHOT = DOCS / "operators-overview.png"
-PROFILE_SHOT = DOCS / "operators-profile.png"
+OVERVIEW_SHOT = "operators-overview.png"
+PROFILE_SHOT = "operators-profile.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 needs_chromium = pytest.mark.skipif(
@@ -62,8 +63,18 @@ def started_last(rig, name: str) -> bool:
     return newest["type"] == "started" and newest["actor"] == "supervisor"
 
 
+@pytest.fixture
+def screenshots(request, world_tmp) -> Path:
+    """Where the screenshots go: docs/ only when asked (--record-screenshots), so a test run changes no tracked file."""
+    if request.config.getoption("--record-screenshots"):
+        return DOCS
+    directory = world_tmp / "screenshots"
+    directory.mkdir()
+    return directory
+
+
 @needs_chromium
-def test_chromium_loads_both_pages_and_they_are_screenshot_into_docs(world_tmp, home):
+def test_chromium_loads_both_pages_and_screenshots_them(world_tmp, home, screenshots):
     with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
         watch = rig.start_watch()
         server = None
@@ -97,9 +108,8 @@ def test_chromium_loads_both_pages_and_they_are_screenshot_into_docs(world_tmp, 
             assert "<svg" in timeline and "crash, SIGKILL" in timeline and "stop requested" in timeline
             assert "restart" in timeline and "running" in timeline
 
-            DOCS.mkdir(exist_ok=True)
-            screenshot(world_tmp, f"{server.base}/", OVERVIEW_SHOT, "1280,420")
-            screenshot(world_tmp, f"{server.base}/profiles/alice?since=1m", PROFILE_SHOT, "1280,560")
+            screenshot(world_tmp, f"{server.base}/", screenshots / OVERVIEW_SHOT, "1280,420")
+            screenshot(world_tmp, f"{server.base}/profiles/alice?since=1m", screenshots / PROFILE_SHOT, "1280,560")
         finally:
             if server is not None:
                 assert server.stop() == 0, server.stderr()
