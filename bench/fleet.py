@@ -160,7 +160,8 @@ def hooks_part(args, directory: Path, cluster: PostgresCluster) -> dict:
     """record-start and record-exit on both backends, interleaved with `python -c pass`."""
     database = cluster.new_database("hermes_hooks")
     base = {"HERMES_CRASH_LOOP": "1000000/60s",  # never trip the breaker: every exit takes the crash path
-            "HERMES_GATEWAY_COMMAND": "/bin/true", "HERMES_HOST_ID": HOST_A}
+            "HERMES_GATEWAY_COMMAND": "/bin/true", "HERMES_HOST_ID": HOST_A,
+            "HERMES_STATE_HOOKS_UNSUPERVISED": "1"}  # the hooks run outside a slot here (docs/cli.md)
     envs = {"sqlite": home_env(directory / "hooks-sqlite", **base),
             "postgresql": home_env(directory / "hooks-pg", HERMES_STATE_URL=database.url, **base)}
     for env in envs.values():

@@ -58,7 +58,8 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="hermes-bench-hooks-"))
     try:
         env = home_env(home, HERMES_CRASH_LOOP="1000000/60s",  # never trip the breaker: every exit is a crash
-                       HERMES_GATEWAY_COMMAND="/bin/true")
+                       HERMES_GATEWAY_COMMAND="/bin/true",
+                       HERMES_STATE_HOOKS_UNSUPERVISED="1")  # run outside a slot (docs/cli.md)
         db = db_path(env)
         db.parent.mkdir(parents=True)
         load_log(db, profiles=args.profiles, events=args.events)

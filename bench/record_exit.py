@@ -95,6 +95,7 @@ def measure(args: argparse.Namespace) -> int:
             # Never trip the breaker: every run takes the crash path.
             "HERMES_CRASH_LOOP": "1000000/60s",
             "HERMES_GATEWAY_COMMAND": "/bin/true",
+            "HERMES_STATE_HOOKS_UNSUPERVISED": "1",  # the hooks run outside a slot here (docs/cli.md)
         }
         with open_store(Settings.from_env(env)) as store:
             store.append_all([

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import NoReturn
 
-from .errors import InvalidName, NotFound, ProfileDeleted
+from .errors import BadInput, InvalidName, NotFound, ProfileDeleted
 from .events import Event, NewEvent, parse_time
 from .exits import EX_CONFIG, ExitDecision, ObservedExit, classify_exit, window_start
 from .fold import ProfileState
@@ -36,6 +36,49 @@ def profile_of_slot(slot: object) -> str:
     if name is None:
         raise InvalidName(f"invalid slot name {names.shown(slot)}: expected {names.SLOT_PREFIX}<profile name>")
     return name
+
+
+# s6-supervise runs a slot's `run` and `finish` in the slot's directory, and both scripts exec
+# all the way down to the hook, so a hook's parent is the slot's supervisor. A person who types
+# a hook's command line is not: a start or an exit recorded from a shell would be a gateway s6
+# never ran or never saw end (a crash of a gateway still running, a pid that lives on in the log).
+SUPERVISOR = b"s6-supervise"
+UNSUPERVISED_VARIABLE = "HERMES_STATE_HOOKS_UNSUPERVISED"
+
+
+class NotInSlot(BadInput):
+    """A hook run by anything but its slot's s6-supervise, without the documented override."""
+
+
+def require_slot_supervisor(hook: str, slot: str, settings: Settings) -> None:
+    """Refuse ``hook`` unless its parent is an s6-supervise and it runs in ``slot``'s directory
+    (what s6 gives `run` and `finish`), or HERMES_STATE_HOOKS_UNSUPERVISED=1 says it may run
+    anywhere (tests, benchmarks, a scratch home: docs/cli.md). Two reads of /proc and a getcwd:
+    cheap on the hot path. It stops an honest mistake; the gateway user, who owns the log,
+    could append anything anyway."""
+    allowed = settings.hooks_unsupervised
+    if allowed == "1":
+        return
+    if allowed is not None:
+        raise BadInput(f"invalid {UNSUPERVISED_VARIABLE} {names.shown(allowed)}: expected 1, or unset")
+    parent = os.getppid()
+    try:
+        with open(f"/proc/{parent}/comm", "rb") as handle:
+            command = handle.read().rstrip(b"\n")
+    except OSError as error:
+        command = f"unreadable: {error.strerror}".encode()
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = ""
+    if command == SUPERVISOR and os.path.basename(here) == slot:
+        return
+    raise NotInSlot(
+        f"{hook} {slot}: refused: not run by the slot's s6-supervise (the parent is "
+        f"{names.shown(command.decode('utf-8', 'replace'))}, pid {parent}): "
+        f"only the slot's run and finish scripts record starts and exits; to try a hook on a scratch home, "
+        f"set {UNSUPERVISED_VARIABLE}=1 (docs/cli.md)"
+    )
 
 
 def _open(settings: Settings) -> EventStore:

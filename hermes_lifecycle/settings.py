@@ -158,6 +158,8 @@ class Settings:
     store_url: str | None = None  # HERMES_STATE_URL: a fleet's PostgreSQL instead of store_file
     projector_url: str | None = None  # HERMES_STATE_PROJECTOR_URL: how root's projector connects, read-only
     gateway: str = STAND_IN  # HERMES_GATEWAY: which gateway a slot runs (GATEWAYS)
+    # HERMES_STATE_HOOKS_UNSUPERVISED, as written: "1" lets the hooks run outside a slot (hooks.py).
+    hooks_unsupervised: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -182,6 +184,7 @@ class Settings:
             store_url=store_url_from_env(env),
             projector_url=projector_url_from_env(env),
             gateway=env.get("HERMES_GATEWAY") or STAND_IN,
+            hooks_unsupervised=env.get("HERMES_STATE_HOOKS_UNSUPERVISED") or None,
         )
 
     def for_projector(self) -> "Settings":

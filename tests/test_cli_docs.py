@@ -19,8 +19,8 @@ NOT_RUN = {
     "watch": "a daemon: the projector's tests",
     "up": "a daemon with its own s6-svscan: the projector's tests",
     "stand-in": "a gateway, until stopped: tests/test_cli_gateway.py runs it",
-    "record-start": "execs the gateway, from a slot: the hooks' tests",
-    "record-exit": "a slot's finish hook: the hooks' tests",
+    "record-start": "refused outside a slot; tests/test_hooks.py runs these examples",
+    "record-exit": "refused outside a slot; tests/test_hooks.py runs these examples",
     "import-legacy": "the hooks' tests import the legacy fixture",
 }
 NOT_RUN_FLAGS = {
@@ -70,10 +70,12 @@ def test_every_option_and_an_example_are_documented(path):
 
 
 def _words(line: str) -> tuple[str, ...]:
-    """The words after `hermes-state` up to the end of that command in a shell line."""
+    """The words after `hermes-state` up to the end of that command in a shell line (none: no command)."""
     lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     tokens = list(lexer)
+    if "hermes-state" not in tokens:
+        return ()  # a setting for the lines after it, e.g. a scratch home's `export`
     words = []
     for token in tokens[tokens.index("hermes-state") + 1:]:
         if token in (";", "|", "||", "&&", "&"):
@@ -83,7 +85,7 @@ def _words(line: str) -> tuple[str, ...]:
 
 
 def _skipped(words: tuple[str, ...]) -> bool:
-    return bool(words) and words[0] in NOT_RUN or any(flag in words for flag in NOT_RUN_FLAGS)
+    return not words or words[0] in NOT_RUN or any(flag in words for flag in NOT_RUN_FLAGS)
 
 
 def test_the_examples_run_in_a_fresh_home(home):

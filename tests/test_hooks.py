@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERMES, Home, give_to, recording_gateway, run_as
+from conftest import HERMES, HOOKS_UNSUPERVISED, Home, give_to, recording_gateway, run_as
 from hermes_lifecycle.backends.sqlite.driver import sqlite_module
 from hermes_lifecycle.errors import InvalidName
 from hermes_lifecycle.events import NewEvent
@@ -79,8 +79,9 @@ def gateway_env(home: Home, out: Path, **extra: str) -> dict[str, str]:
 
 
 def hook(home: Home, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """A hook called directly, outside any slot: with the override (test_the_hooks_refuse_* run without it)."""
     started = time.monotonic()
-    result = home.hermes(*args, env=env)
+    result = home.hermes(*args, env={**HOOKS_UNSUPERVISED, **(env or {})})
     return result, time.monotonic() - started
 
 
@@ -96,7 +97,7 @@ def one_line(text: str) -> str:
 
 def test_record_start_appends_the_gateways_pid_then_execs_it(migrated_home, out):
     live(migrated_home)
-    env = {**migrated_home.env(), **gateway_env(migrated_home, out)}
+    env = {**migrated_home.env(), **gateway_env(migrated_home, out), **HOOKS_UNSUPERVISED}
     kwargs = {} if migrated_home.user.is_self else {
         "user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}
     process = subprocess.Popen([str(HERMES), "record-start", "gateway-alice"], env=env,
@@ -194,6 +195,55 @@ def test_profile_placeholder_is_one_word_and_no_shell_runs(migrated_home, out):
     assert result.returncode == 0, result.stderr
     # `;` reached sh as a word of its own: no shell split the command line.
     assert out.read_text() == "alice;,x"
+
+
+# -- outside a slot ------------------------------------------------------------
+
+
+def test_the_hooks_typed_in_a_shell_are_refused_and_touch_nothing(migrated_home, out, world_tmp):
+    """docs/cli.md's examples, as a person types them against a live store whose gateway runs: a crash
+    of a running gateway, a start of a pid that would live on in the log. Refused, also from the slot's
+    own directory, because no s6-supervise runs them."""
+    live(migrated_home)
+    append(migrated_home, NewEvent("alice", "started", "supervisor", pid=4242))
+    before = rows(migrated_home)
+    slot = world_tmp / "service" / "gateway-alice"
+    slot.mkdir(parents=True)
+    for cwd in (None, slot):
+        env = {**migrated_home.env(), **gateway_env(migrated_home, out)}
+        for args in (("record-exit", "gateway-alice", "256", "9", "true"), ("record-start", "gateway-alice")):
+            result = run_as([str(HERMES), *args], migrated_home.user, env=env, cwd=cwd)
+            assert result.returncode == 2, result.stderr
+            line = one_line(result.stderr)
+            assert f"{args[0]} gateway-alice: refused: not run by the slot's s6-supervise" in line
+            assert "HERMES_STATE_HOOKS_UNSUPERVISED=1" in line
+    assert not out.exists()  # no gateway ran
+    assert rows(migrated_home) == before
+
+
+def test_the_docs_way_to_try_the_hooks_works_on_a_scratch_home(world_tmp, hermes_user):
+    """docs/cli.md's block, as one shell runs it: a scratch home, the override, a start and a crash."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    block = text.split("To try the hooks", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    scratch = world_tmp / "scratch"
+    scratch.mkdir()
+    give_to(scratch, hermes_user)
+    env = {"PATH": f"{HERMES.parent}:/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8"}
+    result = run_as(["/bin/sh", "-e", "-c", block], hermes_user, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [home] = [path for path in scratch.iterdir() if path.name.startswith("tmp.")]
+    kinds = [(row["type"], row["actor"], row["exit_code"]) for row in rows(Home(home, hermes_user))]
+    assert kinds[-2:] == [("started", "supervisor", None), ("crashed", "supervisor", 1)]
+
+
+def test_the_override_is_1_or_nothing(migrated_home):
+    live(migrated_home)
+    before = rows(migrated_home)
+    result = migrated_home.hermes("record-exit", "gateway-alice", "1", "0", "true",
+                                  env={"HERMES_STATE_HOOKS_UNSUPERVISED": "yes"})
+    assert result.returncode == 2
+    assert "invalid HERMES_STATE_HOOKS_UNSUPERVISED 'yes'" in one_line(result.stderr)
+    assert rows(migrated_home) == before
 
 
 # -- record-exit ---------------------------------------------------------------
@@ -296,7 +346,7 @@ def test_record_exit_refuses_a_bad_crash_loop_setting(migrated_home):
 def test_concurrent_exits_trip_the_breaker_exactly_once(migrated_home):
     """Read, count and append share one transaction: six exits at once cannot all see four crashes."""
     live(migrated_home)
-    env = {**migrated_home.env(), "HERMES_CRASH_LOOP": "5/60s"}
+    env = {**migrated_home.env(), "HERMES_CRASH_LOOP": "5/60s", **HOOKS_UNSUPERVISED}
     kwargs = {} if migrated_home.user.is_self else {
         "user": migrated_home.user.uid, "group": migrated_home.user.gid, "extra_groups": []}
     processes = [
@@ -431,6 +481,6 @@ print("exit", status, heavy())
 def test_hooks_import_neither_alembic_nor_rich(migrated_home, args, expected):
     live(migrated_home)
     python = Path(sys.executable)
-    result = run_as([str(python), "-c", PROBE, *args], migrated_home.user, env=migrated_home.env())
+    result = run_as([str(python), "-c", PROBE, *args], migrated_home.user, env=migrated_home.env(**HOOKS_UNSUPERVISED))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERMES, run_as
+from conftest import HERMES, HOOKS_UNSUPERVISED, run_as
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hermes_lifecycle"
 CLI = PACKAGE.parent / "hermes_lifecycle_cli"
@@ -58,7 +58,7 @@ def _hot_command_imports(home, args, *, hooks_without: tuple[str, ...] = ("argpa
     assert created.returncode == 0, created.stderr
     python = Path(HERMES).with_name("python")
     result = run_as([str(python), "-X", "importtime", str(HERMES), *args], home.user,
-                    env=home.env(HERMES_GATEWAY_COMMAND="/bin/true", **env))
+                    env=home.env(HERMES_GATEWAY_COMMAND="/bin/true", **HOOKS_UNSUPERVISED, **env))
     assert result.returncode == 0, result.stderr[-2000:]
     modules = imported(result)
     assert "hermes_lifecycle.store" in modules  # the measurement saw the store open

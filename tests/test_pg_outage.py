@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg.rows
 import pytest
 
-from conftest import Home, give_to, recording_gateway
+from conftest import HOOKS_UNSUPERVISED, Home, give_to, recording_gateway
 from hermes_lifecycle import store
 from hermes_lifecycle.events import NewEvent
 from hermes_lifecycle.settings import Settings
@@ -36,7 +36,7 @@ def fleet(home: Home, pg_database) -> Home:
     with store.open_store(settings) as writer:
         writer.append_all([NewEvent("alice", "created", "cli", "down"), NewEvent("alice", "started", "cli", "up")])
     give_to(home.path, home.user)
-    return dataclasses.replace(home, extra_env=env)
+    return dataclasses.replace(home, extra_env={**env, **HOOKS_UNSUPERVISED})  # its hooks are called directly
 
 
 def events(database, **where: str) -> list[dict]:
@@ -313,6 +313,6 @@ def test_a_sqlite_host_keeps_nothing(migrated_home):
     assert created.returncode == 0
     os.chmod(migrated_home.db, 0o444)
     os.chmod(migrated_home.db.parent, 0o555)
-    result = migrated_home.hermes("record-exit", "gateway-alice", "1", "0", "true")
+    result = migrated_home.hermes("record-exit", "gateway-alice", "1", "0", "true", env=HOOKS_UNSUPERVISED)
     assert result.returncode == 5 and "exit not recorded" in one_line(result.stderr)
     assert not (migrated_home.path / "state" / "spool").exists()

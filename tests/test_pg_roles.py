@@ -13,6 +13,7 @@ import json
 import psycopg
 import pytest
 
+from conftest import HOOKS_UNSUPERVISED
 from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK
 from pg_fleet import Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
 
@@ -92,8 +93,9 @@ def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
     ok(home.hermes("create", "alice", env=writer))
     ok(home.hermes("start", "alice", env=writer))
     # The s6 slot's hooks: the run script's record-start (which execs the gateway), the finish script's record-exit.
-    ok(home.hermes("record-start", "gateway-alice", env={**writer, "HERMES_GATEWAY_COMMAND": GATEWAY_SH}))
-    ok(home.hermes("record-exit", "gateway-alice", "1", "0", "true", env=writer))
+    ok(home.hermes("record-start", "gateway-alice", env={**writer, "HERMES_GATEWAY_COMMAND": GATEWAY_SH,
+                                                         **HOOKS_UNSUPERVISED}))
+    ok(home.hermes("record-exit", "gateway-alice", "1", "0", "true", env={**writer, **HOOKS_UNSUPERVISED}))
     ok(home.hermes("stop", "alice", env=writer))
     assert "alice" in ok(home.hermes("list", env=writer))
     history = [json.loads(line) for line in ok(home.hermes("history", "alice", "--json", env=writer))
@@ -143,13 +145,14 @@ def test_the_projector_reads_and_every_write_is_refused(fleet, home):
 
     for args in (("start", "x"), ("stop", "alice"), ("create", "bob"),
                  ("delete", "x", "--yes"), ("record-exit", "gateway-alice", "1", "0", "true")):
-        result = home.hermes(*args, env=projector)
+        result = home.hermes(*args, env={**projector, **HOOKS_UNSUPERVISED})
         assert result.returncode == 5, (args, result.stdout, result.stderr)
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert "permission denied" in result.stderr or "read-only" in result.stderr, result.stderr
     assert sorted(path.name for path in (home.path / "profiles").iterdir()) == ["alice", "x"]
     # The run hook starts the gateway anyway (the log is a record, not a permission) and says so.
-    started = home.hermes("record-start", "gateway-alice", env={**projector, "HERMES_GATEWAY_COMMAND": GATEWAY_SH})
+    started = home.hermes("record-start", "gateway-alice", env={**projector, "HERMES_GATEWAY_COMMAND": GATEWAY_SH,
+                                                                **HOOKS_UNSUPERVISED})
     assert started.returncode == 0 and len(started.stderr.splitlines()) == 1
     assert "starting the gateway anyway" in started.stderr
 

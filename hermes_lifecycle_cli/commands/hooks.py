@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 def record_start(args: "argparse.Namespace") -> int:
     name = hooks.profile_of_slot(args.slot)
     config = settings()
+    hooks.require_slot_supervisor("record-start", args.slot, config)  # nothing recorded, nothing run
     argv, environment = config.gateway_launch(name)  # a bad HERMES_GATEWAY(_COMMAND): exit 2, nothing recorded
     try:
         hooks.record_start(config, name, os.getpid())
@@ -47,6 +48,7 @@ def record_exit(args: "argparse.Namespace") -> int:
     name = hooks.profile_of_slot(args.slot)
     observed = ObservedExit.parse(args.exit_code, args.signal, args.wantedup)
     config = settings()
+    hooks.require_slot_supervisor("record-exit", args.slot, config)
     policy = config.crash_loop_policy()
     if config.fleet:
         return _record_exit_on_a_fleet_host(args, config, name, observed, policy)
