@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from .fold import ProfileState
 from .names import validate_name
 from .records import record
-from .runs import Run, runs_of
+from .runs import Run, exits_without_run, runs_of
 from .store import EventStore, StreamWindow
 from .vocabulary import format_time, parse_time
 
@@ -24,6 +24,11 @@ SINCE_THE_START = ""
 TIMELINE_EVENT_LIMIT = 5000
 FIRST_TIMELINE_BATCH = 500
 EXIT_TYPES = ("started", "crashed", "stopped")
+# With no window asked for, a page begins with the oldest run of the last day, or with the newest
+# run when none is that recent, and a margin before it, so the runs fill the plot.
+RECENT = timedelta(days=1)
+MARGIN = 0.05  # of the window's span
+MIN_MARGIN = timedelta(seconds=1)
 
 
 @record
@@ -90,12 +95,32 @@ class Timeline:
     state: ProfileState
     since: str
     until: str
-    runs: list[Run]
+    runs: list[Run]  # runs_of's, and the exits that name no run (exits_without_run), in log order
     truncated: bool  # the window held more events than were read: the oldest runs are left out
+    crashes: int = 0  # crashed events in the window: what the overview, history and metrics count
+    chosen: bool = False  # the window was chosen from the data (no ``since`` asked for)
 
 
-def read_timeline(store: EventStore, profile: str, *, since: str, now: datetime) -> Timeline:
-    """``profile``'s runs that began or ended at or after ``since`` (and the one going, whenever it began).
+def window_from(events: list, now: datetime) -> str:
+    """Where a page with no ``since`` begins, from ``events`` (starts and exits, newest first): the
+    oldest of the last day's, else the newest run's start (or its newest event), less a margin."""
+    recent = format_time(now - RECENT)
+    inside = [event for event in events if event.occurred_at >= recent]
+    if inside:
+        first = inside[-1].occurred_at
+    elif events:
+        first = next((e.occurred_at for e in events if e.type == "started" and e.actor == "supervisor"),
+                     events[0].occurred_at)
+    else:
+        return recent
+    begins = parse_time(first)
+    margin = max((now - begins) * MARGIN, MIN_MARGIN)
+    return format_time(begins - margin)
+
+
+def read_timeline(store: EventStore, profile: str, *, since: str | None, now: datetime) -> Timeline:
+    """``profile``'s runs that began or ended at or after ``since`` (and the one going, whenever it began);
+    ``since`` None: the window is chosen from the data (``window_from``).
 
     Nothing indexes a profile's events by time, and a time filter in the
     statement would walk the whole stream to find the window's edge. So the
@@ -105,13 +130,18 @@ def read_timeline(store: EventStore, profile: str, *, since: str, now: datetime)
     """
     name = validate_name(profile)
     batch = FIRST_TIMELINE_BATCH
+    chosen = since is None
     with store.reading() as tx:
         state = tx.require_state(name)
         while True:
             events = tx.stream(name, StreamWindow(types=EXIT_TYPES, newest_first=True, limit=batch))
+            if since is None:
+                since = window_from(events, now)
             reached_since = len(events) < batch or events[-1].occurred_at < since
             if reached_since or batch >= TIMELINE_EVENT_LIMIT:
                 break
             batch = min(batch * 4, TIMELINE_EVENT_LIMIT)
     shown = [event for event in reversed(events) if event.occurred_at >= since]
-    return Timeline(state, since, format_time(now), runs_of(shown, state), not reached_since)
+    runs = sorted(runs_of(shown, state) + exits_without_run(shown), key=lambda run: run.position)
+    crashes = sum(1 for event in shown if event.type == "crashed")
+    return Timeline(state, since, format_time(now), runs, not reached_since, crashes, chosen)

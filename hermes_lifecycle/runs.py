@@ -36,6 +36,7 @@ class Run:
     exit_code: int | None
     signal: int | None
     held_down_by: str | None  # the reason of a supervisor stop (desired down) that names this run
+    start_recorded: bool = True  # False: an exit that names no run (its start was never recorded)
 
     def uptime_seconds(self, now: datetime) -> float | None:
         """From start to end (to ``now`` while running); None when either end is unknown."""
@@ -102,3 +103,27 @@ def runs_of(events: Iterable[Event], state: ProfileState) -> list[Run]:
             held_down_by=holds.get(position),
         ))
     return runs
+
+
+def exits_without_run(events: Iterable[Event]) -> list[Run]:
+    """The exits (oldest first) that name no run: their start was never recorded (``record-start``
+    could not write, or the store was set up by hand). ``runs_of`` and the gateway_runs view pair
+    starts with exits and so leave them out; a page that counts crashes must not. Each becomes a
+    run of its own, at its exit's position, with no start; the breaker's stop appended right after
+    such a crash (the next position, one transaction) is that crash's hold, as ``runs_of`` pairs it."""
+    found: list[Run] = []
+    for event in events:
+        if not _is_exit(event) or event.run is not None:
+            continue
+        previous = found[-1] if found else None
+        if (previous is not None and previous.ended_by == CRASHED and previous.held_down_by is None
+                and event.type == STOPPED and event.desired == "down" and event.position == previous.position + 1):
+            found[-1] = previous._replace(held_down_by=event.reason)
+            continue
+        found.append(Run(
+            position=event.position, pid=event.pid, boot_id=event.boot_id, started_at=None, start_shown=False,
+            ended_by=event.type, ended_at=event.occurred_at, reason=event.reason, exit_code=event.exit_code,
+            signal=event.signal, held_down_by=event.reason if event.type == STOPPED and event.desired == "down" else None,
+            start_recorded=False,
+        ))
+    return found

@@ -129,19 +129,25 @@ def _bars(timeline: Timeline, since: datetime, until: datetime) -> list[Bar]:
     bars = []
     for run in timeline.runs:
         end = parse_time(run.ended_at) if run.ended_at else until
-        start = parse_time(run.started_at) if run.started_at else since
+        # An exit whose start was never recorded is a mark at its end, not a bar from the window's start.
+        start = parse_time(run.started_at) if run.started_at else since if run.start_recorded else end
         if end < since:
             continue
         x, end_x = x_of(start), x_of(end)
         kind = end_kind(run)
         title = (
             f"run {run.position}, pid {run.pid if run.pid is not None else '?'}: "
-            f"{utc_text(run.started_at) or 'before the window'} to {utc_text(run.ended_at) or 'now'}, "
-            f"{end_text(run)}"
+            f"{started_text(run)} to {utc_text(run.ended_at) or 'now'}, {end_text(run)}"
         )
         bars.append(Bar(round(x, 2), round(max(MIN_BAR_WIDTH, end_x - x), 2), round(end_x, 2), kind, title,
-                        run.started_at is None or start < since))
+                        run.start_recorded and (run.started_at is None or start < since)))
     return bars
+
+
+def started_text(run: Run) -> str:
+    if not run.start_recorded:
+        return "start not recorded"
+    return utc_text(run.started_at) or "before the window"
 
 
 @record
@@ -198,12 +204,13 @@ def render_overview(fleet: FleetReading, *, refresh_seconds: int) -> str:
 
 
 def render_timeline(timeline: Timeline, *, since_text: str, now: datetime) -> str:
+    """``since_text``: the window as asked for (empty when chosen from the data)."""
     since, until = parse_time(timeline.since), parse_time(timeline.until)
     bars = _bars(timeline, since, until)
     newest_first = list(reversed(timeline.runs))
     rows = [
-        TimelineRow(run, end_kind(run), end_text(run), utc_text(run.started_at) or "before the window",
-                    utc_text(run.ended_at), duration(run.uptime_seconds(now)))
+        TimelineRow(run, end_kind(run), end_text(run), started_text(run), utc_text(run.ended_at),
+                    duration(run.uptime_seconds(now)))
         for run in newest_first
     ]
     state = timeline.state
@@ -211,7 +218,7 @@ def render_timeline(timeline: Timeline, *, since_text: str, now: datetime) -> st
         title=f"hermes-state: {state.profile}", state=state, bars=bars, ticks=_ticks(since, until), rows=rows,
         plot_width=PLOT_WIDTH, since_text=since_text, since=utc_text(timeline.since), until=utc_text(timeline.until),
         truncated=timeline.truncated, held_down_by=state.held_down_by, running=state.running_run is not None,
-        crashes=sum(1 for run in timeline.runs if run.ended_by == CRASHED),
+        crashes=timeline.crashes, chosen=timeline.chosen,
     )
 
 

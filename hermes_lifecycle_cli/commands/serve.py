@@ -33,7 +33,6 @@ from .. import operators_metrics, operators_page
 from .common import settings as settings_from_env
 
 DEFAULT_LISTEN = "127.0.0.1:9130"
-DEFAULT_SINCE = "24h"
 # A reader waits at most this long for a lock: a scrape must answer well inside Prometheus' timeout.
 SERVE_BUSY_TIMEOUT_MS = 1000
 REFRESH_SECONDS = 30
@@ -122,11 +121,13 @@ class OperatorsView:
         values = parse_qs(query, keep_blank_values=True).get("since", [])
         if len(values) > 1:
             raise BadInput("since given more than once")
-        since_text = values[0] if values and values[0].strip() else DEFAULT_SINCE
+        since_text = values[0] if values and values[0].strip() else ""
         now = datetime.now(timezone.utc)
-        since = parse_when(since_text, "since", now)
-        if since >= format_time(now):
-            raise BadInput(f"invalid since {since_text!r}: it is not in the past")
+        since = None  # none asked for: chosen from the profile's runs (operators.window_from)
+        if since_text:
+            since = parse_when(since_text, "since", now)
+            if since >= format_time(now):
+                raise BadInput(f"invalid since {since_text!r}: it is not in the past")
         try:
             with self.open() as store:
                 timeline = read_timeline(store, name, since=since, now=now)
