@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 from .errors import HermesError
 from .events import NewEvent, format_time
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
+from .profiles import is_own_entry
 from .settings import SOUL_FILE, Settings
 from .store import EventStore
 
@@ -317,6 +318,8 @@ def _survey(settings: Settings) -> list[_Candidate | ProfileOutcome]:
     except OSError as error:
         raise HermesError(f"cannot list {settings.profiles_dir}: {error.strerror}") from None
     for name in names:
+        if is_own_entry(name):
+            continue  # this store's own (deleted profiles, a create in progress): not legacy state
         entries.append(_profile_entry(settings.profiles_dir, name))
     return entries
 

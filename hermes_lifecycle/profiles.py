@@ -44,10 +44,20 @@ from .settings import SOUL_FILE, Settings
 from .store import EventStore
 
 DELETED_DIR = ".deleted"
+STAGING_MARK = ".staging-"
 
 
 def staging_dir(settings: Settings, name: str) -> Path:
-    return settings.profiles_dir / f".{name}.staging-{os.getpid()}"
+    return settings.profiles_dir / f".{name}{STAGING_MARK}{os.getpid()}"
+
+
+def is_own_entry(name: str) -> bool:
+    """An entry of ``profiles/`` that this module keeps there itself: ``.deleted`` or a profile
+    being built (``.NAME.staging-PID``). Neither is a profile, nor a stranger to report."""
+    if name == DELETED_DIR:
+        return True
+    head, mark, pid = name.rpartition(STAGING_MARK)
+    return bool(mark) and head.startswith(".") and pid.isdigit()
 
 
 def soul_text(name: str) -> str:

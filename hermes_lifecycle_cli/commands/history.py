@@ -35,6 +35,7 @@ FOLLOW_POLL_SECONDS = 0.5  # a dropped inotify event still shows within a second
 MAX_LIMIT = 2**31 - 1  # more rows than a stream holds; past SQLite's integers a traceback
 MAX_BAD_ROW_LINES = 10
 REASON_WIDTH = 64  # a reason is a slug of at most 64 characters; longer ones came from behind the store
+PROBLEM_WIDTH = 100  # a legacy import's problem beside its reason; --json has it whole (data.problem)
 
 _EVENT_STYLE = {
     "crashed": grid.RED,
@@ -130,8 +131,18 @@ def _display(event: Event, now: datetime) -> dict:
         "desired": event.desired,
         "pid": event.pid,
         "exit": humane.exit_text(event.exit_code, event.signal),
-        "reason": _cut(event.reason, REASON_WIDTH),
+        "reason": _reason(event),
     }
+
+
+def _reason(event: Event) -> str | None:
+    """The reason, and for an imported profile whose gateway_state.json was unusable, what was wrong
+    with it (docs/legacy-import.md): the operator decides from it whether to start the gateway."""
+    reason = _cut(event.reason, REASON_WIDTH)
+    problem = event.data.get("problem") if event.actor == "import" and event.type == "created" else None
+    if not isinstance(problem, str) or not problem:
+        return reason
+    return f"{reason or ''}: {_cut(problem, PROBLEM_WIDTH)}"
 
 
 def _cut(text: str | None, width: int) -> str | None:
