@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import Conflict, HermesError, ProfileExists, StoreLocked
+from .errors import Conflict, HermesError, ProfileDeleted, ProfileExists, StoreLocked
 from .events import Event, NewEvent
 from .names import DEFAULT_PROFILE, validate_name, validate_new_name
 from .settings import SOUL_FILE, Settings
@@ -127,10 +127,11 @@ def _build(staging: Path, name: str, profiles_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class Deletion:
-    event: Event | None  # None: the profile was deleted already, by a delete that did not finish
+    event: Event | None  # None: the profile was deleted already (a delete that did not finish, or --purge)
     moved_to: Path | None  # None: there was no directory
     purged: bool
     position: int  # of the `deleted` event
+    removed: tuple[Path, ...] = ()  # --purge of a deleted profile: what profiles/.deleted/ kept of it
 
 
 def delete_profile(
@@ -148,6 +149,9 @@ def delete_profile(
         if earlier is not None and earlier.deleted and os.path.lexists(settings.profile_dir(name)):
             # An earlier delete committed and was killed before its move: this one finishes it.
             event, position = None, earlier.last_position
+        elif earlier is not None and earlier.deleted and purge:
+            # Deleted already: --purge removes what .deleted/ keeps of it (nothing to append).
+            return Deletion(None, None, True, earlier.last_position, _purge_kept(settings, name))
         else:
             event = store.append(NewEvent(name, "deleted", "cli", "down"))  # NotFound / ProfileDeleted
             position = event.position
@@ -160,6 +164,25 @@ def delete_profile(
             lambda: shutil.rmtree(target),
         )
     return Deletion(event, target, purge and target is not None, position)
+
+
+def _purge_kept(settings: Settings, name: str) -> tuple[Path, ...]:
+    """Remove every ``.deleted/NAME.POSITION`` of a deleted profile (each life deleted keeps one);
+    ProfileDeleted when there is none, as a second delete without --purge says."""
+    trash = settings.profiles_dir / DELETED_DIR
+    try:
+        entries = sorted(os.listdir(trash))
+    except FileNotFoundError:
+        entries = []
+    except OSError as error:
+        raise HermesError(f"cannot read {trash}: {error.strerror}") from None
+    prefix = f"{name}."
+    kept = [trash / entry for entry in entries if entry.startswith(prefix) and entry[len(prefix):].isdigit()]
+    if not kept:
+        raise ProfileDeleted(f"profile {name!r} was deleted, and {trash} keeps nothing of it to purge")
+    for path in kept:
+        _os(f"cannot remove {path}", lambda: shutil.rmtree(path) if not path.is_symlink() else path.unlink())
+    return tuple(kept)
 
 
 def _finish_deletion(store: EventStore, settings: Settings, name: str) -> None:

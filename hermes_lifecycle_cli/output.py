@@ -23,10 +23,18 @@ def json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
     out.flush()
 
 
+# Wide enough that a table written to a pipe or a file is never folded: rich would fold it at 80
+# columns there (it cannot ask a pipe its width), splitting paths and details over lines that
+# grep and a reader then meet in pieces. On a terminal, the terminal's width.
+UNFOLDED_WIDTH = 100_000
+
+
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else UNFOLDED_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def table(

@@ -102,3 +102,24 @@ def test_the_examples_run_in_a_fresh_home(home):
         ran.add(words[:1])
     # Every command but the ones named above ran at least once.
     assert ran == set(commands(build_parser())) - {(name,) for name in NOT_RUN}
+
+
+def test_the_page_title_example_prints_the_pages_title_only(migrated_home):
+    """The profile page holds a <title> per bar too (the tooltips): the example must print one line."""
+    from datetime import datetime, timedelta, timezone
+
+    from cli_support import LogWriter
+    from conftest import BIN_DIR, run_as
+
+    [line] = [line for line in examples() if "<title>" in line]
+    assert migrated_home.hermes("create", "alice").returncode == 0
+    writer = LogWriter(migrated_home, start=datetime.now(timezone.utc) - timedelta(minutes=30))
+    writer.append("alice", "started", "cli", "up")
+    for pid in (10, 11, 12):
+        writer.run("alice", pid, seconds=60, exit_code=1)
+        writer.after(seconds=5)
+    writer.close()
+    result = run_as(["/bin/sh", "-c", line], migrated_home.user,
+                    env={**migrated_home.env(), "PATH": f"{BIN_DIR}:/usr/bin:/bin"}, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["<title>hermes-state: alice</title>"]

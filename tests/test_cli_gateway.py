@@ -69,12 +69,14 @@ def test_status_without_s6_shows_desired_and_the_last_observed_event(alice):
     assert "s6       unknown:" in text
 
 
-@pytest.fixture
-def svscan(alice):
+@pytest.fixture(params=[False], ids=["up"])
+def svscan(alice, request):
     """A real s6-svscan on the home's scan directory, run by the unprivileged user, with alice's slot
-    running the built-in gateway; stopped by its pid at the end."""
+    running the built-in gateway (indirect param True: with a `down` file); stopped by its pid at the end."""
     slot = alice.scandir / "gateway-alice"
     slot.mkdir(parents=True)
+    if request.param:
+        (slot / "down").touch()
     (slot / "run").write_text(f"#!/bin/sh\nexec {HERMES} stand-in alice\n")
     (slot / "run").chmod(0o755)
     from conftest import give_to
@@ -125,6 +127,24 @@ def test_status_with_s6_shows_what_s6_reports(alice, svscan):
     wait_until(lambda: not json_lines(alice.hermes("status", "alice", "--json").stdout)[0]["s6"]["up"])
     [row] = json_lines(alice.hermes("status", "alice", "--json").stdout)
     assert row["s6"]["wanted_up"] is False and row["s6"]["exit_code"] == 0  # exits 0 on SIGTERM
+
+
+@pytest.mark.parametrize("svscan", [True], ids=["down"], indirect=True)
+def test_status_of_a_slot_that_never_ran_names_no_exit(alice, svscan):
+    """s6-svstat says "exitcode 0" for a slot that never started; status must not say "last exit: exit 0"."""
+    wait_until(lambda: json_lines(alice.hermes("status", "alice", "--json").stdout)[0]["s6"])
+    [row] = json_lines(alice.hermes("status", "alice", "--json").stdout)
+    assert row["s6"]["up"] is False and (row["s6"]["exit_code"], row["s6"]["signal"]) == (None, None)
+    text = alice.hermes("status", "alice").stdout
+    assert "not started since its supervisor started" in text and "last exit" not in text
+    # Once it has run and exited (0 on SIGTERM), that exit is said.
+    s6 = lambda: json_lines(alice.hermes("status", "alice", "--json").stdout)[0]["s6"]  # noqa: E731
+    subprocess.run(["s6-svc", "-u", str(svscan)], check=True)
+    wait_until(lambda: s6()["up"])
+    subprocess.run(["s6-svc", "-d", str(svscan)], check=True)
+    wait_until(lambda: not s6()["up"] and s6()["exit_code"] == 0)
+    text = alice.hermes("status", "alice").stdout
+    assert "last exit: exit 0" in text and "not started" not in text
 
 
 def test_slot_status_unavailable_reasons(tmp_path):

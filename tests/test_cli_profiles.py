@@ -121,6 +121,24 @@ def test_delete_purge_removes_the_directory(migrated_home):
     assert list(tree(migrated_home.path / "profiles")) == [".deleted"]
 
 
+def test_purging_a_deleted_profile_removes_what_deleted_keeps_of_it(migrated_home):
+    """Deleted normally (its directory kept in .deleted/), then `delete --yes --purge`: that removes
+    what was kept of every life of it, appends nothing, exits 0; with nothing left it is 4 again."""
+    trash = migrated_home.path / "profiles" / ".deleted"
+    for args in (("create", "alice"), ("delete", "alice", "--yes"), ("create", "alice"), ("delete", "alice", "--yes"),
+                 ("create", "bob"), ("delete", "bob", "--yes")):
+        assert migrated_home.hermes(*args).returncode == 0
+    assert len(list(trash.glob("alice.*"))) == 2
+    count = len(events_of(migrated_home, "alice"))
+    result = migrated_home.hermes("delete", "alice", "--yes", "--purge")
+    assert result.returncode == 0, result.stderr
+    assert "deleted already" in result.stdout and "removed" in result.stdout
+    assert [path.name for path in trash.iterdir()] == [f"bob.{events_of(migrated_home, 'bob')[-1]['position']}"]
+    assert len(events_of(migrated_home, "alice")) == count  # nothing appended
+    again = migrated_home.hermes("delete", "alice", "--yes", "--purge")
+    assert again.returncode == 4 and "keeps nothing of it" in one_stderr_line(again)
+
+
 def test_unknown_profile_is_3(migrated_home):
     result = migrated_home.hermes("delete", "nobody", "--yes")
     assert result.returncode == 3

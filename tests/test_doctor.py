@@ -59,6 +59,20 @@ def test_the_human_output_is_a_table_and_says_healthy_by_its_status(migrated_hom
     assert "hash chain" in result.stdout and "FAIL" not in result.stdout
 
 
+def test_piped_the_table_is_not_folded_at_80_columns(migrated_home):
+    """A store path longer than 80 characters stays on one line in `doctor | grep`."""
+    deep = migrated_home.path / ("a-directory-with-a-long-name-" * 3)
+    deep.mkdir()
+    moved = deep / "profiles.db"
+    migrated_home.db.rename(moved)
+    give_to(migrated_home.path, migrated_home.user)
+    result = migrated_home.hermes("doctor", env={"HERMES_STATE_DB": str(moved), "COLUMNS": ""})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(str(moved)) > 80 and lines[0].rstrip() == str(moved)
+    assert any(line.startswith("ok") and "integrity" in line for line in lines)
+
+
 def test_a_row_changed_behind_the_triggers_is_found_by_position(migrated_home):
     fill(migrated_home)
     raw(migrated_home.db,

@@ -109,6 +109,11 @@ def write_log(w: LogWriter) -> None:
         w.run("foxtrot", 700 + index, seconds=2, exit_code=1)
         w.after(seconds=2400 - 2)
     w.append("foxtrot", "started", "supervisor", pid=799)
+    w.at(NOW - timedelta(hours=2))  # kilo is deleted while it runs: its finish records nothing, on purpose
+    w.append("kilo", "created", "cli", "down")
+    w.append("kilo", "started", "cli", "up")
+    w.after(seconds=1).append("kilo", "started", "supervisor", pid=901)
+    w.after(seconds=60).append("kilo", "deleted", "cli", "down")
     w.at(NOW - timedelta(hours=1))
     w.append("bravo", "created", "cli", "down")
     w.append("bravo", "started", "cli", "up")
@@ -183,7 +188,7 @@ def test_recipe_4_which_boot(log):
     rows = run_both(log, by_title(4))
     assert [(r["boot_id"], r["starts"], r["crashes"], r["profiles_crashed"]) for r in rows] == [
         (BOOT_1, 8, 3, 2),
-        (BOOT_2, 13, 9, 2),
+        (BOOT_2, 14, 9, 2),  # kilo's one run included
     ]
     assert rows[0]["last_event_at"] < rows[1]["first_event_at"]
 

@@ -41,3 +41,21 @@ def test_the_status_rows_equal_the_profile_status_view(tmp_path):
     assert held == {"looping": "crash-loop", "config": "fatal-config", "exited": "exited"}
     running = {row["profile"] for row in computed if row["pid"] is not None}
     assert running == {"running", "stopping"}  # a stop intent does not end a run: its exit does
+
+
+def test_status_json_is_the_profile_status_row_then_the_intent_and_s6(migrated_home):
+    """`status --json` as docs/cli.md says: the view's row, every column as the view has it, then more."""
+    import json
+
+    for args in (("create", "alice"), ("start", "alice")):
+        assert migrated_home.hermes(*args).returncode == 0
+    status = migrated_home.hermes("status", "alice", "--json")
+    assert status.returncode == 0, status.stderr
+    [row] = [json.loads(line) for line in status.stdout.splitlines()]
+    viewed = migrated_home.hermes("sql", "SELECT * FROM profile_status WHERE profile = 'alice'")
+    assert viewed.returncode == 0, viewed.stderr
+    [view] = [json.loads(line) for line in viewed.stdout.splitlines()]
+    assert list(row)[:len(STATUS_COLUMNS)] == list(view) == list(STATUS_COLUMNS)
+    assert {key: row[key] for key in STATUS_COLUMNS} == view
+    assert list(row)[len(STATUS_COLUMNS):] == ["intent_actor", "intent_reason", "intent_at", "s6", "s6_source",
+                                               "s6_unavailable"]

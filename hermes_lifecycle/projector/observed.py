@@ -40,12 +40,20 @@ class ServiceStatus:
     updownfor: int
 
     def as_json(self) -> dict:
-        """The status as a JSON object, under the names shown to operators."""
+        """The status as a JSON object, under the names shown to operators (no exit when none happened)."""
+        ran = not self.never_started
         return {
             "up": self.up, "wanted_up": self.wantedup, "normally_up": self.normallyup,
-            "pid": self.pid if self.up else None, "exit_code": self.exitcode, "signal": self.signum,
-            "seconds": self.updownfor,
+            "pid": self.pid if self.up else None, "exit_code": self.exitcode if ran else None,
+            "signal": self.signum if ran else None, "seconds": self.updownfor,
         }
+
+    @property
+    def never_started(self) -> bool:
+        """Down since its supervisor started, having run nothing: s6-supervise stamps ``updownsince``
+        and ``readysince`` alike when it starts, and a run's death and its finish stamp them apart.
+        s6-svstat says "exitcode 0" then, for an exit that never happened."""
+        return not self.up and self.readysince == self.updownsince
 
     @property
     def finish_done(self) -> bool:

@@ -79,7 +79,7 @@ def observe_slot(slot_dir) -> "ServiceStatus | str":
 
 
 def status(args: argparse.Namespace) -> int:
-    from hermes_lifecycle.status import an_hour_ago, status_row
+    from hermes_lifecycle.status import STATUS_COLUMNS, an_hour_ago, status_row
     from hermes_lifecycle.store import open_store
 
     name = profile_of(args)
@@ -95,7 +95,7 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         from .. import output
 
-        row = {key: state[key] for key in _JSON_KEYS}
+        row = {key: state[key] for key in (*STATUS_COLUMNS, *_INTENT_KEYS)}
         row["s6"] = None if isinstance(slot, str) else slot.as_json()
         row["s6_source"] = None if isinstance(slot, str) else f"s6-svstat {settings().slot_dir(name)}"
         row["s6_unavailable"] = slot if isinstance(slot, str) else None
@@ -109,11 +109,9 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-_JSON_KEYS = (
-    "profile", "status", "desired", "held_down_by", "last_event", "last_actor", "last_reason",
-    "last_event_at", "last_exit_code", "last_signal", "pid", "running_since", "intent_actor",
-    "intent_reason", "intent_at",
-)
+# `status --json`: the profile's profile_status row, every column as the view has it, then who set the
+# desired state and when (not in the view), then s6's view.
+_INTENT_KEYS = ("intent_actor", "intent_reason", "intent_at")
 
 
 def status_lines(state: dict, slot, now: datetime, source=None) -> list[str]:
@@ -129,6 +127,8 @@ def status_lines(state: dict, slot, now: datetime, source=None) -> list[str]:
     if not isinstance(slot, str):
         if slot.up:
             seen = f"up for {humane.duration(slot.updownfor)}, pid {slot.pid}"
+        elif slot.never_started:
+            seen = f"down for {humane.duration(slot.updownfor)}, not started since its supervisor started"
         else:
             seen = f"down for {humane.duration(slot.updownfor)}"
             last = humane.exit_text(slot.exitcode, slot.signum)

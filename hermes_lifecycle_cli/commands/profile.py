@@ -97,6 +97,10 @@ def delete(args: argparse.Namespace) -> int:
 
     with open_store(config) as store:
         deletion = delete_profile(store, config, name, purge=args.purge, after_commit=_test_pause())
+    if deletion.removed:
+        print(f"profile {name} was deleted already (event {deletion.position}); removed what "
+              f"{config.profiles_dir / '.deleted'} kept of it: {', '.join(p.name for p in deletion.removed)}")
+        return 0
     if deletion.moved_to is None:
         where = f"it had no directory at {config.profile_dir(name)}"
     elif deletion.purged:
