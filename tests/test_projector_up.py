@@ -133,6 +133,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+# The stubborn gateway below ignores SIGTERM, so s6 ends it at the slot's timeout-kill (10 s). The
+# test needs that path, not its length: the slot is given this much, just before it is brought down
+# (s6 reads the file then; a pass of the projector would write 10 s back, and none comes in between).
+STUBBORN_KILL_AFTER = b"1500\n"
+
+
+def _hurry_stubborn(rig) -> None:
+    (rig.scandir / "gateway-stubborn" / "timeout-kill").write_bytes(STUBBORN_KILL_AFTER)
+
+
 def _up_with_gateways(rig, names, **extra):
     up = _start_up(rig, **extra)
     wait_for(lambda: "boot done" in _output(rig), 30, "up to boot")
@@ -151,8 +161,9 @@ def test_up_notices_its_scanner_killed_brings_everything_down_and_the_next_up_st
         scanner = _scanner_pid(rig)
         running = _supervisors_and_gateways(rig)
         assert len(running) >= 2 * len(names) + 1  # a supervisor and a gateway each, and default's supervisor
+        _hurry_stubborn(rig)
         os.kill(scanner, signal.SIGKILL)
-        status = up.wait(timeout=60)  # the slot's timeout-kill (10 s) bounds the stubborn one
+        status = up.wait(timeout=60)  # the slot's timeout-kill bounds the stubborn one
     finally:
         if up.poll() is None:
             _stop(up, signal.SIGINT)
@@ -171,6 +182,7 @@ def test_up_notices_its_scanner_killed_brings_everything_down_and_the_next_up_st
         wait_for(lambda: "boot done" in _output(rig), 30, "the next up to boot")
         for name in names:
             wait_for(lambda: rig.running_pid(name), 10, f"{name} up again")
+        _hurry_stubborn(rig)
     finally:
         assert _stop(again, signal.SIGINT) == 0, _output(rig)
     assert not processes_under(rig.scandir)

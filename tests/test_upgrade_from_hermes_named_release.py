@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -39,9 +40,10 @@ def old_hermes() -> Iterator[Path]:
                               capture_output=True, text=True, timeout=120)
         assert made.returncode == 0, f"the old release must be in this clone's history: {made.stderr}"
         venv = work / "venv"
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, timeout=300)
-        installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
-                                   capture_output=True, text=True, timeout=900)
+        # No pip of its own (ensurepip costs ~4 s): the suite's pip installs into it (--python).
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+        installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                                    "-q", str(source)], capture_output=True, text=True, timeout=900)
         assert installed.returncode == 0, installed.stderr
         yield venv / "bin" / "hermes"
     finally:
