@@ -168,7 +168,7 @@ def delete_profile(
 
 def _purge_kept(settings: Settings, name: str) -> tuple[Path, ...]:
     """Remove every ``.deleted/NAME.POSITION`` of a deleted profile (each life deleted keeps one);
-    ProfileDeleted when there is none, as a second delete without --purge says."""
+    ProfileDeleted when there is none, as a second delete that does not purge says."""
     trash = settings.profiles_dir / DELETED_DIR
     try:
         entries = sorted(os.listdir(trash))
