@@ -81,13 +81,13 @@ STATES_LIVE = (
 )
 
 STREAM_NEWEST_FIRST = (
-    'SELECT events.position, events.profile, events.version, events.type, events.actor, events.desired, events.occurred_at, events.host, events.boot_id, events.pid, events.exit_code, events.signal, events.reason, events.data, events.idempotency_key, events.hash, events.chain_version \nFROM events \nWHERE events.profile = ? AND events.version > ? AND events.position > ? AND (CAST(? AS TEXT) IS NULL OR events.occurred_at >= ?) AND (CAST(? AS TEXT) IS NULL OR events.occurred_at <= ?) AND events.type IN (?, ?, ?, ?, ?) AND (CAST(? AS TEXT) IS NULL OR events.boot_id = ?) ORDER BY events.version DESC\n LIMIT ? OFFSET 0',
-    ('name', 'after_version', 'after_position', 'since', 'since', 'until', 'until', 'type0', 'type1', 'type2', 'type3', 'type4', 'boot_id', 'boot_id', 'limit'),
+    'SELECT events.position, events.profile, events.version, events.type, events.actor, events.desired, events.occurred_at, events.host, events.boot_id, events.pid, events.exit_code, events.signal, events.reason, events.data, events.idempotency_key, events.hash, events.chain_version \nFROM events \nWHERE events.profile = ? AND events.version > ? AND events.position > ? AND (CAST(? AS TEXT) IS NULL OR events.occurred_at >= ?) AND (CAST(? AS TEXT) IS NULL OR events.occurred_at <= ?) AND events.type IN (?, ?, ?, ?, ?, ?) AND (CAST(? AS TEXT) IS NULL OR events.boot_id = ?) ORDER BY events.version DESC\n LIMIT ? OFFSET 0',
+    ('name', 'after_version', 'after_position', 'since', 'since', 'until', 'until', 'type0', 'type1', 'type2', 'type3', 'type4', 'type5', 'boot_id', 'boot_id', 'limit'),
 )
 
 STREAM_OLDEST_FIRST = (
-    'SELECT events.position, events.profile, events.version, events.type, events.actor, events.desired, events.occurred_at, events.host, events.boot_id, events.pid, events.exit_code, events.signal, events.reason, events.data, events.idempotency_key, events.hash, events.chain_version \nFROM events \nWHERE events.profile = ? AND events.version > ? AND events.position > ? AND (CAST(? AS TEXT) IS NULL OR events.occurred_at >= ?) AND (CAST(? AS TEXT) IS NULL OR events.occurred_at <= ?) AND events.type IN (?, ?, ?, ?, ?) AND (CAST(? AS TEXT) IS NULL OR events.boot_id = ?) ORDER BY events.version\n LIMIT ? OFFSET 0',
-    ('name', 'after_version', 'after_position', 'since', 'since', 'until', 'until', 'type0', 'type1', 'type2', 'type3', 'type4', 'boot_id', 'boot_id', 'limit'),
+    'SELECT events.position, events.profile, events.version, events.type, events.actor, events.desired, events.occurred_at, events.host, events.boot_id, events.pid, events.exit_code, events.signal, events.reason, events.data, events.idempotency_key, events.hash, events.chain_version \nFROM events \nWHERE events.profile = ? AND events.version > ? AND events.position > ? AND (CAST(? AS TEXT) IS NULL OR events.occurred_at >= ?) AND (CAST(? AS TEXT) IS NULL OR events.occurred_at <= ?) AND events.type IN (?, ?, ?, ?, ?, ?) AND (CAST(? AS TEXT) IS NULL OR events.boot_id = ?) ORDER BY events.version\n LIMIT ? OFFSET 0',
+    ('name', 'after_version', 'after_position', 'since', 'since', 'until', 'until', 'type0', 'type1', 'type2', 'type3', 'type4', 'type5', 'boot_id', 'boot_id', 'limit'),
 )
 
 UPDATE_STATE = (
