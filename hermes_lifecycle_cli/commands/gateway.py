@@ -39,7 +39,7 @@ def restart(args: argparse.Namespace) -> int:
     return _intent("restart", args)
 
 
-def _intent(verb: str, args: argparse.Namespace) -> int:
+def _intent(verb: str, args: argparse.Namespace, *, actor: str = "cli", data: dict | None = None) -> int:
     from hermes_lifecycle.events import NewEvent
     from hermes_lifecycle.store import open_store
 
@@ -48,12 +48,43 @@ def _intent(verb: str, args: argparse.Namespace) -> int:
     with open_store(settings()) as store:
         with store.writing() as tx:
             prior = tx.state(name)
-            event = tx.append(NewEvent(name, kind, "cli", desired, reason=reason))
+            event = tx.append(NewEvent(name, kind, actor, desired, reason=reason, data=data or {}))
     note = ""
     if prior is not None and prior.desired == desired and verb != "restart":
         note = f" (it was already desired {desired}; the request is recorded anyway)"
     print(f"asked gateway {name} to {_SAID[verb]}: event {event.position}, desired {desired}{note}")
     return 0
+
+
+# hermes-agent's s6 manager (hermes_cli/service_manager.py) sends these to a slot; each is the intent.
+S6_SVC_INTENTS = {"-u": "start", "-d": "stop", "-t": "restart"}
+
+
+def s6_svc(args: argparse.Namespace) -> int:
+    """`hermes-state s6-svc FLAG SLOT`: what `s6-svc` is for the unprivileged user in this project's
+    image. hermes-agent's `hermes gateway start|stop|restart` (and its `profile delete`) send s6-svc
+    -u, -d or -t to the slot; the slot is the projector's, so the command becomes that intent in the
+    log, by `hermes-agent`, and the projector carries it out (docs/hermes-agent.md). Anything else
+    is refused with one line: s6 follows the log here."""
+    import os
+
+    from hermes_lifecycle.errors import BadInput
+    from hermes_lifecycle.names import profile_of_slot
+
+    words = list(args.words)
+    refusal = BadInput(f"s6 follows the event log here: `s6-svc {' '.join(words)}` is refused; "
+                       "`hermes state start|stop|restart NAME` asks for a gateway")
+    if len(words) != 2 or words[0] not in S6_SVC_INTENTS:
+        raise refusal
+    flag, slot = words
+    directory, base = os.path.split(os.path.normpath(os.path.abspath(slot)))
+    if directory != os.path.normpath(os.path.abspath(settings().scandir_dir)):
+        raise refusal
+    name = profile_of_slot(base)
+    if name is None:
+        raise refusal
+    args.name = name
+    return _intent(S6_SVC_INTENTS[flag], args, actor="hermes-agent", data={"via": f"s6-svc {flag}"})
 
 
 def observe_slot(slot_dir) -> "ServiceStatus | str":
