@@ -475,6 +475,8 @@ def _ended_as(state: ProfileState) -> str:
     """What the log says ended the gateway's last run, for a file still claiming it runs."""
     if state.held_down_by:
         return f"held down: {state.held_down_by} (hermes-state)"
+    if state.desired == "down":
+        return f"stopped as asked by {state.intent_actor} (hermes-state)"
     if state.last_signal is not None:
         return f"ended by signal {state.last_signal} (hermes-state)"
     if state.last_exit_code is not None:

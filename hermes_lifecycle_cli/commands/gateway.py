@@ -72,6 +72,11 @@ def s6_svc(args: argparse.Namespace) -> int:
     from hermes_lifecycle.names import profile_of_slot
 
     words = list(args.words)
+    # hermes-agent runs it with HERMES_HOME at the profile's own home (`-p NAME`: <root>/profiles/NAME);
+    # the log is the root's, as its own profile commands see it.
+    home = os.environ.get("HERMES_HOME")
+    if home and os.path.basename(os.path.dirname(os.path.normpath(home))) == "profiles":
+        os.environ["HERMES_HOME"] = os.path.dirname(os.path.dirname(os.path.normpath(home)))
     refusal = BadInput(f"s6 follows the event log here: `s6-svc {' '.join(words)}` is refused; "
                        "`hermes state start|stop|restart NAME` asks for a gateway")
     if len(words) != 2 or words[0] not in S6_SVC_INTENTS:
