@@ -88,6 +88,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             # A name's crashes are counted over all its lives, as `history` shows them.
             crashes=state.crashes if state is not None else 0,
             last_crash_position=state.last_crash_position if state is not None else None,
+            last_report_position=state.last_report_position if state is not None else None,
         )
 
     if state is None:
@@ -120,6 +121,8 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
 
     if event.type == "crashed":
         changes.update(crashes=state.crashes + 1, last_crash_position=event.position)
+    if event.type == "reported":
+        changes["last_report_position"] = event.position
     if event.type == "deleted":
         # Deleting a profile ends its run: the projector removes the slot, and
         # finish records nothing for a deleted profile (docs/design.md section 2).

@@ -47,7 +47,7 @@ from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .profile_state import ProfileState
 from .settings import HERMES_AGENT, SOUL_FILE, Settings
 from .store import EventStore, open_store
-from .store.recorder import IDLE, REPLACED, STOPPED, StreamWindow
+from .store.recorder import IDLE, REPLACED, STOPPED
 
 REPORTS_PER_MINUTE = 30  # a gateway flapping faster than this is said once a minute, and caught up after
 POLL_SECONDS = 1.0  # the polling observer's period, where inotify is unavailable
@@ -77,7 +77,7 @@ class GatewayWatcher:
         self._observer: Any = None
         self._watched: dict[str, Any] = {}  # directory -> watchdog watch
         self._files: dict[str, tuple] = {}  # profile -> (identity, account, content) last read
-        self._summaries: dict[str, tuple[int, tuple[str | None, dict[str, str]]]] = {}  # profile -> (run, summary)
+        self._summaries: dict[str, tuple[int, reports.Summary]] = {}  # profile -> (run, its summary)
         self._said: dict[str, str] = {}  # profile -> the last problem line said (said again only when it changes)
         self._reported: dict[str, deque] = {}
         self._present: set[str] = set()  # profile directories seen
@@ -322,16 +322,17 @@ class GatewayWatcher:
             self._line({"time": event.occurred_at, "profile": name, "reported": event.reason,
                         "position": event.position, "pid": event.pid})
 
-    def _last_summary(self, name: str, run: int) -> tuple[str | None, dict[str, str]]:
+    def _last_summary(self, name: str, run: int) -> reports.Summary:
         cached = self._summaries.get(name)
         if cached is not None and cached[0] == run:
             return cached[1]
         store = self._store
         assert store is not None
         with store.reading() as tx:
-            newest = tx.stream(name, StreamWindow(types=("reported",), newest_first=True, limit=1,
-                                                  after_position=run))
-        summary = reports.summary_of(newest[0].data, run) if newest else (None, {})
+            state = tx.state(name)
+            position = state.last_report_position if state is not None else None
+            newest = tx.log_after(position - 1, limit=1) if position is not None else []
+        summary = reports.summary_of(newest[0].data, run) if newest else reports.NOTHING_YET
         self._summaries[name] = (run, summary)
         return summary
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from .fold import ProfileState
 from .names import validate_name
 from .records import record
+from .reports import NOTHING_YET, Summary, summary_of
 from .runs import Run, runs_of
 from .store import EventStore, StreamWindow
 from .vocabulary import format_time, parse_time
@@ -34,6 +35,8 @@ class GatewayReading:
     crashes_last_hour: int | None
     crashes_last_day: int | None
     crashes_total: int | None
+    # What the gateway last said of its latest run (its newest report, reports.Summary), if it said anything.
+    account: Summary = NOTHING_YET
 
     @property
     def desired_up(self) -> bool:
@@ -71,6 +74,7 @@ def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_
         day_counts = tx.crash_counts(day) if recent_crashes else {}
         totals = tx.crash_counts(SINCE_THE_START) if recent_crashes and crash_totals else {}
         events_total = tx.last_position()
+        accounts = {item.state.profile: account_of(tx, item.state) for item in first}
     gateways = []
     for item in first:
         name = item.state.profile
@@ -79,8 +83,18 @@ def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_
             crashes_last_hour=item.crashes_since if recent_crashes else None,
             crashes_last_day=day_counts[name] if recent_crashes else None,
             crashes_total=(totals[name] if recent_crashes else item.crashes_since) if crash_totals else None,
+            account=accounts[name],
         ))
     return FleetReading(gateways, events_total, now)
+
+
+def account_of(tx, state: ProfileState) -> Summary:
+    """What the gateway's newest report says of the profile's latest run: one row by its position."""
+    position = state.last_report_position
+    if position is None or state.run_position is None:
+        return NOTHING_YET
+    newest = tx.log_after(position - 1, limit=1)
+    return summary_of(newest[0].data, state.run_position) if newest and newest[0].type == "reported" else NOTHING_YET
 
 
 @record
@@ -92,6 +106,7 @@ class Timeline:
     until: str
     runs: list[Run]
     truncated: bool  # the window held more events than were read: the oldest runs are left out
+    account: Summary = NOTHING_YET  # what the gateway last said of its latest run
 
 
 def read_timeline(store: EventStore, profile: str, *, since: str, now: datetime) -> Timeline:
@@ -107,6 +122,7 @@ def read_timeline(store: EventStore, profile: str, *, since: str, now: datetime)
     batch = FIRST_TIMELINE_BATCH
     with store.reading() as tx:
         state = tx.require_state(name)
+        account = account_of(tx, state)
         while True:
             events = tx.stream(name, StreamWindow(types=EXIT_TYPES, newest_first=True, limit=batch))
             reached_since = len(events) < batch or events[-1].occurred_at < since
@@ -114,4 +130,4 @@ def read_timeline(store: EventStore, profile: str, *, since: str, now: datetime)
                 break
             batch = min(batch * 4, TIMELINE_EVENT_LIMIT)
     shown = [event for event in reversed(events) if event.occurred_at >= since]
-    return Timeline(state, since, format_time(now), runs_of(shown, state), not reached_since)
+    return Timeline(state, since, format_time(now), runs_of(shown, state), not reached_since, account)

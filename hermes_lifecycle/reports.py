@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from .events import NewEvent, parse_time
@@ -122,30 +123,45 @@ class Run:
     started_at: str  # the supervisor's `started`, in the log's format
 
 
-def summary_of(data: Mapping[str, Any], run: int) -> tuple[str | None, dict[str, str]]:
-    """(gateway state, platform levels) the log last recorded for ``run``, from a report's data;
-    (None, {}) when that report is of another run, or not a summary this code wrote."""
+@record
+class Summary:
+    """Where the log's account of one run stands: every report's data carries it, after that report."""
+
+    gateway_state: str | None = None
+    platforms: Mapping[str, str] = MappingProxyType({})  # platform -> FATAL, ATTENTION or OK
+    seconds_to_ready: float | None = None  # this run's ready, once it said so
+
+
+NOTHING_YET = Summary()
+
+
+def summary_of(data: Mapping[str, Any], run: int) -> Summary:
+    """The summary a report's data carries, for ``run``; NOTHING_YET when that report is of another run,
+    or not a summary this code wrote."""
     if data.get("run") != run:
-        return None, {}
-    state = data.get("gateway_state")
-    levels = data.get("platforms")
+        return NOTHING_YET
+    state, levels, ready = data.get("gateway_state"), data.get("platforms"), data.get("ready_seconds")
     if state not in GATEWAY_STATES or not isinstance(levels, dict):
-        return None, {}
-    return state, {k: v for k, v in levels.items() if isinstance(k, str) and v in (FATAL, ATTENTION, OK)}
+        return NOTHING_YET
+    return Summary(
+        state,
+        MappingProxyType({k: v for k, v in levels.items() if isinstance(k, str) and v in (FATAL, ATTENTION, OK)}),
+        float(ready) if isinstance(ready, (int, float)) and not isinstance(ready, bool) else None,
+    )
 
 
-def transitions(
-    last: tuple[str | None, Mapping[str, str]], account: Account, run: Run, profile: str, *, now: str,
-) -> list[NewEvent]:
+def transitions(last: Summary, account: Account, run: Run, profile: str, *, now: str) -> list[NewEvent]:
     """The reports to append, in order, for the change from ``last`` to ``account``; none when nothing
     changed, or when the file is not this run's (another pid: a file left by a process since gone)."""
     if account.pid != run.pid:
         return []
-    state, levels = last[0], dict(last[1])
+    state, levels, ready = last.gateway_state, dict(last.platforms), last.seconds_to_ready
     events = []
 
     def report(reason: str, **details: Any) -> None:
         data = {"run": run.position, "gateway_state": state, "platforms": dict(sorted(levels.items()))}
+        if ready is not None:
+            data["ready_seconds"] = ready
         if account.updated_at:
             data["reported_at"] = account.updated_at
         data.update({key: value for key, value in details.items() if value is not None})
@@ -157,7 +173,8 @@ def transitions(
             if before == "degraded":
                 report("recovered")
             elif before in (None, "starting"):
-                report("ready", seconds_to_ready=_seconds_to_ready(account.updated_at, run.started_at, now))
+                ready = _seconds_to_ready(account.updated_at, run.started_at, now)
+                report("ready", seconds_to_ready=ready)
             # running after draining or stopped is the next run's business: the file belongs to this pid
         elif state == "degraded":
             report("degraded")

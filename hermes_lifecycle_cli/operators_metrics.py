@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from hermes_lifecycle.errors import StoreUnavailable
 from hermes_lifecycle.operators import FleetReading
+from hermes_lifecycle.reports import GATEWAY_STATES, OK
 
 PROFILE = ["profile"]
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -110,6 +111,19 @@ class StoreCollector:
         uptime = GaugeMetricFamily(
             "hermes_gateway_uptime_seconds", "age of the run the log believes is going (0: none)", labels=PROFILE
         )
+        reported = GaugeMetricFamily(
+            "hermes_gateway_reported_state",
+            "the state the gateway last reported of its latest run (1 for that state; absent: it said nothing)",
+            labels=["profile", "state"],
+        )
+        ready = GaugeMetricFamily(
+            "hermes_gateway_seconds_to_ready", "from the start of its latest run to the gateway reporting it ran",
+            labels=PROFILE,
+        )
+        failing = GaugeMetricFamily(
+            "hermes_gateway_platforms_failing",
+            "platforms the gateway last reported fatal or needing attention, in its latest run", labels=PROFILE,
+        )
         for gateway in fleet.gateways:
             name = [gateway.state.profile]
             desired.add_metric(name, 1 if gateway.desired_up else 0)
@@ -122,7 +136,14 @@ class StoreCollector:
             if gateway.state.last_signal is not None:
                 exit_signal.add_metric(name, gateway.state.last_signal)
             uptime.add_metric(name, gateway.uptime_seconds(now))
-        yield from (desired, running, crashes, held, exit_code, exit_signal, uptime)
+            account = gateway.account
+            if account.gateway_state is not None:
+                for state in GATEWAY_STATES:
+                    reported.add_metric([gateway.state.profile, state], 1 if state == account.gateway_state else 0)
+                failing.add_metric(name, sum(1 for level in account.platforms.values() if level != OK))
+            if account.seconds_to_ready is not None:
+                ready.add_metric(name, account.seconds_to_ready)
+        yield from (desired, running, crashes, held, exit_code, exit_signal, uptime, reported, ready, failing)
 
 
 def metrics_registry(collector: StoreCollector) -> CollectorRegistry:

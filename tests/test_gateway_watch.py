@@ -259,3 +259,23 @@ def test_a_gateway_the_log_has_no_run_of_is_never_said_to_have_stopped_while_it_
     wait_for(lambda: json.loads(state_path(rig, "alice").read_text())["gateway_state"] == "stopped", WITHIN + 5,
              "the dead pid no longer said to run")
     assert rig.stop_watch(reader) == 0
+
+
+def test_history_metrics_and_the_page_show_what_the_gateway_says(rig):
+    pid = running(rig, "alice")
+    reader = rig.start_gateway_watch()
+    gateway_writes(rig, "alice", pid, "running")
+    wait_for(lambda: reasons(rig, "alice") == ["ready"], WITHIN + 5, "ready")
+    gateway_writes(rig, "alice", pid, "degraded", platforms={"slack": {"state": "fatal", "error_code": "auth"}})
+    wait_for(lambda: reasons(rig, "alice")[-2:] == ["degraded", "platform-fatal"], WITHIN + 5, "the reports")
+    metrics = rig.cli("serve", "--once", "/metrics")
+    assert 'hermes_gateway_reported_state{profile="alice",state="degraded"} 1.0' in metrics
+    assert 'hermes_gateway_reported_state{profile="alice",state="running"} 0.0' in metrics
+    assert 'hermes_gateway_platforms_failing{profile="alice"} 1.0' in metrics
+    assert 'hermes_gateway_seconds_to_ready{profile="alice"}' in metrics
+    page = rig.cli("serve", "--once", "/")
+    assert "degraded, ready in" in page and "failing: slack" in page
+    assert "the gateway says: degraded" in rig.cli("serve", "--once", "/profiles/alice")
+    table = rig.cli("history", "alice", "--type", "reported")
+    assert "platform-fatal: slack (auth)" in table
+    assert rig.stop_watch(reader) == 0

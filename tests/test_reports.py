@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 
 from hermes_lifecycle.reports import (
+    NOTHING_YET,
     MAX_PLATFORMS,
     MAX_TEXT,
     BadAccount,
     Run,
+    Summary,
     followed_file,
     read_account,
     summary_of,
@@ -31,7 +33,7 @@ def said(state="running", pid=4242, **extra):
 
 def reported(last, content, run=RUN):
     return [(e.reason, {k: v for k, v in e.data.items() if k not in ("run", "gateway_state", "platforms",
-                                                                     "reported_at")})
+                                                                     "reported_at", "ready_seconds")})
             for e in transitions(last, read_account(content), run, "alice", now=NOW)]
 
 
@@ -40,7 +42,7 @@ def after(last, content, run=RUN):
     return summary_of(events[-1].data, run.position) if events else last
 
 
-FRESH = (None, {})
+FRESH = NOTHING_YET
 
 
 # -- reading the file ------------------------------------------------------------
@@ -87,7 +89,7 @@ def test_an_implausible_clock_falls_back_to_the_recorders():
 
 def test_starting_reports_nothing_and_running_after_it_is_ready():
     assert reported(FRESH, said(state="starting")) == []
-    assert [r for r, _ in reported(("starting", {}), said())] == ["ready"]
+    assert [r for r, _ in reported(Summary("starting"), said())] == ["ready"]
 
 
 def test_degraded_and_back_draining_stopped():
@@ -117,7 +119,7 @@ def test_platforms_turning_fatal_needing_attention_and_recovering():
     assert reported(running, fatal) == [
         ("platform-fatal", {"platform": "telegram", "error_code": "unauthorized", "error_message": "bad token"})]
     now_fatal = after(running, fatal)
-    assert now_fatal[1] == {"telegram": "fatal"}
+    assert dict(now_fatal.platforms) == {"telegram": "fatal"}
     assert reported(now_fatal, fatal) == []
     attention = said(platforms={"telegram": {"state": "retrying", "needs_attention": True}})
     assert reported(now_fatal, attention) == [("platform-attention", {"platform": "telegram"})]
@@ -138,9 +140,15 @@ def test_one_look_may_report_several_transitions_in_order_each_with_the_summary_
 
 def test_the_summary_of_another_run_is_a_fresh_start():
     events = transitions(FRESH, read_account(said()), RUN, "alice", now=NOW)
-    assert summary_of(events[0].data, RUN.position) == ("running", {})
+    assert summary_of(events[0].data, RUN.position) == Summary("running", {}, 1.5)
     assert summary_of(events[0].data, RUN.position + 1) == FRESH
     assert summary_of({"run": 40, "gateway_state": "weird", "platforms": {}}, 40) == FRESH
+
+
+def test_the_runs_time_to_ready_stays_in_every_later_summary():
+    ready = after(FRESH, said())
+    degraded = transitions(ready, read_account(said(state="degraded")), RUN, "alice", now=NOW)
+    assert summary_of(degraded[-1].data, RUN.position).seconds_to_ready == 1.5
 
 
 # -- the file follows the log ------------------------------------------------------------

@@ -9,8 +9,11 @@ itself in its ``gateway_state.json``: ready, degraded, draining, stopped, a
 platform gone fatal, ... (docs/hermes-agent.md). ``hermes-agent`` is the
 actor of an intent that came from hermes-agent's own commands (its
 ``hermes gateway start|stop|restart``, its ``hermes profile create|delete``).
-Only the two CHECK constraints on ``events`` widen; no row, trigger or view
-changes.
+The two CHECK constraints on ``events`` widen; no row, trigger or view
+changes. The projection gains ``last_report_position``, the newest report's
+position (the fold's ``ProfileState.last_report_position``): what the page
+and ``/metrics`` show of a gateway's own account is then one row by its key,
+not a walk of a stream. No report exists yet, so it starts empty.
 
 On SQLite a CHECK constraint cannot be altered in place. Widening one does
 not change what is stored, so this uses SQLite's own procedure for such
@@ -66,6 +69,10 @@ def _widen(old_types, new_types, old_actors, new_actors) -> None:
 
 def upgrade() -> None:
     _widen(OLD_TYPES, NEW_TYPES, OLD_ACTORS, NEW_ACTORS)
+    # A plain ADD COLUMN (no batch copy): it keeps the table and the views over it. A position, bigint on
+    # PostgreSQL like every position there (0001).
+    position = "bigint" if op.get_bind().dialect.name == "postgresql" else "INTEGER"
+    op.execute(f"ALTER TABLE profile_projection ADD COLUMN last_report_position {position}")
 
 
 def downgrade() -> None:
@@ -75,4 +82,5 @@ def downgrade() -> None:
     ).fetchall()
     if used:
         raise RuntimeError(f"{used} event(s) use the type or actors 0006 added: the log cannot go back before it")
+    op.execute("ALTER TABLE profile_projection DROP COLUMN last_report_position")
     _widen(NEW_TYPES, OLD_TYPES, NEW_ACTORS, OLD_ACTORS)

@@ -24,7 +24,7 @@ from ...store.revisions import HEAD, KNOWN_REVISIONS, describe_mismatch, recorde
 VERSION_TABLE = ("alembic_version", "2178ac174921dbea44557d477730d868fc34f8605138a794f77fa6b1e0fbdbee")
 TABLES_AT_HEAD = {
     "events": "9cb0a36b550869c6f0827ebd4761eb829034f0fe3375f80a91057fef65989329",
-    "profile_projection": "9731139c926bff6bd3e5e46321d835d3650f9c22c0748d2acfacd5ecdf7664a1",
+    "profile_projection": "54ac386420b65605f88aa476e9b474b12035f4a898aa1c86372f5f0e701dc95d",
 }
 
 
