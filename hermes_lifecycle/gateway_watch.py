@@ -214,9 +214,13 @@ class GatewayWatcher:
         if directories:
             self._recheck_at = float("inf")
         log_changed, self._log_dirty = self._log_dirty or full, False
+        narrow = not (full or log_changed or directories)
         try:
             with store.reading() as tx:
-                every = [s for s in tx.states(include_deleted=True) if self._ours(s)]
+                if narrow:  # files changed, nothing else: only their profiles' rows
+                    every = [s for name in sorted(dirty) if (s := _state_or_none(tx, name)) and self._ours(s)]
+                else:
+                    every = [s for s in tx.states(include_deleted=True) if self._ours(s)]
         except HermesError as error:
             if self._stopped.is_set():
                 return
@@ -224,6 +228,10 @@ class GatewayWatcher:
             self._log_dirty = self._directories_dirty = True
             return
         live = {s.profile: s for s in every if s.live}
+        if narrow:
+            for name in sorted(live):
+                self._look_guarded(name, live[name])
+            return
         if self.follow and directories:
             try:
                 self._adopt(live, {s.profile for s in every if s.deleted})
@@ -237,14 +245,17 @@ class GatewayWatcher:
         for name in sorted(names):
             if self._stopped.is_set():
                 return
-            try:
-                self._look(name, live[name])
-            except HermesError as error:
-                if self._stopped.is_set():
-                    return
-                self._problem(name, f"profile {name}: {error}")
-                with self._lock:
-                    self._dirty.add(name)  # looked at again at the next wake-up
+            self._look_guarded(name, live[name])
+
+    def _look_guarded(self, name: str, state: ProfileState) -> None:
+        try:
+            self._look(name, state)
+        except HermesError as error:
+            if self._stopped.is_set():
+                return
+            self._problem(name, f"profile {name}: {error}")
+            with self._lock:
+                self._dirty.add(name)  # looked at again at the next wake-up
 
     def _ours(self, state: ProfileState) -> bool:
         """This host's profiles only: on a fleet, another host's gateway and files are not here."""
@@ -429,6 +440,16 @@ class GatewayWatcher:
             return
         self._said[key] = line
         self.warn(json.dumps({"time": utc_now(), "problem": line}, separators=(",", ":")))
+
+
+def _state_or_none(tx, name: str) -> ProfileState | None:
+    """A profile's row; None for a name that is not one (a file event under a directory named otherwise)."""
+    from .errors import InvalidName
+
+    try:
+        return tx.state(name)
+    except InvalidName:
+        return None
 
 
 def profile_directories(profiles_dir: str) -> set[str] | None:
