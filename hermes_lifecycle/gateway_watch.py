@@ -83,6 +83,7 @@ class GatewayWatcher:
         self._present: set[str] = set()  # profile directories seen
         self._gone_since: dict[str, float] = {}
         self._recheck_at = float("inf")  # when a directory seen gone must be looked at again
+        self._candidates: set[str] = set()  # directories under profiles/ without their SOUL.md yet
         self.observer_kind = "polling" if poll_only else "inotify"
 
     # -- life -----------------------------------------------------------------
@@ -194,7 +195,10 @@ class GatewayWatcher:
                 continue
             path = os.fsdecode(path)
             parent, name = os.path.split(path)
-            if name == gateway_files.FILE_NAME:
+            if name == SOUL_FILE and os.path.dirname(parent) == profiles_dir:
+                self._directories_dirty = True  # a directory made before its SOUL.md is a profile only now
+                self._wake.set()
+            elif name == gateway_files.FILE_NAME:
                 profile = DEFAULT_PROFILE if parent == str(self.settings.home) else os.path.basename(parent)
                 with self._lock:
                     self._dirty.add(profile)
@@ -240,7 +244,7 @@ class GatewayWatcher:
                     return
                 self._problem("adopt", f"cannot record hermes-agent's profile changes now: {error}")
                 self._directories_dirty = True
-        self._keep_watches(live)
+        self._keep_watches(live, self._candidates if self.follow else set())
         names = set(live) if (full or log_changed) else dirty & set(live)
         for name in sorted(names):
             if self._stopped.is_set():
@@ -264,9 +268,11 @@ class GatewayWatcher:
     def _file_of(self, name: str) -> str:
         return os.path.join(str(self.settings.profile_dir(name)), gateway_files.FILE_NAME)
 
-    def _keep_watches(self, live: dict[str, ProfileState]) -> None:
+    def _keep_watches(self, live: dict[str, ProfileState], candidates: set[str]) -> None:
+        """The home, profiles/, each live profile's directory, and (adopting) each directory that may
+        become one: hermes-agent makes a profile's directory first and its SOUL.md after."""
         wanted = {str(self.settings.home), str(self.settings.profiles_dir)}
-        wanted |= {str(self.settings.profile_dir(name)) for name in live}
+        wanted |= {str(self.settings.profile_dir(name)) for name in set(live) | candidates}
         for directory in sorted(set(self._watched) - wanted):
             self._unwatch(directory)
         for directory in sorted(wanted):
@@ -392,9 +398,10 @@ class GatewayWatcher:
         directory seen here, into the log. A deleted name's directory is left alone (this package's
         own delete moves it away after its commit, and may fail to): `hermes-state create` revives it."""
         profiles_dir = str(self.settings.profiles_dir)
-        found = profile_directories(profiles_dir)
-        if found is None:
+        listed = profile_directories(profiles_dir)
+        if listed is None:
             return  # no readable profiles directory: nothing can be concluded (a volume not there)
+        found, self._candidates = listed
         now = time.monotonic()
         for name in sorted(found):
             self._present.add(name)
@@ -452,28 +459,32 @@ def _state_or_none(tx, name: str) -> ProfileState | None:
         return None
 
 
-def profile_directories(profiles_dir: str) -> set[str] | None:
-    """The name of every real directory under ``profiles_dir`` with a valid, unreserved name and a
-    ``SOUL.md``; None when the directory itself cannot be read (a missing or unmounted volume is not
-    the deletion of every profile)."""
+def profile_directories(profiles_dir: str) -> tuple[set[str], set[str]] | None:
+    """The names of the real directories under ``profiles_dir`` with a valid, unreserved name: those
+    with a ``SOUL.md`` (profiles), and those without one yet; None when the directory itself cannot be
+    read (a missing or unmounted volume is not the deletion of every profile)."""
     try:
         with os.scandir(profiles_dir) as entries:
             listed = list(entries)
     except OSError:
         return None
-    found = set()
+    found, waiting = set(), set()
     for entry in listed:
         name = entry.name
         if not NAME_PATTERN.fullmatch(name) or name in RESERVED_NAMES:
             continue
         try:
-            info = entry.stat(follow_symlinks=False)
-            soul = os.lstat(os.path.join(entry.path, SOUL_FILE))
+            if not stat.S_ISDIR(entry.stat(follow_symlinks=False).st_mode):
+                continue
         except OSError:
             continue
-        if stat.S_ISDIR(info.st_mode) and stat.S_ISREG(soul.st_mode):
-            found.add(name)
-    return found
+        try:
+            soul = os.lstat(os.path.join(entry.path, SOUL_FILE))
+        except OSError:
+            waiting.add(name)
+            continue
+        (found if stat.S_ISREG(soul.st_mode) else waiting).add(name)
+    return found, waiting
 
 
 def _claims_a_dead_run(content: dict, state: ProfileState) -> bool:

@@ -219,10 +219,16 @@ def test_hermes_agents_profile_directories_are_adopted_as_created_and_deleted(ri
     rig.append("create", "ghost")  # in the log, never a directory here: nothing concluded of it
     reader = rig.start_gateway_watch(HERMES_GATEWAY="hermes-agent")
     bob = rig.home.path / "profiles" / "bob"
-    result = run_as(["/bin/sh", "-c", f"mkdir -p {bob} && : > {bob}/SOUL.md"], rig.user, env=rig.env(), timeout=30)
+    # As hermes-agent's `profile create` does it: the directory first, its SOUL.md a moment later.
+    result = run_as(["/bin/sh", "-c", f"mkdir -p {bob} && sleep 1.5"], rig.user, env=rig.env(), timeout=30)
     assert result.returncode == 0, result.stderr
+    assert rig.history("bob") == []
+    result = run_as(["/bin/sh", "-c", f": > {bob}/SOUL.md"], rig.user, env=rig.env(), timeout=30)
+    assert result.returncode == 0, result.stderr
+    made = time.monotonic()
     wait_for(lambda: [(r["type"], r["actor"]) for r in rig.history("bob")] == [("created", "hermes-agent")],
              WITHIN + 5, "bob adopted")
+    assert time.monotonic() - made < WITHIN
     wait_for(lambda: rig.status("bob") is not None, 10, "bob's slot")
     shutil.rmtree(bob)
     wait_for(lambda: [r["type"] for r in rig.history("bob")] == ["created", "deleted"], WITHIN + 5, "bob's deletion")
