@@ -227,6 +227,10 @@ class Reconciler:
             with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
                 states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
             states = planning.owned(states, self.host)
+            if self.host is not None:
+                # The report says what this host's projector looked at: another host's events are its own.
+                mine = {getattr(state, "profile", None) for state in states}
+                result.events = [event for event in events if event.profile in mine]
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
             if self._kept is not None and self.host is not None:
