@@ -417,3 +417,21 @@ def test_a_slot_the_spools_breaker_held_down_stays_down_when_the_database_return
     status = rig.status("alpha")
     assert not status["up"] and not status["wantedup"], status
     assert rig.stop_watch(watch) == 0
+
+
+def test_boot_replays_the_spool_as_the_gateway_user_and_says_what_it_set_aside(rig):
+    """Boot's writing steps (a child as the gateway user) replay the spool at their first write; a file
+    they set aside is said on boot's stderr and in the boot log, not lost with the child's stderr."""
+    append_on(rig, HOST_A, "create", "alpha")
+    spool = rig.home.path / "state" / "spool"
+    code = ("import os, sys; os.makedirs(sys.argv[1], 0o700); "
+            "open(sys.argv[1] + '/0000000000000000001.alpha.00000000000000aa.exit', 'w').write('not json')")
+    made = run_as([sys.executable, "-c", code, str(spool)], rig.user, env=rig.env())
+    assert made.returncode == 0, made.stderr
+    rig.start_scanner()
+    result = rig.boot()
+    said = [line for line in result.stderr.splitlines() if "spool" in line]
+    assert len(said) == 1 and "0000000000000000001.alpha.00000000000000aa.exit refused" in said[0], result.stderr
+    assert said[0].endswith("set aside in refused/")
+    assert said[0].removeprefix("hermes-state: ") in boot_log(rig)
+    assert os.listdir(spool / "refused") == ["0000000000000000001.alpha.00000000000000aa.exit"]

@@ -46,7 +46,13 @@ and that the ``state`` directory the snapshot lives in does)."""
         except OSError as error:
             raise StoreUnavailable(f"cannot make {settings.home_dir}/state: {error.strerror}") from None
     before, after = migrate(settings)
+    spooled: list[str] = []
     with open_store(settings) as store:
+        if store.before_write is not None:
+            # The first write replays this host's spool: a file it sets aside is said in boot's log.
+            from .. import spool
+
+            store.before_write = lambda opened: spool.replay(opened, settings, say=spooled.append)
         report = import_legacy(store, settings)
         created = ensure_default_profile(store)
     return {
@@ -56,6 +62,7 @@ and that the ``state`` directory the snapshot lives in does)."""
             "lines": [outcome.line() for outcome in report.outcomes if outcome not in report.already],
         },
         "default_created": created is not None,
+        "spool": spooled,
     }
 
 
