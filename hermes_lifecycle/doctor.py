@@ -8,8 +8,10 @@ Errors (corruption, a broken chain, projection not equal to the fold, a
 schema mismatch) make the store unhealthy; warnings are reported and leave
 it healthy. Last, the profile directories are compared with the log
 (``profiles.py``: a delete killed after its commit, a directory moved away
-by hand or by an older delete that never committed): a disagreement is a
-warning, since the store itself is sound.
+by hand or by an older delete that never committed; in a fleet, this host's
+profiles only): a disagreement is a warning, since the store itself is
+sound. A fleet host's spool is looked at too (by name only): kept starts
+and exits not in the log yet, and files set aside, are warnings.
 """
 
 from __future__ import annotations
