@@ -101,7 +101,8 @@ def volume_directory(settings: Settings, *names: str) -> int:
     try:
         directory = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise SnapshotError(f"cannot open {where}: {error.strerror}") from None
+        kind = NoSuchDirectory if error.errno == errno.ENOENT else SnapshotError
+        raise kind(f"cannot open {where}: {error.strerror}") from None
     try:
         _owned(where, os.fstat(directory), owners)
         for name in names:
