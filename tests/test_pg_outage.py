@@ -494,3 +494,11 @@ def test_a_spool_on_a_full_disk_keeps_nothing_and_leaves_no_temporary_file(fleet
         assert listed.stdout.split() == [".filler"], listed.stdout
     finally:
         space.close()
+
+
+def test_doctor_on_a_machine_with_no_volume_finds_nothing_kept(fleet, world_tmp):
+    """An operator's machine pointed at the fleet's database has no home: no spool, not a warning."""
+    result = fleet.hermes("doctor", "--json", env={"HERMES_HOME": str(world_tmp / "nowhere")})
+    assert result.returncode == 0, result
+    [spooled] = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "spool"]
+    assert spooled["status"] == "ok", spooled
