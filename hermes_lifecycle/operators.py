@@ -62,11 +62,15 @@ class FleetReading:
     gateways: list[GatewayReading]  # live profiles, by name
     events_total: int  # the newest position: positions are dense, the log append-only
     read_at: datetime
+    host: str | None = None  # in a fleet, the host whose profiles these are; None: a SQLite file's, all
 
 
-def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_totals: bool) -> FleetReading:
+def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_totals: bool,
+               host: str | None = None) -> FleetReading:
     """Every live profile, in one snapshot, with its crashes in the last hour and day (the page) and/or
-    ever (the metrics' counter): each count is one overview read, so only what is asked for is read."""
+    ever (the metrics' counter): each count is one overview read, so only what is asked for is read.
+    ``host``: a fleet host's own profiles only (each host serves its own, so a fleet's series are each
+    exported once); None: every profile (a SQLite file's are all this host's)."""
     hour, day = format_time(now - timedelta(hours=1)), format_time(now - timedelta(days=1))
     with store.reading() as tx:
         # The states come with one count (an overview); a second count is a lighter read beside it.
@@ -77,6 +81,8 @@ def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_
         accounts = {item.state.profile: account_of(tx, item.state) for item in first}
     gateways = []
     for item in first:
+        if host is not None and item.state.host != host:
+            continue
         name = item.state.profile
         gateways.append(GatewayReading(
             state=item.state,
@@ -85,7 +91,7 @@ def read_fleet(store: EventStore, now: datetime, *, recent_crashes: bool, crash_
             crashes_total=(totals[name] if recent_crashes else item.crashes_since) if crash_totals else None,
             account=accounts[name],
         ))
-    return FleetReading(gateways, events_total, now)
+    return FleetReading(gateways, events_total, now, host)
 
 
 def account_of(tx, state: ProfileState) -> Summary:

@@ -213,7 +213,7 @@ def render_overview(fleet: FleetReading, *, refresh_seconds: int) -> str:
     }
     return _ENVIRONMENT.get_template("overview.html").render(
         title="hermes-state: profiles", rows=rows, counts=counts, read_at=now.strftime("%Y-%m-%d %H:%M:%SZ"),
-        events_total=fleet.events_total, refresh_seconds=refresh_seconds,
+        events_total=fleet.events_total, refresh_seconds=refresh_seconds, host=fleet.host,
     )
 
 

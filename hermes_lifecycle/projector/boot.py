@@ -133,6 +133,9 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
         log.add(f"legacy import: {line}")
     if steps["default_created"]:
         log.add("created profile 'default'")
+    for line in steps.get("spool", []):  # a spool file set aside by the replay of the writing steps
+        log.add(line.removeprefix("hermes-state: "))
+        warn(line)
 
     try:
         with open_store(settings, readonly=True) as store:

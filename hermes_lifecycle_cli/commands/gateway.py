@@ -125,9 +125,13 @@ def status(args: argparse.Namespace) -> int:
         crashes = tx.crash_times(name, after_position=0, since=an_hour_ago())
     state = {**status_row(profile, len(crashes)), "intent_actor": profile.intent_actor,
              "intent_reason": profile.intent_reason, "intent_at": profile.intent_at}
-    slot = observe_slot(config.slot_dir(name)) if state["status"] == "live" else (
-        "the profile is deleted: it has no slot"
-    )
+    elsewhere = _another_hosts(config, profile.host)
+    if state["status"] != "live":
+        slot = "the profile is deleted: it has no slot"
+    elif elsewhere:
+        slot = elsewhere
+    else:
+        slot = observe_slot(config.slot_dir(name))
     if args.json:
         from .. import output
 
@@ -143,6 +147,22 @@ def status(args: argparse.Namespace) -> int:
     # The log's values (reasons, s6's answer) are the gateway user's text: shown, never obeyed.
     print("\n".join(printable(line) for line in status_lines(state, slot, now, source=settings().slot_dir(name))))
     return 0
+
+
+def _another_hosts(config, host: str) -> str | None:
+    """In a fleet, why this host has no slot of another host's profile (its own projector runs it
+    there: docs/fleet.md, Hosts); None for this host's profile, and on a SQLite file."""
+    if not config.fleet:
+        return None
+    from hermes_lifecycle.errors import StoreUnavailable
+
+    try:
+        here = config.host_id(create=False)
+    except StoreUnavailable:
+        return None  # no id yet: this host has made nothing, so its scan directory says what there is
+    if host == here:
+        return None
+    return f"the profile belongs to host {host}, not to this one ({here}): that host's projector runs its slot"
 
 
 _JSON_KEYS = (
