@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from hermes_lifecycle import hooks
-from hermes_lifecycle.errors import HermesError, NotFound, ProfileDeleted, StoreUnavailable
+from hermes_lifecycle.errors import HermesError, NotFound, NotThisHost, ProfileDeleted, StoreUnavailable
 from hermes_lifecycle.exits import DO_NOT_RESTART, ObservedExit
 
 from ..output import say
@@ -28,8 +28,8 @@ def record_start(args: "argparse.Namespace") -> int:
     argv, environment = config.gateway_launch(name)  # a bad HERMES_GATEWAY(_COMMAND): exit 2, nothing recorded
     try:
         hooks.record_start(config, name, os.getpid())
-    except (NotFound, ProfileDeleted):
-        raise  # no live profile: start nothing (one line, exit 3 or 4)
+    except (NotFound, ProfileDeleted, NotThisHost):
+        raise  # no live profile of this host's: start nothing (one line, exit 3 or 4)
     except HermesError as error:
         say(f"hermes-state: record-start {args.slot}: start not recorded ({error}); starting the gateway anyway")
     except Exception as error:  # noqa: BLE001 - a broken log must not take gateways down; it is reported

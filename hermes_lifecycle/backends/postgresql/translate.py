@@ -9,6 +9,7 @@ from typing import Iterator
 from ...errors import (
     BadInput,
     HermesError,
+    NotThisHost,
     SchemaMismatch,
     StoreCorrupt,
     StoreFull,
@@ -26,6 +27,7 @@ _BY_SQLSTATE: tuple[tuple[str, type[HermesError], str], ...] = (
     ("40001", StoreLocked, "is busy (a serialization failure)"),
     ("25006", StoreReadOnly, "is read-only"),
     ("42501", StoreReadOnly, "refused this role (permission denied)"),
+    ("HS001", NotThisHost, "refused the event"),  # migration 0007: another host's gateway
     ("53100", StoreFull, "is full (the database server has no disk space left)"),
     ("53", StoreUnavailable, "is out of resources"),
     ("57014", StoreUnavailable, "stopped a statement (it ran past its time bound, or the process is stopping)"),
