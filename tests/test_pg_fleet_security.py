@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 
 import psycopg
 import pytest
@@ -184,6 +185,22 @@ def test_a_hosts_role_cannot_lock_the_store(fleet, hosts):
         a.cli("create", "alice")
         assert "bob" in b.cli("list")
         attacker.execute("ROLLBACK")
+
+
+def test_a_boot_kept_waiting_by_a_lock_brings_the_slots_up_from_the_snapshot(fleet, hosts):
+    """Only the owner can hold the projection now (a migration, an operator's DDL): a boot kept
+    waiting past the busy timeout cannot be answered in time, as with the server away."""
+    b = hosts["b"]
+    b.stop_scanner()
+    shutil.rmtree(b.scandir)  # as a container restart leaves /run/service
+    b.start_scanner()
+    with fleet.database.connect() as owner:
+        owner.execute("LOCK TABLE profile_projection IN ACCESS EXCLUSIVE MODE")
+        booted = b.hermes("boot", HERMES_STATE_BUSY_TIMEOUT_MS="300")
+        owner.rollback()
+    assert booted.returncode == 0, booted.stderr
+    assert "database unreachable: slots from the snapshot" in booted.stderr, booted.stderr
+    wait_for(lambda: b.running_pid("bob"), 10, "bob up from b's snapshot")
 
 
 def test_a_hosts_role_can_make_only_itself_read_only(fleet, hosts):

@@ -108,7 +108,7 @@ class PostgresRecorder(Recorder):
                 # One snapshot for every statement of the transaction (doctor, a stream and its crashes).
                 driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            with translated(self.location):
+            with translated(self.location, locked_is_unreachable=not write):
                 if write:
                     # Waits at most the busy timeout, then StoreLocked (exit 5); a holder that
                     # is not appending is ended meanwhile (append_lock, migration 0007).
