@@ -14,17 +14,21 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import threading
+import time
 
 import psycopg
 import pytest
 
 from conftest import HERMES, Home, give_to, run_as
-from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK
+from hermes_lifecycle.backends.postgresql.feed import NOTIFIED_CHECK_SECONDS
+from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK, PostgresRecorder
 from hermes_lifecycle.errors import BadInput
 from hermes_lifecycle.events import Event, NewEvent
 from hermes_lifecycle.fold import check_shape, fold
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import migrate, open_store
+from hermes_lifecycle.store.recorder import NOTIFIED
 from hermes_lifecycle.vocabulary import ACTORS, TYPES
 from pg_fleet import HOST_CONNECTION_LIMIT, HOST_IDS, Fleet, fleet  # noqa: F401 (fleet: a fixture)
 from projector_support import Rig, rig_for, wait_for
@@ -293,6 +297,49 @@ def test_a_hosts_lock_on_the_appends_is_ended_by_the_next_append(fleet, hosts):
         _one_line(_as_user(a, "stop", "bob", HERMES_STATE_BUSY_TIMEOUT_MS="300"), 5, "locked")
         holder.rollback()
     assert _healthy(fleet, b)["hosts"]["status"] == "ok"
+
+
+# -- 8: a change feed flooded with notifications --------------------------------------------------
+
+def test_a_flood_of_notifications_costs_one_position_check_per_interval(fleet, hosts, world_tmp):
+    """NOTIFY needs no privilege: a host's role can send as many as it likes to every daemon."""
+
+    class CountingRecorder(PostgresRecorder):
+        checks = 0
+
+        def current_position(self) -> int:
+            CountingRecorder.checks += 1
+            return super().current_position()
+
+    recorder = CountingRecorder(fleet.url(fleet.projector), "fleet", readonly=True, lock_timeout_ms=1000)
+    flooding = threading.Event()
+    sent = []
+
+    def flood() -> None:
+        with _as_host(fleet) as attacker:
+            flooding.set()
+            for _ in range(4000):  # one transaction each, as fast as the server takes them
+                attacker.execute("NOTIFY hermes_events")
+                sent.append(1)
+
+    try:
+        with recorder.change_feed(use_notifications=True, poll_interval=60) as feed:
+            flooder = threading.Thread(target=flood)
+            started = time.monotonic()
+            flooder.start()
+            flooding.wait(10)
+            while flooder.is_alive():
+                assert feed.wait(0.2) != NOTIFIED  # the position never moved
+            flooder.join()
+            feed.wait(2 * NOTIFIED_CHECK_SECONDS)  # what queued last is checked once more
+            elapsed = time.monotonic() - started
+            assert sum(sent) == 4000
+            assert CountingRecorder.checks <= elapsed / NOTIFIED_CHECK_SECONDS + 3, (CountingRecorder.checks, elapsed)
+            # A real append is still seen at once.
+            hosts["a"].cli("create", "alice")
+            assert feed.wait(5) == NOTIFIED
+    finally:
+        recorder.close()
 
 
 # -- the database's fold is the Python fold ----------------------------------------------------------
