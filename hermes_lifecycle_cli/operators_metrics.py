@@ -4,7 +4,8 @@ A custom collector, not metrics updated as things happen: the server holds no
 state of its own, every scrape is a fresh read of the log, and the series are
 exactly the live profiles of that read, so their number is bounded by them.
 Label values come from the log and are untrusted: prometheus_client escapes
-them. On SQLite the log holds one host's events, so there is no ``host``
+them, and a row whose name is not a profile name is not exported as a gateway
+(``hermes_state_rows_skipped`` counts them). On SQLite the log holds one host's events, so there is no ``host``
 label (docs/operators.md).
 """
 
@@ -110,7 +111,14 @@ class StoreCollector:
         uptime = GaugeMetricFamily(
             "hermes_gateway_uptime_seconds", "age of the run the log believes is going (0: none)", labels=PROFILE
         )
+        skipped = GaugeMetricFamily(
+            "hermes_state_rows_skipped", "projection rows not exported: their name is not a profile name"
+        )
+        skipped.add_metric([], sum(1 for gateway in fleet.gateways if not gateway.named_as_a_profile))
+        yield skipped
         for gateway in fleet.gateways:
+            if not gateway.named_as_a_profile:
+                continue
             name = [gateway.state.profile]
             desired.add_metric(name, 1 if gateway.desired_up else 0)
             running.add_metric(name, 1 if gateway.running else 0)
