@@ -200,38 +200,27 @@ $$""",
 )
 
 # The append lock (recorder.APPEND_LOCK, which events_serialize also takes), taken for the
-# recorder. A holder that is not appending any more is ended: idle (a session-level lock: no
-# append holds one), idle in its transaction for over IDLE (an append runs its statements back
-# to back), or in a transaction older than OLDEST (an append's, its wait for the lock included,
-# takes the busy timeout and a few statements). The wait is in slices on the lock's own queue,
-# so waiters keep their order between two looks at the holder.
+# recorder. A holder that is not appending any more is ended: idle outside a transaction (a
+# session-level lock: no append holds one), idle in its transaction for over 2 s (an append runs
+# its statements back to back), or in a transaction over 60 s old (an append's, its wait for the
+# lock included, takes the busy timeout and a few statements). pg_locks and pg_stat_activity are
+# not one snapshot, so the holders are read first, at `seen`, and the sessions after (their
+# cached copy cleared): a session idle since before `seen` was idle while it held the lock then,
+# never an append that has just committed. The wait is in slices of 100 ms on the lock's own
+# queue, so waiters keep their order, and an append that waits less than a slice (any honest
+# contention) never reads pg_locks at all.
 APPEND_LOCK = (
     """CREATE FUNCTION append_lock(wait_ms integer) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     deadline timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => wait_ms / 1000.0);
     caller_timeout text := pg_catalog.current_setting('lock_timeout');
+    seen timestamptz;
+    holders integer[];
 BEGIN
     IF pg_catalog.pg_try_advisory_xact_lock(1751478902::bigint) THEN
         RETURN;
     END IF;
     LOOP
-        PERFORM pg_catalog.pg_terminate_backend(a.pid)
-           FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0::oid AND l.objid = 1751478902::oid
-            AND l.objsubid = 1 AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
-                                                  WHERE d.datname = pg_catalog.current_database())
-            AND a.pid <> pg_catalog.pg_backend_pid()
-            -- Only sessions the owner may end (its hosts' roles: docs/fleet.md), never a superuser's.
-            AND pg_catalog.pg_has_role(a.usesysid, 'USAGE')
-            AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.usesysid)
-            AND (a.state = 'idle'
-                 OR (a.state LIKE 'idle in transaction%'
-                     AND a.state_change < pg_catalog.clock_timestamp() - interval '2 seconds')
-                 OR a.xact_start < pg_catalog.clock_timestamp() - interval '60 seconds');
-        IF pg_catalog.clock_timestamp() >= deadline THEN
-            RAISE EXCEPTION 'the append lock is held by another session past % ms', wait_ms
-                USING ERRCODE = 'lock_not_available';
-        END IF;
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', least(100, greatest(1,
                 (extract(epoch FROM deadline - pg_catalog.clock_timestamp()) * 1000)::integer))::text, true);
@@ -239,8 +228,26 @@ BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', caller_timeout, true);
             RETURN;
         EXCEPTION WHEN lock_not_available THEN
-            NULL;  -- the slice ran out: look at the holder again
+            NULL;  -- a slice went by: look at the holder
         END;
+        IF pg_catalog.clock_timestamp() >= deadline THEN
+            RAISE EXCEPTION 'the append lock is held by another session past % ms', wait_ms
+                USING ERRCODE = 'lock_not_available';
+        END IF;
+        seen := pg_catalog.clock_timestamp();
+        SELECT pg_catalog.array_agg(l.pid) INTO holders FROM pg_catalog.pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0::oid AND l.objid = 1751478902::oid
+           AND l.objsubid = 1 AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                                                 WHERE d.datname = pg_catalog.current_database());
+        PERFORM pg_catalog.pg_stat_clear_snapshot();
+        PERFORM pg_catalog.pg_terminate_backend(a.pid) FROM pg_catalog.pg_stat_activity a
+          WHERE a.pid = ANY (holders) AND a.pid <> pg_catalog.pg_backend_pid()
+            -- Only sessions the owner may end (its hosts' roles: docs/fleet.md), never a superuser's.
+            AND pg_catalog.pg_has_role(a.usesysid, 'USAGE')
+            AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.usesysid)
+            AND ((a.state = 'idle' AND a.state_change < seen)
+                 OR (a.state LIKE 'idle in transaction%' AND a.state_change < seen - interval '2 seconds')
+                 OR a.xact_start < seen - interval '60 seconds');
     END LOOP;
 END
 $$""",
