@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK
-from pg_fleet import Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
+from pg_fleet import HOST_IDS, Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
 
 GATEWAY_SH = "/bin/true"
 
@@ -94,6 +94,19 @@ def test_the_owners_grants_run_again_after_a_migration_change_nothing(fleet):
     fleet.database.psql(["-v", f"writer={fleet.writer}", "-v", f"projector={fleet.projector}"],
                         input=owner_block, check=True)
     assert privileges() == before
+
+
+def test_a_hosts_block_runs_again_to_change_its_limit_and_binds_nothing_twice(fleet):
+    _, _, host_block = roles_blocks()
+    role = fleet.hosts["a"]
+    for _ in range(2):
+        fleet.database.psql(["-v", f"owner={fleet.database.owner}", "-v", f"writer={fleet.writer}",
+                             "-v", f"role={role}", "-v", f"host={HOST_IDS['a']}", "-v", "limit=5"],
+                            input=host_block, user="postgres", check=True)
+    with fleet.database.connect(user="postgres") as conn:
+        assert conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (5,)
+        assert conn.execute("SELECT role, host FROM fleet_hosts ORDER BY 1").fetchall() == [
+            (fleet.hosts[name], HOST_IDS[name]) for name in sorted(fleet.hosts)]
 
 
 def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
