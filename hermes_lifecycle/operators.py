@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from .fold import ProfileState
-from .names import validate_name
+from .names import NAME_PATTERN, validate_name
 from .records import record
 from .reports import NOTHING_YET, Summary, summary_of
 from .runs import Run, runs_of
@@ -41,6 +41,13 @@ class GatewayReading:
     @property
     def desired_up(self) -> bool:
         return self.state.desired == "up"
+
+    @property
+    def named_as_a_profile(self) -> bool:
+        """The row's name is a profile name. The overview read checks every other column; a name
+        that is none (a row written behind the store's back) is no gateway to export as one."""
+        name = self.state.profile
+        return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
 
     @property
     def running(self) -> bool:

@@ -4,10 +4,11 @@ A custom collector, not metrics updated as things happen: the server holds no
 state of its own, every scrape is a fresh read of the log, and the series are
 exactly the live profiles of that read, so their number is bounded by them.
 Label values come from the log and are untrusted: prometheus_client escapes
-them. On SQLite the log holds one host's events, so there is no ``host``
-label; in a fleet every host serves its own profiles, each series labelled
-with its ``host``, so a Prometheus scraping every host gets each profile once
-(docs/operators.md).
+them, and a row whose name is not a profile name is not exported as a gateway
+(``hermes_state_rows_skipped`` counts them). On SQLite the log holds one
+host's events, so there is no ``host`` label; in a fleet every host serves
+its own profiles, each series labelled with its ``host``, so a Prometheus
+scraping every host gets each profile once (docs/operators.md).
 """
 
 from __future__ import annotations
@@ -119,17 +120,24 @@ class StoreCollector:
         reported = GaugeMetricFamily(
             "hermes_gateway_reported_state",
             "the state the gateway last reported of its latest run (1 for that state; absent: it said nothing)",
-            labels=["profile", "state"],
+            labels=labels + ["state"],
         )
         ready = GaugeMetricFamily(
             "hermes_gateway_seconds_to_ready", "from the start of its latest run to the gateway reporting it ran",
-            labels=PROFILE,
+            labels=labels,
         )
         failing = GaugeMetricFamily(
             "hermes_gateway_platforms_failing",
-            "platforms the gateway last reported fatal or needing attention, in its latest run", labels=PROFILE,
+            "platforms the gateway last reported fatal or needing attention, in its latest run", labels=labels,
         )
+        skipped = GaugeMetricFamily(
+            "hermes_state_rows_skipped", "projection rows not exported: their name is not a profile name"
+        )
+        skipped.add_metric([], sum(1 for gateway in fleet.gateways if not gateway.named_as_a_profile))
+        yield skipped
         for gateway in fleet.gateways:
+            if not gateway.named_as_a_profile:
+                continue
             name = [gateway.state.profile] + ([fleet.host] if fleet.host is not None else [])
             desired.add_metric(name, 1 if gateway.desired_up else 0)
             running.add_metric(name, 1 if gateway.running else 0)
@@ -144,7 +152,7 @@ class StoreCollector:
             account = gateway.account
             if account.gateway_state is not None:
                 for state in GATEWAY_STATES:
-                    reported.add_metric([gateway.state.profile, state], 1 if state == account.gateway_state else 0)
+                    reported.add_metric(name + [state], 1 if state == account.gateway_state else 0)
                 failing.add_metric(name, sum(1 for level in account.platforms.values() if level != OK))
             if account.seconds_to_ready is not None:
                 ready.add_metric(name, account.seconds_to_ready)

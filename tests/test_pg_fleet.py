@@ -154,7 +154,7 @@ def test_two_hosts_each_project_their_own_profiles_and_carry_out_each_others_sto
 def test_roots_projector_reads_as_the_projector_role_and_the_hermes_side_writes_as_the_writer(world_tmp, home, fleet):
     """HERMES_STATE_PROJECTOR_URL: boot and watch (root) connect as the read-only role; the slots' hooks and
     the commands keep HERMES_STATE_URL, the writer's."""
-    env = {"HERMES_STATE_URL": fleet.url(fleet.writer), "HERMES_STATE_PROJECTOR_URL": fleet.url(fleet.projector)}
+    env = {**fleet.host_env("a"), "HERMES_STATE_PROJECTOR_URL": fleet.url(fleet.projector)}
     root = world_tmp / "host"
     root.mkdir()
     root.chmod(0o755)

@@ -18,6 +18,7 @@ KNOWN_REVISIONS = (  # oldest first
     "0004_fleet_hosts",
     "0005_projection_crashes",
     "0006_gateway_reports",
+    "0007_fleet_host_roles",
 )
 HEAD = KNOWN_REVISIONS[-1]
 

@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from hermes_lifecycle import hooks
-from hermes_lifecycle.errors import HermesError, NotFound, ProfileDeleted, StoreUnavailable
+from hermes_lifecycle.errors import HermesError, NotFound, NotThisHost, ProfileDeleted, StoreUnavailable
 from hermes_lifecycle.exits import DO_NOT_RESTART, ObservedExit
 
 from ..output import say
@@ -29,8 +29,8 @@ def record_start(args: "argparse.Namespace") -> int:
     kept = _StartKeeper(config, name) if config.fleet else None
     try:
         hooks.record_start(config, name, os.getpid(), key=kept.key if kept else None)
-    except (NotFound, ProfileDeleted):
-        raise  # no live profile: start nothing (one line, exit 3 or 4)
+    except (NotFound, ProfileDeleted, NotThisHost):
+        raise  # no live profile of this host's: start nothing (one line, exit 3 or 4)
     except StoreUnavailable as error:
         where = kept.keep(error) if kept else ""
         say(f"hermes-state: record-start {args.slot}: start not recorded ({error}){where}; starting the gateway anyway")
