@@ -233,8 +233,7 @@ def test_a_non_root_up_with_the_projector_url_exported_runs_and_replays_as_the_w
     """Issue 21, item 10: both URLs exported as docs/fleet.md shows, `hermes-state up` as the gateway user
     (outside a container) boots and watches with its own, writing role: the projector's role is root's
     only. Its daemon then has the spool replayed when the database returns, with no write on the host."""
-    env = {"HERMES_STATE_URL": fleet.url(fleet.writer), "HERMES_STATE_PROJECTOR_URL": fleet.url(fleet.projector),
-           "HERMES_HOST_ID": "00000000-0000-4000-8000-0000000000aa", "HERMES_WATCH_POLL_INTERVAL": "0.3"}
+    env = fleet.host_env("a", HERMES_STATE_PROJECTOR_URL=fleet.url(fleet.projector), HERMES_WATCH_POLL_INTERVAL="0.3")
     user = Home(home.path, home.user, extra_env=env)
     kwargs = {} if user.user.is_self else {"user": user.user.uid, "group": user.user.gid, "extra_groups": []}
     assert user.hermes("create", "alice").returncode == 0
