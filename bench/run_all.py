@@ -45,6 +45,8 @@ ITEMS = {
     "hooks": ("hooks_compare.py", [], ["--runs", "5"]),
     "latency": ("projector_latency.py", ["--starts", "60", "--poll-starts", "5"], ["--starts", "10", "--poll-starts", "2"]),
     "memory": ("watch_memory.py", [], []),
+    "reader": ("gateway_reader.py", [], ["--rounds", "2"]),
+    "reader-under-load": ("gateway_reader.py", ["--under-load"], ["--under-load", "--rounds", "2"]),
     # PostgreSQL (a private server, tests/pg_cluster.py) beside SQLite, quiet and beside stress-ng.
     "fleet": ("fleet.py", [], ["--rounds", "1", "--seconds", "1", "--hook-runs", "3"]),
     "fleet-under-load": ("fleet.py", ["--under-load"], ["--under-load", "--rounds", "1", "--seconds", "1",
@@ -55,22 +57,6 @@ LEGACY = {
     "record-exit": "record_exit.py",
     "history": "history.py",
     "boot": "projector_boot.py",
-}
-# What --help says of each item.
-ABOUT = {
-    "peers": "durable writes/s beside eventsourcing and raw sqlite3",
-    "peers-under-load": "the same beside stress-ng --cpu 2",
-    "writers": "1-8 concurrent writers: rate, latency, lock wait",
-    "scaling": "boot, profile_status, doctor and history over 10k-1M events",
-    "hooks": "record-start and record-exit beside python -c pass and a shell finish",
-    "latency": "event-to-slot latency, inotify against poll-only",
-    "memory": "the watch daemon's RSS over 100k events",
-    "fleet": "PostgreSQL beside SQLite: appends and hooks (a private server)",
-    "fleet-under-load": "the same beside stress-ng --cpu 2",
-    "append": "(older) append throughput",
-    "record-exit": "(older) the hooks' cost in detail",
-    "history": "(older) history over a 1M-event log",
-    "boot": "(older) boot with a thousand real slots",
 }
 # The items that draw a plot (bench/plots.py, which needs matplotlib).
 PLOTTED = ("peers", "peers-under-load", "writers", "scaling", "hooks", "memory")
@@ -84,10 +70,11 @@ def debian_packages_missing(names: list[str], under_load: bool) -> list[str]:
     import shutil
 
     needed = []
-    if under_load or any(name.endswith("-under-load") for name in names):
+    if under_load or any("--under-load" in ITEMS[name][1] for name in names):
         if shutil.which("stress-ng") is None:
             needed.append("stress-ng")
-    if any(name.startswith("fleet") for name in names) and not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+    # The fleet's script starts a private PostgreSQL server (tests/pg_cluster.py).
+    if any(ITEMS[name][0] == "fleet.py" for name in names) and not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         needed.append("postgresql")
     return needed
 
@@ -222,9 +209,22 @@ def print_table(table: list[tuple[str, str, str, str]], items: dict) -> None:
             print(f"  [{name}: BROKE, exit {item['exit']}, no figures]")
 
 
+def about(script: str) -> str:
+    """What a benchmark measures: the first line of its script's docstring (one source, no list to keep)."""
+    import ast
+
+    docstring = ast.get_docstring(ast.parse((HERE / script).read_text())) or ""
+    first = docstring.splitlines()[0] if docstring else script
+    return first if len(first) <= 100 else first[:99] + "…"
+
+
 def item_list() -> str:
-    width = max(map(len, ABOUT))
-    return "\n".join(f"  {name:<{width}}  {ABOUT[name]}" for name in [*ITEMS, *LEGACY])
+    """One line per item for --help: its name and what it measures."""
+    named = [(name, about(script) + (" (beside stress-ng --cpu 2)" if "--under-load" in full else ""))
+             for name, (script, full, _) in ITEMS.items()]
+    named += [(name, f"(older) {about(script)}") for name, script in LEGACY.items()]
+    width = max(len(name) for name, _ in named)
+    return "\n".join(f"  {name:<{width}}  {text}" for name, text in named)
 
 
 def main() -> int:

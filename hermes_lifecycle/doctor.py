@@ -8,8 +8,10 @@ Errors (corruption, a broken chain, projection not equal to the fold, a
 schema mismatch) make the store unhealthy; warnings are reported and leave
 it healthy. Last, the profile directories are compared with the log
 (``profiles.py``: a delete killed after its commit, a directory moved away
-by hand or by an older delete that never committed): a disagreement is a
-warning, since the store itself is sound.
+by hand or by an older delete that never committed; in a fleet, this host's
+profiles only): a disagreement is a warning, since the store itself is
+sound. A fleet host's spool is looked at too (by name only): kept starts
+and exits not in the log yet, and files set aside, are warnings.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_
     """Run every check on the store ``settings`` name; never raises for a store problem."""
     report = Report(settings.store_location)
     if not backend_for(settings).diagnose(settings, report, expected_owner=expected_owner):
+        check_spool(report, settings)
         return report
     try:
         with open_store(settings, readonly=True) as store, store.recorder.transaction(write=False) as tx:
@@ -44,8 +47,49 @@ def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_
     except HermesError as error:
         report.add("database", ERROR, str(error))
         return report
-    check_directories(report, settings, states)
+    check_directories(report, settings, _this_hosts(report, settings, states))
+    check_spool(report, settings)
     return report
+
+
+def _this_hosts(report: Report, settings: Settings, states: list[ProfileState]) -> list[ProfileState]:
+    """The profiles whose directories are on this volume: every one on a SQLite file; in a fleet, this
+    host's (another host's profiles live on its own volume, docs/fleet.md)."""
+    if not settings.fleet:
+        return states
+    try:
+        here = settings.host_id(create=False)
+    except HermesError as error:
+        report.add("profile directories", WARNING, f"not checked: this host's profiles are unknown ({error})")
+        return []
+    return [state for state in states if state.host == here]
+
+
+def check_spool(report: Report, settings: Settings) -> None:
+    """A fleet host's kept starts and exits not in the log yet, and files set aside (docs/fleet.md,
+    Outages): counted by name only, so root reads none of the gateway user's files."""
+    if not settings.fleet:
+        return
+    from . import spool
+
+    try:
+        held = spool.pending(settings)
+    except HermesError as error:
+        report.add("spool", WARNING, f"cannot look at {settings.spool_dir}: {error}")
+        return
+    problems = []
+    if held.names:
+        seen = spool.observed_time(held.oldest_ns) if held.oldest_ns is not None else "?"
+        problems.append(f"{len(held.names)} start(s) and exit(s) kept in {settings.spool_dir} are not in the log "
+                        f"yet (the oldest seen {seen}): appended at this host's next write, or by its watch daemon "
+                        "once the database answers")
+    if held.refused:
+        problems.append(f"{held.refused} file(s) set aside in {settings.spool_dir}/{spool.REFUSED}/, never appended: "
+                        "look at them")
+    if problems:
+        report.add("spool", WARNING, "; ".join(problems))
+    else:
+        report.add("spool", OK, f"nothing kept in {settings.spool_dir}")
 
 
 def check_directories(report: Report, settings: Settings, states: list[ProfileState]) -> None:

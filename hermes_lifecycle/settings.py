@@ -189,8 +189,10 @@ class Settings:
 
     def for_projector(self) -> "Settings":
         """The settings root's projector reads with: the projector's own role where one is set, so
-        the process that drives s6 holds no right to write the log (docs/fleet.md, Roles)."""
-        return self._replace(store_url=self.projector_url) if self.projector_url else self
+        the process that drives s6 holds no right to write the log (docs/fleet.md, Roles). Root's
+        only: a projector run as the gateway user (``hermes-state up`` outside a container) is that
+        user, whose own writes (boot's migration, the spool's replay) need the writer's role."""
+        return self._replace(store_url=self.projector_url) if self.projector_url and os.geteuid() == 0 else self
 
     # -- paths -----------------------------------------------------------
     @property

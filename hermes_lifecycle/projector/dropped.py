@@ -6,9 +6,12 @@ hermes user's. What boot must write there (the migration, the legacy import,
 user, so the kernel applies that user's permissions: a symbolic link the
 user planted can only lead where the user could write anyway.
 
-Run as ``python -m hermes_lifecycle.projector.dropped steps`` (prints one JSON
-object) or ``... log PATH`` (appends stdin to PATH). Not root: the same
-functions run in-process.
+The watch daemon has the spool replayed the same way (``replay``): the kept
+starts and exits are the gateway user's files, and root reads none of them.
+
+Run as ``python -m hermes_lifecycle.projector.dropped steps`` or ``... replay``
+(each prints one JSON object) or ``... log PATH`` (appends stdin to PATH).
+Not root: the same functions run in-process.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ..errors import BadInput, Conflict, HermesError, NotFound, StoreUnavailable
 from ..settings import Settings
 
 CHILD_TIMEOUT = 600.0  # a migration of a large file; the busy timeout bounds lock waits
+# A replay is a few appends (the spool holds at most 1,000 facts); the daemon waits no longer.
+REPLAY_TIMEOUT = 30.0
 _BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
 
 
@@ -41,7 +46,13 @@ and that the ``state`` directory the snapshot lives in does)."""
         except OSError as error:
             raise StoreUnavailable(f"cannot make {settings.home_dir}/state: {error.strerror}") from None
     before, after = migrate(settings)
+    spooled: list[str] = []
     with open_store(settings) as store:
+        if store.before_write is not None:
+            # The first write replays this host's spool: a file it sets aside is said in boot's log.
+            from .. import spool
+
+            store.before_write = lambda opened: spool.replay(opened, settings, say=spooled.append)
         report = import_legacy(store, settings)
         created = ensure_default_profile(store)
     return {
@@ -51,7 +62,21 @@ and that the ``state`` directory the snapshot lives in does)."""
             "lines": [outcome.line() for outcome in report.outcomes if outcome not in report.already],
         },
         "default_created": created is not None,
+        "spool": spooled,
     }
+
+
+def replay_spool_here(settings: Settings) -> dict[str, Any]:
+    """Append the facts this host's hooks kept in the spool, as this process's user (the gateway
+    user's): how many were appended, and a line for each file set aside."""
+    from .. import spool
+    from ..store import open_store
+
+    lines: list[str] = []
+    with open_store(settings) as store:
+        store.before_write = None  # the replay below is the one; its own writes must not start another
+        appended = spool.replay(store, settings, say=lines.append)
+    return {"appended": appended, "lines": lines}
 
 
 def append_lines(path: Path, text: str) -> None:
@@ -75,6 +100,21 @@ def run_writing_steps(settings: Settings) -> dict[str, Any]:
         raise HermesError(f"boot's writing steps printed {out[:200]!r}, not JSON") from None
 
 
+def replay_spool(settings: Settings) -> dict[str, Any]:
+    """``replay_spool_here`` as the gateway user: root has a child dropped to that user replay."""
+    if os.geteuid() != 0:
+        return replay_spool_here(settings)
+    out = _run_dropped(settings, ["replay"], timeout=REPLAY_TIMEOUT, what="the spool's replay")
+    try:
+        result = json.loads(out)
+    except ValueError:
+        result = None
+    if not (isinstance(result, dict) and isinstance(result.get("appended"), int)
+            and isinstance(result.get("lines"), list) and all(isinstance(line, str) for line in result["lines"])):
+        raise HermesError(f"the spool's replay printed {out[:200]!r}, not its report")
+    return result
+
+
 def write_boot_log(settings: Settings, text: str) -> None:
     if os.geteuid() != 0:
         append_lines(settings.boot_log, text)
@@ -82,7 +122,8 @@ def write_boot_log(settings: Settings, text: str) -> None:
     _run_dropped(settings, ["log", str(settings.boot_log)], stdin=text)
 
 
-def _run_dropped(settings: Settings, args: list[str], stdin: str | None = None) -> str:
+def _run_dropped(settings: Settings, args: list[str], stdin: str | None = None, *,
+                 timeout: float = CHILD_TIMEOUT, what: str = "boot's writing steps") -> str:
     try:
         account = pwd.getpwnam(settings.gateway_user)
     except KeyError:
@@ -102,12 +143,12 @@ def _run_dropped(settings: Settings, args: list[str], stdin: str | None = None) 
     try:
         result = subprocess.run(
             [sys.executable, "-m", "hermes_lifecycle.projector.dropped", *args],
-            input=stdin, capture_output=True, text=True, env=env, cwd="/", timeout=CHILD_TIMEOUT,
+            input=stdin, capture_output=True, text=True, env=env, cwd="/", timeout=timeout,
             user=account.pw_uid, group=account.pw_gid,
             extra_groups=os.getgrouplist(account.pw_name, account.pw_gid),
         )
     except subprocess.TimeoutExpired:
-        raise StoreUnavailable(f"boot's writing steps as {account.pw_name} did not finish in {CHILD_TIMEOUT:g} s") from None
+        raise StoreUnavailable(f"{what} as {account.pw_name} did not finish in {timeout:g} s") from None
     if result.returncode != 0:
         message = " ".join(result.stderr.split()) or f"exited {result.returncode}"
         raise _BY_STATUS.get(result.returncode, HermesError)(message)
@@ -120,10 +161,13 @@ def main(argv: list[str]) -> int:
         if argv[:1] == ["steps"] and len(argv) == 1:
             print(json.dumps(writing_steps(settings)))
             return 0
+        if argv[:1] == ["replay"] and len(argv) == 1:
+            print(json.dumps(replay_spool_here(settings)))
+            return 0
         if argv[:1] == ["log"] and len(argv) == 2:
             append_lines(Path(argv[1]), sys.stdin.read())
             return 0
-        raise BadInput("usage: python -m hermes_lifecycle.projector.dropped steps | log PATH")
+        raise BadInput("usage: python -m hermes_lifecycle.projector.dropped steps | replay | log PATH")
     except HermesError as error:
         print(f"{error}", file=sys.stderr)
         return error.exit_status

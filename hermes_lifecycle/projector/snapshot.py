@@ -23,6 +23,7 @@ user can ask for anyway by appending a start intent (docs/fleet.md, Outages).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
@@ -46,6 +47,10 @@ MAX_BYTES = 4 * 1024 * 1024  # some 8,000 profiles; a bigger file is refused, ne
 
 class SnapshotError(StoreUnavailable):
     """The snapshot cannot be read or written safely (the reason in one line)."""
+
+
+class NoSuchDirectory(SnapshotError):
+    """A directory of the volume that does not exist (yet)."""
 
 
 @dataclass
@@ -82,26 +87,35 @@ def _owners(settings: Settings) -> frozenset[int]:
     return frozenset(owners)
 
 
-def _state_directory(settings: Settings) -> int:
-    """A descriptor on ``$HERMES_HOME/state``: the home as configured (the volume root, as
-    StoreChain takes it), then ``state`` with O_NOFOLLOW; both directories of the volume's owners."""
+def state_directory(settings: Settings) -> int:
+    """A descriptor on ``$HERMES_HOME/state`` (``volume_directory``)."""
+    return volume_directory(settings, "state")
+
+
+def volume_directory(settings: Settings, *names: str) -> int:
+    """A descriptor on a directory of the volume: the home as configured (the volume root, as
+    StoreChain takes it), then each of ``names`` below it with O_NOFOLLOW; every directory on the
+    way one of the volume's owners'. The spool (``spool.pending``) is opened the same way."""
     owners = _owners(settings)
-    where = os.path.join(settings.home_dir, "state")
+    where = settings.home_dir
     try:
-        home = os.open(settings.home_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        directory = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise SnapshotError(f"cannot open {settings.home_dir}: {error.strerror}") from None
-    try:
-        _owned(settings.home_dir, os.fstat(home), owners)
-        try:
-            directory = os.open("state", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home)
-        except OSError as error:
-            # ELOOP or ENOTDIR: a symbolic link (or a file) where the directory should be.
-            raise SnapshotError(f"cannot open {where} without following a link: {error.strerror}") from None
-    finally:
-        os.close(home)
+        kind = NoSuchDirectory if error.errno == errno.ENOENT else SnapshotError
+        raise kind(f"cannot open {where}: {error.strerror}") from None
     try:
         _owned(where, os.fstat(directory), owners)
+        for name in names:
+            where = os.path.join(where, name)
+            try:
+                below = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+            except OSError as error:
+                # ELOOP or ENOTDIR: a symbolic link (or a file) where the directory should be.
+                kind = NoSuchDirectory if error.errno == errno.ENOENT else SnapshotError
+                raise kind(f"cannot open {where} without following a link: {error.strerror}") from None
+            os.close(directory)
+            directory = below
+            _owned(where, os.fstat(directory), owners)
     except BaseException:
         os.close(directory)
         raise
@@ -120,7 +134,7 @@ def save(settings: Settings, snapshot: Snapshot) -> None:
     text = json.dumps(snapshot.as_json(), separators=(",", ":"), sort_keys=True).encode()
     if len(text) > MAX_BYTES:
         raise SnapshotError(f"snapshot {snapshot_path(settings)} would be {len(text)} bytes, over {MAX_BYTES}")
-    directory = _state_directory(settings)
+    directory = state_directory(settings)
     temporary = f".{SNAPSHOT_NAME}.{secrets.token_hex(8)}"
     try:
         try:
@@ -183,7 +197,7 @@ def load(settings: Settings, host: str) -> Snapshot:
     The entries that fail a check are left out, each with a line in ``skipped``.
     """
     path = snapshot_path(settings)
-    directory = _state_directory(settings)
+    directory = state_directory(settings)
     try:
         try:
             fd = os.open(SNAPSHOT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)

@@ -81,7 +81,7 @@ def state_problem(state: ProfileState) -> str | None:
     for name in ("version", "created_position", "last_position", "intent_position"):
         if not _position(getattr(state, name)):
             return f"{name} is not a positive integer"
-    for name in ("start_intent_position", "restart_position", "run_position", "run_pid"):
+    for name in ("start_intent_position", "restart_position", "run_position", "run_pid", "last_report_position"):
         if not _position(getattr(state, name), optional=True):
             return f"{name} is not a positive integer"
     if state.last_type not in TYPES or state.last_actor not in ACTORS or state.intent_actor not in ACTORS:

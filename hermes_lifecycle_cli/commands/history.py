@@ -43,6 +43,7 @@ _EVENT_STYLE = {
     "started": grid.GREEN,
     "created": grid.BLUE,
     "deleted": grid.MAGENTA,
+    "reported": grid.CYAN,
 }
 
 
@@ -138,11 +139,26 @@ def _display(event: Event, now: datetime) -> dict:
 def _reason(event: Event) -> str | None:
     """The reason, and for an imported profile whose gateway_state.json was unusable, what was wrong
     with it (docs/legacy-import.md): the operator decides from it whether to start the gateway."""
-    reason = _cut(event.reason, REASON_WIDTH)
+    reason = _cut(reason_text(event), REASON_WIDTH)
     problem = event.data.get("problem") if event.actor == "import" and event.type == "created" else None
     if not isinstance(problem, str) or not problem:
         return reason
     return f"{reason or ''}: {_cut(problem, PROBLEM_WIDTH)}"
+
+
+def reason_text(event: Event) -> str | None:
+    """The reason, and for a gateway's own report what it said with it (the log's values: shown, never obeyed)."""
+    if event.type != "reported" or event.reason is None:
+        return event.reason
+    data = event.data
+    if event.reason == "ready" and isinstance(data.get("seconds_to_ready"), (int, float)):
+        return f"ready in {data['seconds_to_ready']:g}s"
+    if event.reason in ("stopped", "startup-failed") and isinstance(data.get("exit_reason"), str):
+        return f"{event.reason}: {data['exit_reason']}"
+    if event.reason.startswith("platform-") and isinstance(data.get("platform"), str):
+        code = data.get("error_code")
+        return f"{event.reason}: {data['platform']}" + (f" ({code})" if isinstance(code, str) else "")
+    return event.reason
 
 
 def _cut(text: str | None, width: int) -> str | None:
