@@ -10,11 +10,13 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import HERMES, cannot_run
+from projector_support import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 APT_INSTALL = REPO / "tools" / "apt-install"
@@ -64,29 +66,52 @@ def test_every_apt_step_goes_through_tools_apt_install():
 @needs_root
 def test_apt_install_waits_for_the_lists_and_dpkg_locks_another_apt_holds(world_tmp):
     """apt pointed at lists, sources and a dpkg status of its own (nothing fetched, nothing
-    installed: sqlite3 is there already), whose locks this test holds for a while, as an
-    unattended upgrade would. Without waiting, `apt-get update` fails on the lists lock at once."""
+    installed: sqlite3 is there already), whose locks this test holds as an unattended upgrade
+    would: each until the step that needs it is seen waiting for it. Without waiting, `apt-get
+    update` fails on the lists lock at once."""
     lists, parts, dpkg = world_tmp / "lists", world_tmp / "sources.list.d", world_tmp / "dpkg"
     for directory in (lists / "partial", parts, dpkg):
         directory.mkdir(parents=True)
     shutil.copy("/var/lib/dpkg/status", dpkg / "status")
     options = (f"-o Dir::State::Lists={lists} -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts={parts} "
                f"-o Dir::State::status={dpkg / 'status'}")
-    held = []
-    for lock in (lists / "lock", dpkg / "lock-frontend"):
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
-        fcntl.lockf(fd, fcntl.LOCK_EX)  # apt's own kind of lock (fcntl), as another apt holds it
-        held.append(fd)
-    releases = [threading.Timer(seconds, os.close, (fd,)) for seconds, fd in zip((3, 9), held)]
-    for release in releases:
-        release.start()
+    held = {}
+    for name, lock in (("lists", lists / "lock"), ("dpkg", dpkg / "lock-frontend")):
+        held[name] = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
+        fcntl.lockf(held[name], fcntl.LOCK_EX)  # apt's own kind of lock (fcntl), as another apt holds it
+    script = subprocess.Popen([str(APT_INSTALL), "sqlite3"], env=plain_env(APT_OPTIONS=options, APT_LOCK_WAIT="60"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(script.stderr), daemon=True)
+    reader.start()
     try:
-        result = subprocess.run([str(APT_INSTALL), "sqlite3"], env=plain_env(APT_OPTIONS=options, APT_LOCK_WAIT="60"),
-                                capture_output=True, text=True, timeout=120)
+        wait_for(lambda: any("waiting for another apt" in line for line in stderr), 60, "update waiting for the lists")
+        os.close(held.pop("lists"))
+        wait_for(lambda: _apt_installing(str(dpkg)), 60, "apt-get install started")
+        time.sleep(1)  # a moment inside apt's wait for the dpkg lock, which it says on stdout
+        os.close(held.pop("dpkg"))
+        stdout, _ = script.communicate(timeout=120)
     finally:
-        for release in releases:
-            release.join()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "waiting for another apt" in result.stderr  # update, on the lists lock
-    assert f"Could not get lock {dpkg / 'lock-frontend'}" in result.stdout  # install: apt said it waits
-    assert "sqlite3 is already the newest version" in result.stdout
+        for fd in held.values():
+            os.close(fd)
+        if script.poll() is None:
+            script.kill()
+            script.wait()
+    reader.join(timeout=10)
+    assert script.returncode == 0, stdout + "".join(stderr)
+    assert f"Could not get lock {dpkg / 'lock-frontend'}" in stdout  # install: apt said it waits
+    assert "sqlite3 is already the newest version" in stdout
+
+
+def _apt_installing(marker: str) -> bool:
+    """An `apt-get ... install` of this test's (its options name ``marker``) is running."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if words and words[0].endswith(b"apt-get") and b"install" in words and any(
+                    marker.encode() in word for word in words):
+                return True
+    return False
