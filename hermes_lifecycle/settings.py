@@ -24,6 +24,8 @@ S6_OVERLAY_SCANDIR = "/run/service"
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
 # How long a writer waits for the store's lock (the hooks ask for less).
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# An id file holds one UUID and a newline: anything longer is not one, and is never read whole.
+ID_FILE_BYTES = 4096
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The watch daemon's two clocks (seconds): how often it looks at the log when
 # inotify is silent or off, and how often it reconciles every profile.
@@ -295,13 +297,23 @@ class Settings:
                        "(or set HERMES_GATEWAY_COMMAND instead)")
 
     # -- ids -----------------------------------------------------------
+    def read_id_file(self, path: str, what: str) -> str:
+        """A small id file (the boot id, the host id) as text, read through ``volume.read_file``:
+        never a link, a FIFO or a device, at most ID_FILE_BYTES; FileNotFoundError when missing."""
+        from .volume import owners_for, read_file
+
+        data = read_file(path, limit=ID_FILE_BYTES, volume_root=self.home_dir, owners=owners_for(self.gateway_user),
+                         what=f"{what} file {path}")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoreUnavailable(f"{what} file {path} is not text") from None
+
     def read_boot_id(self) -> str | None:
         try:
-            text = _read_text(self.boot_id_file).strip()
+            text = self.read_id_file(self.boot_id_file, "boot id").strip()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except OSError as error:
-            raise StoreUnavailable(f"cannot read boot id {self.boot_id_file}: {error.strerror}") from None
         return text if BOOT_ID_PATTERN.fullmatch(text) else None
 
     def host_id(self, create: bool = True) -> str:
@@ -309,11 +321,11 @@ class Settings:
         if self.host_id_override:
             return self.host_id_override
         try:
-            return _read_host_id(self.host_id_file)
+            return _host_id_in(self.read_id_file(self.host_id_file, "host id"), self.host_id_file)
         except FileNotFoundError:
             if not create:
                 raise StoreUnavailable(f"no host id at {self.host_id_file}") from None
-        return _create_host_id(self.host_id_path)
+        return _create_host_id(self)
 
 
 def _path(text: str) -> "Path":
@@ -331,19 +343,9 @@ def _milliseconds(env: Mapping[str, str], variable: str, default: int) -> int:
     return int(text)
 
 
-def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as file:
-        return file.read()
-
-
-def _read_host_id(path: str) -> str:
-    """The UUID in ``path``; FileNotFoundError when there is none yet (the caller makes one)."""
-    try:
-        text = _read_text(path).strip()
-    except FileNotFoundError:
-        raise
-    except OSError as error:
-        raise StoreUnavailable(f"cannot read host id {path}: {error.strerror}") from None
+def _host_id_in(text: str, path: str) -> str:
+    """The UUID a host id file holds; StoreUnavailable when it holds none."""
+    text = text.strip()
     if _CANONICAL_UUID.fullmatch(text):
         return text  # as this code writes it: no need to import uuid, which every hook would pay for
     import uuid
@@ -354,10 +356,11 @@ def _read_host_id(path: str) -> str:
         raise StoreUnavailable(f"host id file {path} does not hold a UUID") from None
 
 
-def _create_host_id(path: "Path") -> str:
+def _create_host_id(settings: Settings) -> str:
     """Write a new UUID without ever replacing one another process made first."""
     import uuid
 
+    path = settings.host_id_path
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
@@ -372,4 +375,4 @@ def _create_host_id(path: "Path") -> str:
         raise StoreUnavailable(f"cannot create host id {path}: {error.strerror}") from None
     finally:
         staging.unlink(missing_ok=True)
-    return _read_host_id(str(path))
+    return _host_id_in(settings.read_id_file(str(path), "host id"), str(path))

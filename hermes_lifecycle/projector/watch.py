@@ -34,7 +34,7 @@ from ..errors import HermesError, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed
+from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed, stop_every_statement
 from .reconcile import PassReport, Reconciler
 
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
@@ -94,6 +94,8 @@ class Watcher:
 
     def stop(self) -> None:
         self._stopped.set()
+        # Also a statement of a store still being opened (its schema read), or of the quick check.
+        stop_every_statement()
         if self._feed is not None:
             self._feed.stop()
         if self._store is not None:

@@ -31,6 +31,22 @@ REPLACED = "replaced"  # the store's path names another file now (or none): reop
 RECONNECTED = "reconnected"  # the database answers again after it could not be reached: look at everything
 
 
+# The process is stopping (a daemon's SIGTERM): every backend stops the statement it runs and
+# refuses the next, whichever connection runs it, also one still being opened
+# (docs/reliability.md, "Root bounds time and memory"). Set from a signal handler: a plain flag.
+_stopping = False
+
+
+def stop_every_statement() -> None:
+    """From now on, every statement of this process stops at its backend's next look (signal-safe)."""
+    global _stopping
+    _stopping = True
+
+
+def statements_stopped() -> bool:
+    return _stopping
+
+
 @record
 class StreamWindow:
     """Which of a profile's events a stream read returns."""

@@ -37,7 +37,7 @@ class SqliteBackend(Backend):
         from .checks import diagnose_file
 
         return diagnose_file(settings.db_path, report, expected_owner=expected_owner,
-                             busy_timeout_ms=settings.busy_timeout_ms)
+                             busy_timeout_ms=settings.busy_timeout_ms, chain=_root_chain(settings))
 
     def console(self, settings: "Settings") -> "SqliteConsole":
         from .console import SqliteConsole

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ...errors import BadInput, StoreUnavailable
 from ...store.recorder import Console
-from .connect import uri_for
+from .connect import out_of_memory, uri_for
 from .driver import sqlite_module
 from .paths import StoreChain, check_store_path
 from .recorder import SqliteRecorder
@@ -31,9 +31,9 @@ _FUNCTION = 31
 _RECURSIVE = 33
 _PRAGMA = 19
 _READ_ACTIONS = frozenset({_READ, _SELECT, _FUNCTION, _RECURSIVE})
-# SQLite calls back every this many virtual-machine steps; Python's signal handlers run only
-# then, so without it Ctrl-C could not stop a statement (a hostile view may never end).
-_STEPS_BETWEEN_CHECKS = 10_000
+# An operator's statement may read the whole log, but not forever: a view the gateway user made
+# endless stops here (or at Ctrl-C: SQLite's progress handler is where Python's signal handlers run).
+CONSOLE_SECONDS = 600.0
 
 # Pragmas that only report, allowed without an argument ...
 _REPORTING_PRAGMAS = frozenset({
@@ -90,14 +90,23 @@ class SqliteConsole(Console):
         connection = recorder._connection
         connection.set_authorizer(authorizer)
         interrupted: list[int] = []
-        previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
-        connection.set_progress_handler(lambda: 1 if interrupted else 0, _STEPS_BETWEEN_CHECKS)
+
+        def on_sigint(number: int, frame: object) -> None:
+            interrupted.append(number)
+            recorder.interrupt()
+
+        # The connection's own bound stays its progress handler: Ctrl-C interrupts through it,
+        # and an operator's long query still ends (CONSOLE_SECONDS), as every read of the store does.
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        recorder.bound.arm(CONSOLE_SECONDS)
         try:
             cursor = connection.execute(sql)
             names = [column[0] for column in cursor.description or ()]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
         except dbapi.Warning as error:  # the driver's word for "more than one statement"
             raise BadInput(f"one SQL statement at a time: {error}") from None
+        except MemoryError:
+            raise out_of_memory(self.path) from None
         except dbapi.Error as error:
             if interrupted:
                 raise KeyboardInterrupt from None  # main's "interrupted", 130
@@ -111,7 +120,7 @@ class SqliteConsole(Console):
             raise translate(error, self.path) from None
         finally:
             signal.signal(signal.SIGINT, previous)
-            connection.set_progress_handler(None, 0)
+            recorder.bound.disarm()
             connection.set_authorizer(None)
             recorder.close()
 

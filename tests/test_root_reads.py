@@ -1,0 +1,201 @@
+"""Root reads nothing hostile without bounds (issue 20): what the volume's owner can make root's readers do.
+
+The attacker is the gateway uid: it owns the volume, the database, its schema
+and rows, and every directory on the way. Each test makes the attack as that
+unprivileged uid and runs the real root-side commands (`boot`, `watch` on a
+real s6-svscan, `doctor`, `list`, `history`, `status`, `sql`, `serve`)
+against it. docs/reliability.md lists them, with the two rules they come
+from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import HERMES, run_as
+from projector_support import IS_ROOT, rig_for, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not IS_ROOT, reason="the attacks are on root's side: needs root")]
+
+VIEWS = 300_000
+# The attacker's own Python: sqlite_master written directly, then the schema cookie bumped so every
+# connection reads the new schema (the issue's recipe; a few seconds for 300,000 rows).
+_GROW_SCHEMA = r"""
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA writable_schema = ON")
+version = connection.execute("PRAGMA schema_version").fetchone()[0]
+connection.execute("BEGIN")
+connection.executemany(
+    "INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES ('view', ?, ?, 0, ?)",
+    ((f"v{i}", f"v{i}", f"CREATE VIEW v{i} AS SELECT {i}") for i in range(int(sys.argv[2]))))
+connection.execute("COMMIT")
+connection.execute(f"PRAGMA schema_version = {version + 1}")
+connection.close()
+"""
+# Runs a command and reports its peak resident memory (KiB) on the last line of stderr.
+_PEAK = r"""
+import resource, subprocess, sys
+result = subprocess.run(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(result.returncode)
+"""
+PEAK_KIB = 200 * 1024  # a reader's own size is ~40 MiB; the issue saw 3.4 GB
+
+
+@pytest.fixture
+def rig(world_tmp, home):
+    with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.3") as rig:
+        yield rig
+
+
+def grow_schema(rig, views: int = VIEWS) -> None:
+    result = run_as([sys.executable, "-c", _GROW_SCHEMA, str(rig.home.db), str(views)], rig.user, env=rig.env(),
+                    timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def as_user_shell(rig, script: str) -> None:
+    result = run_as(["/bin/sh", "-ec", script], rig.user, env=rig.env(), cwd=rig.home.path)
+    assert result.returncode == 0, result.stderr
+
+
+def root_with_peak(rig, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`hermes-state ARGS` as root; its result (stderr without the measurement) and peak memory in KiB."""
+    result = subprocess.run([sys.executable, "-c", _PEAK, str(HERMES), *args], env=rig.env(), capture_output=True,
+                            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    *lines, peak = result.stderr.splitlines()
+    result.stderr = "".join(line + "\n" for line in lines)
+    return result, int(peak)
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("hermes-state")]
+
+
+def slots(rig) -> list[str]:
+    return sorted(p.name for p in rig.scandir.iterdir() if not p.name.startswith("."))
+
+
+# -- 1. a hostile schema: refused by every root reader, at once, in bounded memory ----------------------
+ROOT_READERS = [
+    ("list",), ("history", "alice"), ("status", "alice"), ("doctor",), ("boot",), ("watch",),
+    ("sql", "SELECT count(*) AS n FROM events"), ("serve", "--once", "/"),
+]
+
+
+def test_a_schema_of_300000_views_is_refused_by_every_root_reader_at_once_in_bounded_memory(rig):
+    rig.append("create", "alice")
+    rig.append("start", "alice")
+    wait_for(lambda: rig.boot() and rig.running_pid("alice"), 10, "alice up")
+    before = slots(rig)
+    grow_schema(rig)
+    for args in ROOT_READERS:
+        result, peak = root_with_peak(rig, *args)  # before: still running after minutes, at gigabytes
+        output = result.stdout + result.stderr
+        assert result.returncode == 5, (args, output)
+        assert "schema is far larger than the migrations make" in output, (args, output)
+        assert "Traceback" not in output, (args, output)
+        if args[0] not in ("doctor", "serve"):  # doctor's table, serve's page say it in their own place
+            assert len(error_lines(result.stderr)) == 1, (args, result.stderr)
+        assert peak < PEAK_KIB, (args, peak)
+    assert slots(rig) == before and rig.running_pid("alice")  # nothing acted on, the gateway untouched
+
+
+def test_a_schema_grown_under_the_watch_daemon_is_read_again_within_bounds_and_refused(rig):
+    rig.append("create", "alice")
+    rig.append("start", "alice")
+    watch = rig.start_watch()
+    wait_for(lambda: rig.running_pid("alice"), 10, "alice up")
+    grow_schema(rig)  # its commit wakes the daemon, whose next read would parse the new schema
+    assert watch.wait(timeout=30) == 5
+    output = rig.watch_output()
+    assert '"trigger":"replaced"' in output and "schema of event store" in output, output
+    assert error_lines(output)[-1].endswith("(more than 20000 steps to read it)"), output
+    assert "Traceback" not in output
+    assert rig.running_pid("alice")  # refused, not acted on: the slots stay as they were
+
+
+# A schema read made long on purpose (its budget lifted, as for any read that takes its time): what
+# SIGTERM does to the daemon while SQLite is inside it.
+_WATCH_WITHOUT_BUDGET = r"""
+import sys
+from hermes_lifecycle.backends.sqlite import connect
+connect.SCHEMA_STEPS = 10**12
+from hermes_lifecycle_cli.main import main
+sys.exit(main(["watch"]))
+"""
+
+
+def test_the_watch_daemon_honours_sigterm_within_2_s_while_sqlite_reads_a_huge_schema(rig):
+    grow_schema(rig)
+    daemon = subprocess.Popen([sys.executable, "-c", _WATCH_WITHOUT_BUDGET], env=rig.env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(3)  # well into the schema: 300,000 views take minutes
+        assert daemon.poll() is None, daemon.communicate()
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=2)  # before: alive a minute later
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err
+
+
+# -- 2. the host id: a FIFO, a link to /dev/zero ---------------------------------------------------------
+@pytest.mark.parametrize("plant, why", [
+    ("mkfifo state/host-id", "is not a regular file: refused"),
+    ("ln -s /dev/zero state/host-id", "refused: Too many levels of symbolic links"),
+])
+def test_a_host_id_that_is_a_fifo_or_a_link_to_dev_zero_stops_boot_with_one_line(rig, plant, why):
+    as_user_shell(rig, f"rm -f state/host-id && {plant}")
+    result = rig.hermes("boot", timeout=60)  # before: blocked in open() until the child's 600 s, or MemoryError
+    assert result.returncode == 5, result.stderr
+    [line] = error_lines(result.stderr)
+    assert f"host id file {rig.home.path}/state/host-id {why}" in line, line
+    assert "Traceback" not in result.stderr
+
+
+# -- 3. doctor through a symbolic link on the way to the store ------------------------------------------
+def _other_users_store(world_tmp: Path) -> Path:
+    from hermes_lifecycle.events import NewEvent
+    from hermes_lifecycle.settings import Settings
+    from hermes_lifecycle.store import migrate, open_store
+
+    other = world_tmp / "other"
+    settings = Settings.from_env({"HERMES_HOME": str(other), "HERMES_HOST_ID": "00000000-0000-4000-8000-0000000000aa"})
+    migrate(settings)
+    with open_store(settings) as store:
+        store.append(NewEvent("secret", "created", "cli", "down"))
+    for root, dirs, files in os.walk(other):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.lchown(name, 65534, 65534)  # nobody: neither root nor the gateway user
+    (other / "state").chmod(0o700)
+    other.chmod(0o700)
+    return other / "state"
+
+
+def test_root_doctor_through_a_symlinked_state_directory_reports_and_creates_nothing_there(rig, world_tmp):
+    other_state = _other_users_store(world_tmp)
+    inside = sorted(os.listdir(other_state))
+    size = (other_state / "profiles.db").stat().st_size
+    as_user_shell(rig, f"mv state state.real && ln -s {other_state} state")
+
+    result = rig.hermes("doctor", "--json")
+    assert result.returncode == 5, result.stderr
+    [report] = [json.loads(line) for line in result.stdout.splitlines()]
+    findings = {finding["check"]: finding for finding in report["checks"]}
+    assert findings["file"]["status"] == "error" and "symbolic link" in findings["file"]["detail"], findings
+    assert set(findings) == {"sqlite", "file"}, findings  # nothing of the file behind the link
+    assert str(size) not in result.stdout and "integrity" not in result.stdout
+    assert sorted(os.listdir(other_state)) == inside  # no -wal or -shm made in the other user's directory
