@@ -60,9 +60,9 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
         report.add("profile directories", WARNING, f"cannot list {profiles / DELETED_DIR}: {error.strerror}")
         return
     problems = []
-    for state in sorted(states, key=lambda s: s.profile):
+    for state in sorted(states, key=lambda s: repr(s.profile)):
         name = state.profile
-        if name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
+        if not isinstance(name, str) or name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
             continue  # the default profile is the home itself; a bad name is the fold's finding
         in_place = os.path.lexists(profiles / name)
         if state.deleted and in_place:
@@ -115,9 +115,11 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
         report.add("fold", ERROR, f"the log breaks the stream rules at {refused}")
         return
     stored = {row["profile"]: state_from_row(row) for row in tx.state_rows(include_deleted=True)}
-    differing = sorted(name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name))
+    # A name that is not text (a BLOB written behind the store's back) sorts and shows by its repr.
+    differing = sorted((name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name)), key=repr)
     if differing:
-        shown = ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "")
+        shown = ", ".join(n if isinstance(n, str) else repr(n) for n in differing[:10]) + (
+            " ..." if len(differing) > 10 else "")
         report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
     else:
         report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")

@@ -199,3 +199,86 @@ def test_root_doctor_through_a_symlinked_state_directory_reports_and_creates_not
     assert set(findings) == {"sqlite", "file"}, findings  # nothing of the file behind the link
     assert str(size) not in result.stdout and "integrity" not in result.stdout
     assert sorted(os.listdir(other_state)) == inside  # no -wal or -shm made in the other user's directory
+
+
+# -- 5. a value of any type in any column: a malformed row, never a traceback ------------------------------
+EVENT_COLUMNS = ("profile", "version", "type", "actor", "desired", "occurred_at", "host", "boot_id", "pid",
+                 "exit_code", "signal", "reason", "data", "idempotency_key", "hash", "chain_version")
+_GOOD = {"profile": "alice", "type": "started", "actor": "cli", "desired": "up",
+         "occurred_at": "2026-01-01T00:00:00.000Z", "host": "h", "data": "{}", "hash": "a" * 64, "chain_version": 1}
+_INSERT_BEHIND = r"""
+import json, sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA ignore_check_constraints = ON")
+for row in json.loads(sys.stdin.read()):
+    values = {k: bytes.fromhex(v[4:]) if isinstance(v, str) and v.startswith("hex:") else v for k, v in row.items()}
+    connection.execute(f"INSERT INTO events ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                       list(values.values()))
+connection.close()
+"""
+
+
+def insert_behind(rig, rows: list[dict]) -> None:
+    result = run_as([sys.executable, "-c", _INSERT_BEHIND, str(rig.home.db)], rig.user, env=rig.env(),
+                    input=json.dumps(rows))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_blob_in_any_column_of_an_event_is_a_malformed_row_for_every_root_reader(rig):
+    rig.append("create", "alice")
+    rig.append("start", "alice")
+    wait_for(lambda: rig.boot() and rig.running_pid("alice"), 10, "alice up")
+    first = int(rig.hermes("sql", "SELECT max(position) AS p FROM events").stdout.split(":")[1].strip(" }\n")) + 1
+    rows = [{**_GOOD, "version": 1000 + index, column: "hex:00ff7b7d"} for index, column in enumerate(EVENT_COLUMNS)]
+    insert_behind(rig, rows)
+
+    history = rig.hermes("history", "alice")
+    assert history.returncode == 5 and "Traceback" not in history.stderr, history.stderr
+    named = [line for line in history.stderr.splitlines() if "malformed row in events at position" in line]
+    more = [int(line.split()[2]) for line in history.stderr.splitlines() if "more malformed rows skipped" in line]
+    # Every row of alice's stream (not the one whose profile, nor the one whose type, is a BLOB): one line
+    # each, the first ten named.
+    assert len(named) + sum(more) == len(EVENT_COLUMNS) - 2, history.stderr
+
+    booted = rig.hermes("boot")  # before: a TypeError in the chain's encoding, exit 1
+    assert booted.returncode == 0 and "Traceback" not in booted.stderr, booted.stderr
+    assert f"hash chain broken at position {first}" in booted.stderr
+    assert rig.running_pid("alice")
+
+    doctor = rig.hermes("doctor", "--json")
+    assert doctor.returncode == 5 and "Traceback" not in doctor.stderr, doctor.stderr
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["hash chain"]["detail"].startswith(f"broken at position {first}")
+    assert f"malformed row in events at position {first}: profile is not text" in checks["fold"]["detail"]
+
+    sql = rig.hermes("sql", "SELECT position, profile, host, data FROM events WHERE version >= 1000")
+    assert sql.returncode == 0 and "Traceback" not in sql.stderr, sql.stderr  # before: bytes are no JSON
+    printed = [json.loads(line) for line in sql.stdout.splitlines()]
+    assert printed[0]["profile"] == {"blob": "00ff7b7d"} and printed[6]["host"] == {"blob": "00ff7b7d"}
+
+    for args in (("list",), ("status", "alice"), ("serve", "--once", "/profiles/alice")):
+        result = rig.hermes(*args)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+
+
+PROJECTION_BLOBS = ("profile", "desired", "host", "last_reason", "version", "last_at", "deleted")
+
+
+def test_a_blob_in_a_projection_row_is_a_malformed_row_for_every_root_reader(rig):
+    names = [f"p{index}" for index in range(len(PROJECTION_BLOBS))]
+    rig.append("create", *names)
+    script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+              "c.execute('PRAGMA ignore_check_constraints = ON')\n"
+              "for name, column in zip(sys.argv[2::2], sys.argv[3::2]):\n"
+              "    c.execute(f'UPDATE profile_projection SET {column} = x\\'00ff\\' WHERE profile = ?', [name])")
+    pairs = [word for pair in zip(names, PROJECTION_BLOBS) for word in pair]
+    result = run_as([sys.executable, "-c", script, str(rig.home.db), *pairs], rig.user, env=rig.env())
+    assert result.returncode == 0, result.stderr
+    for args in (("list",), ("list", "--json"), ("status", "p1"), ("history", "p2"), ("boot",), ("doctor",),
+                 ("serve", "--once", "/"), ("serve", "--once", "/metrics"), ("sql", "SELECT * FROM profile_status")):
+        result = rig.hermes(*args)
+        assert "Traceback" not in result.stdout + result.stderr, (args, result.stderr)
+        assert result.returncode in (0, 5), (args, result.returncode, result.stderr)
+        if result.returncode == 5 and args[0] not in ("doctor", "serve"):
+            assert len(error_lines(result.stderr)) == 1 and "malformed row in profile_projection" in result.stderr, (
+                args, result.stderr)
