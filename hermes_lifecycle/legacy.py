@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import HermesError
-from .events import NewEvent, format_time
+from .events import MAX_DATA_BYTES, NewEvent, encode_data, format_time
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .settings import SOUL_FILE, Settings
 from .store import EventStore
@@ -33,6 +34,9 @@ from .store import EventStore
 LEGACY_FILE = "gateway_state.json"
 # Real files hold a few hundred bytes; anything this large is not one.
 MAX_LEGACY_BYTES = 1 << 20
+# Real files are an object of scalars; deeper nesting is refused before the parser recurses into it.
+MAX_NESTING = 32
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings (skipped whole) and brackets
 RUNNING_STATES = frozenset({"running", "draining", "degraded"})
 REASON = "legacy-import"
 
@@ -115,6 +119,8 @@ def plan_import(source: str, raw: bytes | None, unread_because: str | None = Non
     base["content"] = text
     if not text.strip():
         return _down(base, "empty file")
+    if nesting(text) > MAX_NESTING:
+        return _down(base, f"not valid JSON (nested deeper than {MAX_NESTING} levels)")
     try:
         document = json.loads(text)
     except ValueError as error:
@@ -127,12 +133,47 @@ def plan_import(source: str, raw: bytes | None, unread_because: str | None = Non
     if updated_at is not None:
         created["updated_at"] = updated_at
     started = {"source": source, "sha256": base["sha256"], "why": why}
-    return ImportPlan(up, why, None, created, started)
+    return ImportPlan(up, why, None, fitted(created), started)
 
 
 def _down(base: dict[str, Any], problem: str, why: str | None = None) -> ImportPlan:
     why = why or f"{LEGACY_FILE} unusable: {problem}"
-    return ImportPlan(False, why, problem, dict(base, imported_as=DOWN, why=why, problem=problem), {})
+    return ImportPlan(False, why, problem, fitted(dict(base, imported_as=DOWN, why=why, problem=problem)), {})
+
+
+def nesting(text: str) -> int:
+    """How deep brackets nest in ``text`` outside JSON strings (the parser's recursion, measured first)."""
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def fitted(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as an event can hold it (MAX_DATA_BYTES as JSON): the file's content is cut to fit,
+    with ``content_truncated`` and the file's ``size``; its ``sha256`` still covers every byte."""
+    size = _encoded_size(data)
+    key = "content" if "content" in data else "content_base64"
+    if size <= MAX_DATA_BYTES or key not in data:
+        return data
+    whole = data[key]
+    raw_size = len(whole.encode("utf-8")) if key == "content" else len(whole) // 4 * 3 - whole[-2:].count("=")
+    data = dict(data, content_truncated=True, size=raw_size)
+    keep = len(whole)
+    while (size := _encoded_size(dict(data, **{key: whole[:keep]}))) > MAX_DATA_BYTES:
+        keep = max(0, min(keep - 1, keep * MAX_DATA_BYTES // size))  # in proportion: a few rounds
+        if key == "content_base64":
+            keep -= keep % 4  # whole base64 quanta: the kept part still decodes
+    return dict(data, **{key: whole[:keep]})
+
+
+def _encoded_size(data: dict[str, Any]) -> int:
+    return len(encode_data(data).encode("utf-8"))
 
 
 def events_for(profile: str, plan: ImportPlan) -> list[NewEvent]:

@@ -282,3 +282,60 @@ def test_a_blob_in_a_projection_row_is_a_malformed_row_for_every_root_reader(rig
         if result.returncode == 5 and args[0] not in ("doctor", "serve"):
             assert len(error_lines(result.stderr)) == 1 and "malformed row in profile_projection" in result.stderr, (
                 args, result.stderr)
+
+
+# -- 4. legacy files: one bad file stops nobody's boot -----------------------------------------------------
+def _legacy_profile(rig, name: str, content: bytes) -> Path:
+    directory = rig.home.path / "profiles" / name
+    script = ("import os, sys; d = sys.argv[1]; os.makedirs(d); open(os.path.join(d, 'SOUL.md'), 'w').close(); "
+              "open(os.path.join(d, 'gateway_state.json'), 'wb').write(sys.stdin.buffer.read())")
+    result = subprocess.run([sys.executable, "-c", script, str(directory)], input=content, capture_output=True,
+                            user=rig.user.uid, group=rig.user.gid, extra_groups=[], env=rig.env())
+    assert result.returncode == 0, result.stderr
+    return directory / "gateway_state.json"
+
+
+def test_a_large_or_deeply_nested_legacy_file_imports_and_boot_goes_on_for_every_profile(world_tmp, home):
+    import hashlib
+
+    from hermes_lifecycle.events import MAX_DATA_BYTES
+
+    with rig_for(world_tmp, home) as rig:
+        rig.start_scanner()
+        # 200 KB of valid JSON: under the 1 MiB the import reads, over what an event holds.
+        large = json.dumps({"desired_state": "running", "notes": ["é" * 100] * 1000}, ensure_ascii=False).encode()
+        _legacy_profile(rig, "alpha", large)
+        _legacy_profile(rig, "bravo", b"[" * 100_000)  # the parser's recursion: was a traceback
+        _legacy_profile(rig, "charlie", b'{"gateway_state": "running"}')
+        booted = rig.hermes("boot")  # before: exit 2 ("larger than 65536 bytes") or 1 (RecursionError), no slot
+        assert booted.returncode == 0, booted.stderr
+        assert "Traceback" not in booted.stderr
+        wait_for(lambda: rig.running_pid("alpha") and rig.running_pid("charlie"), 10, "alpha and charlie up")
+        assert rig.status("bravo") is not None and not rig.running_pid("bravo")
+
+        created = {name: json.loads(row["data"]) for name in ("alpha", "bravo") for row in rig.history(name)
+                   if row["type"] == "created"}
+        alpha = created["alpha"]
+        assert alpha["imported_as"] == "up" and alpha["content_truncated"] is True and alpha["size"] == len(large)
+        assert alpha["sha256"] == hashlib.sha256(large).hexdigest()
+        assert large.decode().startswith(alpha["content"]) and len(alpha["content"]) > MAX_DATA_BYTES // 4
+        assert len(json.dumps(alpha, separators=(",", ":"), ensure_ascii=False).encode()) <= MAX_DATA_BYTES
+        bravo = created["bravo"]
+        assert bravo["imported_as"] == "down" and bravo["problem"] == "not valid JSON (nested deeper than 32 levels)"
+        assert bravo["sha256"] == hashlib.sha256(b"[" * 100_000).hexdigest()
+
+
+def test_a_legacy_file_that_is_not_utf8_keeps_a_decodable_prefix_of_what_fits():
+    import base64
+    import hashlib
+
+    from hermes_lifecycle.events import MAX_DATA_BYTES, encode_data
+    from hermes_lifecycle.legacy import plan_import
+
+    raw = b"\xff" + bytes(range(256)) * 3000  # 768 KB, not UTF-8
+    data = plan_import("profiles/alpha/gateway_state.json", raw).created_data
+    assert len(encode_data(data).encode()) <= MAX_DATA_BYTES
+    assert data["content_truncated"] is True and data["size"] == len(raw)
+    assert data["sha256"] == hashlib.sha256(raw).hexdigest()
+    kept = base64.b64decode(data["content_base64"], validate=True)
+    assert raw.startswith(kept) and len(kept) > MAX_DATA_BYTES // 2
