@@ -339,3 +339,33 @@ def test_a_legacy_file_that_is_not_utf8_keeps_a_decodable_prefix_of_what_fits():
     assert data["sha256"] == hashlib.sha256(raw).hexdigest()
     kept = base64.b64decode(data["content_base64"], validate=True)
     assert raw.startswith(kept) and len(kept) > MAX_DATA_BYTES // 2
+
+
+# -- 6. a 300 MB value written behind the store's back -----------------------------------------------------
+def test_a_300_mb_value_is_a_malformed_row_every_reader_skips_without_loading_it(rig):
+    rig.append("create", "alice", "bob")
+    rig.append("start", "alice")
+    wait_for(lambda: rig.boot() and rig.running_pid("alice"), 10, "alice up")
+    huge = 300 * 1024 * 1024
+    script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+              "c.execute('PRAGMA ignore_check_constraints = ON'); "
+              "c.execute(\"INSERT INTO events (profile, version, type, actor, desired, occurred_at, host, data, hash) "
+              "VALUES ('bob', 1000, 'started', 'cli', 'up', '2026-01-01T00:00:00.000Z', 'h', "
+              "json_object('x', hex(zeroblob(?))), ?)\", [int(sys.argv[2]) // 2, 'b' * 64])")
+    result = run_as([sys.executable, "-c", script, str(rig.home.db), str(huge)], rig.user, env=rig.env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    position = int(json.loads(rig.hermes("sql", "SELECT max(position) AS p FROM events").stdout)["p"])
+
+    booted, peak = root_with_peak(rig, "boot")  # before: 900 MB
+    assert booted.returncode == 0, booted.stderr
+    assert f"hash chain broken at position {position}" in booted.stderr and peak < PEAK_KIB, (booted.stderr, peak)
+    assert rig.running_pid("alice")
+    for args in (("history", "bob", "--limit", "3"), ("history", "bob", "--json")):  # before: 600 MB
+        shown, peak = root_with_peak(rig, *args)
+        assert shown.returncode == 5 and peak < PEAK_KIB, (args, shown.stderr, peak)
+        assert f"malformed row in events at position {position}: data larger than a reader takes" in shown.stderr
+    doctor, peak = root_with_peak(rig, "doctor", "--json")
+    assert doctor.returncode == 5 and peak < PEAK_KIB, (doctor.stdout, peak)
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["hash chain"]["detail"].startswith(f"broken at position {position}")
+    assert f"position {position}: data larger than a reader takes" in checks["fold"]["detail"], checks["fold"]
