@@ -76,7 +76,7 @@ def table(
         return
     grid = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
     for _, header in columns:
-        grid.add_column(header, overflow="fold")
+        grid.add_column(Text(printable(header)), overflow="fold")  # a column's name can come from the store too
     for row in rows:
         grid.add_row(*(Text("" if row.get(key) is None else printable(str(row.get(key)))) for key, _ in columns))
     out.print(grid)

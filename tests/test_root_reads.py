@@ -369,3 +369,55 @@ def test_a_300_mb_value_is_a_malformed_row_every_reader_skips_without_loading_it
     checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
     assert checks["hash chain"]["detail"].startswith(f"broken at position {position}")
     assert f"position {position}: data larger than a reader takes" in checks["fold"]["detail"], checks["fold"]
+
+
+# -- 6. what `hermes-state sql` writes to root's terminal ---------------------------------------------------
+HOSTILE_REASON = "a\x1b]0;owned\x07b\x1b[2Jc\u202ed\x9b31me"  # OSC title, clear screen, bidi override, C1 CSI
+
+
+def _on_terminal(argv: list[str], env: dict, stdin: bytes) -> bytes:
+    """Run ``argv`` as root with stdout and stderr on a pseudo-terminal, stdin from a pipe; all it wrote."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(argv, env={**env, "TERM": "xterm"}, stdin=subprocess.PIPE, stdout=follower,
+                               stderr=follower)
+    os.close(follower)
+    process.stdin.write(stdin)
+    process.stdin.close()
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(timeout=10) == 0, seen
+        return seen
+    finally:
+        os.close(leader)
+
+
+def test_root_sql_writes_no_escape_or_bidi_character_from_a_row_to_its_terminal(rig):
+    rig.append("create", "alice")
+    insert_behind(rig, [{**_GOOD, "version": 1000, "reason": HOSTILE_REASON}])
+    query = "SELECT reason FROM events WHERE version = 1000"
+    for argv, stdin in (([str(HERMES), "sql", query], b""),  # one statement: JSON lines
+                        ([str(HERMES), "sql"], f"{query};\n".encode())):  # statements read: a table
+        seen = _on_terminal(argv, rig.env(), stdin)
+        for raw in ("\x1b]", "\x1b[2J", "\u202e", "\x9b", "\x07"):  # before: the sqlite3 shell wrote them raw
+            assert raw.encode() not in seen, (argv, raw, seen)
+        text = seen.decode()
+        assert ("\\u001b]0;owned" in text and "\\u202e" in text) or ("\\x1b]0;owned" in text and "\\u202e" in text), text
+    printed = rig.hermes("sql", query)
+    assert json.loads(printed.stdout)["reason"] == HOSTILE_REASON  # escaped on the way, exact for a program

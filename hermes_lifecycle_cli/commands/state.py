@@ -65,6 +65,15 @@ def sql(args: argparse.Namespace) -> int:
     config = settings()
     console = backend_for(config).console(config)
     if args.query is None:
-        return console.interactive()
+        return console.interactive(show=_show_rows, say=output.say)
     output.json_lines(console.rows(args.query))
     return 0
+
+
+def _show_rows(rows: list[dict]) -> None:
+    """An interactive statement's rows: a table on a terminal (every value and header escaped by
+    ``output.table``), JSON lines for a program."""
+    if not sys.stdout.isatty():
+        output.json_lines(rows)
+    elif rows:
+        output.table(rows, [(name, name) for name in rows[0]])

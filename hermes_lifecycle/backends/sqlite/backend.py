@@ -43,11 +43,7 @@ class SqliteBackend(Backend):
         from .console import SqliteConsole
 
         # The console reads through the same checked open as every root reader.
-        return SqliteConsole(
-            settings.store_file,
-            lambda: self.open(settings, readonly=True, busy_timeout_ms=None),
-            _root_chain(settings),
-        )
+        return SqliteConsole(settings.store_file, lambda: self.open(settings, readonly=True, busy_timeout_ms=None))
 
 
 def _root_chain(settings: "Settings"):
