@@ -24,6 +24,7 @@ S6_OVERLAY_SCANDIR = "/run/service"
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
 # How long a writer waits for the store's lock (the hooks ask for less).
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+CHILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a child's PATH: none of root's
 # An id file holds one UUID and a newline: anything longer is not one, and is never read whole.
 ID_FILE_BYTES = 4096
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -295,6 +296,28 @@ class Settings:
             return ["hermes-state", "stand-in", name], {}
         raise BadInput(f"invalid HERMES_GATEWAY {self.gateway!r}: expected {' or '.join(GATEWAYS)} "
                        "(or set HERMES_GATEWAY_COMMAND instead)")
+
+    def environment_for(self, user: str, home: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a child root runs as the gateway user (boot's writing steps): what it
+        needs, and nothing of root's own. Its settings (``HERMES_*`` but root's read-only role,
+        ``HERMES_STATE_PROJECTOR_URL``), libpq's connection settings but root's passwords
+        (``PGPASSWORD``, ``PGPASSFILE``: the gateway user writes with its own ``~/.pgpass``,
+        docs/fleet.md), the locale, a plain PATH, the user's own HOME, USER and LOGNAME, and the
+        paths this process resolved, so the child reaches the very same files."""
+        env = {name: value for name, value in (os.environ if environ is None else environ).items()
+               if (name.startswith("HERMES_") and name != "HERMES_STATE_PROJECTOR_URL")
+               or (name.startswith("PG") and name not in ("PGPASSWORD", "PGPASSFILE"))
+               or name in ("LANG", "LANGUAGE", "TZ") or name.startswith("LC_")}
+        env.update(
+            HERMES_HOME=self.home_dir,
+            HERMES_STATE_DB=self.store_file,
+            S6_PROFILE_GATEWAY_SCANDIR=self.scandir_dir,
+            PATH=CHILD_PATH,
+            HOME=home,
+            USER=user,
+            LOGNAME=user,
+        )
+        return env
 
     # -- ids -----------------------------------------------------------
     def read_id_file(self, path: str, what: str) -> str:

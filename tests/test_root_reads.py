@@ -421,3 +421,57 @@ def test_root_sql_writes_no_escape_or_bidi_character_from_a_row_to_its_terminal(
         assert ("\\u001b]0;owned" in text and "\\u202e" in text) or ("\\x1b]0;owned" in text and "\\u202e" in text), text
     printed = rig.hermes("sql", query)
     assert json.loads(printed.stdout)["reason"] == HOSTILE_REASON  # escaped on the way, exact for a program
+
+
+# -- 6. boot's child, run as the gateway uid ----------------------------------------------------------------
+_HOLD_LOCK = r"""
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def _dropped_child(parent: int) -> int | None:
+    """The pid of boot's child (``python -m hermes_lifecycle.projector.dropped``) of process ``parent``."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent \
+                    and b"hermes_lifecycle.projector.dropped" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
+def test_boots_child_gets_no_secret_of_roots_and_a_stopped_child_cannot_hold_boot(rig):
+    # The gateway user holds the store's write lock, so boot's child waits in its migration.
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(rig.home.db)], stdout=subprocess.PIPE, text=True,
+                              user=rig.user.uid, group=rig.user.gid, extra_groups=[], env=rig.env())
+    booting = None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        env = rig.env(PGPASSWORD="roots-own-password", ROOT_ONLY_TOKEN="t0ken", HERMES_STATE_BUSY_TIMEOUT_MS="60000")
+        booting = subprocess.Popen([str(HERMES), "boot"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        child = wait_for(lambda: _dropped_child(booting.pid), 10, "boot's child, as the gateway user")
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{child}/environ").read_bytes().decode().split("\0") if "=" in item)
+        assert "PGPASSWORD" not in environ and "ROOT_ONLY_TOKEN" not in environ, sorted(environ)  # before: both
+        assert environ["HOME"] != "/root" and environ["USER"] == rig.user.name
+        assert environ.get("HERMES_STATE_BUSY_TIMEOUT_MS") == "60000"  # its own settings, all of them
+
+        result = run_as(["kill", "-STOP", str(child)], rig.user, env=rig.env())  # the gateway user stops it
+        assert result.returncode == 0, result.stderr
+        out, err = booting.communicate(timeout=20)  # before: boot waited out its 600 s
+        assert booting.returncode == 5, err
+        [line] = error_lines(err)
+        assert "were stopped (SIGSTOP or a tracer): killed" in line and "no slot was created" in line, line
+        assert not Path(f"/proc/{child}").exists() or _dropped_child(booting.pid) is None  # killed and reaped
+    finally:
+        holder.kill()
+        holder.wait()
+        if booting is not None and booting.poll() is None:
+            booting.kill()
+            booting.communicate()
