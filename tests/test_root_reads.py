@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HERMES, run_as
-from projector_support import IS_ROOT, rig_for, wait_for
+from projector_support import IS_ROOT, processes_under, rig_for, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not IS_ROOT, reason="the attacks are on root's side: needs root")]
 
@@ -475,3 +475,34 @@ def test_boots_child_gets_no_secret_of_roots_and_a_stopped_child_cannot_hold_boo
         if booting is not None and booting.poll() is None:
             booting.kill()
             booting.communicate()
+
+
+# -- 6. slots removed under an s6-svscan restarted outside `up` ------------------------------------------------
+def test_a_slot_removed_after_s6_svscan_was_restarted_outside_up_is_deleted_not_retried_forever(rig):
+    rig.append("create", "alice")
+    rig.append("start", "alice")
+    wait_for(lambda: rig.boot() and rig.running_pid("alice"), 10, "alice up")
+    # s6-svscan killed and started again by hand: its supervisors live on, unknown to the new one.
+    old = rig.scanner
+    old.kill()
+    old.wait()
+    rig.scanner = None
+    rig.start_scanner()
+    watch = rig.start_watch()
+    try:
+        rig.append("delete", "alice")
+
+        def converged() -> bool:
+            entries = os.listdir(rig.scandir)
+            return "gateway-alice" not in entries and not [e for e in entries if e.startswith(".gateway-")]
+
+        wait_for(converged, 30, "alice's slot removed and deleted")  # before: .gateway-alice.removing-* for ever
+        assert not [p for p in processes_under(rig.scandir) if "alice" in p]  # its supervisor and gateway gone
+        assert rig.stop_watch(watch) == 0
+    finally:
+        # The other slot's supervisor is the first scanner's orphan too: down and out, by its slot.
+        for entry in os.listdir(rig.scandir):
+            if entry.startswith("gateway-"):
+                subprocess.run(["s6-svc", "-dx", str(rig.scandir / entry)], timeout=10)
+        wait_for(lambda: not [p for p in processes_under(rig.scandir) if "s6-svscan" not in p], 20,
+                 "the first scanner's supervisors gone")
