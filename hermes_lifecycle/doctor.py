@@ -28,6 +28,7 @@ from .settings import Settings
 from .store import backend_for, open_store
 from .store.log import state_from_row
 from .store.recorder import batches
+from .volume import VolumeRefused, open_directory, owners_for
 
 Progress = Callable[[int], Callable[[int], None]]  # total -> advance(n)
 
@@ -50,12 +51,51 @@ def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_
 
 def check_directories(report: Report, settings: Settings, states: list[ProfileState]) -> None:
     """Each profile's directory where the log says it is: in place while live, in ``.deleted/``
-    once deleted. Only names and ``lstat``: nothing under the volume is opened or followed."""
+    once deleted. Only names and ``lstat``, relative to ``profiles/`` opened as the volume's
+    directories are: nothing under it is opened or followed."""
     profiles = settings.profiles_dir
     try:
-        trash = os.listdir(profiles / DELETED_DIR)
+        directory = _profiles_directory(settings)
+    except (OSError, VolumeRefused) as error:
+        report.add("profile directories", WARNING,
+                   f"cannot open {profiles}: {error.strerror if isinstance(error, OSError) else error}")
+        return
+    try:
+        _compare_directories(report, profiles, directory, states)
+    finally:
+        if directory is not None:
+            os.close(directory)
+
+
+def _profiles_directory(settings: Settings) -> int | None:
+    """A descriptor on ``profiles/`` (None: there is none yet); as root, reached as every directory
+    on the volume is (``volume.open_directory``: never through a link)."""
+    owners = owners_for(settings.gateway_user)
+    try:
+        if owners is None:
+            return os.open(settings.profiles_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return open_directory(settings.home_dir, "profiles", owners)
     except FileNotFoundError:
-        trash = []
+        return None
+
+
+def _trash(directory: int | None) -> list[str]:
+    """The names in ``profiles/.deleted`` (never through a link); empty when there is none."""
+    if directory is None:
+        return []
+    try:
+        trash = os.open(DELETED_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    except FileNotFoundError:
+        return []
+    try:
+        return os.listdir(trash)
+    finally:
+        os.close(trash)
+
+
+def _compare_directories(report: Report, profiles, directory: int | None, states: list[ProfileState]) -> None:
+    try:
+        trash = _trash(directory)
     except OSError as error:
         report.add("profile directories", WARNING, f"cannot list {profiles / DELETED_DIR}: {error.strerror}")
         return
@@ -64,7 +104,7 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
         name = state.profile
         if not isinstance(name, str) or name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
             continue  # the default profile is the home itself; a bad name is the fold's finding
-        in_place = os.path.lexists(profiles / name)
+        in_place = directory is not None and _exists(name, directory)
         if state.deleted and in_place:
             problems.append(
                 f"{name} is deleted (position {state.last_position}) but {profiles / name} is still in place: "
@@ -84,6 +124,15 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
         report.add("profile directories", WARNING, "; ".join(problems))
     else:
         report.add("profile directories", OK, "every profile's directory is where the log says")
+
+
+def _exists(name: str, directory: int) -> bool:
+    """Like ``os.path.lexists``, relative to ``directory``."""
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _check_chain_and_projection(report: Report, tx, progress_factory: Progress | None) -> None:

@@ -14,7 +14,6 @@ is the shell around them. docs/legacy-import.md explains the choices.
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from .events import MAX_DATA_BYTES, NewEvent, encode_data, format_time
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .settings import SOUL_FILE, Settings
 from .store import EventStore
+from .volume import VolumeRefused, open_directory, owners_for, read_file
 
 LEGACY_FILE = "gateway_state.json"
 # Real files hold a few hundred bytes; anything this large is not one.
@@ -289,15 +289,16 @@ def import_legacy(
         elif entry.profile in existing:
             report.outcomes.append(ProfileOutcome(entry.profile, SKIPPED, ALREADY, source=entry.source))
         else:
-            report.outcomes.append(_import_one(store, entry, dry_run))
+            report.outcomes.append(_import_one(store, entry, dry_run, settings))
         if progress is not None:
             progress(done, total)
     return report
 
 
-def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool) -> ProfileOutcome:
+def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool, settings: Settings) -> ProfileOutcome:
     try:
-        raw, unread_because = read_legacy_file(candidate.path)
+        raw, unread_because = read_legacy_file(candidate.path, volume_root=settings.home_dir,
+                                               owners=owners_for(settings.gateway_user))
     except OSError as error:
         reason = f"cannot read {candidate.source}: {error.strerror or error}"
         return ProfileOutcome(candidate.profile, FAILED, reason, source=candidate.source)
@@ -314,35 +315,23 @@ def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool) -> Prof
     return outcome
 
 
-def read_legacy_file(path: Path) -> tuple[bytes | None, str | None]:
+def read_legacy_file(path: Path, *, volume_root: str | None = None,
+                     owners: frozenset[int] | None = None) -> tuple[bytes | None, str | None]:
     """The file's bytes, or (None, why it was not read) for a file that cannot be a legacy state.
 
-    Never follows a symbolic link and never blocks on a FIFO. Missing: (None, None).
-    Raises OSError for a file that exists but cannot be read now (permissions,
-    I/O): the caller leaves it for the next run rather than import it as down.
+    Read as every file on the volume is (``volume.read_file``): never through a symbolic link,
+    never blocking on a FIFO, at most MAX_LEGACY_BYTES; as root (``owners``), every directory
+    below ``volume_root`` on the way too. Missing: (None, None). Raises OSError for a file that
+    exists but cannot be read now (permissions, I/O): the caller leaves it for the next run
+    rather than import it as down.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_file(str(path), limit=MAX_LEGACY_BYTES, volume_root=volume_root, owners=owners,
+                         what=LEGACY_FILE), None
     except FileNotFoundError:
         return None, None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return None, f"{LEGACY_FILE} is a symbolic link: not followed"
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"{LEGACY_FILE} is not a regular file"
-        if info.st_size > MAX_LEGACY_BYTES:
-            return None, f"{LEGACY_FILE} is too large ({info.st_size} bytes): not read"
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > MAX_LEGACY_BYTES:
-                return None, f"{LEGACY_FILE} is too large: not read"
-        return b"".join(chunks), None
-    finally:
-        os.close(fd)
+    except VolumeRefused as refused:
+        return None, str(refused)
 
 
 def _survey(settings: Settings) -> list[_Candidate | ProfileOutcome]:
@@ -351,8 +340,16 @@ def _survey(settings: Settings) -> list[_Candidate | ProfileOutcome]:
     root_file = settings.home / LEGACY_FILE
     if os.path.lexists(root_file):
         entries.append(_Candidate(DEFAULT_PROFILE, root_file, LEGACY_FILE))
+    owners = owners_for(settings.gateway_user)
     try:
-        names = sorted(os.listdir(settings.profiles_dir))
+        if owners is None:
+            names = sorted(os.listdir(settings.profiles_dir))
+        else:  # root: profiles/ reached as every directory on the volume is (never through a link)
+            directory = open_directory(settings.home_dir, "profiles", owners)
+            try:
+                names = sorted(os.listdir(directory))
+            finally:
+                os.close(directory)
     except FileNotFoundError:
         names = []
     except OSError as error:

@@ -322,11 +322,17 @@ class Settings:
     # -- ids -----------------------------------------------------------
     def read_id_file(self, path: str, what: str) -> str:
         """A small id file (the boot id, the host id) as text, read through ``volume.read_file``:
-        never a link, a FIFO or a device, at most ID_FILE_BYTES; FileNotFoundError when missing."""
+        never a link, a FIFO or a device, at most ID_FILE_BYTES; FileNotFoundError when missing, one
+        line (exit 5) for anything else."""
         from .volume import owners_for, read_file
 
-        data = read_file(path, limit=ID_FILE_BYTES, volume_root=self.home_dir, owners=owners_for(self.gateway_user),
-                         what=f"{what} file {path}")
+        try:
+            data = read_file(path, limit=ID_FILE_BYTES, volume_root=self.home_dir,
+                             owners=owners_for(self.gateway_user), what=f"{what} file {path}")
+        except (FileNotFoundError, NotADirectoryError):
+            raise
+        except OSError as error:
+            raise StoreUnavailable(f"cannot read {what} file {path}: {error.strerror}") from None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:

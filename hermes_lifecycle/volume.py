@@ -21,12 +21,15 @@ A process that is not root reads its own volume: only the file itself is
 checked (its form and size), the directories are its own. SQLite opens the
 store by its path, so ``backends/sqlite/paths.StoreChain`` applies the same
 rules (``owned``) to the same components with ``lstat`` before and after the
-open, and checks the descriptors SQLite opened. Refusals are one line, exit 5
-(``VolumeRefused``); a missing file is ``FileNotFoundError`` for the caller.
+open, and checks the descriptors SQLite opened. What the rule refuses is one
+line, exit 5 (``VolumeRefused``, or the caller's own class); a file that
+cannot be read now (missing, permission denied, an I/O error) is the
+``OSError`` itself, for the caller to say (the legacy import retries it).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -62,14 +65,9 @@ def owned(path: str, info: os.stat_result, owners: frozenset[int] | None,
 def open_directory(volume_root: str, relative: str, owners: frozenset[int] | None,
                    error: type[StoreUnavailable] = VolumeRefused) -> int:
     """A descriptor on ``volume_root/relative``, reached without following a link below the root
-    (as root: every directory of an owner in ``owners``). FileNotFoundError when one is missing."""
+    (as root: every directory of an owner in ``owners``); OSError when one cannot be opened now."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    try:
-        fd = os.open(volume_root, flags)
-    except FileNotFoundError:
-        raise
-    except OSError as failure:
-        raise error(f"cannot open {volume_root}: {failure.strerror}") from None
+    fd = os.open(volume_root, flags)
     where = volume_root
     try:
         owned(where, os.fstat(fd), owners, error)
@@ -79,10 +77,10 @@ def open_directory(volume_root: str, relative: str, owners: frozenset[int] | Non
             where = os.path.join(where, part)
             try:
                 inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                raise
             except OSError as failure:
-                # ELOOP or ENOTDIR: a symbolic link (or a file) where a directory should be.
+                if failure.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                # A symbolic link (or a file) where a directory should be.
                 raise error(f"cannot open {where} without following a link: {failure.strerror}") from None
             os.close(fd)
             fd = inner
@@ -95,7 +93,8 @@ def open_directory(volume_root: str, relative: str, owners: frozenset[int] | Non
 
 def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozenset[int] | None,
               what: str = "", error: type[StoreUnavailable] = VolumeRefused) -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit``; ``error`` (one line) otherwise.
+    """The bytes of the regular file ``path``, at most ``limit``; ``error`` (one line) when the rule
+    refuses it, OSError when it cannot be read now.
 
     With ``owners`` (root) and ``path`` below ``volume_root``, every directory on the way is
     opened by ``open_directory``; the file itself is never followed, never blocks, and as root
@@ -113,10 +112,10 @@ def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozens
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         try:
             fd = os.open(base if dir_fd is not None else path, flags, dir_fd=dir_fd)
-        except FileNotFoundError:
-            raise
         except OSError as failure:
-            # ELOOP: a symbolic link ("Too many levels of symbolic links"), never followed.
+            if failure.errno != errno.ELOOP:
+                raise
+            # A symbolic link ("Too many levels of symbolic links"), never followed.
             raise error(f"{name} refused: {failure.strerror}") from None
     finally:
         if dir_fd is not None:
@@ -138,10 +137,7 @@ def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozens
 def _read_bounded(fd: int, limit: int, name: str, error: type[StoreUnavailable]) -> bytes:
     chunks, size = [], 0
     while True:
-        try:
-            chunk = os.read(fd, min(READ_CHUNK, limit + 1 - size))
-        except OSError as failure:
-            raise error(f"cannot read {name}: {failure.strerror}") from None
+        chunk = os.read(fd, min(READ_CHUNK, limit + 1 - size))
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)

@@ -506,3 +506,21 @@ def test_a_slot_removed_after_s6_svscan_was_restarted_outside_up_is_deleted_not_
                 subprocess.run(["s6-svc", "-dx", str(rig.scandir / entry)], timeout=10)
         wait_for(lambda: not [p for p in processes_under(rig.scandir) if "s6-svscan" not in p], 20,
                  "the first scanner's supervisors gone")
+
+
+def test_root_import_legacy_through_a_symlinked_profiles_directory_reads_nothing_behind_it(rig, world_tmp):
+    other = world_tmp / "other-profiles"
+    (other / "victim").mkdir(parents=True)
+    (other / "victim" / "SOUL.md").write_text("someone else's\n")
+    (other / "victim" / "gateway_state.json").write_text('{"desired_state": "running", "secret": "s3cret"}')
+    for path in (other, other / "victim", *(other / "victim").iterdir()):
+        os.chown(path, 65534, 65534)
+    other.chmod(0o700)
+    as_user_shell(rig, f"mkdir -p profiles && mv profiles profiles.real && ln -s {other} profiles")
+
+    result = rig.hermes("import-legacy")  # before: root imported 'victim' with its secret into the log
+    assert result.returncode == 5, result.stdout + result.stderr
+    [line] = error_lines(result.stderr)
+    assert f"cannot open {rig.home.path}/profiles without following a link" in line, line
+    assert "s3cret" not in rig.hermes("sql", "SELECT data FROM events").stdout
+    assert rig.hermes("status", "victim").returncode == 3  # no such profile

@@ -88,8 +88,8 @@ def _state_directory(settings: Settings) -> int:
     directories of the volume's owners."""
     try:
         return open_directory(settings.home_dir, "state", _owners(settings), SnapshotError)
-    except FileNotFoundError:
-        raise SnapshotError(f"cannot open {os.path.join(settings.home_dir, 'state')}: no such directory") from None
+    except OSError as error:
+        raise SnapshotError(f"cannot open {os.path.join(settings.home_dir, 'state')}: {error.strerror}") from None
 
 
 # -- writing (root, after a pass) ----------------------------------------------------------
@@ -167,6 +167,8 @@ def load(settings: Settings, host: str) -> Snapshot:
                          what=f"snapshot {path}", error=SnapshotError)
     except FileNotFoundError:
         raise SnapshotError(f"no snapshot at {path}") from None
+    except OSError as error:
+        raise SnapshotError(f"cannot read snapshot {path}: {error.strerror}") from None
     return parse(text, host, path)
 
 
