@@ -320,14 +320,15 @@ class Settings:
         return env
 
     # -- ids -----------------------------------------------------------
-    def read_id_file(self, path: str, what: str) -> str:
+    def read_id_file(self, path: str, what: str, *, on_volume: bool = True) -> str:
         """A small id file (the boot id, the host id) as text, read through ``volume.read_file``:
         never a link, a FIFO or a device, at most ID_FILE_BYTES; FileNotFoundError when missing, one
-        line (exit 5) for anything else."""
+        line (exit 5) for anything else. ``on_volume``: as root, the directories from the home down
+        are checked too (the scan directory holding the boot id is root's, checked by ``ScanDir``)."""
         from .volume import owners_for, read_file
 
         try:
-            data = read_file(path, limit=ID_FILE_BYTES, volume_root=self.home_dir,
+            data = read_file(path, limit=ID_FILE_BYTES, volume_root=self.home_dir if on_volume else None,
                              owners=owners_for(self.gateway_user), what=f"{what} file {path}")
         except (FileNotFoundError, NotADirectoryError):
             raise
@@ -340,7 +341,7 @@ class Settings:
 
     def read_boot_id(self) -> str | None:
         try:
-            text = self.read_id_file(self.boot_id_file, "boot id").strip()
+            text = self.read_id_file(self.boot_id_file, "boot id", on_volume=False).strip()
         except (FileNotFoundError, NotADirectoryError):
             return None
         return text if BOOT_ID_PATTERN.fullmatch(text) else None
