@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERMES, run_as
+from conftest import HERMES, run_as, run_on_terminal
 from projector_support import IS_ROOT, processes_under, rig_for, wait_for
+from test_hostile_store import _other_users_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not IS_ROOT, reason="the attacks are on root's side: needs root")]
 
@@ -167,24 +168,6 @@ def test_a_host_id_that_is_a_fifo_or_a_link_to_dev_zero_stops_boot_with_one_line
 
 
 # -- 3. doctor through a symbolic link on the way to the store ------------------------------------------
-def _other_users_store(world_tmp: Path) -> Path:
-    from hermes_lifecycle.events import NewEvent
-    from hermes_lifecycle.settings import Settings
-    from hermes_lifecycle.store import migrate, open_store
-
-    other = world_tmp / "other"
-    settings = Settings.from_env({"HERMES_HOME": str(other), "HERMES_HOST_ID": "00000000-0000-4000-8000-0000000000aa"})
-    migrate(settings)
-    with open_store(settings) as store:
-        store.append(NewEvent("secret", "created", "cli", "down"))
-    for root, dirs, files in os.walk(other):
-        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-            os.lchown(name, 65534, 65534)  # nobody: neither root nor the gateway user
-    (other / "state").chmod(0o700)
-    other.chmod(0o700)
-    return other / "state"
-
-
 def test_root_doctor_through_a_symlinked_state_directory_reports_and_creates_nothing_there(rig, world_tmp):
     other_state = _other_users_store(world_tmp)
     inside = sorted(os.listdir(other_state))
@@ -375,46 +358,14 @@ def test_a_300_mb_value_is_a_malformed_row_every_reader_skips_without_loading_it
 HOSTILE_REASON = "a\x1b]0;owned\x07b\x1b[2Jc\u202ed\x9b31me"  # OSC title, clear screen, bidi override, C1 CSI
 
 
-def _on_terminal(argv: list[str], env: dict, stdin: bytes) -> bytes:
-    """Run ``argv`` as root with stdout and stderr on a pseudo-terminal, stdin from a pipe; all it wrote."""
-    import pty
-    import select
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(argv, env={**env, "TERM": "xterm"}, stdin=subprocess.PIPE, stdout=follower,
-                               stderr=follower)
-    os.close(follower)
-    process.stdin.write(stdin)
-    process.stdin.close()
-    seen = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the process is gone
-                break
-            if not chunk:
-                break
-            seen += chunk
-        assert process.wait(timeout=10) == 0, seen
-        return seen
-    finally:
-        os.close(leader)
-
-
 def test_root_sql_writes_no_escape_or_bidi_character_from_a_row_to_its_terminal(rig):
     rig.append("create", "alice")
     insert_behind(rig, [{**_GOOD, "version": 1000, "reason": HOSTILE_REASON}])
     query = "SELECT reason FROM events WHERE version = 1000"
     for argv, stdin in (([str(HERMES), "sql", query], b""),  # one statement: JSON lines
                         ([str(HERMES), "sql"], f"{query};\n".encode())):  # statements read: a table
-        seen = _on_terminal(argv, rig.env(), stdin)
+        status, seen = run_on_terminal(argv, None, env=rig.env(), stdin=stdin)
+        assert status == 0, seen
         for raw in ("\x1b]", "\x1b[2J", "\u202e", "\x9b", "\x07"):  # before: the sqlite3 shell wrote them raw
             assert raw.encode() not in seen, (argv, raw, seen)
         text = seen.decode()
