@@ -475,3 +475,29 @@ def test_root_import_legacy_through_a_symlinked_profiles_directory_reads_nothing
     assert f"cannot open {rig.home.path}/profiles without following a link" in line, line
     assert "s3cret" not in rig.hermes("sql", "SELECT data FROM events").stdout
     assert rig.hermes("status", "victim").returncode == 3  # no such profile
+
+
+def test_root_sql_on_a_view_of_endless_rows_streams_them_in_bounded_memory(rig):
+    """A view the gateway user made endless, queried by root: the rows stream out (before: fetched
+    whole, the process grew until the statement's end or the machine's)."""
+    script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"CREATE VIEW endless_rows AS "
+              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i, hex(randomblob(64)) AS pad "
+              "FROM n\"); c.commit()")
+    result = run_as([sys.executable, "-c", script, str(rig.home.db)], rig.user, env=rig.env())
+    assert result.returncode == 0, result.stderr
+    reader = subprocess.Popen([str(HERMES), "sql", "SELECT * FROM endless_rows"], env=rig.env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        import select
+
+        lines, deadline = 0, time.monotonic() + 30
+        while lines < 300_000 and time.monotonic() < deadline:
+            if select.select([reader.stdout], [], [], 1)[0]:
+                lines += reader.stdout.read1(1 << 16).count(b"\n")
+        peak = next(int(line.split()[1]) for line in Path(f"/proc/{reader.pid}/status").read_text().splitlines()
+                    if line.startswith("VmHWM:"))
+        assert lines >= 300_000, lines
+        assert peak < PEAK_KIB, peak
+    finally:
+        reader.kill()
+        reader.communicate()

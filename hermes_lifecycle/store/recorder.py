@@ -12,7 +12,7 @@ backend is an implementation of these three classes and a dialect for
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Mapping
 
 from ..records import record
 
@@ -186,11 +186,12 @@ class Console(ABC):
     """``hermes-state sql``: the store read-only, for an operator."""
 
     @abstractmethod
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        """One statement's rows; a mistake in it is BadInput, a write is refused as one."""
+    def rows(self, sql: str) -> Iterable[dict[str, Any]]:
+        """One statement's rows (SQLite streams them as they are taken); a mistake in it is BadInput,
+        a write is refused as one."""
 
     @abstractmethod
-    def interactive(self, show: Callable[[list[dict[str, Any]]], None], say: Callable[[str], None]) -> int:
+    def interactive(self, show: Callable[[Iterable[dict[str, Any]]], None], say: Callable[[str], None]) -> int:
         """An interactive session on the store, read-only; its exit status. A console that reads
         statements itself hands each one's rows to ``show`` and each failure's line to ``say``
         (the CLI renders); one that runs the database's own shell (psql) uses neither."""

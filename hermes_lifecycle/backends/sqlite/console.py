@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from ...errors import BadInput, HermesError
 from ...store.recorder import Console
@@ -35,6 +35,7 @@ _READ_ACTIONS = frozenset({_READ, _SELECT, _FUNCTION, _RECURSIVE})
 # An operator's statement may read the whole log, but not forever: a view the gateway user made
 # endless stops here (or at Ctrl-C: SQLite's progress handler is where Python's signal handlers run).
 CONSOLE_SECONDS = 600.0
+FETCH_ROWS = 500  # rows taken from SQLite at a time, as the caller reads them
 
 _SHELL_COMMANDS = ".tables, .schema [NAME], .help, .quit"
 
@@ -85,7 +86,11 @@ class SqliteConsole(Console):
         self.path = path
         self.open_recorder = open_recorder  # the backend's open: as root, through the checked chain
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
+    def rows(self, sql: str) -> Iterator[dict[str, Any]]:
+        """The statement's rows, streamed: it runs now (a mistake or a refusal raises here), and its
+        rows are fetched as the caller takes them, so no query, however many rows it makes (a view
+        the gateway user made endless), fills this process's memory; the connection and the Ctrl-C
+        handler go when the rows are taken or the iterator is closed."""
         recorder = self.open_recorder()
         dbapi = sqlite_module()
         authorizer = ReadOnlyAuthorizer(dbapi.SQLITE_OK, dbapi.SQLITE_DENY)
@@ -101,32 +106,56 @@ class SqliteConsole(Console):
         # and an operator's long query still ends (CONSOLE_SECONDS), as every read of the store does.
         previous = signal.signal(signal.SIGINT, on_sigint)
         recorder.bound.arm(CONSOLE_SECONDS)
-        try:
-            cursor = connection.execute(sql)
-            names = [column[0] for column in cursor.description or ()]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
-        except dbapi.Warning as error:  # the driver's word for "more than one statement"
-            raise BadInput(f"one SQL statement at a time: {error}") from None
-        except MemoryError:
-            raise out_of_memory(self.path) from None
-        except dbapi.Error as error:
-            if interrupted:
-                raise KeyboardInterrupt from None  # main's "interrupted", 130
-            if authorizer.refused is not None:
-                raise BadInput(f"the store is read-only here: {authorizer.refused} is not allowed") from None
-            name = error_name(error) or ""
-            if name == "SQLITE_ERROR":
-                raise BadInput(f"SQL error: {error}") from None
-            if name.startswith("SQLITE_READONLY"):
-                raise BadInput(f"the store is opened read-only here: {error}") from None
-            raise translate(error, self.path) from None
-        finally:
+
+        def close() -> None:
             signal.signal(signal.SIGINT, previous)
             recorder.bound.disarm()
             connection.set_authorizer(None)
             recorder.close()
 
-    def interactive(self, show: Callable[[list[dict[str, Any]]], None], say: Callable[[str], None]) -> int:
+        def translated_error(error: BaseException) -> BaseException:
+            if isinstance(error, dbapi.Warning):  # the driver's word for "more than one statement"
+                return BadInput(f"one SQL statement at a time: {error}")
+            if isinstance(error, MemoryError):
+                return out_of_memory(self.path)
+            if interrupted:
+                return KeyboardInterrupt()  # main's "interrupted", 130
+            if authorizer.refused is not None:
+                return BadInput(f"the store is read-only here: {authorizer.refused} is not allowed")
+            name = error_name(error) or ""
+            if name == "SQLITE_ERROR":
+                return BadInput(f"SQL error: {error}")
+            if name.startswith("SQLITE_READONLY"):
+                return BadInput(f"the store is opened read-only here: {error}")
+            return translate(error, self.path)
+
+        try:
+            cursor = connection.execute(sql)
+            names = [column[0] for column in cursor.description or ()]
+            first = cursor.fetchmany(FETCH_ROWS)
+        except (dbapi.Error, MemoryError) as error:
+            close()
+            raise translated_error(error) from None
+        except BaseException:
+            close()
+            raise
+
+        def stream() -> Iterator[dict[str, Any]]:
+            try:
+                batch = first
+                while batch:
+                    for row in batch:
+                        yield dict(zip(names, row))
+                    try:
+                        batch = cursor.fetchmany(FETCH_ROWS)
+                    except (dbapi.Error, MemoryError) as error:
+                        raise translated_error(error) from None
+            finally:
+                close()
+
+        return _Closing(stream(), close)
+
+    def interactive(self, show: Callable[[Iterable[dict[str, Any]]], None], say: Callable[[str], None]) -> int:
         """Statements read from stdin, each run as ``rows`` runs one; ``show`` renders its rows,
         ``say`` writes one line for each failure; the first failure's status (0: none).
 
@@ -174,7 +203,7 @@ class SqliteConsole(Console):
             status = self._run(pending, show, say, terminal) or status
         return status
 
-    def _run(self, statement: str, show: Callable[[list[dict[str, Any]]], None], say: Callable[[str], None],
+    def _run(self, statement: str, show: Callable[[Iterable[dict[str, Any]]], None], say: Callable[[str], None],
              terminal: bool) -> int:
         try:
             show(self.rows(statement))
@@ -200,3 +229,33 @@ class SqliteConsole(Console):
         if words == [".help"]:
             return f"SELECT '{_SHELL_COMMANDS}' AS help"
         return None
+
+
+class _Closing:
+    """The stream of a statement's rows, whose connection goes when it is closed, also if it was
+    never iterated (a generator never started would not run its ``finally``)."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]], close: Callable[[], None]) -> None:
+        self._rows: Iterator[dict[str, Any]] | None = rows
+        self._close = close
+        self._started = False
+
+    def __iter__(self) -> "_Closing":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._rows is None:
+            raise StopIteration
+        self._started = True
+        return next(self._rows)
+
+    def close(self) -> None:
+        rows, self._rows = self._rows, None
+        if rows is None:
+            return
+        rows.close()  # a started stream closes its connection in its own ``finally``
+        if not self._started:
+            self._close()
+
+    def __del__(self) -> None:
+        self.close()
