@@ -94,8 +94,6 @@ class Watcher:
 
     def stop(self) -> None:
         self._stopped.set()
-        # Also a statement of a store still being opened (its schema read), or of the quick check.
-        stop_every_statement()
         if self._feed is not None:
             self._feed.stop()
         if self._store is not None:
@@ -214,6 +212,13 @@ class Watcher:
         return time.monotonic() + self._retry
 
 
+def stop_on_signal(watcher: Watcher) -> None:
+    """SIGTERM or SIGINT: the process is stopping, so every statement stops too, also one of a store
+    still being opened (its schema read) or of the quick check's thread, and the watch ends."""
+    stop_every_statement()
+    watcher.stop()
+
+
 def watch(
     settings: Settings,
     options: WatchOptions,
@@ -223,7 +228,7 @@ def watch(
 ) -> int:
     """Run until SIGTERM or SIGINT; clean exit 0."""
     watcher = Watcher(settings, options, report=report, warn=warn)
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, lambda *_: stop_on_signal(watcher)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
     finally:
