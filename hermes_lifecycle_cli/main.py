@@ -190,7 +190,7 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
     _json_option(doctor)
     doctor.set_defaults(handler="hermes_lifecycle_cli.commands.state:doctor")
 
-    sql = commands.add_parser("sql", help="open the store read-only in the sqlite3 shell")
+    sql = commands.add_parser("sql", help="read the store: statements from the input (or psql on a fleet), read-only")
     sql.add_argument("query", nargs="?", metavar="SQL", help="run one statement and print its rows instead")
     sql.set_defaults(handler="hermes_lifecycle_cli.commands.state:sql")
 

@@ -44,7 +44,7 @@ from .boot import boot
 from .reconcile import PassReport
 from .s6 import S6, NotSupervised, S6Error, S6Timeout, ServiceStatus
 from .slots import KILL_AFTER_MS, READER_SERVICE, ScanDir
-from .watch import Watcher, WatchOptions
+from .watch import Watcher, WatchOptions, stop_on_signal
 
 SCANNER_START_TIMEOUT = 5.0
 # s6-svscan -t waits for every supervisor, which waits for its finish (5 s at most).
@@ -299,7 +299,7 @@ def up(
 
 def _watch(watcher: Watcher) -> int:
     """The watch loop in the foreground; SIGTERM and SIGINT end it (as `hermes-state watch`)."""
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, lambda *_: stop_on_signal(watcher)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
     finally:

@@ -38,7 +38,7 @@ from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed
+from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed, stop_every_statement
 from .dropped import replay_spool
 from .reconcile import PassReport, Reconciler
 
@@ -257,6 +257,13 @@ class Watcher:
         return time.monotonic() + self._retry
 
 
+def stop_on_signal(watcher: Watcher) -> None:
+    """SIGTERM or SIGINT: the process is stopping, so every statement stops too, also one of a store
+    still being opened (its schema read) or of the quick check's thread, and the watch ends."""
+    stop_every_statement()
+    watcher.stop()
+
+
 def watch(
     settings: Settings,
     options: WatchOptions,
@@ -266,7 +273,7 @@ def watch(
 ) -> int:
     """Run until SIGTERM or SIGINT; clean exit 0."""
     watcher = Watcher(settings, options, report=report, warn=warn)
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, lambda *_: stop_on_signal(watcher)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
     finally:
