@@ -418,7 +418,7 @@ def test_boots_child_gets_no_secret_of_roots_and_a_stopped_child_cannot_hold_boo
         out, err = booting.communicate(timeout=20)  # before: boot waited out its 600 s
         assert booting.returncode == 5, err
         [line] = error_lines(err)
-        assert "were stopped (SIGSTOP or a tracer): killed" in line and "no slot was created" in line, line
+        assert "hermes-test: stopped (SIGSTOP or a tracer), killed" in line and "no slot was created" in line, line
         assert not Path(f"/proc/{child}").exists() or _dropped_child(booting.pid) is None  # killed and reaped
     finally:
         holder.kill()

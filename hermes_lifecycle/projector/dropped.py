@@ -183,7 +183,7 @@ def _watched(child: subprocess.Popen, stdin: bytes, who: str, timeout: float) ->
             if _stopped(child.pid):
                 stopped_since = stopped_since if stopped_since is not None else now
                 if now - stopped_since > STOPPED_GRACE:
-                    raise StoreUnavailable(f"{who} was stopped (SIGSTOP or a tracer): killed")
+                    raise StoreUnavailable(f"{who}: stopped (SIGSTOP or a tracer), killed")
             else:
                 stopped_since = None
             for key, _ in selector.select(timeout=WATCH_INTERVAL):
