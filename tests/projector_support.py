@@ -9,6 +9,7 @@ unprivileged user, as `hermes` does in production.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -287,3 +288,17 @@ def rig_for(world_tmp: Path, home: Home, *, booted: bool = False, **extra_env: s
 def types(history: list[dict]) -> list[tuple]:
     """(type, actor, reason) of each event: what a test compares."""
     return [(row["type"], row["actor"], row["reason"]) for row in history]
+
+
+def full_pipe() -> tuple[int, int]:
+    """A pipe whose 64 KiB are already taken, left blocking for the writer: a log that stopped reading."""
+    read_end, write_end = os.pipe()
+    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags)
+    return read_end, write_end

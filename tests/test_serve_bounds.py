@@ -9,6 +9,7 @@ did not stop the server within 5 s.
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import socket
@@ -91,3 +92,39 @@ def test_held_partial_requests_cost_no_thread_and_metrics_is_still_answered(migr
             sock.close()
         server.stop()
     assert "Traceback" not in server.stderr()
+
+
+def test_a_log_that_stops_reading_never_stops_the_server(migrated_home):
+    """In the container its lines go to the container's output; a full pipe there held its first line."""
+    import subprocess
+    import urllib.request
+
+    from conftest import HERMES
+    from projector_support import full_pipe, wait_for
+    from serve_support import free_port
+
+    read_end, write_end = full_pipe()
+    port = free_port()
+    user = migrated_home.user
+    kwargs = {} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    process = subprocess.Popen([str(HERMES), "serve", "--listen", f"127.0.0.1:{port}"], env=migrated_home.env(),
+                               stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, **kwargs)
+    os.close(write_end)
+    try:
+        def metrics():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+                    return reply.status
+            except OSError:
+                return None
+
+        assert wait_for(metrics, 15, "/metrics answered with the server's log full") == 200
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - stopping < 2
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(read_end)

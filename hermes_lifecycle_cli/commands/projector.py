@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from .. import output
+from .. import daemon_output, output
 from .common import settings
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def boot(args: argparse.Namespace) -> int:
 def watch(args: argparse.Namespace) -> int:
     from hermes_lifecycle.projector.watch import WatchOptions, watch as run_watch
 
+    daemon_output.install()  # a log that stops reading must not stop the daemon (docs/reliability.md)
     config = settings().for_projector()
     options = WatchOptions.from_settings(config, poll_only=args.poll_only)
     return run_watch(config, options, report=json_reporter(sys.stdout), warn=output.say)
@@ -43,6 +44,7 @@ def up(args: argparse.Namespace) -> int:
     from hermes_lifecycle.projector.up import up as run_up
     from hermes_lifecycle.projector.watch import WatchOptions
 
+    daemon_output.install()
     config = settings().for_projector()
     out = sys.stdout
 

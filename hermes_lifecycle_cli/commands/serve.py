@@ -31,7 +31,7 @@ from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import open_store
 from hermes_lifecycle.vocabulary import format_time
 
-from .. import operators_metrics, operators_page
+from .. import daemon_output, operators_metrics, operators_page
 from ..bounded_http import BoundedHTTPServer
 from .common import settings as settings_from_env
 
@@ -197,6 +197,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"hermes-state: {answer.problem}", file=sys.stderr)
         return EXIT_FOR_STATUS.get(answer.status, 1)
 
+    daemon_output.install()  # its lines must never hold it (docs/reliability.md)
     host, port = parse_listen(args.listen)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
