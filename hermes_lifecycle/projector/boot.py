@@ -23,6 +23,7 @@ on nothing and exits 5, as for any store it cannot read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from typing import Callable
@@ -34,6 +35,7 @@ from ..settings import Settings
 from ..store import EventStore, open_store
 from . import plan as planning
 from . import snapshot as snapshots
+from .claim import Claim, take as claim_volume
 from .dropped import run_writing_steps, write_boot_log
 from .plan import ActionKind
 from .reconcile import Applied, PassReport, Reconciler
@@ -93,8 +95,19 @@ def boot(
     *,
     report: Callable[[PassReport], None],
     warn: Callable[[str], None],
+    claim: Claim | None = None,
 ) -> int:
-    """The boot pass: 0, or 1 when an action failed; ``report`` gets the pass, ``warn`` each line for stderr."""
+    """The boot pass: 0, or 1 when an action failed; ``report`` gets the pass, ``warn`` each line for stderr.
+
+    ``claim``: the volume's, held by the caller (``up``); without one, boot takes it first (its
+    container's, from the keeper) and holds it to the end: another live projector on the volume
+    is VolumeClaimed, exit 4, before anything is recorded or started."""
+    ScanDir(settings.scandir, container=settings.in_container).ensure()
+    with claim_volume(settings) if claim is None else contextlib.nullcontext(claim):
+        return _boot_claimed(settings, report, warn)
+
+
+def _boot_claimed(settings: Settings, report: Callable[[PassReport], None], warn: Callable[[str], None]) -> int:
     boot_id = str(uuid.uuid4())
     log = BootLog(boot_id)
     log.add(f"start: store {settings.store_location}, scan directory {settings.scandir}")

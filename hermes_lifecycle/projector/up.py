@@ -41,6 +41,7 @@ from typing import Callable
 from ..errors import HermesError
 from ..settings import Settings
 from .boot import boot
+from .claim import Claim, take as claim_volume
 from .reconcile import PassReport
 from .s6 import S6, NotSupervised, S6Error, S6Timeout, ServiceStatus
 from .slots import KILL_AFTER_MS, ScanDir
@@ -266,6 +267,12 @@ def up(
     s6 = S6()
     scandir = ScanDir(settings.scandir, container=settings.in_container)
     scandir.ensure()
+    with claim_volume(settings) as claim:  # before anything is touched: one live projector per volume
+        return _up_claimed(settings, options, claim, s6, scandir, report=report, say=say, warn=warn)
+
+
+def _up_claimed(settings: Settings, options: WatchOptions, claim: Claim, s6: S6, scandir: ScanDir, *,
+                report: Callable[[PassReport], None], say: Callable[[str], None], warn: Callable[[str], None]) -> int:
     process = None
     if s6.scanner_running(scandir.path):
         say(f"s6-svscan already runs on {scandir.path}: using it (it stays up after this command)")
@@ -279,7 +286,7 @@ def up(
     monitor = ScannerMonitor(process, scandir, s6, watcher.stop)
     monitor.start()
     try:
-        status = boot(settings, report=report, warn=warn)
+        status = boot(settings, report=report, warn=warn, claim=claim)
         if status == 0 and not monitor.gone.is_set():
             say(f"boot done; watching {settings.store_location} (Ctrl-C stops)")
             status = _watch(watcher)

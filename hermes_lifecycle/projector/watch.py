@@ -35,6 +35,7 @@ from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
 from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed
+from .claim import take as claim_volume
 from .reconcile import PassReport, Reconciler
 
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
@@ -219,11 +220,13 @@ def watch(
     report: Callable[[PassReport], None],
     warn: Callable[[str], None],
 ) -> int:
-    """Run until SIGTERM or SIGINT; clean exit 0."""
-    watcher = Watcher(settings, options, report=report, warn=warn)
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return watcher.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    """Run until SIGTERM or SIGINT; clean exit 0. The volume's claim is taken first and held for the
+    daemon's life (its container's, from the keeper): another live projector on it is VolumeClaimed."""
+    with claim_volume(settings):
+        watcher = Watcher(settings, options, report=report, warn=warn)
+        previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return watcher.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

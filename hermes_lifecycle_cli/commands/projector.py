@@ -25,6 +25,18 @@ if TYPE_CHECKING:
 _PLAIN = re.compile(r"[A-Za-z0-9_.:/@+=-]{1,80}")
 
 
+def claim(args: argparse.Namespace) -> int:
+    from hermes_lifecycle.projector.claim import keep, take
+    from hermes_lifecycle.projector.slots import ScanDir
+
+    config = settings().for_projector()
+    ScanDir(config.scandir, container=config.in_container).ensure()
+    with take(config) as held:
+        if not held.kept:  # taken now: a keeper holds it from here (silent, as a start step that went well)
+            keep(held, config)
+    return 0
+
+
 def boot(args: argparse.Namespace) -> int:
     from hermes_lifecycle.projector.boot import boot as run_boot
 
