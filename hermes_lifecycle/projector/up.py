@@ -45,7 +45,7 @@ from .claim import Claim, take as claim_volume
 from .reconcile import PassReport
 from .s6 import S6, NotSupervised, S6Error, S6Timeout, ServiceStatus
 from .slots import KILL_AFTER_MS, ScanDir
-from .watch import Watcher, WatchOptions
+from .watch import Watcher, WatchOptions, run_in_foreground
 
 SCANNER_START_TIMEOUT = 5.0
 # s6-svscan -t waits for every supervisor, which waits for its finish (5 s at most).
@@ -289,23 +289,13 @@ def _up_claimed(settings: Settings, options: WatchOptions, claim: Claim, s6: S6,
         status = boot(settings, report=report, warn=warn, claim=claim)
         if status == 0 and not monitor.gone.is_set():
             say(f"boot done; watching {settings.store_location} (Ctrl-C stops)")
-            status = _watch(watcher)
+            status = run_in_foreground(watcher)
     except BaseException:
         monitor.stop()
         _shut_down(process, monitor, scandir, s6, say, warn)
         raise
     monitor.stop()
     return _shut_down(process, monitor, scandir, s6, say, warn) or status
-
-
-def _watch(watcher: Watcher) -> int:
-    """The watch loop in the foreground; SIGTERM and SIGINT end it (as `hermes-state watch`)."""
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return watcher.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _shut_down(process: subprocess.Popen | None, monitor: ScannerMonitor, scandir: ScanDir, s6: S6,

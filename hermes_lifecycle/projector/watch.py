@@ -223,10 +223,14 @@ def watch(
     """Run until SIGTERM or SIGINT; clean exit 0. The volume's claim is taken first and held for the
     daemon's life (its container's, from the keeper): another live projector on it is VolumeClaimed."""
     with claim_volume(settings):
-        watcher = Watcher(settings, options, report=report, warn=warn)
-        previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            return watcher.run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        return run_in_foreground(Watcher(settings, options, report=report, warn=warn))
+
+
+def run_in_foreground(watcher: Watcher) -> int:
+    """The watch loop until SIGTERM or SIGINT (`watch`, and `up` after its boot)."""
+    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return watcher.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
