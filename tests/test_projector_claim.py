@@ -35,6 +35,7 @@ def test_a_second_projector_on_a_live_volume_is_refused_before_it_records_or_act
     wait_for(lambda: rig.history("alice")[-1]["pid"] == pid, 10, "alice's run recorded")
     boot_id = (rig.scandir / ".boot-id").read_text()
     log = rig.history("alice") + rig.history("default")
+    boot_log = (rig.home.path / "logs" / "container-boot.log").read_text()
 
     second = rig.hermes("watch", timeout=30)
     assert second.returncode == 4 and second.stdout == ""
@@ -47,6 +48,7 @@ def test_a_second_projector_on_a_live_volume_is_refused_before_it_records_or_act
 
     assert (rig.scandir / ".boot-id").read_text() == boot_id
     assert rig.history("alice") + rig.history("default") == log
+    assert (rig.home.path / "logs" / "container-boot.log").read_text() == boot_log  # the volume is the other's
     assert rig.running_pid("alice") == pid
     assert rig.stop_watch(watch) == 0
     # Released with the daemon: the next one claims the volume.
