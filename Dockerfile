@@ -115,6 +115,11 @@ RUN groupadd --gid 10000 hermes \
 # The start steps, cont-finish.d, the s6-rc services, the privilege drop.
 COPY docker/rootfs/ /
 
+# s6-svc for anyone but root is an intent in the event log, never a command to
+# s6 (usr/local/libexec/hermes-state/s6-svc): hermes-agent's own lifecycle
+# commands call /command/s6-svc by that path.
+RUN ln -sfn /usr/local/libexec/hermes-state/s6-svc /command/s6-svc
+
 # The scan directory is spelled out rather than left to the s6-overlay
 # detection, so the hooks and the CLI, which run as hermes, find it even
 # where that user could not see /run/s6.

@@ -44,6 +44,8 @@ ITEMS = {
     "hooks": ("hooks_compare.py", [], ["--runs", "5"]),
     "latency": ("projector_latency.py", ["--starts", "60", "--poll-starts", "5"], ["--starts", "10", "--poll-starts", "2"]),
     "memory": ("watch_memory.py", [], []),
+    "reader": ("gateway_reader.py", [], ["--rounds", "2"]),
+    "reader-under-load": ("gateway_reader.py", ["--under-load"], ["--under-load", "--rounds", "2"]),
     # PostgreSQL (a private server, tests/pg_cluster.py) beside SQLite, quiet and beside stress-ng.
     "fleet": ("fleet.py", [], ["--rounds", "1", "--seconds", "1", "--hook-runs", "3"]),
     "fleet-under-load": ("fleet.py", ["--under-load"], ["--under-load", "--rounds", "1", "--seconds", "1",

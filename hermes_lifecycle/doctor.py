@@ -8,8 +8,10 @@ Errors (corruption, a broken chain, projection not equal to the fold, a
 schema mismatch) make the store unhealthy; warnings are reported and leave
 it healthy. Last, the profile directories are compared with the log
 (``profiles.py``: a delete killed after its commit, a directory moved away
-by hand or by an older delete that never committed): a disagreement is a
-warning, since the store itself is sound.
+by hand or by an older delete that never committed; in a fleet, this host's
+profiles only): a disagreement is a warning, since the store itself is
+sound. A fleet host's spool is looked at too (by name only): kept starts
+and exits not in the log yet, and files set aside, are warnings.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .settings import Settings
 from .store import backend_for, open_store
 from .store.log import state_from_row
 from .store.recorder import batches
+from .volume import VolumeRefused, open_directory, owners_for
 
 Progress = Callable[[int], Callable[[int], None]]  # total -> advance(n)
 
@@ -36,6 +39,7 @@ def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_
     """Run every check on the store ``settings`` name; never raises for a store problem."""
     report = Report(settings.store_location)
     if not backend_for(settings).diagnose(settings, report, expected_owner=expected_owner):
+        check_spool(report, settings)
         return report
     try:
         with open_store(settings, readonly=True) as store, store.recorder.transaction(write=False) as tx:
@@ -44,27 +48,107 @@ def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_
     except HermesError as error:
         report.add("database", ERROR, str(error))
         return report
-    check_directories(report, settings, states)
+    check_directories(report, settings, _this_hosts(report, settings, states))
+    check_spool(report, settings)
     return report
+
+
+def _this_hosts(report: Report, settings: Settings, states: list[ProfileState]) -> list[ProfileState]:
+    """The profiles whose directories are on this volume: every one on a SQLite file; in a fleet, this
+    host's (another host's profiles live on its own volume, docs/fleet.md)."""
+    if not settings.fleet:
+        return states
+    try:
+        here = settings.host_id(create=False)
+    except HermesError as error:
+        report.add("profile directories", WARNING, f"not checked: this host's profiles are unknown ({error})")
+        return []
+    return [state for state in states if state.host == here]
+
+
+def check_spool(report: Report, settings: Settings) -> None:
+    """A fleet host's kept starts and exits not in the log yet, and files set aside (docs/fleet.md,
+    Outages): counted by name only, so root reads none of the gateway user's files."""
+    if not settings.fleet:
+        return
+    from . import spool
+
+    try:
+        held = spool.pending(settings)
+    except HermesError as error:
+        report.add("spool", WARNING, f"cannot look at {settings.spool_dir}: {error}")
+        return
+    problems = []
+    if held.names:
+        seen = spool.observed_time(held.oldest_ns) if held.oldest_ns is not None else "?"
+        problems.append(f"{len(held.names)} start(s) and exit(s) kept in {settings.spool_dir} are not in the log "
+                        f"yet (the oldest seen {seen}): appended at this host's next write, or by its watch daemon "
+                        "once the database answers")
+    if held.refused:
+        problems.append(f"{held.refused} file(s) set aside in {settings.spool_dir}/{spool.REFUSED}/, never appended: "
+                        "look at them")
+    if problems:
+        report.add("spool", WARNING, "; ".join(problems))
+    else:
+        report.add("spool", OK, f"nothing kept in {settings.spool_dir}")
 
 
 def check_directories(report: Report, settings: Settings, states: list[ProfileState]) -> None:
     """Each profile's directory where the log says it is: in place while live, in ``.deleted/``
-    once deleted. Only names and ``lstat``: nothing under the volume is opened or followed."""
+    once deleted. Only names and ``lstat``, relative to ``profiles/`` opened as the volume's
+    directories are: nothing under it is opened or followed."""
     profiles = settings.profiles_dir
     try:
-        trash = os.listdir(profiles / DELETED_DIR)
+        directory = _profiles_directory(settings)
+    except (OSError, VolumeRefused) as error:
+        report.add("profile directories", WARNING,
+                   f"cannot open {profiles}: {error.strerror if isinstance(error, OSError) else error}")
+        return
+    try:
+        _compare_directories(report, profiles, directory, states)
+    finally:
+        if directory is not None:
+            os.close(directory)
+
+
+def _profiles_directory(settings: Settings) -> int | None:
+    """A descriptor on ``profiles/`` (None: there is none yet); as root, reached as every directory
+    on the volume is (``volume.open_directory``: never through a link)."""
+    owners = owners_for(settings.gateway_user)
+    try:
+        if owners is None:
+            return os.open(settings.profiles_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return open_directory(settings.home_dir, "profiles", owners)
     except FileNotFoundError:
-        trash = []
+        return None
+
+
+def _trash(directory: int | None) -> list[str]:
+    """The names in ``profiles/.deleted`` (never through a link); empty when there is none."""
+    if directory is None:
+        return []
+    try:
+        trash = os.open(DELETED_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    except FileNotFoundError:
+        return []
+    try:
+        return os.listdir(trash)
+    finally:
+        os.close(trash)
+
+
+def _compare_directories(report: Report, profiles, directory: int | None, states: list[ProfileState]) -> None:
+    try:
+        trash = _trash(directory)
     except OSError as error:
         report.add("profile directories", WARNING, f"cannot list {profiles / DELETED_DIR}: {error.strerror}")
         return
     problems = []
-    for state in sorted(states, key=lambda s: s.profile):
+    for state in sorted(states, key=lambda s: repr(s.profile)):
         name = state.profile
-        if name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
+        if not isinstance(name, str) or name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
             continue  # the default profile is the home itself; a bad name is the fold's finding
-        in_place = os.path.lexists(profiles / name)
+        in_place = directory is not None and _exists(name, directory)
         if state.deleted and in_place:
             problems.append(
                 f"{name} is deleted (position {state.last_position}) but {profiles / name} is still in place: "
@@ -84,6 +168,15 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
         report.add("profile directories", WARNING, "; ".join(problems))
     else:
         report.add("profile directories", OK, "every profile's directory is where the log says")
+
+
+def _exists(name: str, directory: int) -> bool:
+    """Like ``os.path.lexists``, relative to ``directory``."""
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _check_chain_and_projection(report: Report, tx, progress_factory: Progress | None) -> None:
@@ -115,9 +208,11 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
         report.add("fold", ERROR, f"the log breaks the stream rules at {refused}")
         return
     stored = {row["profile"]: state_from_row(row) for row in tx.state_rows(include_deleted=True)}
-    differing = sorted(name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name))
+    # A name that is not text (a BLOB written behind the store's back) sorts and shows by its repr.
+    differing = sorted((name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name)), key=repr)
     if differing:
-        shown = ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "")
+        shown = ", ".join(n if isinstance(n, str) else repr(n) for n in differing[:10]) + (
+            " ..." if len(differing) > 10 else "")
         report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
     else:
         report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")

@@ -43,6 +43,10 @@ class ProfileExists(Conflict):
     pass
 
 
+class NotThisHost(Conflict):
+    """In a fleet, a gateway's start or exit recorded for a profile of another host (docs/fleet.md)."""
+
+
 class StoreUnavailable(HermesError):
     """The store cannot be used: locked, read-only, full, corrupt, wrong schema, missing."""
 

@@ -30,6 +30,13 @@ ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
     ("stopped", "supervisor"): frozenset({None, "down"}),
     ("deleted", "cli"): frozenset({"down"}),
     ("deleted", "api"): frozenset({"down"}),
+    # hermes-agent's own commands, as they reach the log (docs/hermes-agent.md): intents like cli's.
+    ("created", "hermes-agent"): frozenset({"down"}),
+    ("started", "hermes-agent"): frozenset({"up"}),
+    ("stopped", "hermes-agent"): frozenset({"down"}),
+    ("deleted", "hermes-agent"): frozenset({"down"}),
+    # What a gateway says of itself: an observation, never an intent, never the end of a run.
+    ("reported", "gateway"): frozenset({None}),
 }
 
 
@@ -43,6 +50,8 @@ def check_shape(event: Event) -> None:
         raise BadInput(f"{event.actor} {event.type!r} events carry desired {shown}, not {event.desired or 'none'}")
     if event.type == "stopped" and event.actor == "supervisor" and event.desired == "down" and not event.reason:
         raise BadInput("a supervisor stop that holds a gateway down needs a reason")
+    if event.type == "reported" and not event.reason:
+        raise BadInput("a gateway's report needs a reason: the transition it reports")
 
 
 def apply(state: ProfileState | None, event: Event) -> ProfileState:
@@ -79,6 +88,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             # A name's crashes are counted over all its lives, as `history` shows them.
             crashes=state.crashes if state is not None else 0,
             last_crash_position=state.last_crash_position if state is not None else None,
+            last_report_position=state.last_report_position if state is not None else None,
         )
 
     if state is None:
@@ -111,6 +121,8 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
 
     if event.type == "crashed":
         changes.update(crashes=state.crashes + 1, last_crash_position=event.position)
+    if event.type == "reported":
+        changes["last_report_position"] = event.position
     if event.type == "deleted":
         # Deleting a profile ends its run: the projector removes the slot, and
         # finish records nothing for a deleted profile (docs/design.md section 2).

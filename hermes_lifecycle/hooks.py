@@ -42,11 +42,12 @@ def _open(settings: Settings) -> EventStore:
     return open_store(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
 
 
-def record_start(settings: Settings, name: str, pid: int) -> Event:
+def record_start(settings: Settings, name: str, pid: int, *, key: str | None = None) -> Event:
     """Append the supervisor's ``started`` for ``pid``.
 
     Raises NotFound / ProfileDeleted when there is no live profile to start
     (the caller then starts no gateway), StoreUnavailable when the store fails.
+    ``key``: the event's idempotency key (a fleet host's, kept with the start if it must be spooled).
     """
     validate_name(name)
     with _open(settings) as store, store.writing() as tx:
@@ -57,9 +58,23 @@ def record_start(settings: Settings, name: str, pid: int) -> Event:
             raise ProfileDeleted(f"profile {name!r} was deleted: no gateway started")
         # The supervisor (this process's parent: s6-supervise, as `run` execs) lets a later exit
         # tell whether this run is the one that ended (record_exit, _exit_of_an_earlier_life).
-        return tx.append(
-            NewEvent(profile=name, type="started", actor="supervisor", pid=pid, data={"supervisor": os.getppid()})
-        )
+        return tx.append(_supervisor_start(name, pid, os.getppid(), key))
+
+
+def replay_start(tx, fact) -> Event | None:
+    """A start the ``run`` hook kept in the spool (``spool.KeptStart``), appended inside ``tx`` at the
+    time and in the boot it was seen. Nothing when the profile is deleted or unknown now: that life is
+    over, and its exit is recorded nowhere either (docs/design.md section 2, rule 1)."""
+    state = tx.state(fact.profile)
+    if state is None or not state.live:
+        return None
+    event = _supervisor_start(fact.profile, fact.pid, fact.supervisor, fact.key, spooled=True)
+    return tx.append(event, observed=(fact.observed_at, fact.boot_id))
+
+
+def _supervisor_start(name: str, pid: int, supervisor: int, key: str | None, **data: object) -> NewEvent:
+    return NewEvent(profile=name, type="started", actor="supervisor", pid=pid,
+                    data={"supervisor": supervisor, **data}, idempotency_key=key)
 
 
 def record_exit(

@@ -41,6 +41,8 @@ class ProfileState:
     # Every crash of the name, all lives: history's summary reads one row, not the crash index.
     crashes: int = 0
     last_crash_position: int | None = None  # the newest crash by position (a clock set back cannot reorder)
+    # The newest report the gateway made of itself (migration 0006): the page and /metrics read its row.
+    last_report_position: int | None = None
 
     @property
     def live(self) -> bool:

@@ -1,18 +1,24 @@
-"""A fleet host's spool: gateway exits seen while the shared database was unavailable.
+"""A fleet host's spool: gateway starts and exits seen while the shared database was unavailable.
 
-``record-exit`` on a fleet host (``HERMES_STATE_URL`` set) that cannot append
-keeps the exit here, one file per exit, written and fsync'd (file and
-directory) before the hook exits; ``replay`` appends the kept exits, oldest
-first, before the host's next write transaction (``EventStore.before_write``,
-set by ``open_store`` on a fleet host only). Each exit carries an idempotency
-key chosen before the first attempt, so an append whose commit was lost, or a
-replay that stopped between its commit and the unlink, is never appended twice.
-docs/fleet.md, "Outages", has the reasoning; SQLite hosts never come here.
+``record-start`` and ``record-exit`` on a fleet host (``HERMES_STATE_URL`` set)
+that cannot append keep the fact here, one file each, written and fsync'd (file
+and directory) before the hook goes on; ``replay`` appends the kept facts,
+oldest first, before the gateway user's next write transaction
+(``EventStore.before_write``, set by ``open_store`` on a fleet host only), and
+when root's watch daemon asks that user to (``projector/dropped.py``). Each
+fact carries an idempotency key chosen before the first attempt, so an append
+whose commit was lost, or a replay that stopped between its commit and the
+unlink, is never appended twice. docs/fleet.md, "Outages", has the reasoning;
+SQLite hosts never come here.
 
-The files are written by the gateway user and read by whoever writes next
-(root among them): every field is checked, symlinks are refused, sizes are
-bounded, and a file that fails is set aside under ``refused/`` with one line
-on stderr, never dropped and never in the way of the files after it.
+The files are the gateway user's. Root never reads one, nor writes or moves
+one: its own writes replay nothing, and its daemon has a child dropped to
+that user replay them; root only counts their names (``pending``), through
+directories opened without following a link. The user's own replay checks
+every field, refuses symlinks and special files, bounds sizes, and sets a
+file that fails aside under ``refused/`` (a directory of its own, never a
+link) with one line on stderr: never dropped and never in the way of the
+files after it.
 
 Kept light (the hooks import it): os, re and json only.
 """
@@ -23,6 +29,7 @@ import errno
 import json
 import os
 import re
+import stat
 import sys
 from typing import TYPE_CHECKING, Callable
 
@@ -36,18 +43,28 @@ if TYPE_CHECKING:
     from .store import EventStore
 
 FORMAT = 1
-SUFFIX = ".exit"
+EXIT, START = "exit", "start"  # the kinds of kept fact: the file name's suffix, the key's prefix
 REFUSED = "refused"  # where a file that cannot be replayed is set aside, under the spool
-MAX_FILE_BYTES = 4096  # a kept exit is about 300 bytes
-# The spool's bound: past it an exit is not kept (one line, exit 5). The hooks' own breaker
+MAX_FILE_BYTES = 4096  # a kept fact is about 300 bytes
+# The spool's bound: past it a fact is not kept (one line, exit 5). The hooks' own breaker
 # (``recent_exits``) holds a looping gateway down long before a host gets near it.
 MAX_FILES = 1000
 MAX_PID = 4194304  # Linux's pid_max ceiling
-_NAME = re.compile(r"([0-9]{19})\.([a-z0-9][a-z0-9_-]{0,63})\.([0-9a-f]{16})" + re.escape(SUFFIX))
-_KEY = re.compile(r"exit:[0-9a-f]{32}")
+# How far a kept fact's time may be from the clock that reads it (in the future) and from
+# when its file was written (either way): a hook writes the file within seconds of the fact.
+SKEW_SECONDS = 300
+# A dot-name older than this is a write that never finished (its hook was killed, or failed
+# between the create and the rename): nobody was told it was kept, so the replay removes it.
+STALE_TEMPORARY_SECONDS = 60
+_NAME = re.compile(r"([0-9]{19})\.([a-z0-9][a-z0-9_-]{0,63})\.([0-9a-f]{16})\.(exit|start)")
+_TEMPORARY = re.compile(r"\.[0-9]{19}\.[a-z0-9][a-z0-9_-]{0,63}\.[0-9a-f]{16}\.(exit|start)\.tmp")
+_KEY = {EXIT: re.compile(r"exit:[0-9a-f]{32}"), START: re.compile(r"start:[0-9a-f]{32}")}
 _S6_NUMBER = re.compile(r"[0-9]{1,3}")
-_FIELDS = {"format", "profile", "exit_code", "signal", "wantedup", "observed_at", "boot_id", "supervisor",
-           "host", "key"}
+_FIELDS = {
+    EXIT: {"format", "profile", "exit_code", "signal", "wantedup", "observed_at", "boot_id", "supervisor", "host",
+           "key"},
+    START: {"format", "profile", "pid", "observed_at", "boot_id", "supervisor", "host", "key"},
+}
 
 
 @record
@@ -63,14 +80,29 @@ class KeptExit:
     supervisor: int  # the s6-supervise that ran finish: tells an earlier life's exit (hooks)
     host: str
     key: str  # the first event's idempotency key
+    kind = EXIT
 
 
-def new_key() -> str:
-    return "exit:" + os.urandom(16).hex()
+@record
+class KeptStart:
+    """A start as the ``run`` hook saw it just before it exec'd the gateway (the pid is the gateway's)."""
+
+    profile: str
+    pid: int
+    observed_at: str
+    boot_id: str | None
+    supervisor: int  # the s6-supervise that ran run: the supervisor's `started` carries it
+    host: str
+    key: str
+    kind = START
+
+
+def new_key(kind: str = EXIT) -> str:
+    return f"{kind}:{os.urandom(16).hex()}"
 
 
 class Refused(Exception):
-    """A spool file that is not a kept exit this host can replay: the reason is its message."""
+    """A spool file that is not a kept fact this host can replay: the reason is its message."""
 
 
 def _open_dir(path: str, create: bool) -> int | None:
@@ -104,14 +136,17 @@ def recent_exits(settings: "Settings", profile: str, since_ns: int) -> int:
     count = 0
     for name in names:
         match = _NAME.fullmatch(name)
-        if match and match.group(2) == profile and int(match.group(1)) >= since_ns:
+        if match and match.group(4) == EXIT and match.group(2) == profile and int(match.group(1)) >= since_ns:
             count += 1
     return count
 
 
-def keep(settings: "Settings", fact: KeptExit, now_ns: int) -> str:
+def keep(settings: "Settings", fact: KeptExit | KeptStart, now_ns: int) -> str:
     """Write ``fact`` durably (file, then directory, fsync'd); its path. StoreUnavailable when it cannot be."""
     path = settings.spool_dir
+    if os.geteuid() == 0:
+        # The spool is the gateway user's: root writes nothing there (it would follow the user's links).
+        raise StoreUnavailable(f"root keeps nothing in the spool {path}: the hooks run as the gateway user")
     try:
         directory = _open_dir(path, create=True)
     except OSError as error:
@@ -120,28 +155,43 @@ def keep(settings: "Settings", fact: KeptExit, now_ns: int) -> str:
     try:
         if len(os.listdir(directory)) >= MAX_FILES:
             raise StoreUnavailable(f"the spool {path} holds {MAX_FILES} files already")
-        name = f"{now_ns:019d}.{fact.profile}.{os.urandom(8).hex()}{SUFFIX}"
+        name = f"{now_ns:019d}.{fact.profile}.{os.urandom(8).hex()}.{fact.kind}"
         text = json.dumps({"format": FORMAT, **fact._asdict()}, sort_keys=True) + "\n"
         temporary = f".{name}.tmp"  # a dot name: replay never reads a file still being written
+        written = False
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=directory)
             try:
-                os.write(fd, text.encode("ascii"))
+                data = memoryview(text.encode("ascii"))
+                while data:
+                    data = data[os.write(fd, data):]
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+            written = True
             os.fsync(directory)
         except OSError as error:
+            if not written:
+                # A full disk fails the write after the create: no half-written name may linger
+                # (nor count towards the bound).
+                _remove(directory, temporary)
             raise StoreUnavailable(f"cannot write to the spool {path}: {error.strerror}") from None
         return os.path.join(path, name)
     finally:
         os.close(directory)
 
 
-def _read(directory: int, name: str, profile: str, host: str) -> KeptExit | None:
-    """The kept exit in ``name``, every field checked; None when it is gone (replayed by another writer)."""
+def _remove(directory: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=directory)
+    except OSError:
+        pass  # gone already, or nothing more can be done: the replay sweeps stale dot-names
+
+
+def _read(directory: int, name: str, match: re.Match, host: str, now_ns: int) -> KeptExit | KeptStart | None:
+    """The kept fact in ``name``, every field checked; None when it is gone (replayed by another writer)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
     except FileNotFoundError:
@@ -150,8 +200,6 @@ def _read(directory: int, name: str, profile: str, host: str) -> KeptExit | None
         # ELOOP: a symbolic link, which this code never writes.
         raise Refused("a symbolic link" if error.errno == errno.ELOOP else f"cannot be read: {error.strerror}") from None
     try:
-        import stat
-
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise Refused("not a regular file")
@@ -164,14 +212,16 @@ def _read(directory: int, name: str, profile: str, host: str) -> KeptExit | None
         raise Refused(f"larger than {MAX_FILE_BYTES} bytes")
     try:
         value = json.loads(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        raise Refused("not a kept exit (not ASCII JSON)") from None
-    return _checked(value, profile, host)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Refused("not a kept fact (not ASCII JSON)") from None
+    fact = _checked(value, match.group(4), match.group(2), host)
+    _plausible(fact.observed_at, int(match.group(1)), info.st_mtime_ns, now_ns)
+    return fact
 
 
-def _checked(value: object, profile: str, host: str) -> KeptExit:
-    if not isinstance(value, dict) or set(value) != _FIELDS:
-        raise Refused("not a kept exit (unexpected fields)")
+def _checked(value: object, kind: str, profile: str, host: str) -> KeptExit | KeptStart:
+    if not isinstance(value, dict) or set(value) != _FIELDS[kind]:
+        raise Refused(f"not a kept {kind} (unexpected fields)")
     if value["format"] != FORMAT or isinstance(value["format"], bool):
         raise Refused(f"format {str(value['format'])[:20]!r}, not {FORMAT}")
     if value["profile"] != profile:
@@ -184,21 +234,44 @@ def _checked(value: object, profile: str, host: str) -> KeptExit:
         if not isinstance(item, str) or not pattern.fullmatch(item):
             raise Refused(f"invalid {field}")
 
+    def pid(field: str) -> None:
+        item = value[field]
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_PID:
+            raise Refused(f"invalid {field} pid")
+
     text("profile", NAME_PATTERN)
-    text("exit_code", _S6_NUMBER)
-    text("signal", _S6_NUMBER)
-    if value["wantedup"] not in ("true", "false", ""):
-        raise Refused("invalid wantedup")
     text("observed_at", TIME_FORMAT)
     text("boot_id", BOOT_ID_PATTERN, optional=True)
-    text("key", _KEY)
-    supervisor = value["supervisor"]
-    if isinstance(supervisor, bool) or not isinstance(supervisor, int) or not 1 <= supervisor <= MAX_PID:
-        raise Refused("invalid supervisor pid")
+    text("key", _KEY[kind])
+    pid("supervisor")
+    if kind == EXIT:
+        text("exit_code", _S6_NUMBER)
+        text("signal", _S6_NUMBER)
+        if value["wantedup"] not in ("true", "false", ""):
+            raise Refused("invalid wantedup")
+    else:
+        pid("pid")
     if value["host"] != host:
         raise Refused("kept by another host")
     del value["format"]
-    return KeptExit(**value)
+    return KeptExit(**value) if kind == EXIT else KeptStart(**value)
+
+
+def _plausible(observed_at: str, name_ns: int, written_ns: int, now_ns: int) -> None:
+    """The fact's time is the one its name was made from, not in the future, and close to when its
+    file was written: a hook writes the file within seconds of what it saw (``SKEW_SECONDS``)."""
+    import calendar
+    import time
+
+    seconds = calendar.timegm(time.strptime(observed_at[:19], "%Y-%m-%dT%H:%M:%S"))
+    observed_ns = seconds * 1_000_000_000 + int(observed_at[20:23]) * 1_000_000
+    if observed_ns != name_ns // 1_000_000 * 1_000_000:
+        raise Refused(f"its time {observed_at} is not the one its name says")
+    skew = SKEW_SECONDS * 1_000_000_000
+    if observed_ns > now_ns + skew:
+        raise Refused(f"its time {observed_at} is in the future")
+    if abs(written_ns - observed_ns) > skew:
+        raise Refused(f"its time {observed_at} is over {SKEW_SECONDS} s from when the file was written")
 
 
 def _say(line: str) -> None:
@@ -206,12 +279,17 @@ def _say(line: str) -> None:
 
 
 def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None] = _say) -> int:
-    """Append the kept exits, oldest first, each in its own transaction; how many were appended.
+    """Append the kept facts, oldest first, each in its own transaction; how many were appended.
 
     Cheap when there is nothing: one directory lookup. StoreUnavailable stops it (the
     caller's own write would fail the same way; the files stay, in order). A file that
     cannot be replayed, or that the store refuses, is set aside with one line.
+    As root it does nothing: the files are the gateway user's, and root's rare writes on a
+    fleet host leave them to that user's next write or to the watch daemon's request
+    (``projector/dropped.py``, docs/fleet.md).
     """
+    if os.geteuid() == 0:
+        return 0
     path = settings.spool_dir
     try:
         directory = _open_dir(path, create=False)
@@ -221,11 +299,16 @@ def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None]
         return 0
     appended = 0
     try:
-        names = sorted(name for name in os.listdir(directory) if not name.startswith(".") and name != REFUSED)
+        import time
+
+        now_ns = time.time_ns()
+        entries = os.listdir(directory)
+        _sweep_temporaries(directory, [name for name in entries if name.startswith(".")], now_ns)
+        names = sorted(name for name in entries if not name.startswith(".") and name != REFUSED)
         if not names:
             return 0
         from .exits import ObservedExit
-        from .hooks import decide_exit
+        from .hooks import decide_exit, replay_start
 
         policy = settings.crash_loop_policy()
         host = settings.host_id()
@@ -234,20 +317,24 @@ def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None]
             try:
                 if match is None:
                     raise Refused("not a spool file name")
-                fact = _read(directory, name, match.group(2), host)
+                fact = _read(directory, name, match, host, now_ns)
                 if fact is None:
                     continue
-                try:
-                    observed = ObservedExit.parse(fact.exit_code, fact.signal, fact.wantedup)
-                except HermesError as error:
-                    raise Refused(str(error)) from None
+                observed = None
+                if isinstance(fact, KeptExit):
+                    try:
+                        observed = ObservedExit.parse(fact.exit_code, fact.signal, fact.wantedup)
+                    except HermesError as error:
+                        raise Refused(str(error)) from None
                 try:
                     with store.writing() as tx:
                         if tx.has_key(fact.key):
                             pass  # appended already: the unlink after that commit did not happen
-                        else:
+                        elif observed is not None:
                             decide_exit(tx, fact.profile, observed, policy, now=fact.observed_at,
                                         boot_id=fact.boot_id, supervisor=fact.supervisor, key=fact.key, late=True)
+                            appended += 1
+                        elif replay_start(tx, fact) is not None:
                             appended += 1
                 except StoreUnavailable:
                     raise
@@ -266,20 +353,108 @@ def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None]
     return appended
 
 
+def _sweep_temporaries(directory: int, dot_names: list[str], now_ns: int) -> None:
+    """Remove this code's temporary names left by writes that never finished (never said `kept`)."""
+    for name in dot_names:
+        if not _TEMPORARY.fullmatch(name):
+            continue
+        try:
+            info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+        except OSError:
+            continue
+        if now_ns - info.st_mtime_ns > STALE_TEMPORARY_SECONDS * 1_000_000_000:
+            _remove(directory, name)
+
+
 def _set_aside(directory: int, path: str, name: str, reason: str, say: Callable[[str], None]) -> None:
     shown = name if name.isprintable() and len(name) <= 120 else repr(name[:120])
     try:
+        refused = _refused_directory(directory)
         try:
-            os.mkdir(REFUSED, 0o700, dir_fd=directory)
-        except FileExistsError:
-            pass
-        # rename moves a symbolic link itself, never what it points to.
-        os.rename(name, f"{REFUSED}/{name}", src_dir_fd=directory, dst_dir_fd=directory)
+            # rename moves a symbolic link itself, never what it points to; both ends are descriptors.
+            os.rename(name, name, src_dir_fd=directory, dst_dir_fd=refused)
+        finally:
+            os.close(refused)
     except OSError as error:
-        say(f"hermes-state: spool {path}: {shown} refused ({reason}) and cannot be set aside "
-            f"({error.strerror}): skipped")
+        why = {errno.ELOOP: f"{REFUSED}/ is a symbolic link", errno.ENOTDIR: f"{REFUSED}/ is not a directory",
+               errno.EPERM: f"{REFUSED}/ is not this user's"}.get(error.errno or 0, error.strerror)
+        say(f"hermes-state: spool {path}: {shown} refused ({reason}) and cannot be set aside ({why}): skipped")
         return
     say(f"hermes-state: spool {path}: {shown} refused ({reason}): set aside in {REFUSED}/")
+
+
+def _refused_directory(directory: int) -> int:
+    """``refused/`` under the spool: made when missing, opened without following a link, and this
+    user's own directory; an OSError otherwise (nothing is moved then)."""
+    try:
+        os.mkdir(REFUSED, 0o700, dir_fd=directory)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(REFUSED, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    except NotADirectoryError:
+        # O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a link too: say which it is.
+        if stat.S_ISLNK(os.stat(REFUSED, dir_fd=directory, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
+        raise
+    if os.fstat(fd).st_uid != os.geteuid():
+        os.close(fd)
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+    return fd
+
+
+@record
+class Pending:
+    """What the spool holds, by names only (root reads nothing else): kept facts not yet in the log,
+    the oldest one's time (nanoseconds, from its name), and the files set aside in ``refused/``."""
+
+    names: frozenset
+    oldest_ns: int | None
+    refused: int
+
+
+# Names looked at, at most (the spool holds at most MAX_FILES kept facts; anything past it is noise).
+_LISTED = 4 * MAX_FILES
+
+
+def pending(settings: "Settings") -> Pending:
+    """The spool's kept facts and set-aside files, counted by name through directories opened without
+    following a link (root's doctor and watch daemon ask; nothing is opened but directories).
+    StoreUnavailable (one line) when the spool cannot be looked at that way."""
+    from .projector.snapshot import NoSuchDirectory, volume_directory
+
+    try:
+        directory = volume_directory(settings, "state", "spool")
+    except NoSuchDirectory:
+        return Pending(frozenset(), None, 0)
+    try:
+        names = _bounded_names(directory)
+        try:
+            refused = os.open(REFUSED, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+        except FileNotFoundError:
+            refused_count = 0
+        except OSError as error:
+            raise StoreUnavailable(f"cannot look at {settings.spool_dir}/{REFUSED}: {error.strerror}") from None
+        else:
+            try:
+                refused_count = len(_bounded_names(refused))
+            finally:
+                os.close(refused)
+    finally:
+        os.close(directory)
+    kept = frozenset(name for name in names if _NAME.fullmatch(name))
+    oldest = min((int(name[:19]) for name in kept), default=None)
+    return Pending(kept, oldest, refused_count)
+
+
+def _bounded_names(directory: int) -> list[str]:
+    names = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            names.append(entry.name)
+            if len(names) >= _LISTED:
+                break
+    return names
 
 
 def observed_now() -> tuple[str, int]:
@@ -287,5 +462,12 @@ def observed_now() -> tuple[str, int]:
     import time
 
     now_ns = time.time_ns()
-    seconds, rest = divmod(now_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % (rest // 1_000_000), now_ns
+    return observed_time(now_ns), now_ns
+
+
+def observed_time(ns: int) -> str:
+    """A time in nanoseconds in the log's time format."""
+    import time
+
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % (rest // 1_000_000)

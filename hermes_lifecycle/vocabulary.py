@@ -10,8 +10,11 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-TYPES = ("created", "started", "crashed", "stopped", "deleted")
-ACTORS = ("cli", "supervisor", "boot", "import", "api")
+# The five lifecycle types, then the gateway's own account of itself (``reported``, migration 0006).
+TYPES = ("created", "started", "crashed", "stopped", "deleted", "reported")
+# ``gateway``: the gateway itself, through its gateway_state.json; ``hermes-agent``: hermes-agent's own
+# commands (docs/hermes-agent.md).
+ACTORS = ("cli", "supervisor", "boot", "import", "api", "gateway", "hermes-agent")
 DESIRED = ("up", "down")
 
 # Columns of `events`, in table order: a public interface (docs/design.md section 2).

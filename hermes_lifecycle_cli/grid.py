@@ -26,6 +26,7 @@ GREEN = "32"
 YELLOW = "33"
 BLUE = "34"
 MAGENTA = "35"
+CYAN = "36"
 DIM = "2"
 
 

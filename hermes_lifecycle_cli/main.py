@@ -42,7 +42,15 @@ def fast_call(argv: Sequence[str]) -> SimpleNamespace | None:
     """The hooks' and the intents' exact forms, parsed without argparse (building its whole tree
     costs a hook more than its own work); None for anything else, which the parser then handles,
     errors and `--help` included."""
-    return _hook_call(argv) or _intent_call(argv)
+    return _hook_call(argv) or _intent_call(argv) or _s6_svc_call(argv)
+
+
+def _s6_svc_call(argv: Sequence[str]) -> SimpleNamespace | None:
+    """``s6-svc ARG...``: its words are s6-svc's own (``-u``, ``-d``...), which argparse would take for
+    this command's options; ``--help`` still goes to the parser."""
+    if not argv or argv[0] != "s6-svc" or any(word in ("-h", "--help") for word in argv[1:]):
+        return None
+    return SimpleNamespace(command="s6-svc", words=list(argv[1:]), handler="hermes_lifecycle_cli.commands.gateway:s6_svc")
 
 
 def _intent_call(argv: Sequence[str]) -> SimpleNamespace | None:
@@ -182,7 +190,7 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
     _json_option(doctor)
     doctor.set_defaults(handler="hermes_lifecycle_cli.commands.state:doctor")
 
-    sql = commands.add_parser("sql", help="open the store read-only in the sqlite3 shell")
+    sql = commands.add_parser("sql", help="read the store: statements from the input (or psql on a fleet), read-only")
     sql.add_argument("query", nargs="?", metavar="SQL", help="run one statement and print its rows instead")
     sql.set_defaults(handler="hermes_lifecycle_cli.commands.state:sql")
 
@@ -207,6 +215,19 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
 
     up = commands.add_parser("up", help="embedded default: private s6-svscan, boot, then watch")
     up.set_defaults(handler="hermes_lifecycle_cli.commands.projector:up")
+
+    watch_gateways = commands.add_parser(
+        "watch-gateways", help="as the gateway user: the gateways' own accounts into the log, the log into their files")
+    watch_gateways.add_argument("--poll-only", action="store_true", help="do not use inotify; poll only")
+    watch_gateways.set_defaults(handler="hermes_lifecycle_cli.commands.gateways:watch_gateways")
+
+    s6_svc = commands.add_parser(
+        "s6-svc", help="what s6-svc is for the gateway user in the image: hermes-agent's -u/-d/-t become intents",
+        description="hermes-agent's `hermes gateway start|stop|restart` send `s6-svc -u|-d|-t SLOT`; in this "
+        "project's image that is this command for any user but root, and it appends the intent, by "
+        "hermes-agent. Anything else is refused with one line: s6 follows the event log here.")
+    s6_svc.add_argument("words", nargs="*", metavar="ARG", help="s6-svc's own arguments: -u, -d or -t, and a slot")
+    s6_svc.set_defaults(handler="hermes_lifecycle_cli.commands.gateway:s6_svc")
 
     serve = commands.add_parser(
         "serve",

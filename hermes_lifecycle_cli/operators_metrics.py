@@ -4,8 +4,11 @@ A custom collector, not metrics updated as things happen: the server holds no
 state of its own, every scrape is a fresh read of the log, and the series are
 exactly the live profiles of that read, so their number is bounded by them.
 Label values come from the log and are untrusted: prometheus_client escapes
-them. On SQLite the log holds one host's events, so there is no ``host``
-label (docs/operators.md).
+them, and a row whose name is not a profile name is not exported as a gateway
+(``hermes_state_rows_skipped`` counts them). On SQLite the log holds one
+host's events, so there is no ``host`` label; in a fleet every host serves
+its own profiles, each series labelled with its ``host``, so a Prometheus
+scraping every host gets each profile once (docs/operators.md).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from hermes_lifecycle.errors import StoreUnavailable
 from hermes_lifecycle.operators import FleetReading
+from hermes_lifecycle.reports import GATEWAY_STATES, OK
 
 PROFILE = ["profile"]
+HOST = ["host"]
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -91,38 +96,67 @@ class StoreCollector:
         events.add_metric([], fleet.events_total)
         yield events
 
-        desired = GaugeMetricFamily("hermes_gateway_desired_up", "1 when the profile's desired state is up", labels=PROFILE)
+        # A fleet host's series name their host too: the same profile is never exported by two hosts.
+        labels = PROFILE + HOST if fleet.host is not None else PROFILE
+        desired = GaugeMetricFamily("hermes_gateway_desired_up", "1 when the profile's desired state is up", labels=labels)
         running = GaugeMetricFamily(
-            "hermes_gateway_running", "1 when the log's last supervisor event says a run is going", labels=PROFILE
+            "hermes_gateway_running", "1 when the log's last supervisor event says a run is going", labels=labels
         )
-        crashes = CounterMetricFamily("hermes_gateway_crashes", "crashed events of the profile, ever", labels=PROFILE)
+        crashes = CounterMetricFamily("hermes_gateway_crashes", "crashed events of the profile, ever", labels=labels)
         held = GaugeMetricFamily(
             "hermes_gateway_held_down", "1 when the supervisor holds the gateway down (reason: why)",
-            labels=["profile", "reason"],
+            labels=labels + ["reason"],
         )
         exit_code = GaugeMetricFamily(
             "hermes_gateway_last_exit_code", "exit status of the most recent exit (absent when killed by a signal)",
-            labels=PROFILE,
+            labels=labels,
         )
         exit_signal = GaugeMetricFamily(
-            "hermes_gateway_last_exit_signal", "signal that ended the most recent exit, when one did", labels=PROFILE
+            "hermes_gateway_last_exit_signal", "signal that ended the most recent exit, when one did", labels=labels
         )
         uptime = GaugeMetricFamily(
-            "hermes_gateway_uptime_seconds", "age of the run the log believes is going (0: none)", labels=PROFILE
+            "hermes_gateway_uptime_seconds", "age of the run the log believes is going (0: none)", labels=labels
         )
+        reported = GaugeMetricFamily(
+            "hermes_gateway_reported_state",
+            "the state the gateway last reported of its latest run (1 for that state; absent: it said nothing)",
+            labels=labels + ["state"],
+        )
+        ready = GaugeMetricFamily(
+            "hermes_gateway_seconds_to_ready", "from the start of its latest run to the gateway reporting it ran",
+            labels=labels,
+        )
+        failing = GaugeMetricFamily(
+            "hermes_gateway_platforms_failing",
+            "platforms the gateway last reported fatal or needing attention, in its latest run", labels=labels,
+        )
+        skipped = GaugeMetricFamily(
+            "hermes_state_rows_skipped", "projection rows not exported: their name is not a profile name"
+        )
+        skipped.add_metric([], sum(1 for gateway in fleet.gateways if not gateway.named_as_a_profile))
+        yield skipped
         for gateway in fleet.gateways:
-            name = [gateway.state.profile]
+            if not gateway.named_as_a_profile:
+                continue
+            name = [gateway.state.profile] + ([fleet.host] if fleet.host is not None else [])
             desired.add_metric(name, 1 if gateway.desired_up else 0)
             running.add_metric(name, 1 if gateway.running else 0)
             crashes.add_metric(name, gateway.crashes_total)
             reason = gateway.held_down_by
-            held.add_metric([gateway.state.profile, reason or ""], 1 if reason else 0)
+            held.add_metric(name + [reason or ""], 1 if reason else 0)
             if gateway.state.last_exit_code is not None:
                 exit_code.add_metric(name, gateway.state.last_exit_code)
             if gateway.state.last_signal is not None:
                 exit_signal.add_metric(name, gateway.state.last_signal)
             uptime.add_metric(name, gateway.uptime_seconds(now))
-        yield from (desired, running, crashes, held, exit_code, exit_signal, uptime)
+            account = gateway.account
+            if account.gateway_state is not None:
+                for state in GATEWAY_STATES:
+                    reported.add_metric(name + [state], 1 if state == account.gateway_state else 0)
+                failing.add_metric(name, sum(1 for level in account.platforms.values() if level != OK))
+            if account.seconds_to_ready is not None:
+                ready.add_metric(name, account.seconds_to_ready)
+        yield from (desired, running, crashes, held, exit_code, exit_signal, uptime, reported, ready, failing)
 
 
 def metrics_registry(collector: StoreCollector) -> CollectorRegistry:

@@ -16,6 +16,7 @@ import jinja2
 from hermes_lifecycle.names import NAME_PATTERN
 from hermes_lifecycle.operators import FleetReading, GatewayReading, Timeline
 from hermes_lifecycle.records import record
+from hermes_lifecycle.reports import OK, Summary
 from hermes_lifecycle.runs import CRASHED, RUNNING, UNKNOWN, Run
 from hermes_lifecycle.vocabulary import parse_time
 
@@ -177,8 +178,27 @@ def _overview_row(gateway: GatewayReading, now: datetime) -> dict:
         "last_exit": exit_text(state.last_exit_code, state.last_signal),
         "last_event": f"{state.last_type} ({state.last_actor}{', ' + reason if reason else ''})",
         "last_at": short_utc(state.last_at),
-        "trouble": bool(held_down_by) or (state.desired == "up" and not running),
+        "says": account_text(gateway.account),
+        "trouble": bool(held_down_by) or (state.desired == "up" and not running) or troubled(gateway.account),
     }
+
+
+def account_text(account: Summary) -> str:
+    """What the gateway last said of its latest run, in a few words ('' when it said nothing)."""
+    if account.gateway_state is None:
+        return ""
+    words = [account.gateway_state.replace("_", " ")]
+    if account.seconds_to_ready is not None:
+        words.append(f"ready in {duration(account.seconds_to_ready)}")
+    failing = sorted(name for name, level in account.platforms.items() if level != OK)
+    if failing:
+        words.append(f"failing: {', '.join(failing)}")
+    return ", ".join(words)
+
+
+def troubled(account: Summary) -> bool:
+    return account.gateway_state in ("degraded", "startup_failed") or any(
+        level != OK for level in account.platforms.values())
 
 
 def render_overview(fleet: FleetReading, *, refresh_seconds: int) -> str:
@@ -193,7 +213,7 @@ def render_overview(fleet: FleetReading, *, refresh_seconds: int) -> str:
     }
     return _ENVIRONMENT.get_template("overview.html").render(
         title="hermes-state: profiles", rows=rows, counts=counts, read_at=now.strftime("%Y-%m-%d %H:%M:%SZ"),
-        events_total=fleet.events_total, refresh_seconds=refresh_seconds,
+        events_total=fleet.events_total, refresh_seconds=refresh_seconds, host=fleet.host,
     )
 
 
@@ -212,6 +232,7 @@ def render_timeline(timeline: Timeline, *, since_text: str, now: datetime) -> st
         plot_width=PLOT_WIDTH, since_text=since_text, since=utc_text(timeline.since), until=utc_text(timeline.until),
         truncated=timeline.truncated, held_down_by=state.held_down_by, running=state.running_run is not None,
         crashes=sum(1 for run in timeline.runs if run.ended_by == CRASHED),
+        says=account_text(timeline.account),
     )
 
 

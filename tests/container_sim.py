@@ -55,6 +55,7 @@ CONT_FINISH = ROOTFS / "etc" / "cont-finish.d"
 S6_RC = ROOTFS / "etc" / "s6-overlay" / "s6-rc.d"
 IMAGE_ID = 10000  # the image's hermes uid and gid
 WATCH = "hermes-state-watch"
+GATEWAYS = "hermes-state-gateways"  # watch-gateways, as the gateway user
 
 PASS_THROUGH = "#!/bin/sh\n# Stand-in for s6-overlay's with-contenv: the environment is already the container's.\nexec \"$@\"\n"
 
@@ -197,8 +198,14 @@ class Container:
             words = " ".join(f"'{word}'" for word in self.argv(script))
             path.write_text(f"#!/bin/sh\nexec {words}\n")
             path.chmod(0o755)
+        reader = self.scandir / GATEWAYS
+        reader.mkdir()
+        words = " ".join(f"'{word}'" for word in self.argv(S6_RC / GATEWAYS / "run"))
+        (reader / "run").write_text(f"#!/bin/sh\nexec {words}\n")
+        (reader / "run").chmod(0o755)
         subprocess.run(["s6-svscanctl", "-a", str(self.scandir)], check=True, timeout=10)
         wait_for(lambda: self.svstat(service) == "true", 10, "the watch daemon up")
+        wait_for(lambda: self.svstat(reader) == "true", 10, "the gateways' reader up")
 
     # -- a stop --------------------------------------------------------------
     def stop(self) -> list[subprocess.CompletedProcess[str]]:
@@ -206,7 +213,7 @@ class Container:
         assert self.scanner is not None, "not started"
         service = self.scandir / WATCH
         if service.exists():
-            for path in (service, service / "log"):
+            for path in (service, service / "log", self.scandir / GATEWAYS):
                 subprocess.run(["s6-svc", "-dwD", "-T", "10000", str(path)], check=True, timeout=15)
         results = [self.run(script) for script in sorted(CONT_FINISH.iterdir())]
         self._stop_scanner()

@@ -111,6 +111,7 @@ class Rig:
     gateway_command: str | None = "{root}/gateway {{profile}}"
     scanner: subprocess.Popen | None = None
     daemons: list[subprocess.Popen] = field(default_factory=list)
+    outputs: dict[int, Path] = field(default_factory=dict)
 
     @property
     def user(self) -> User:
@@ -218,6 +219,23 @@ class Rig:
         )
         self.daemons.append(daemon)
         return daemon
+
+    def start_gateway_watch(self, *args: str, **extra: str) -> subprocess.Popen:
+        """`hermes-state watch-gateways` as the unprivileged user (it reads the gateways' own files); its
+        output in ``gateways-N.out``. Stopped with the rig's other daemons."""
+        path = self.root / f"gateways-{len(self.daemons)}.out"
+        daemon = subprocess.Popen(
+            [str(HERMES), "watch-gateways", *args], env=self.env(**extra), stdout=path.open("wb"),
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=self.user.uid, group=self.user.gid,
+            extra_groups=[],
+        )
+        self.daemons.append(daemon)
+        self.outputs[daemon.pid] = path
+        return daemon
+
+    def daemon_output(self, daemon: subprocess.Popen) -> str:
+        """What a daemon the rig started as the user has written so far."""
+        return self.outputs[daemon.pid].read_text()
 
     def watch_output(self, index: int = -1) -> str:
         number = len(self.daemons) + index if index < 0 else index

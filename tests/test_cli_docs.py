@@ -19,6 +19,7 @@ NOT_RUN = {
     "boot": "root and s6: the projector's tests",
     "watch": "a daemon: the projector's tests",
     "up": "a daemon with its own s6-svscan: the projector's tests",
+    "watch-gateways": "a daemon: tests/test_gateway_watch.py",
     "stand-in": "a gateway, until stopped: tests/test_cli_gateway.py runs it",
     "record-start": "execs the gateway, from a slot: the hooks' tests",
     "record-exit": "a slot's finish hook: the hooks' tests",
@@ -44,7 +45,7 @@ def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dic
 
 def sections() -> dict[tuple[str, ...], str]:
     """The text under each `### hermes-state COMMAND` heading."""
-    parts = re.split(r"^### hermes-state ([a-z -]+)\n", DOCS.read_text(), flags=re.M)
+    parts = re.split(r"^### hermes-state ([a-z0-9 -]+)\n", DOCS.read_text(), flags=re.M)
     return {tuple(parts[i].split()): parts[i + 1] for i in range(1, len(parts), 2)}
 
 
@@ -56,7 +57,7 @@ def examples() -> list[str]:
 
 def test_every_command_has_a_section_and_no_section_is_stale():
     tree = commands(build_parser())
-    assert len(tree) == 20
+    assert len(tree) == 22
     assert set(sections()) == set(tree)
 
 

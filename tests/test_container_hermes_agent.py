@@ -69,10 +69,18 @@ def test_the_image_with_hermes_agent_answers_hermes_state_and_runs_its_real_gate
         return pid if pid and said.get("pid") == pid and said.get("gateway_state") == "running" else None
 
     pid = wait_for(gateway_running, 60, "alice's real gateway in the container")
-    history = docker_exec_hermes(box, "state", "history", "alice", "--json")
-    assert history.returncode == 0, history.stderr
-    rows = [json.loads(line) for line in history.stdout.splitlines()]
-    assert [(row["type"], row["actor"], row["pid"]) for row in rows] == [
-        ("created", "cli", None), ("started", "cli", None), ("started", "supervisor", pid)]
+
+    def history():
+        shown = docker_exec_hermes(box, "state", "history", "alice", "--json")
+        assert shown.returncode == 0, shown.stderr
+        return [json.loads(line) for line in shown.stdout.splitlines()]
+
+    # The gateways' reader (an s6-rc longrun, as the gateway user) put the gateway's own word in the log.
+    rows = wait_for(lambda: (rows := history()) and rows[-1]["type"] == "reported" and rows, 15, "alice's ready")
+    assert [(row["type"], row["actor"], row["pid"], row["reason"]) for row in rows] == [
+        ("created", "cli", None, None), ("started", "cli", None, None), ("started", "supervisor", pid, None),
+        ("reported", "gateway", pid, "ready")]
+    said = json.loads((box.volume / "profiles" / "alice" / "gateway_state.json").read_text())
+    assert said["desired_state"] == "running"
     ok = box.stop()
     assert all(result.returncode == 0 for result in ok), [(r.args, r.stdout, r.stderr) for r in ok]

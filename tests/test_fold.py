@@ -31,6 +31,13 @@ WHO_APPENDS_WHAT = {
     ("stopped", "supervisor"): {None, "down"},
     ("deleted", "cli"): {"down"},
     ("deleted", "api"): {"down"},
+    # hermes-agent's commands (docs/hermes-agent.md): the intents cli appends.
+    ("created", "hermes-agent"): {"down"},
+    ("started", "hermes-agent"): {"up"},
+    ("stopped", "hermes-agent"): {"down"},
+    ("deleted", "hermes-agent"): {"down"},
+    # A gateway's own report: an observation.
+    ("reported", "gateway"): {None},
 }
 DESIRED_VALUES = ("up", "down", None)
 T0 = "2026-11-27T10:00:00.000Z"
@@ -202,6 +209,35 @@ class TestIntents:
     def test_a_cli_stop_is_not_a_hold(self):
         state = apply(live("alice", "up"), event("alice", 4, "stopped", "cli", "down", position=10))
         assert state.desired == "down" and state.held_down_by is None
+
+    def test_hermes_agents_intents_count_as_intents(self):
+        state = apply(live("alice", "up"), event("alice", 4, "stopped", "supervisor", "down", position=10,
+                                                 reason="crash-loop"))
+        state = apply(state, event("alice", 5, "started", "hermes-agent", "up", position=11, reason="restart"))
+        assert (state.desired, state.held_down_by, state.intent_actor) == ("up", None, "hermes-agent")
+        assert state.start_intent_position == 11 and state.restart_position == 11
+
+
+class TestReports:
+    def test_a_report_is_the_last_event_and_changes_nothing_else(self):
+        running = live("alice", "up", running=True)
+        state = apply(running, event("alice", 4, "reported", "gateway", None, position=60, pid=4242,
+                                     reason="degraded", data={"run": 50}))
+        assert (state.last_type, state.last_actor, state.last_reason) == ("reported", "gateway", "degraded")
+        unchanged = ("desired", "intent_position", "run_position", "run_pid", "run_ended", "crashes",
+                     "start_intent_position", "restart_position", "last_exit_code", "last_signal")
+        assert {f: getattr(state, f) for f in unchanged} == {f: getattr(running, f) for f in unchanged}
+
+    def test_a_report_that_says_it_stopped_does_not_end_the_run(self):
+        """Only the supervisor, which saw the process end, ends a run; the gateway only says why."""
+        running = live("alice", "up", running=True)
+        state = apply(running, event("alice", 4, "reported", "gateway", None, position=60, reason="stopped",
+                                     data={"run": 50}))
+        assert state.running_run == 50
+
+    def test_a_report_without_a_reason_is_refused(self):
+        with pytest.raises(BadInput, match="needs a reason"):
+            apply(live("alice", "up"), event("alice", 4, "reported", "gateway", None, position=60))
 
 
 def test_fold_of_a_log_gives_each_profiles_last_state():

@@ -39,6 +39,7 @@ def agent_rig(world_tmp, migrated_home):
         rig.start_scanner()
         rig.boot()
         rig.start_watch()
+        rig.reader = rig.start_gateway_watch()
         yield rig
     finally:
         rig.cleanup()
@@ -101,9 +102,10 @@ def test_the_real_gateway_starts_crashes_restarts_and_stops_under_its_slot(agent
     second = wait_for(lambda: (pid := running_as_it_says(rig, "alice")) and pid != first and pid,
                       STARTS_WITHIN, "s6 to run alice's gateway again")
     rig.cli("stop", "alice")
-    wait_for(lambda: rig.history("alice")[-1]["actor"] == "supervisor", 30, "alice's stop to be recorded")
+    wait_for(lambda: any((r["type"], r["actor"], r["reason"]) == ("stopped", "supervisor", "requested")
+                         for r in rig.history("alice")), 30, "alice's stop to be recorded")
     assert not Path(f"/proc/{second}").exists()
-    history = rig.history("alice")
+    history = [row for row in rig.history("alice") if row["type"] != "reported"]
     assert types(history) == [
         ("created", "cli", None), ("started", "cli", None), ("started", "supervisor", None),
         ("crashed", "supervisor", None), ("started", "supervisor", None), ("stopped", "cli", None),
@@ -114,6 +116,15 @@ def test_the_real_gateway_starts_crashes_restarts_and_stops_under_its_slot(agent
     crash = history[3]
     assert (crash["pid"], crash["signal"], crash["exit_code"]) == (first, 9, None)
     assert rig.differences_from_desired() == []
+    # The gateway's own account: each run said it was ready, once, as its own pid, about its own run.
+    ready = [row for row in rig.history("alice") if (row["type"], row["reason"]) == ("reported", "ready")]
+    assert [(row["pid"], json.loads(row["data"])["run"]) for row in ready] == [
+        (run["pid"], run["position"]) for run in runs]
+    assert all(0 < json.loads(row["data"])["seconds_to_ready"] < STARTS_WITHIN for row in ready)
+    # Its file follows the log: the stop is in it, and the pid s6 stopped is not said to run.
+    wait_for(lambda: state_file(rig, "alice").get("desired_state") == "stopped"
+             and state_file(rig, "alice").get("gateway_state") == "stopped", 10, "the file to agree with the log")
+    assert state_file(rig, "alice")["kind"] == "hermes-gateway"
 
 
 def _health(port: int) -> int | None:
@@ -138,6 +149,10 @@ def test_a_fatal_configuration_of_the_real_gateway_is_held_down(agent_rig):
                  "bob's gateway to exit 78")
     said = state_file(rig, "bob")
     assert said["gateway_state"] == "startup_failed" and "already in use" in said["exit_reason"]
+    wait_for(lambda: {"startup-failed", "platform-fatal"} <= {r["reason"] for r in rig.history("bob")
+                                                              if r["type"] == "reported"}, 10, "bob's own account")
+    fatal = next(r for r in rig.history("bob") if r["reason"] == "platform-fatal")
+    assert json.loads(fatal["data"])["platform"] == "api_server"
     stop = rig.history("bob")[-1]
     assert (stop["type"], stop["actor"], stop["desired"], stop["exit_code"]) == ("stopped", "supervisor", "down", 78)
     wait_for(lambda: rig.status("bob") and not rig.status("bob")["wantedup"], 10, "s6 to hold bob down")
@@ -168,7 +183,7 @@ def test_a_real_crash_loop_is_held_down_by_the_breaker_and_hermes_agents_ledger_
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         time.sleep(0.05)
-    history = rig.history("carol")
+    history = [row for row in rig.history("carol") if row["type"] != "reported"]
     crashes = [row for row in history if row["type"] == "crashed"]
     assert [row["pid"] for row in crashes] == killed == [row["pid"] for row in history
                                                         if row["type"] == "started" and row["actor"] == "supervisor"]

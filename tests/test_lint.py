@@ -35,6 +35,8 @@ CONTAINER_SCRIPTS = (
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch/run",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-watch-log/run",
     "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-serve/run",
+    "docker/rootfs/etc/s6-overlay/s6-rc.d/hermes-state-gateways/run",
+    "docker/rootfs/usr/local/libexec/hermes-state/s6-svc",
     "docker/rootfs/usr/local/bin/hermes",
     "docker/rootfs/usr/local/bin/hermes-state",
     "docker/rootfs/usr/local/bin/hermes-as-user",

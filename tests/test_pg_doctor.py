@@ -15,13 +15,13 @@ import psycopg
 import pytest
 
 from hermes_lifecycle.checks import ERROR, OK, WARNING
-from pg_fleet import Fleet, fleet  # noqa: F401 (fleet: a fixture)
+from pg_fleet import HOST_IDS, Fleet, fleet  # noqa: F401 (fleet: a fixture)
 
-CHECKS = ("connect", "schema", "triggers", "functions", "views", "roles", "hash chain", "projection")
+CHECKS = ("connect", "schema", "triggers", "functions", "views", "roles", "hosts", "hash chain", "projection")
 
 
 def fill(fleet: Fleet, home) -> None:
-    writer = fleet.env(fleet.writer)
+    writer = fleet.host_env("a")
     for args in (("create", "alice"), ("start", "alice"),
                  ("stop", "alice"), ("create", "bob")):
         result = home.hermes(*args, env=writer)
@@ -38,7 +38,8 @@ def doctor_json(fleet: Fleet, home):
 def tamper(fleet: Fleet, *statements: str, user: str = "postgres") -> None:
     with fleet.database.connect(user=user, autocommit=True) as conn:
         for statement in statements:
-            conn.execute(statement.format(writer=fleet.writer, owner=fleet.database.owner))
+            conn.execute(statement.format(writer=fleet.writer, owner=fleet.database.owner, host=fleet.hosts["a"],
+                                           projector=fleet.projector))
 
 
 def test_a_healthy_fleet_store(fleet, home):
@@ -50,7 +51,10 @@ def test_a_healthy_fleet_store(fleet, home):
     assert checks["hash chain"]["detail"] == "4 events verified"
     assert checks["projection"]["detail"] == "2 profiles equal the fold of the log"
     assert checks["roles"]["detail"] == (f"only the owner ({fleet.database.owner}) may change the log or the schema; "
-                                         f"appending: {fleet.writer}")
+                                         f"appending: {fleet.hosts['a']}, {fleet.hosts['b']}")
+    assert checks["hosts"]["detail"] == ("appending as their own host only: "
+                                         f"{fleet.hosts['a']} (host {HOST_IDS['a']}), "
+                                         f"{fleet.hosts['b']} (host {HOST_IDS['b']})")
     human = home.hermes("doctor", env=fleet.env(fleet.projector))
     assert human.returncode == 0 and "hash chain" in human.stdout and "roles" in human.stdout
 
@@ -90,12 +94,28 @@ ERRORS = {
     "a view put back by another role": (
         ["DROP VIEW crash_loops", "CREATE VIEW crash_loops AS SELECT profile FROM profile_projection WHERE false",
          "ALTER VIEW crash_loops OWNER TO {writer}"], "postgres", "views", "crash_loops is owned by"),
-    # The writer may UPDATE the projection (it keeps it inline): a change without an event is found here.
-    "a projection row rewritten by the writer": (
-        ["UPDATE profile_projection SET desired = 'up' WHERE profile = 'alice'"], "writer", "projection",
+    # Only the owner may write the projection (the writer may not: test_pg_fleet_security.py); a change
+    # without an event is found here.
+    "a projection row rewritten by the owner": (
+        ["UPDATE profile_projection SET desired = 'up' WHERE profile = 'alice'"], "owner", "projection",
         "projection differs from the fold of the log for: alice"),
-    "the writer made a member of the owner's role": (
-        ["GRANT {owner} TO {writer}"], "postgres", "roles", "is a member of"),
+    "the writer allowed to write the projection": (
+        ["GRANT UPDATE ON profile_projection TO {writer}"], "postgres", "roles",
+        "may UPDATE profile_projection (it could move, start or remove another host's gateways"),
+    "the writer allowed to delete from the projection": (
+        ["GRANT DELETE ON profile_projection TO {writer}"], "postgres", "roles", "may DELETE profile_projection"),
+    "the writer allowed to bind hosts": (
+        ["GRANT INSERT ON fleet_hosts TO {writer}"], "postgres", "roles",
+        "may INSERT fleet_hosts (it could append as another host)"),
+    "a host's role made read-only by itself": (
+        ["ALTER ROLE {host} SET default_transaction_read_only = on"], "host", "roles",
+        "starts every session read-only (default_transaction_read_only=on, set by ALTER ROLE)"),
+    "a function that runs as its owner, with another search_path": (
+        ["ALTER FUNCTION events_project() SET search_path = public, pg_catalog"], "owner", "functions",
+        "events_project runs with settings"),
+    # (Not the writer: the owner is a member of it through the hosts' roles, and PostgreSQL refuses a cycle.)
+    "the projector made a member of the owner's role": (
+        ["GRANT {owner} TO {projector}"], "postgres", "roles", "is a member of"),
     "the writer allowed to turn triggers off for its session": (
         ["GRANT SET ON PARAMETER session_replication_role TO {writer}"], "postgres", "roles",
         "may SET session_replication_role"),
@@ -106,7 +126,7 @@ ERRORS = {
 def test_each_tampering_is_an_error(fleet, home, case):
     statements, by, check, says = ERRORS[case]
     fill(fleet, home)
-    user = {"postgres": "postgres", "owner": fleet.database.owner, "writer": fleet.writer}[by]
+    user = {"postgres": "postgres", "owner": fleet.database.owner, "host": fleet.hosts["a"]}[by]
     tamper(fleet, *statements, user=user)
     status, checks, stderr = doctor_json(fleet, home)
     assert status == 5, checks
@@ -121,7 +141,7 @@ WARNINGS = {
     "DELETE and TRUNCATE on events": ("GRANT DELETE, TRUNCATE ON events TO {writer}", "may TRUNCATE events"),
     "TRIGGER on events": ("GRANT TRIGGER ON events TO {writer}", "may TRIGGER events"),
     "UPDATE on alembic_version": ("GRANT UPDATE ON alembic_version TO {writer}", "may UPDATE alembic_version"),
-    "DELETE on the projection": ("GRANT DELETE ON profile_projection TO {writer}", "may DELETE profile_projection"),
+    "TRIGGER on the projection": ("GRANT TRIGGER ON profile_projection TO {writer}", "may TRIGGER profile_projection"),
     "CREATE in the schema": ("GRANT CREATE ON SCHEMA public TO {writer}", "may CREATE in schema public"),
     "UPDATE on events to everyone": ("GRANT UPDATE ON events TO PUBLIC", "may UPDATE events"),
 }
@@ -147,7 +167,7 @@ def test_the_writer_with_update_on_events_is_still_refused_by_the_triggers(fleet
     """Why the grant is only a warning: the first wall holds for every role."""
     fill(fleet, home)
     tamper(fleet, "GRANT UPDATE, DELETE, TRUNCATE ON events TO {writer}")
-    with fleet.database.connect(user=fleet.writer, autocommit=True) as conn:
+    with fleet.database.connect(user=fleet.hosts["a"], autocommit=True) as conn:
         for statement in ("UPDATE events SET reason = 'forged'", "DELETE FROM events", "TRUNCATE events"):
             with pytest.raises(psycopg.errors.RaiseException, match="events is append-only"):
                 conn.execute(statement)
@@ -160,7 +180,7 @@ def test_a_function_named_like_a_built_in_does_not_capture_the_appends_lock(flee
     fill(fleet, home)
     tamper(fleet, "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql AS "
                   "$$BEGIN RAISE EXCEPTION 'captured'; END$$", user=fleet.database.owner)
-    result = home.hermes("start", "alice", env=fleet.env(fleet.writer))
+    result = home.hermes("start", "alice", env=fleet.host_env("a"))
     assert result.returncode == 0 and "captured" not in result.stderr, result.stderr
     status, checks, _ = doctor_json(fleet, home)
     assert status == 5 and checks["functions"]["status"] == ERROR, checks["functions"]
@@ -180,3 +200,25 @@ def test_a_role_that_cannot_connect_here_is_not_this_stores_concern(fleet, home,
         with pg_cluster.connect(autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{other}"')
         pg_cluster.drop_role(other)
+
+
+HOST_WARNINGS = {
+    "a host's role without a connection limit": ('ALTER ROLE "{host}" CONNECTION LIMIT -1', "has no connection limit"),
+    "a host's role not granted to the owner": ('REVOKE "{host}" FROM "{owner}"',
+                                               "is not granted {host}: a session of it holding the append lock"),
+    "a login role that may append, bound to no host": ("DELETE FROM fleet_hosts WHERE role = '{host}'",
+                                                       "{host} may INSERT events but is bound to no host"),
+    "a role's own session default": ('ALTER ROLE "{host}" SET statement_timeout = 0', "has a session default"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOST_WARNINGS))
+def test_what_weakens_one_hosts_own_service_is_a_warning(fleet, home, case):
+    statement, says = HOST_WARNINGS[case]
+    fill(fleet, home)
+    tamper(fleet, statement)
+    status, checks, stderr = doctor_json(fleet, home)
+    assert status == 0 and stderr == "", checks
+    found = [check for check in checks.values() if check["status"] == WARNING]
+    expected = says.format(host=fleet.hosts["a"], owner=fleet.database.owner)
+    assert len(found) == 1 and expected in found[0]["detail"], found

@@ -140,6 +140,10 @@ def test_two_hosts_each_project_their_own_profiles_and_carry_out_each_others_sto
             listing = a.as_user("list", "--all-hosts", "--json")
             hosts = {row["profile"]: row["host"] for row in map(json.loads, listing.stdout.splitlines())}
             assert hosts["alice"] != hosts["bob"]
+            # Each host's log tells of its own profiles' events (a's stop of bob is b's to tell).
+            said = {name: (rig.root / "up.out").read_text() for name, rig in (("a", a), ("b", b))}
+            assert " alice " in said["a"] and " bob " not in said["a"], said["a"]
+            assert " bob " in said["b"] and " alice " not in said["b"], said["b"]
         finally:
             for up in ups.values():
                 up.send_signal(signal.SIGINT)
@@ -150,7 +154,7 @@ def test_two_hosts_each_project_their_own_profiles_and_carry_out_each_others_sto
 def test_roots_projector_reads_as_the_projector_role_and_the_hermes_side_writes_as_the_writer(world_tmp, home, fleet):
     """HERMES_STATE_PROJECTOR_URL: boot and watch (root) connect as the read-only role; the slots' hooks and
     the commands keep HERMES_STATE_URL, the writer's."""
-    env = {"HERMES_STATE_URL": fleet.url(fleet.writer), "HERMES_STATE_PROJECTOR_URL": fleet.url(fleet.projector)}
+    env = {**fleet.host_env("a"), "HERMES_STATE_PROJECTOR_URL": fleet.url(fleet.projector)}
     root = world_tmp / "host"
     root.mkdir()
     root.chmod(0o755)
@@ -185,3 +189,73 @@ def test_a_projector_url_without_a_store_url_is_refused(home):
                          env={"HERMES_STATE_PROJECTOR_URL": "postgresql://p@db/hermes"})
     assert result.returncode == 2 and "HERMES_STATE_PROJECTOR_URL" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_each_host_speaks_for_its_own_profiles_and_names_the_others_host(world_tmp, hermes_user, pg_database):
+    """Issue 21, item 10: on a fleet's database, doctor checks only this host's profile directories,
+    `status` of another host's profile names that host, and `/metrics` exports each profile once, from
+    its own host, with a `host` label (a Prometheus scraping every host gets no duplicate series)."""
+    url = pg_database.url
+    migrate(Settings.from_env({"HERMES_HOME": str(world_tmp), "HERMES_STATE_URL": url}))
+    a, b = (_home(world_tmp, hermes_user, name, url) for name in ("host-a", "host-b"))
+    for home, name in ((a, "alice"), (b, "bob")):
+        for verb in ("create", "start"):
+            result = home.hermes(verb, name)
+            assert result.returncode == 0, result.stderr
+    ids = {name: Settings.from_env(home.env()).host_id(create=False) for name, home in (("a", a), ("b", b))}
+
+    doctor = a.hermes("doctor", "--json")
+    assert doctor.returncode == 0, doctor.stderr
+    [directories] = [c for c in json.loads(doctor.stdout)["checks"] if c["check"] == "profile directories"]
+    assert directories["status"] == "ok", directories
+
+    status = a.hermes("status", "bob", "--json")
+    assert status.returncode == 0, status.stderr
+    [row] = map(json.loads, status.stdout.splitlines())
+    assert row["s6_unavailable"] == (f"the profile belongs to host {ids['b']}, not to this one ({ids['a']}): "
+                                     "that host's projector runs its slot"), row
+    human = a.hermes("status", "bob")
+    assert f"belongs to host {ids['b']}" in human.stdout and "has not made one" not in human.stdout, human.stdout
+
+    exported = {}
+    for name, home in (("a", a), ("b", b)):
+        metrics = home.hermes("serve", "--once", "/metrics")
+        assert metrics.returncode == 0, metrics.stderr
+        exported[name] = sorted(line for line in metrics.stdout.splitlines() if line.startswith("hermes_gateway_desired_up"))
+    assert exported["a"] == [f'hermes_gateway_desired_up{{host="{ids["a"]}",profile="alice"}} 1.0']
+    assert exported["b"] == [f'hermes_gateway_desired_up{{host="{ids["b"]}",profile="bob"}} 1.0']
+    page = a.hermes("serve", "--once", "/")
+    assert f"Profiles of host {ids['a']}" in page.stdout and "/profiles/bob" not in page.stdout
+
+
+def test_a_non_root_up_with_the_projector_url_exported_runs_and_replays_as_the_writer(world_tmp, home, fleet,
+                                                                                   pg_cluster):
+    """Issue 21, item 10: both URLs exported as docs/fleet.md shows, `hermes-state up` as the gateway user
+    (outside a container) boots and watches with its own, writing role: the projector's role is root's
+    only. Its daemon then has the spool replayed when the database returns, with no write on the host."""
+    env = fleet.host_env("a", HERMES_STATE_PROJECTOR_URL=fleet.url(fleet.projector), HERMES_WATCH_POLL_INTERVAL="0.3")
+    user = Home(home.path, home.user, extra_env=env)
+    kwargs = {} if user.user.is_self else {"user": user.user.uid, "group": user.user.gid, "extra_groups": []}
+    assert user.hermes("create", "alice").returncode == 0
+    output = user.path / "up.out"
+    with output.open("wb") as out:
+        up = subprocess.Popen([str(HERMES), "up"], env=user.env(), stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, **kwargs)
+    try:
+        wait_for(lambda: "boot done" in output.read_text() or up.poll() is not None, 30, "up to boot")
+        assert up.poll() is None, output.read_text()
+        pg_cluster.stop_server()
+        exited = user.hermes("record-exit", "gateway-alice", "1", "0", "true")
+        assert exited.returncode == 5 and "exit kept in" in exited.stderr, exited
+        pg_cluster.start_server()
+        spool = user.path / "state" / "spool"
+        wait_for(lambda: not list(spool.glob("*.exit")), 30, "the daemon to have the kept exit appended")
+        history = [json.loads(line) for line in user.hermes("history", "alice", "--json").stdout.splitlines()]
+        # alice is desired down (created only): the kept exit is a requested stop, at the time it was seen.
+        assert [(e["type"], e["actor"], e["reason"], e["exit_code"]) for e in history][-1] == (
+            "stopped", "supervisor", "requested", 1)
+        assert history[-1]["data"]["spooled"] is True
+    finally:
+        up.send_signal(signal.SIGINT)
+        status = up.wait(timeout=60)
+    assert status == 0, output.read_text()

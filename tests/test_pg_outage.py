@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -86,7 +87,17 @@ def test_every_command_says_the_store_is_unreachable_in_one_line_and_exits_5(fle
     assert "is unreachable" in line and "event store postgresql+psycopg://" in line
 
 
-# -- (b) record-start starts the gateway anyway ------------------------------------------------
+# -- (b) record-start starts the gateway anyway, and keeps the start --------------------------
+
+
+def kept_starts(home: Home) -> list[Path]:
+    directory = spool(home)
+    return sorted(directory.glob("*.start")) if directory.exists() else []
+
+
+def profile_status(database, name: str) -> dict:
+    with database.connect(row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute("SELECT * FROM profile_status WHERE profile = %s", (name,)).fetchone()
 
 
 def test_record_start_with_the_server_stopped_still_execs_the_gateway(fleet, pg_cluster, out):
@@ -96,7 +107,54 @@ def test_record_start_with_the_server_stopped_still_execs_the_gateway(fleet, pg_
     line = one_line(result.stderr)
     assert "is unreachable" in line and "starting the gateway anyway" in line
     assert out.read_text().split()[1] == "alice"
-    assert kept(fleet) == []  # a start is not an exit: nothing to keep
+    assert kept(fleet) == []  # a start is not an exit: the spool's breaker never counts it
+
+
+def test_a_start_in_an_outage_is_kept_and_the_next_write_records_the_run_going(fleet, pg_cluster, pg_database,
+                                                                                out):
+    """Issue 21, item 7: the run s6 started while the database was away is in the log once it returns,
+    with its pid, supervisor, boot and the time it was seen: `list` and the views say it runs."""
+    pg_cluster.stop_server()
+    exited = fleet.hermes("record-exit", "gateway-alice", "256", "9", "true")  # the old run, SIGKILLed
+    assert exited.returncode == 5, exited
+    started = fleet.hermes("record-start", "gateway-alice", env=gateway_env(out))
+    assert started.returncode == 0, started
+    line = one_line(started.stderr)
+    assert "start not recorded" in line and "kept in" in line and "starting the gateway anyway" in line, line
+    pid = int(out.read_text().split()[0])
+    [file] = kept_starts(fleet)
+    assert file.stat().st_uid == fleet.user.uid and file.stat().st_mode & 0o777 == 0o600
+    fact = json.loads(file.read_text())
+    assert (fact["pid"], fact["profile"], fact["host"]) == (pid, "alice", HOST_ID) and fact["key"].startswith("start:")
+
+    pg_cluster.start_server()
+    created = fleet.hermes("create", "bob")  # any write on the host
+    assert created.returncode == 0 and created.stderr == "", created
+    assert kept(fleet) == [] and kept_starts(fleet) == []
+    alice = events(pg_database, profile="alice")
+    assert [(e["type"], e["actor"], e["pid"], e["signal"]) for e in alice[-2:]] == [
+        ("crashed", "supervisor", None, 9), ("started", "supervisor", pid, None)]
+    start = alice[-1]
+    assert start["occurred_at"] == fact["observed_at"] > alice[-2]["occurred_at"]
+    assert start["idempotency_key"] == fact["key"] and start["host"] == HOST_ID
+    assert json.loads(start["data"]) == {"supervisor": fact["supervisor"], "spooled": True}
+    listed = fleet.hermes("list", "--json")
+    [row] = [json.loads(text) for text in listed.stdout.splitlines() if json.loads(text)["profile"] == "alice"]
+    assert (row["pid"], row["running_since"]) == (pid, fact["observed_at"])
+    assert profile_status(pg_database, "alice")["pid"] == pid  # recipe 5 ("never came back") leaves it out
+
+
+def test_a_kept_start_of_a_profile_deleted_meanwhile_is_recorded_nowhere(fleet, pg_cluster, pg_database, out):
+    pg_cluster.stop_server()
+    assert fleet.hermes("record-start", "gateway-alice", env=gateway_env(out)).returncode == 0
+    pg_cluster.start_server()
+    with store.open_store(Settings.from_env(fleet.env(HERMES_HOST_ID="00000000-0000-4000-8000-0000000000bb"))) as other:
+        other.before_write = None  # another host's writer: this host's spool is not its to replay
+        other.append(NewEvent("alice", "deleted", "cli", "down"))
+    before = len(events(pg_database))
+    assert fleet.hermes("create", "bob").returncode == 0
+    assert kept_starts(fleet) == []
+    assert [(e["profile"], e["type"]) for e in events(pg_database)[before:]] == [("bob", "created")]
 
 
 # -- (c) record-exit keeps the exit; the next write appends it once -------------------------
@@ -316,3 +374,131 @@ def test_a_sqlite_host_keeps_nothing(migrated_home):
     result = migrated_home.hermes("record-exit", "gateway-alice", "1", "0", "true")
     assert result.returncode == 5 and "exit not recorded" in one_line(result.stderr)
     assert not (migrated_home.path / "state" / "spool").exists()
+
+
+# -- (f) root and the spool ---------------------------------------------------------------------
+
+
+def as_user(home: Home, code: str, *args: str) -> None:
+    """Python run as the gateway user (the volume's owner), as a compromised gateway could."""
+    import sys
+
+    from conftest import run_as
+
+    result = run_as([sys.executable, "-c", code, *args], home.user, env=home.env())
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the attack is on root")
+def test_root_never_moves_a_spool_file_through_a_link_the_gateway_user_planted(fleet, pg_cluster, pg_database,
+                                                                             world_tmp):
+    """Issue 20, item 1: `refused` made a link to a root-owned directory, a file dropped in the spool.
+    Root's writes replay nothing (the files are the gateway user's); the user's own replay refuses to set
+    aside through the link. Nothing lands in root's directory either way."""
+    pg_cluster.stop_server()
+    assert fleet.hermes("record-exit", "gateway-alice", "1", "0", "true").returncode == 5
+    [good] = kept(fleet)
+    fact = json.loads(good.read_text())
+    roots = world_tmp / "root-owned"
+    roots.mkdir(mode=0o755)
+    assert roots.stat().st_uid == 0
+    as_user(fleet, "import os, sys; os.symlink(sys.argv[1], sys.argv[2] + '/refused'); "
+                   "open(sys.argv[2] + '/0000000000000000001.alice.00000000000000aa.exit', 'w').write('not json')",
+            str(roots), str(spool(fleet)))
+    pg_cluster.start_server()
+
+    by_root = fleet.hermes("stop", "alice", as_root=True)
+    assert by_root.returncode == 0 and by_root.stderr == "", by_root
+    assert os.listdir(roots) == []
+    assert len(kept(fleet)) == 2  # left for the gateway user: root read neither
+    assert events(pg_database, idempotency_key=fact["key"]) == []
+
+    by_user = fleet.hermes("start", "alice")
+    assert by_user.returncode == 0, by_user
+    line = one_line(by_user.stderr)
+    assert "0000000000000000001.alice.00000000000000aa.exit refused (not a kept fact (not ASCII JSON))" in line
+    assert "cannot be set aside (refused/ is a symbolic link): skipped" in line, line
+    assert os.listdir(roots) == []
+    assert [p.name for p in kept(fleet)] == ["0000000000000000001.alice.00000000000000aa.exit"]
+    assert len(events(pg_database, idempotency_key=fact["key"])) == 1
+
+
+def test_a_kept_exit_dated_in_the_future_is_set_aside(fleet, pg_cluster, pg_database):
+    """Issue 20, low: an `observed_at` of 2099 (its name made to agree) is not appended as a crash
+    "in 26690d": a fact's time must be near the file's own and not ahead of the clock."""
+    pg_cluster.stop_server()
+    assert fleet.hermes("record-exit", "gateway-alice", "1", "0", "true").returncode == 5
+    [good] = kept(fleet)
+    fact = json.loads(good.read_text())
+    future = "2099-01-01T00:00:00.000Z"
+    name = f"{4070908800 * 10**9:019d}.alice.00000000000000bb.exit"
+    as_user(fleet, "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", str(spool(fleet) / name),
+            json.dumps({**fact, "observed_at": future, "key": "exit:" + "b" * 32}))
+    pg_cluster.start_server()
+
+    result = fleet.hermes("stop", "alice")
+    assert result.returncode == 0, result
+    line = one_line(result.stderr)
+    assert f"{name} refused (its time {future} is in the future): set aside in refused/" in line, line
+    assert [e["occurred_at"] for e in events(pg_database, type="crashed")] == [fact["observed_at"]]
+
+
+def test_doctor_reports_what_the_spool_holds_to_the_user_and_to_root(fleet, pg_cluster):
+    """Issue 21, item 8: kept facts not in the log yet, and files set aside, are a warning (exit 0)."""
+    pg_cluster.stop_server()
+    assert fleet.hermes("record-exit", "gateway-alice", "1", "0", "true").returncode == 5
+    [good] = kept(fleet)
+    offline = fleet.hermes("doctor", "--json")
+    assert offline.returncode == 5, offline
+    pg_cluster.start_server()
+    for as_root in (False, True):
+        result = fleet.hermes("doctor", "--json", as_root=as_root)
+        assert result.returncode == 0, result
+        [spooled] = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "spool"]
+        assert spooled["status"] == "warning", spooled
+        assert spooled["detail"].startswith(f"1 start(s) and exit(s) kept in {spool(fleet)} are not in the log yet")
+        assert json.loads(good.read_text())["observed_at"] in spooled["detail"]
+    [spooled] = [c for c in json.loads(offline.stdout)["checks"] if c["check"] == "spool"]
+    assert spooled["status"] == "warning"  # said also while the database is away
+
+    assert fleet.hermes("start", "alice").returncode == 0  # the replay
+    result = fleet.hermes("doctor", "--json")
+    [spooled] = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "spool"]
+    assert spooled == {"check": "spool", "status": "ok", "detail": f"nothing kept in {spool(fleet)}"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="a private tmpfs needs root and unshare")
+def test_a_spool_on_a_full_disk_keeps_nothing_and_leaves_no_temporary_file(fleet, pg_cluster, world_tmp):
+    """Issue 20, low: the write fails after its create; the half-made name is removed, so it neither
+    lingers nor counts towards the spool's bound. A real full tmpfs in a private mount namespace."""
+    from conftest import HERMES
+    from test_projector_fulldisk import Namespace
+
+    directory = spool(fleet)
+    directory.mkdir(parents=True)
+    give_to(fleet.path, fleet.user)
+    env = fleet.env()
+    space = Namespace(world_tmp, fleet.user)
+    try:
+        mounted = space.run(["mount", "-t", "tmpfs", "-o", f"size=64k,mode=0700,uid={fleet.user.uid},"
+                             f"gid={fleet.user.gid}", "tmpfs", str(directory)], env, as_user=False)
+        assert mounted.returncode == 0, mounted.stderr
+        fill = space.run(["dd", "if=/dev/zero", f"of={directory / '.filler'}", "bs=4k"], env, as_user=True)
+        assert "No space left on device" in fill.stderr
+        pg_cluster.stop_server()
+        result = space.run([str(HERMES), "record-exit", "gateway-alice", "1", "0", "true"], env, as_user=True)
+        assert result.returncode == 5, result
+        line = one_line(result.stderr)
+        assert "exit not recorded and not kept" in line and "No space left on device" in line, line
+        listed = space.run(["ls", "-A", str(directory)], env, as_user=True)
+        assert listed.stdout.split() == [".filler"], listed.stdout
+    finally:
+        space.close()
+
+
+def test_doctor_on_a_machine_with_no_volume_finds_nothing_kept(fleet, world_tmp):
+    """An operator's machine pointed at the fleet's database has no home: no spool, not a warning."""
+    result = fleet.hermes("doctor", "--json", env={"HERMES_HOME": str(world_tmp / "nowhere")})
+    assert result.returncode == 0, result
+    [spooled] = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "spool"]
+    assert spooled["status"] == "ok", spooled

@@ -300,3 +300,138 @@ def test_history_follow_survives_a_restart_of_the_database(rig):
         follow.send_signal(signal.SIGINT)
         status = follow.wait(timeout=20)
     assert status == 0, (rig.root / "follow.err").read_text()
+
+
+# -- the spool through an outage (issue 21, items 7-9) ----------------------------------------------
+
+
+def spool_files(rig) -> list[str]:
+    directory = rig.home.path / "state" / "spool"
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith((".exit", ".start"))) if directory.exists() else []
+
+
+def alpha_events(rig) -> list[dict]:
+    import psycopg.rows
+
+    with rig.database.connect(row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute("SELECT type, actor, desired, reason, pid, signal, data FROM events "
+                            "WHERE profile = 'alpha' ORDER BY position").fetchall()
+
+
+def supervisor_started(rig) -> list[int]:
+    return [e["pid"] for e in alpha_events(rig) if (e["type"], e["actor"]) == ("started", "supervisor")]
+
+
+def watch_lines(rig) -> list[dict]:
+    """The daemon's complete JSON lines so far (the last may be half-written while it runs; a
+    quick_check meeting the outage says so in plain words)."""
+    text = rig.watch_output()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines() if line.startswith("{")]
+
+
+def start_watch_connected(rig):
+    """The watch daemon, once it listens on the database: an outage from then on is a reconnect for it."""
+    watch = rig.start_watch()
+
+    def listening() -> int:
+        with rig.database.connect(user="postgres") as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+                                (rig.database.name,)).fetchone()[0]
+
+    wait_for(listening, 20, "the watch daemon to listen")
+    return watch
+
+
+def kill_and_wait_for_the_next(rig, pid: int) -> int:
+    """SIGKILL the gateway; s6 restarts it (after its one-second pause): the new pid."""
+    os.kill(pid, signal.SIGKILL)
+    return wait_for(lambda: (new := rig.running_pid("alpha")) not in (None, pid) and new, 20, "s6 to restart alpha")
+
+
+def test_a_gateway_killed_in_an_outage_is_in_the_log_running_once_the_watch_daemon_sees_the_database(rig):
+    """The database stopped, the gateway SIGKILLed, s6 starts it again: its exit and its new start are
+    kept, and the watch daemon has them appended when the database returns, with no write on the host.
+    The log then says what s6 runs: alpha running as the new pid, not crashed and gone."""
+    online_boot(rig)
+    first = wait_for(lambda: supervisor_started(rig), 10, "alpha's start recorded")[-1]
+    assert first == rig.running_pid("alpha")
+    watch = start_watch_connected(rig)
+    rig.cluster.stop_server()
+    second = kill_and_wait_for_the_next(rig, first)
+    wait_for(lambda: len(spool_files(rig)) == 2, 20, "the exit and the start kept")
+    assert [name.rsplit(".", 1)[1] for name in spool_files(rig)] == ["exit", "start"]  # in the order seen
+
+    rig.cluster.start_server()
+    wait_for(lambda: spool_files(rig) == [], 30, "the watch daemon to have the spool replayed")
+    history = alpha_events(rig)
+    assert [(e["type"], e["actor"], e["pid"], e["signal"]) for e in history[-2:]] == [
+        ("crashed", "supervisor", first, 9), ("started", "supervisor", second, None)]
+    assert all(json.loads(e["data"])["spooled"] for e in history[-2:])
+    listed = {row["profile"]: row for row in map(json.loads, rig.cli("list", "--json").splitlines())}
+    assert listed["alpha"]["pid"] == second == rig.running_pid("alpha")
+    with rig.database.connect() as conn:
+        running = conn.execute("SELECT count(*) FILTER (WHERE pid IS NOT NULL) FROM profile_status "
+                               "WHERE status = 'live' AND host = %s", (HOST_A,)).fetchone()[0]
+        never_came_back = conn.execute("SELECT profile FROM profile_status WHERE status = 'live' AND desired = 'up' "
+                                       "AND pid IS NULL AND host = %s", (HOST_A,)).fetchall()  # recipe 5
+    assert running == 1 and never_came_back == []
+    lines = watch_lines(rig)
+    assert {"appended": 2, "refused": [], "left": 0} in [line.get("spool") for line in lines], lines
+    assert rig.stop_watch(watch) == 0
+
+
+def test_a_slot_the_spools_breaker_held_down_stays_down_when_the_database_returns(rig):
+    """The gateway dies three times in an outage (HERMES_CRASH_LOOP=3/1h): the third `finish` exits 125
+    and s6 holds the slot down. When the database returns the daemon has the kept exits appended before
+    its pass reads the states: the breaker's stop is in the log, and the slot is never brought up again
+    (before: up, then down again, and a stop in history with no start)."""
+    rig.extra_env["HERMES_CRASH_LOOP"] = "3/1h"  # for the slots' hooks too: s6-svscan hands its environment on
+    online_boot(rig)
+    pid = wait_for(lambda: supervisor_started(rig), 10, "alpha's start recorded")[-1]
+    watch = start_watch_connected(rig)
+    rig.cluster.stop_server()
+    for round in (1, 2):
+        pid = kill_and_wait_for_the_next(rig, pid)
+        # s6 says up once it forked `run`: the hook must have kept the start before the next kill.
+        wait_for(lambda: sum(name.endswith(".start") for name in spool_files(rig)) == round, 20, "the start kept")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: rig.status("alpha") and not rig.status("alpha")["wantedup"], 20, "the spool's breaker to hold it")
+    kept = spool_files(rig)
+    assert [name.rsplit(".", 1)[1] for name in kept] == ["exit", "start", "exit", "start", "exit"]
+
+    rig.cluster.start_server()
+    wait_for(lambda: spool_files(rig) == [], 30, "the watch daemon to have the spool replayed")
+
+    def acting_on_alpha() -> list[dict]:
+        return [line for line in watch_lines(rig)
+                if "positions" in line and any(a["profile"] == "alpha" for a in line["actions"])]
+
+    [first_pass, *_] = wait_for(acting_on_alpha, 30, "the first pass that acts on alpha")
+    assert [a["action"] for a in first_pass["actions"] if a["profile"] == "alpha"] == ["mark-down"], first_pass
+    assert {"appended": 5, "refused": [], "left": 0} in [line.get("spool") for line in watch_lines(rig)]
+    history = alpha_events(rig)
+    last = max(index for index, e in enumerate(history) if e["reason"] == "crash-loop")
+    assert history[last]["desired"] == "down" and history[last + 1:] == [], history[last:]
+    assert [e["type"] for e in history if e["actor"] == "supervisor"][-6:] == [
+        "crashed", "started", "crashed", "started", "crashed", "stopped"]
+    status = rig.status("alpha")
+    assert not status["up"] and not status["wantedup"], status
+    assert rig.stop_watch(watch) == 0
+
+
+def test_boot_replays_the_spool_as_the_gateway_user_and_says_what_it_set_aside(rig):
+    """Boot's writing steps (a child as the gateway user) replay the spool at their first write; a file
+    they set aside is said on boot's stderr and in the boot log, not lost with the child's stderr."""
+    append_on(rig, HOST_A, "create", "alpha")
+    spool = rig.home.path / "state" / "spool"
+    code = ("import os, sys; os.makedirs(sys.argv[1], 0o700); "
+            "open(sys.argv[1] + '/0000000000000000001.alpha.00000000000000aa.exit', 'w').write('not json')")
+    made = run_as([sys.executable, "-c", code, str(spool)], rig.user, env=rig.env())
+    assert made.returncode == 0, made.stderr
+    rig.start_scanner()
+    result = rig.boot()
+    said = [line for line in result.stderr.splitlines() if "spool" in line]
+    assert len(said) == 1 and "0000000000000000001.alpha.00000000000000aa.exit refused" in said[0], result.stderr
+    assert said[0].endswith("set aside in refused/")
+    assert said[0].removeprefix("hermes-state: ") in boot_log(rig)
+    assert os.listdir(spool / "refused") == ["0000000000000000001.alpha.00000000000000aa.exit"]

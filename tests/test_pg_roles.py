@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK
-from pg_fleet import Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
+from pg_fleet import HOST_IDS, Fleet, fleet, removed_after, roles_blocks  # noqa: F401 (fleet: a fixture)
 
 GATEWAY_SH = "/bin/true"
 
@@ -25,8 +25,9 @@ def ok(result) -> str:
 
 
 def refused(conn: psycopg.Connection, statement: str) -> str:
-    """``statement`` fails for lack of a privilege (SQLSTATE 42501), not for any other reason."""
-    with pytest.raises(psycopg.errors.InsufficientPrivilege) as raised:
+    """``statement`` fails for lack of a privilege (SQLSTATE 42501), not for any other reason
+    (in a transaction of its own: LOCK TABLE takes one)."""
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as raised, conn.transaction():
         conn.execute(statement)
     return str(raised.value)
 
@@ -40,6 +41,13 @@ def beyond_the_grants(fleet: Fleet) -> list[str]:
         "TRUNCATE events",
         "TRUNCATE profile_projection",
         "DELETE FROM profile_projection",
+        "UPDATE profile_projection SET desired = 'up'",
+        "INSERT INTO profile_projection SELECT * FROM profile_projection",
+        "LOCK TABLE profile_projection IN ACCESS EXCLUSIVE MODE",
+        "SELECT * FROM profile_projection FOR UPDATE",
+        "LOCK TABLE events IN ACCESS EXCLUSIVE MODE",
+        "INSERT INTO fleet_hosts (role, host) VALUES (session_user, 'another')",
+        "UPDATE fleet_hosts SET host = 'another'",
         "UPDATE alembic_version SET version_num = '0001_events'",
         "CREATE TABLE public.shadow (position bigint)",
         "CREATE VIEW public.shadow AS SELECT 1 AS one",
@@ -59,7 +67,7 @@ def beyond_the_grants(fleet: Fleet) -> list[str]:
 
 
 def test_the_superusers_block_is_idempotent_and_its_names_default_to_the_pages(pg_cluster):
-    superuser_block, _ = roles_blocks()
+    superuser_block, _, _ = roles_blocks()
     names = {"owner": "hermes_owner", "writer": "hermes_writer", "projector": "hermes_projector", "dbname": "hermes"}
     with removed_after(pg_cluster, names):
         for _ in range(2):  # run again, it makes nothing twice and fails on nothing
@@ -68,13 +76,14 @@ def test_the_superusers_block_is_idempotent_and_its_names_default_to_the_pages(p
             roles = conn.execute("SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
                                  "WHERE rolname LIKE 'hermes\\_%' ORDER BY 1").fetchall()
             owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'hermes'").fetchone()
-        assert roles == [(name, True, False, False, False)
+        # The writer is the hosts' group: each host logs in as a role of its own.
+        assert roles == [(name, name != "hermes_writer", False, False, False)
                          for name in ("hermes_owner", "hermes_projector", "hermes_writer")]
         assert owner == ("hermes_owner",)
 
 
 def test_the_owners_grants_run_again_after_a_migration_change_nothing(fleet):
-    _, owner_block = roles_blocks()
+    _, owner_block, _ = roles_blocks()
 
     def privileges() -> list:
         with fleet.database.connect() as conn:
@@ -87,8 +96,21 @@ def test_the_owners_grants_run_again_after_a_migration_change_nothing(fleet):
     assert privileges() == before
 
 
+def test_a_hosts_block_runs_again_to_change_its_limit_and_binds_nothing_twice(fleet):
+    _, _, host_block = roles_blocks()
+    role = fleet.hosts["a"]
+    for _ in range(2):
+        fleet.database.psql(["-v", f"owner={fleet.database.owner}", "-v", f"writer={fleet.writer}",
+                             "-v", f"role={role}", "-v", f"host={HOST_IDS['a']}", "-v", "limit=5"],
+                            input=host_block, user="postgres", check=True)
+    with fleet.database.connect(user="postgres") as conn:
+        assert conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (5,)
+        assert conn.execute("SELECT role, host FROM fleet_hosts ORDER BY 1").fetchall() == [
+            (fleet.hosts[name], HOST_IDS[name]) for name in sorted(fleet.hosts)]
+
+
 def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
-    writer = fleet.env(fleet.writer)
+    writer = fleet.host_env("a")
     ok(home.hermes("create", "alice", env=writer))
     ok(home.hermes("start", "alice", env=writer))
     # The s6 slot's hooks: the run script's record-start (which execs the gateway), the finish script's record-exit.
@@ -104,7 +126,7 @@ def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
     assert json.loads(ok(home.hermes("doctor", "--json", env=writer)))["healthy"] is True
 
     before = fleet.fingerprint()
-    with fleet.database.connect(user=fleet.writer, autocommit=True) as conn:
+    with fleet.database.connect(user=fleet.hosts["a"], autocommit=True) as conn:
         for statement in beyond_the_grants(fleet):
             refused(conn, statement)
         # What it may do, directly: read, and take the append lock (no privilege needed).
@@ -114,20 +136,8 @@ def test_the_writer_runs_the_hermes_side_and_can_do_no_more(fleet, home):
     assert fleet.fingerprint() == before
 
 
-def test_an_append_waits_for_the_lock_a_writer_holds(fleet, home):
-    """The writer's role takes the very lock every append takes: held, the next append times out (exit 5)."""
-    writer = fleet.env(fleet.writer)
-    ok(home.hermes("create", "alice", env=writer))
-    with fleet.database.connect(user=fleet.writer) as holder:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-        result = home.hermes("start", "alice", env={**writer, "HERMES_STATE_BUSY_TIMEOUT_MS": "200"})
-        holder.rollback()
-    assert result.returncode == 5 and len(result.stderr.splitlines()) == 1 and "locked" in result.stderr
-    ok(home.hermes("start", "alice", env=writer))
-
-
 def test_the_projector_reads_and_every_write_is_refused(fleet, home):
-    writer, projector = fleet.env(fleet.writer), fleet.env(fleet.projector)
+    writer, projector = fleet.host_env("a"), fleet.projector_env("a")
     ok(home.hermes("create", "alice", env=writer))
     ok(home.hermes("start", "alice", env=writer))
     ok(home.hermes("create", "x", env=writer))
@@ -157,8 +167,7 @@ def test_the_projector_reads_and_every_write_is_refused(fleet, home):
         for statement in [
             "INSERT INTO events (position, profile, version, type, actor, occurred_at, host, hash) "
             "VALUES (3, 'x', 1, 'created', 'cli', '2026-01-01T00:00:00.000Z', 'h', repeat('0', 64))",
-            "INSERT INTO profile_projection SELECT * FROM profile_projection",
-            "UPDATE profile_projection SET desired = 'down'",
+            "SELECT append_lock(100)",
             *beyond_the_grants(fleet),
         ]:
             refused(conn, statement)

@@ -190,7 +190,7 @@ def test_up_killed_with_its_scanner_the_next_up_brings_the_orphans_down_and_star
     again = _start_up(rig)
     try:
         wait_for(lambda: "boot done" in _output(rig), 40, "the next up to boot")
-        assert "brought down 2 slot(s) still supervised with no s6-svscan" in _output(rig)
+        assert "brought down 3 service(s) still supervised with no s6-svscan" in _output(rig)
         assert not [pid for pid in orphans if _alive(pid)]
         wait_for(lambda: rig.running_pid("alice"), 10, "alice up again")
     finally:

@@ -58,9 +58,33 @@ def hostile(migrated_home, world_tmp):
 def test_label_values_round_trip_through_prometheus_clients_parser(hostile):
     families = hostile.metrics()
     held = {(s.labels["profile"], s.labels["reason"]): s.value for s in families["hermes_gateway_held_down"]}
-    assert held == {("victim", HOSTILE_REASON): 1.0, (HOSTILE_NAME, HOSTILE_REASON): 1.0}
+    assert held == {("victim", HOSTILE_REASON): 1.0}
     assert not any(name.startswith("hermes_injected") for name in families)  # nothing broke out of a label
-    assert {s.labels["profile"] for s in families["hermes_gateway_desired_up"]} == {"victim", HOSTILE_NAME}
+    # The row named like no profile is no gateway: not exported, counted.
+    assert {s.labels["profile"] for s in families["hermes_gateway_desired_up"]} == {"victim"}
+    assert families["hermes_state_rows_skipped"][0].value == 1.0
+
+
+def test_a_row_named_like_no_profile_is_not_exported_as_a_running_gateway(migrated_home, world_tmp):
+    home = migrated_home
+    assert home.hermes("create", "victim").returncode == 0
+    started = home.hermes("record-start", "gateway-victim", env={"HERMES_GATEWAY_COMMAND": "/bin/true"})
+    assert started.returncode == 0, started.stderr
+    copy = (r"import json, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); f = json.loads(sys.argv[3]); "
+            r"rest = ', '.join(f[1:]); c.execute(f'INSERT INTO profile_projection (profile, {rest}) SELECT ?, {rest} '"
+            r"'FROM profile_projection WHERE profile = \'victim\'', (sys.argv[2],)); c.commit()")
+    for name in ("Not A Profile", "../escape"):
+        result = run_as([sys.executable, "-c", copy, str(home.db), name, json.dumps(STATE_FIELDS)], home.user,
+                        env=home.env())
+        assert result.returncode == 0, result.stderr
+    server = start_server(home.env(), home.user, world_tmp / "serve.err")
+    try:
+        families = server.metrics()
+    finally:
+        assert server.stop() == 0, server.stderr()
+    assert {s.labels["profile"]: s.value for s in families["hermes_gateway_running"]} == {"victim": 1.0}
+    assert {s.labels["profile"] for s in families["hermes_gateway_uptime_seconds"]} == {"victim"}
+    assert families["hermes_state_rows_skipped"][0].value == 2.0
 
 
 def test_the_overview_escapes_every_value_and_encodes_links(hostile):

@@ -48,14 +48,14 @@ def old_hermes() -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_a_home_of_the_old_release_is_read_checked_and_extended_by_the_new_one(migrated_home, old_hermes, out):
-    home = migrated_home
+def test_a_home_of_the_old_release_is_read_checked_and_extended_by_the_new_one(home, old_hermes, out):
     env = home.env(HERMES_GATEWAY_COMMAND=f"/bin/sh -c 'echo $$ > {out}'", PATH=f"{old_hermes.parent}:/usr/bin:/bin")
 
     def old(*args: str) -> None:
         result = run_as([str(old_hermes), *args], home.user, env=env, timeout=120)
         assert result.returncode == 0, (args, result.stderr)
 
+    old("state", "migrate")  # the old release's own store, at its own schema
     old("profile", "create", "alice")
     old("gateway", "start", "-p", "alice")
     old("state", "record-start", "gateway-alice")  # as the old slot's `run` did: records, then runs the gateway
@@ -70,7 +70,13 @@ def test_a_home_of_the_old_release_is_read_checked_and_extended_by_the_new_one(m
         ("created", "cli"), ("started", "cli"), ("started", "supervisor"), ("crashed", "supervisor"),
         ("started", "cli"), ("stopped", "cli")]
 
-    # The new release, on the same home: the same events, a healthy store, and it goes on.
+    # The new release, on the same home: it asks for its migration (one line, exit 5, nothing touched),
+    # then reads the same events, finds a healthy store, and goes on.
+    refused = home.hermes("history", "alice")
+    assert refused.returncode == 5 and "run `hermes-state migrate`" in refused.stderr, refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    migrated = home.hermes("migrate")
+    assert migrated.returncode == 0, migrated.stderr
     after = home.hermes("history", "alice", "--json", "--limit", "0")
     assert after.returncode == 0, after.stderr
     assert after.stdout == before.stdout

@@ -149,6 +149,9 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
         log.add(f"legacy import: {line}")
     if steps["default_created"]:
         log.add("created profile 'default'")
+    for line in steps.get("spool", []):  # a spool file set aside by the replay of the writing steps
+        log.add(line.removeprefix("hermes-state: "))
+        warn(line)
 
     try:
         with open_store(settings, readonly=True) as store:
@@ -198,7 +201,10 @@ def _unreachable(settings: Settings, error: StoreUnavailable) -> StoreUnreachabl
     if isinstance(error, StoreUnreachable):
         return error
     try:
-        open_store(settings, readonly=True).close()
+        # What boot reads next, the states: a lock that kept the steps waiting keeps this read
+        # waiting too, and a read that cannot be answered in time is unreachable (translate.py).
+        with open_store(settings, readonly=True) as store:
+            store.states()
     except StoreUnreachable as probe:
         return probe
     except HermesError:

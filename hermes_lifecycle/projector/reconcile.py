@@ -148,12 +148,16 @@ class Reconciler:
         s6: S6 | None = None,
         scandir: ScanDir | None = None,
         report: Callable[[PassReport], None] = no_report,
+        before_reading: Callable[[], None] | None = None,
     ) -> None:
+        """``before_reading``: run by every pass after it observed s6 and before it reads the states
+        (the watch daemon's spool replay on a fleet host: the host's own facts reach the log first)."""
         self.settings = settings
         self.store = store
         self.s6 = s6 or S6()
         self.scandir = scandir or ScanDir(settings.scandir, container=settings.in_container)
         self.report = report
+        self.before_reading = before_reading
         self.position = 0  # the last log position reconciled
         self.retries = Backoff()
         # In a fleet, this host's profiles only; the id is the gateway user's to make (boot's writing
@@ -172,6 +176,7 @@ class Reconciler:
         result = PassReport(trigger, after=self.position)
         with self.scandir.locked():
             slots, leftovers = self._observe(None)
+            self._before_reading()
             with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
                 upto = tx.last_position()
                 result.states = planning.owned(tx.states(), self.host)
@@ -218,9 +223,14 @@ class Reconciler:
             return self._finish(result)
         with self.scandir.locked():
             slots, leftovers = self._observe(touched, leftovers=LEFTOVERS in due)
+            self._before_reading()
             with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
                 states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
             states = planning.owned(states, self.host)
+            if self.host is not None:
+                # The report says what this host's projector looked at: another host's events are its own.
+                mine = {getattr(state, "profile", None) for state in states}
+                result.events = [event for event in events if event.profile in mine]
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
             if self._kept is not None and self.host is not None:
@@ -230,6 +240,12 @@ class Reconciler:
                 self._save_snapshot(result)
         self.position = max(self.position, result.upto)
         return self._finish(result)
+
+    def _before_reading(self) -> None:
+        # After observing, so a slot s6 was seen holding down was held by a fact already kept:
+        # the spool's breaker keeps the exit before its `finish` exits 125 (docs/fleet.md, Outages).
+        if self.before_reading is not None:
+            self.before_reading()
 
     def _save_snapshot(self, result: PassReport) -> None:
         """Keep this host's states on the volume when they changed (an idle daemon writes nothing).
@@ -362,17 +378,30 @@ class Reconciler:
         return None if self._retire(hidden) else LEFTOVERS
 
     def _retire(self, hidden: Path) -> bool:
-        """A slot out of s6-svscan's sight: down, unsupervised, deleted; False when that is not finished yet."""
+        """A slot out of s6-svscan's sight: down, unsupervised, deleted; False when that is not finished yet.
+
+        Its supervisor is pruned by the scanner (``s6-svscanctl -an``). One the scanner does not know
+        (an s6-svscan killed and started again outside ``up`` leaves its supervisors running, and
+        the new one never prunes them) is told to exit itself (``s6-svc -x``: the service is down
+        already), so a removal always ends, never retried for ever.
+        """
         if not self._quiet(hidden):
             return False
         if self.s6.status(hidden) is not None:
             self.s6.rescan_and_prune(self.scandir.path)
-            deadline = time.monotonic() + PRUNE_WAIT
-            while self.s6.status(hidden) is not None:
-                if time.monotonic() > deadline:
+            if not self._unsupervised_within(hidden, PRUNE_WAIT):
+                self.s6.exit_supervisor(hidden)
+                if not self._unsupervised_within(hidden, PRUNE_WAIT):
                     return False
-                time.sleep(0.01)
         self.scandir.delete_hidden(hidden.name)
+        return True
+
+    def _unsupervised_within(self, slot: Path, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self.s6.status(slot) is not None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
         return True
 
     def _quiet(self, slot: Path) -> bool:

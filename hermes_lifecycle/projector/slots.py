@@ -71,6 +71,20 @@ exec hermes-state record-exit "$3" "$1" "$2" ${wantedup:+"$wantedup"}
 """
 
 
+# The gateways' own accounts into the log (`hermes-state watch-gateways`): a service beside the slots
+# in `up`'s private scan directory, as the gateway user (the container runs it as an s6-rc longrun).
+READER_SERVICE = "hermes-state-gateways"
+_READER_RUN = """\
+#!/bin/sh
+# hermes-state: the gateways' own gateway_state.json into the log, and the log's word back into them
+# (`hermes-state watch-gateways`). Those files are the gateway user's: root never reads them.
+if [ "$(id -u)" = 0 ]; then
+  exec s6-setuidgid "${HERMES_USER:-hermes}" hermes-state watch-gateways
+fi
+exec hermes-state watch-gateways
+"""
+
+
 class ScanDirError(HermesError):
     """The scan directory cannot be used or changed as asked."""
 
@@ -276,6 +290,27 @@ class ScanDir:
             pass
         except OSError as error:
             raise ScanDirError(f"cannot delete {path}: {error.strerror}") from None
+
+    def ensure_reader_service(self) -> bool:
+        """The reader's service directory, made (built aside, renamed in) when missing or not this
+        code's; True when it changed, so s6-svscan must rescan."""
+        target = self.path / READER_SERVICE
+        run = _READER_RUN.encode()
+        if _holds(target / "run", run):
+            return False
+        staging = self.path / f".{READER_SERVICE}.tmp-{secrets.token_hex(8)}"
+        try:
+            staging.mkdir(mode=0o755)
+            _write(staging / "run", run, 0o755)
+            if os.path.lexists(target):
+                _replace(target / "run", run, 0o755)
+                shutil.rmtree(staging)
+            else:
+                os.rename(staging, target)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ScanDirError(f"cannot create {target}: {error.strerror}") from None
+        return True
 
     def write_boot_id(self, boot_id: str) -> None:
         _replace(self.path / BOOT_ID_NAME, f"{boot_id}\n".encode(), 0o644)

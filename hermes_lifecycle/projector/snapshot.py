@@ -23,11 +23,11 @@ user can ask for anyway by appending a start intent (docs/fleet.md, Outages).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
 import secrets
-import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -37,6 +37,7 @@ from ..fold import STATE_FIELDS, ProfileState
 from ..names import shown
 from ..settings import Settings
 from ..store.log import state_from_row, state_problem
+from ..volume import open_directory, read_file
 from . import plan as planning
 
 SNAPSHOT_NAME = "fleet-snapshot.json"
@@ -46,6 +47,10 @@ MAX_BYTES = 4 * 1024 * 1024  # some 8,000 profiles; a bigger file is refused, ne
 
 class SnapshotError(StoreUnavailable):
     """The snapshot cannot be read or written safely (the reason in one line)."""
+
+
+class NoSuchDirectory(SnapshotError):
+    """A directory of the volume that does not exist (yet)."""
 
 
 @dataclass
@@ -82,35 +87,22 @@ def _owners(settings: Settings) -> frozenset[int]:
     return frozenset(owners)
 
 
-def _state_directory(settings: Settings) -> int:
-    """A descriptor on ``$HERMES_HOME/state``: the home as configured (the volume root, as
-    StoreChain takes it), then ``state`` with O_NOFOLLOW; both directories of the volume's owners."""
-    owners = _owners(settings)
-    where = os.path.join(settings.home_dir, "state")
+def state_directory(settings: Settings) -> int:
+    """A descriptor on ``$HERMES_HOME/state`` (``volume_directory``)."""
+    return volume_directory(settings, "state")
+
+
+def volume_directory(settings: Settings, *names: str) -> int:
+    """A descriptor on a directory of the volume, reached as every file on the volume is
+    (``volume.open_directory``): the home as configured, then each of ``names`` with O_NOFOLLOW;
+    every directory on the way one of the volume's owners'. The spool (``spool.pending``) is
+    opened the same way. NoSuchDirectory when one is missing."""
+    relative = os.path.join(*names) if names else ""
     try:
-        home = os.open(settings.home_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return open_directory(settings.home_dir, relative, _owners(settings), SnapshotError)
     except OSError as error:
-        raise SnapshotError(f"cannot open {settings.home_dir}: {error.strerror}") from None
-    try:
-        _owned(settings.home_dir, os.fstat(home), owners)
-        try:
-            directory = os.open("state", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=home)
-        except OSError as error:
-            # ELOOP or ENOTDIR: a symbolic link (or a file) where the directory should be.
-            raise SnapshotError(f"cannot open {where} without following a link: {error.strerror}") from None
-    finally:
-        os.close(home)
-    try:
-        _owned(where, os.fstat(directory), owners)
-    except BaseException:
-        os.close(directory)
-        raise
-    return directory
-
-
-def _owned(path: str, info: os.stat_result, owners: frozenset[int]) -> None:
-    if info.st_uid not in owners:
-        raise SnapshotError(f"{path} belongs to uid {info.st_uid}, not to root or the gateway user: refused")
+        kind = NoSuchDirectory if error.errno == errno.ENOENT else SnapshotError
+        raise kind(f"cannot open {os.path.join(settings.home_dir, relative)}: {error.strerror}") from None
 
 
 # -- writing (root, after a pass) ----------------------------------------------------------
@@ -120,7 +112,7 @@ def save(settings: Settings, snapshot: Snapshot) -> None:
     text = json.dumps(snapshot.as_json(), separators=(",", ":"), sort_keys=True).encode()
     if len(text) > MAX_BYTES:
         raise SnapshotError(f"snapshot {snapshot_path(settings)} would be {len(text)} bytes, over {MAX_BYTES}")
-    directory = _state_directory(settings)
+    directory = state_directory(settings)
     temporary = f".{SNAPSHOT_NAME}.{secrets.token_hex(8)}"
     try:
         try:
@@ -183,44 +175,14 @@ def load(settings: Settings, host: str) -> Snapshot:
     The entries that fail a check are left out, each with a line in ``skipped``.
     """
     path = snapshot_path(settings)
-    directory = _state_directory(settings)
     try:
-        try:
-            fd = os.open(SNAPSHOT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
-        except FileNotFoundError:
-            raise SnapshotError(f"no snapshot at {path}") from None
-        except OSError as error:
-            raise SnapshotError(f"snapshot {path} refused: {error.strerror}") from None
-    finally:
-        os.close(directory)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SnapshotError(f"snapshot {path} is not a regular file: refused")
-        _owned(path, info, _owners(settings))
-        if info.st_nlink != 1:  # a hard link to someone else's file
-            raise SnapshotError(f"snapshot {path} has {info.st_nlink} hard links, not one: refused")
-        if info.st_size > MAX_BYTES:
-            raise SnapshotError(f"snapshot {path} is {info.st_size} bytes, over {MAX_BYTES}: refused")
-        text = _read_bounded(fd, path)
-    finally:
-        os.close(fd)
+        text = read_file(path, limit=MAX_BYTES, volume_root=settings.home_dir, owners=_owners(settings),
+                         what=f"snapshot {path}", error=SnapshotError)
+    except FileNotFoundError:
+        raise SnapshotError(f"no snapshot at {path}") from None
+    except OSError as error:
+        raise SnapshotError(f"cannot read snapshot {path}: {error.strerror}") from None
     return parse(text, host, path)
-
-
-def _read_bounded(fd: int, path: str) -> bytes:
-    chunks, size = [], 0
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError as error:
-            raise SnapshotError(f"cannot read snapshot {path}: {error.strerror}") from None
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_BYTES:  # grew after the fstat
-            raise SnapshotError(f"snapshot {path} is over {MAX_BYTES} bytes: refused")
-        chunks.append(chunk)
 
 
 def parse(text: bytes, host: str, path: str) -> Snapshot:

@@ -44,7 +44,7 @@ from .boot import boot
 from .claim import Claim, take as claim_volume
 from .reconcile import PassReport
 from .s6 import S6, NotSupervised, S6Error, S6Timeout, ServiceStatus
-from .slots import KILL_AFTER_MS, ScanDir
+from .slots import KILL_AFTER_MS, READER_SERVICE, ScanDir
 from .watch import Watcher, WatchOptions, run_in_foreground
 
 SCANNER_START_TIMEOUT = 5.0
@@ -80,8 +80,11 @@ def scanner_environment(settings: Settings) -> dict[str, str]:
 
 
 def supervised_slots(scandir: ScanDir, s6: S6) -> dict[Path, ServiceStatus]:
-    """Every slot of ours (and every slot a pass moved out of sight) that an s6-supervise still runs on."""
+    """Every slot of ours (and every slot a pass moved out of sight), and the gateways' reader, that an
+    s6-supervise still runs on."""
     slots = [scandir.slot_path(p) for p in scandir.profiles()] + [scandir.path / e for e in scandir.leftovers()]
+    if (scandir.path / READER_SERVICE).is_dir():
+        slots.append(scandir.path / READER_SERVICE)
     return {slot: status for slot in slots if (status := s6.status(slot)) is not None}
 
 
@@ -162,7 +165,7 @@ def clear_stale_slots(scandir: ScanDir, s6: S6, say: Callable[[str], None] = lam
     """
     orphans = bring_down_supervisors(scandir, s6)
     if orphans:
-        say(f"brought down {orphans} slot(s) still supervised with no s6-svscan on {scandir.path} "
+        say(f"brought down {orphans} service(s) still supervised with no s6-svscan on {scandir.path} "
             "(an earlier run was killed?): their finish recorded the shutdown")
     removed = []
     for profile in scandir.profiles():
@@ -208,7 +211,7 @@ def stop_scanner(process: subprocess.Popen, scandir: ScanDir, s6: S6, say: Calla
             ) from None
         left = bring_down_supervisors(scandir, s6, session=process.pid)
         if left:
-            say(f"s6-svscan on {scandir.path} stopped, leaving {left} slot(s) supervised: brought them down")
+            say(f"s6-svscan on {scandir.path} stopped, leaving {left} service(s) supervised: brought them down")
         say(f"s6-svscan on {scandir.path} stopped; every gateway is down")
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -276,10 +279,13 @@ def _up_claimed(settings: Settings, options: WatchOptions, claim: Claim, s6: S6,
     process = None
     if s6.scanner_running(scandir.path):
         say(f"s6-svscan already runs on {scandir.path}: using it (it stays up after this command)")
+        if scandir.ensure_reader_service():
+            s6.rescan(scandir.path)
     else:
         cleared = clear_stale_slots(scandir, s6, say)
         if cleared:
             say(f"cleared {len(cleared)} slot(s) left from the last run: boot makes them again")
+        scandir.ensure_reader_service()  # the gateways' own accounts (watch-gateways), as the gateway user
         process = start_scanner(settings, scandir, s6)
         say(f"s6-svscan started on {scandir.path} (pid {process.pid})")
     watcher = Watcher(settings, options, report=report, warn=warn)
@@ -314,6 +320,6 @@ def _shut_down(process: subprocess.Popen | None, monitor: ScannerMonitor, scandi
         count = bring_down_supervisors(scandir, s6, session=process.pid if process is not None else None)
     finally:
         signal.signal(signal.SIGINT, previous)
-    warn(f"hermes-state: up: {monitor.describe()}; brought its {count} supervised slot(s) down: no supervisor or "
+    warn(f"hermes-state: up: {monitor.describe()}; brought its {count} supervised service(s) down: no supervisor or "
          "gateway is left running; run `hermes-state up` again")
     return 1

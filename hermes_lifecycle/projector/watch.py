@@ -18,7 +18,10 @@ On a fleet's PostgreSQL the daemon outlives the database: a pass that fails
 while it is away is one JSON line and a retry; when it answers again the
 feed says so and the daemon runs a full pass (docs/fleet.md, Change feed).
 A daemon started while the database cannot be reached (after a boot from
-the snapshot) says so once and keeps trying to connect.
+the snapshot) says so once and keeps trying to connect. On a fleet host,
+every pass first has the starts and exits the hooks kept in the spool
+appended (``SpoolReplay``), so a pass never acts on a log that lacks this
+host's own facts: a slot the spool's breaker held down stays down.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import HermesError, StoreUnreachable
+from .. import spool
+from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed
+from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed, stop_every_statement
 from .claim import take as claim_volume
+from .dropped import replay_spool
 from .reconcile import PassReport, Reconciler
 
 # After a pass that failed, the next full pass comes sooner, backing off to the interval.
@@ -67,6 +72,45 @@ def quick_check(settings: Settings, warn: Callable[[str], None]) -> None:
     if rows:
         warn(f"hermes-state: watch: event store {settings.store_location} fails quick_check: {'; '.join(rows[:5])}; "
              "run `hermes-state doctor`")
+
+
+class SpoolReplay:
+    """Before a pass reads the states: the facts this host's hooks kept in the spool while the
+    database was unavailable go into the log first (docs/fleet.md, Outages).
+
+    Root counts the spool's names only (``spool.pending``, through directories opened without
+    following a link) and has a child dropped to the gateway user replay them
+    (``dropped.replay_spool``): it reads none of that user's files. A replay that fails fails the
+    pass, which is retried; names the last replay could not take (a file that cannot be set aside)
+    start no new one until another name appears.
+    """
+
+    def __init__(self, settings: Settings, line: Callable[[dict], None]) -> None:
+        self.settings = settings
+        self.line = line
+        self._left: frozenset = frozenset()
+        self._cannot_look: str | None = None
+
+    def __call__(self) -> None:
+        try:
+            before = spool.pending(self.settings).names
+        except StoreUnavailable as error:
+            # The gateway user's own writes still replay; the daemon says so once and goes on.
+            if str(error) != self._cannot_look:
+                self._cannot_look = str(error)
+                self.line({"time": utc_now(), "spool": {"error": str(error)}})
+            return
+        self._cannot_look = None
+        if not before - self._left:
+            return
+        result = replay_spool(self.settings)
+        try:
+            after = spool.pending(self.settings).names
+        except StoreUnavailable:
+            after = before
+        self._left = before & after
+        self.line({"time": utc_now(), "spool": {"appended": result["appended"], "refused": result["lines"],
+                                                "left": len(self._left)}})
 
 
 class Watcher:
@@ -142,7 +186,8 @@ class Watcher:
         if self._stopped.is_set():
             return False
         self._unreachable = None
-        reconciler = Reconciler(self.settings, store, report=self.report)
+        replay = SpoolReplay(self.settings, self._line) if self.settings.fleet else None
+        reconciler = Reconciler(self.settings, store, report=self.report, before_reading=replay)
         reconciler.scandir.ensure()
         if trigger == "start":
             threading.Thread(target=quick_check, args=(self.settings, self.warn), daemon=True).start()
@@ -213,6 +258,13 @@ class Watcher:
         return time.monotonic() + self._retry
 
 
+def stop_on_signal(watcher: Watcher) -> None:
+    """SIGTERM or SIGINT: the process is stopping, so every statement stops too, also one of a store
+    still being opened (its schema read) or of the quick check's thread, and the watch ends."""
+    stop_every_statement()
+    watcher.stop()
+
+
 def watch(
     settings: Settings,
     options: WatchOptions,
@@ -228,7 +280,7 @@ def watch(
 
 def run_in_foreground(watcher: Watcher) -> int:
     """The watch loop until SIGTERM or SIGINT (`watch`, and `up` after its boot)."""
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, lambda *_: stop_on_signal(watcher)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
     finally:

@@ -17,6 +17,8 @@ KNOWN_REVISIONS = (  # oldest first
     "0003_crash_loops_stopped_for",
     "0004_fleet_hosts",
     "0005_projection_crashes",
+    "0006_gateway_reports",
+    "0007_fleet_host_roles",
 )
 HEAD = KNOWN_REVISIONS[-1]
 

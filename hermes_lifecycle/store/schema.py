@@ -112,6 +112,7 @@ profile_projection = Table(
     Column("host", Text, nullable=True),  # the created event's host (migration 0004)
     Column("crashes", Integer, nullable=False, server_default=text("0")),  # migration 0005
     Column("last_crash_position", Integer, nullable=True),
+    Column("last_report_position", Integer, nullable=True),  # migration 0006
     CheckConstraint("desired IN ('up', 'down')", name="ck_profile_projection_desired"),
 )
 

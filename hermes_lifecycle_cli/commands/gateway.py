@@ -39,7 +39,7 @@ def restart(args: argparse.Namespace) -> int:
     return _intent("restart", args)
 
 
-def _intent(verb: str, args: argparse.Namespace) -> int:
+def _intent(verb: str, args: argparse.Namespace, *, actor: str = "cli", data: dict | None = None) -> int:
     from hermes_lifecycle.events import NewEvent
     from hermes_lifecycle.store import open_store
 
@@ -48,12 +48,48 @@ def _intent(verb: str, args: argparse.Namespace) -> int:
     with open_store(settings()) as store:
         with store.writing() as tx:
             prior = tx.state(name)
-            event = tx.append(NewEvent(name, kind, "cli", desired, reason=reason))
+            event = tx.append(NewEvent(name, kind, actor, desired, reason=reason, data=data or {}))
     note = ""
     if prior is not None and prior.desired == desired and verb != "restart":
         note = f" (it was already desired {desired}; the request is recorded anyway)"
     print(f"asked gateway {name} to {_SAID[verb]}: event {event.position}, desired {desired}{note}")
     return 0
+
+
+# hermes-agent's s6 manager (hermes_cli/service_manager.py) sends these to a slot; each is the intent.
+S6_SVC_INTENTS = {"-u": "start", "-d": "stop", "-t": "restart"}
+
+
+def s6_svc(args: argparse.Namespace) -> int:
+    """`hermes-state s6-svc FLAG SLOT`: what `s6-svc` is for the unprivileged user in this project's
+    image. hermes-agent's `hermes gateway start|stop|restart` (and its `profile delete`) send s6-svc
+    -u, -d or -t to the slot; the slot is the projector's, so the command becomes that intent in the
+    log, by `hermes-agent`, and the projector carries it out (docs/hermes-agent.md). Anything else
+    is refused with one line: s6 follows the log here."""
+    import os
+
+    from hermes_lifecycle.errors import BadInput
+    from hermes_lifecycle.names import profile_of_slot
+
+    words = list(args.words)
+    # hermes-agent runs it with HERMES_HOME at the profile's own home (`-p NAME`: <root>/profiles/NAME);
+    # the log is the root's, as its own profile commands see it.
+    home = os.environ.get("HERMES_HOME")
+    if home and os.path.basename(os.path.dirname(os.path.normpath(home))) == "profiles":
+        os.environ["HERMES_HOME"] = os.path.dirname(os.path.dirname(os.path.normpath(home)))
+    refusal = BadInput(f"s6 follows the event log here: `s6-svc {' '.join(words)}` is refused; "
+                       "`hermes state start|stop|restart NAME` asks for a gateway")
+    if len(words) != 2 or words[0] not in S6_SVC_INTENTS:
+        raise refusal
+    flag, slot = words
+    directory, base = os.path.split(os.path.normpath(os.path.abspath(slot)))
+    if directory != os.path.normpath(os.path.abspath(settings().scandir_dir)):
+        raise refusal
+    name = profile_of_slot(base)
+    if name is None:
+        raise refusal
+    args.name = name
+    return _intent(S6_SVC_INTENTS[flag], args, actor="hermes-agent", data={"via": f"s6-svc {flag}"})
 
 
 def observe_slot(slot_dir) -> "ServiceStatus | str":
@@ -89,9 +125,13 @@ def status(args: argparse.Namespace) -> int:
         crashes = tx.crash_times(name, after_position=0, since=an_hour_ago())
     state = {**status_row(profile, len(crashes)), "intent_actor": profile.intent_actor,
              "intent_reason": profile.intent_reason, "intent_at": profile.intent_at}
-    slot = observe_slot(config.slot_dir(name)) if state["status"] == "live" else (
-        "the profile is deleted: it has no slot"
-    )
+    elsewhere = _another_hosts(config, profile.host)
+    if state["status"] != "live":
+        slot = "the profile is deleted: it has no slot"
+    elif elsewhere:
+        slot = elsewhere
+    else:
+        slot = observe_slot(config.slot_dir(name))
     if args.json:
         from .. import output
 
@@ -107,6 +147,22 @@ def status(args: argparse.Namespace) -> int:
     # The log's values (reasons, s6's answer) are the gateway user's text: shown, never obeyed.
     print("\n".join(printable(line) for line in status_lines(state, slot, now, source=settings().slot_dir(name))))
     return 0
+
+
+def _another_hosts(config, host: str) -> str | None:
+    """In a fleet, why this host has no slot of another host's profile (its own projector runs it
+    there: docs/fleet.md, Hosts); None for this host's profile, and on a SQLite file."""
+    if not config.fleet:
+        return None
+    from hermes_lifecycle.errors import StoreUnavailable
+
+    try:
+        here = config.host_id(create=False)
+    except StoreUnavailable:
+        return None  # no id yet: this host has made nothing, so its scan directory says what there is
+    if host == here:
+        return None
+    return f"the profile belongs to host {host}, not to this one ({here}): that host's projector runs its slot"
 
 
 _JSON_KEYS = (

@@ -42,6 +42,7 @@ _EVENT_STYLE = {
     "started": grid.GREEN,
     "created": grid.BLUE,
     "deleted": grid.MAGENTA,
+    "reported": grid.CYAN,
 }
 
 
@@ -130,8 +131,23 @@ def _display(event: Event, now: datetime) -> dict:
         "desired": event.desired,
         "pid": event.pid,
         "exit": humane.exit_text(event.exit_code, event.signal),
-        "reason": _cut(event.reason, REASON_WIDTH),
+        "reason": _cut(reason_text(event), REASON_WIDTH),
     }
+
+
+def reason_text(event: Event) -> str | None:
+    """The reason, and for a gateway's own report what it said with it (the log's values: shown, never obeyed)."""
+    if event.type != "reported" or event.reason is None:
+        return event.reason
+    data = event.data
+    if event.reason == "ready" and isinstance(data.get("seconds_to_ready"), (int, float)):
+        return f"ready in {data['seconds_to_ready']:g}s"
+    if event.reason in ("stopped", "startup-failed") and isinstance(data.get("exit_reason"), str):
+        return f"{event.reason}: {data['exit_reason']}"
+    if event.reason.startswith("platform-") and isinstance(data.get("platform"), str):
+        code = data.get("error_code")
+        return f"{event.reason}: {data['platform']}" + (f" ({code})" if isinstance(code, str) else "")
+    return event.reason
 
 
 def _cut(text: str | None, width: int) -> str | None:
@@ -231,7 +247,7 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
     import signal
     import sys
 
-    from hermes_lifecycle.store.recorder import IDLE, REPLACED, STOPPED
+    from hermes_lifecycle.store.recorder import IDLE, REPLACED, STOPPED, statements_stopped, stop_every_statement
 
     from .. import output
 
@@ -242,7 +258,8 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
     store.on_bad_row = bad_row
     with store.change_feed(poll_interval=FOLLOW_POLL_SECONDS) as feed:
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: feed.stop())
+            # A read under way stops too: a stop is never kept waiting by the store.
+            signal.signal(number, lambda *_: (stop_every_statement(), feed.stop()))
         found = read_history(store, profile, window)
         last_position = found.state.last_position
         layout = _grid(now).fit([_display(e, now) for e in found.events], minimum=_FOLLOW_WIDTHS)
@@ -257,7 +274,12 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
             if why == REPLACED:
                 # The file followed is not the store any more: say so, never follow a deleted file.
                 raise StoreUnavailable(f"{feed.replaced}: stopped following; run the command again")
-            new = read_newer(store, profile, window, last_position)
+            try:
+                new = read_newer(store, profile, window, last_position)
+            except StoreUnavailable:
+                if statements_stopped():
+                    break  # the stop interrupted the read: a stop, not a failure
+                raise
             if not new:
                 continue
             last_position = new[-1].position

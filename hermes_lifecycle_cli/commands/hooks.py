@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from hermes_lifecycle import hooks
-from hermes_lifecycle.errors import HermesError, NotFound, ProfileDeleted, StoreUnavailable
+from hermes_lifecycle.errors import HermesError, NotFound, NotThisHost, ProfileDeleted, StoreUnavailable
 from hermes_lifecycle.exits import DO_NOT_RESTART, ObservedExit
 
 from ..output import say
@@ -26,10 +26,14 @@ def record_start(args: "argparse.Namespace") -> int:
     name = hooks.profile_of_slot(args.slot)
     config = settings()
     argv, environment = config.gateway_launch(name)  # a bad HERMES_GATEWAY(_COMMAND): exit 2, nothing recorded
+    kept = _StartKeeper(config, name) if config.fleet else None
     try:
-        hooks.record_start(config, name, os.getpid())
-    except (NotFound, ProfileDeleted):
-        raise  # no live profile: start nothing (one line, exit 3 or 4)
+        hooks.record_start(config, name, os.getpid(), key=kept.key if kept else None)
+    except (NotFound, ProfileDeleted, NotThisHost):
+        raise  # no live profile of this host's: start nothing (one line, exit 3 or 4)
+    except StoreUnavailable as error:
+        where = kept.keep(error) if kept else ""
+        say(f"hermes-state: record-start {args.slot}: start not recorded ({error}){where}; starting the gateway anyway")
     except HermesError as error:
         say(f"hermes-state: record-start {args.slot}: start not recorded ({error}); starting the gateway anyway")
     except Exception as error:  # noqa: BLE001 - a broken log must not take gateways down; it is reported
@@ -41,6 +45,29 @@ def record_start(args: "argparse.Namespace") -> int:
     except OSError as error:
         say(f"hermes-state: record-start {args.slot}: cannot run the gateway command {argv[0]!r}: {error.strerror}")
         return hooks.EXEC_FAILED_STATUS
+
+
+class _StartKeeper:
+    """A fleet host's start, seen now with its key chosen before the first attempt: kept in the spool
+    (spool.py) when the database cannot take it, so the log learns of the run when it returns."""
+
+    def __init__(self, config, name: str) -> None:
+        from hermes_lifecycle import spool
+
+        self.config, self.name, self.spool = config, name, spool
+        self.seen_at, self.seen_ns = spool.observed_now()
+        self.key = spool.new_key(spool.START)
+
+    def keep(self, error: StoreUnavailable) -> str:
+        """What the line adds: where the start was kept, or why it was not."""
+        spool, config = self.spool, self.config
+        try:
+            fact = spool.KeptStart(profile=self.name, pid=os.getpid(), observed_at=self.seen_at,
+                                   boot_id=config.read_boot_id(), supervisor=os.getppid(), host=config.host_id(),
+                                   key=self.key)
+            return f"; kept in {spool.keep(config, fact, self.seen_ns)}, to be appended at this host's next write"
+        except StoreUnavailable as spool_error:
+            return f"; not kept either: {spool_error}"
 
 
 def record_exit(args: "argparse.Namespace") -> int:

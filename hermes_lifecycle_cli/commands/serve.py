@@ -91,9 +91,14 @@ class OperatorsView:
         with self.open() as store:
             return store.recorder.quick_check()
 
+    def host(self) -> str | None:
+        """In a fleet, the host whose profiles this server shows (each host serves its own); else None."""
+        return self.settings.host_id(create=False) if self.settings.fleet else None
+
     def _fleet_with_totals(self, now: datetime):
+        host = self.host()
         with self.open() as store:
-            return read_fleet(store, now, recent_crashes=False, crash_totals=True)
+            return read_fleet(store, now, recent_crashes=False, crash_totals=True, host=host)
 
     def answer(self, target: str) -> Answer:
         parts = urlsplit(target)
@@ -117,8 +122,9 @@ class OperatorsView:
 
     def _overview(self) -> str:
         now = datetime.now(timezone.utc)
+        host = self.host()
         with self.open() as store:
-            fleet = read_fleet(store, now, recent_crashes=True, crash_totals=False)
+            fleet = read_fleet(store, now, recent_crashes=True, crash_totals=False, host=host)
         return operators_page.render_overview(fleet, refresh_seconds=REFRESH_SECONDS)
 
     def _profile(self, name: str, query: str) -> str:

@@ -10,6 +10,13 @@ the database answers again after a lost connection (a restart, a failover),
 the feed says ``RECONNECTED`` whether or not the position moved, so its
 reader looks at everything (the watch daemon's full pass): a pass that failed
 during the outage is not left waiting for the next event.
+
+Any role that may connect may NOTIFY the channel, as often as it likes. So a
+notification is acted on at most once per ``NOTIFIED_CHECK_SECONDS``: the
+first after a quiet spell at once, the ones that follow it within that time
+together, when it has passed (meanwhile the listening socket is not watched,
+and what queued there is consumed in one go). A flood of notifications costs
+the daemon one position check per interval, not one per notification.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
     from .recorder import PostgresRecorder
 
 CHANNEL = "hermes_events"
+# How often notifications may lead to a look at the newest position (a flood is coalesced).
+NOTIFIED_CHECK_SECONDS = 0.05
 
 
 class PostgresChangeFeed(ChangeFeed):
@@ -42,6 +51,8 @@ class PostgresChangeFeed(ChangeFeed):
         self._stopped = False
         self._listener: Any = None
         self._next_poll = time.monotonic() + poll_interval
+        self._notified = False  # notifications drained and not yet checked (until _next_check)
+        self._next_check = 0.0
         self._listen()
         self._seen = self._position()
         self._lost = self._seen is None  # True from a lost connection until the database answers again
@@ -98,6 +109,14 @@ class PostgresChangeFeed(ChangeFeed):
         self._seen = position
         return kind
 
+    def _check_notified(self) -> str | None:
+        """Act on the notifications drained so far (and any queued since): one position check."""
+        self._notified = False
+        if self._listener is not None and not self._drain():
+            return None  # the listening connection is lost: the next poll reconnects
+        self._next_check = time.monotonic() + NOTIFIED_CHECK_SECONDS
+        return self._changed(NOTIFIED)
+
     def wait(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:
@@ -110,21 +129,25 @@ class PostgresChangeFeed(ChangeFeed):
                 why = self._changed(POLLED)
                 if why is not None:
                     return why
+            if self._notified and now >= self._next_check:
+                why = self._check_notified()
+                if why is not None:
+                    return why
             if now >= deadline:
                 return IDLE
             watched = [self._wake_read]
-            if self._listener is not None:
+            # While notifications wait for their check, more of them change nothing: not watched.
+            listening = self._listener is not None and not self._notified
+            if listening:
                 watched.append(self._listener.fileno())
-            ready, _, _ = select.select(watched, [], [], max(0.0, min(deadline, self._next_poll) - now))
+            wake_at = min(deadline, self._next_poll, self._next_check if self._notified else deadline)
+            ready, _, _ = select.select(watched, [], [], max(0.0, wake_at - now))
             if self._wake_read in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_read, 64)
                 continue
-            if self._listener is not None and self._listener.fileno() in ready:
-                if self._drain():
-                    why = self._changed(NOTIFIED)
-                    if why is not None:
-                        return why
+            if listening and self._listener.fileno() in ready and self._drain():
+                self._notified = True  # checked at once, or with the others at _next_check
 
     def stop(self) -> None:
         self._stopped = True

@@ -6,7 +6,13 @@ commit order, so a reader that tails the log after a position never skips a
 transaction that committed late (docs/fleet.md says why this way and what it
 costs). The ``events_serialize`` trigger takes the same lock and refuses a
 position that is not the next one, so a writer that skips the recorder
-cannot break the order either. Readers take one REPEATABLE READ snapshot.
+cannot break the order either. The lock is taken through ``append_lock``
+(migration 0007), which ends a session that holds it without appending.
+Readers take one REPEATABLE READ snapshot.
+
+The projection is written by the database (the ``events_project`` trigger,
+migration 0007), not by the recorder: the writer role has no INSERT or UPDATE
+on it, so no host can change another host's profile without an event.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ class PostgresTransaction(GeneratedTransaction):
 
     def _run(self, name: str, values: Row | None = None) -> Any:
         return _STATEMENTS[name].run(self._driver, values)
+
+    # The events_project trigger folds each inserted event into its row (migration 0007).
+    def insert_state(self, values: Row) -> None:
+        pass
+
+    def update_state(self, values: Row) -> None:
+        pass
 
 
 class PostgresRecorder(Recorder):
@@ -95,10 +108,11 @@ class PostgresRecorder(Recorder):
                 # One snapshot for every statement of the transaction (doctor, a stream and its crashes).
                 driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            with translated(self.location):
+            with translated(self.location, locked_is_unreachable=not write):
                 if write:
-                    # Waits at most lock_timeout (the busy timeout), then StoreLocked (exit 5).
-                    driver.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s::bigint)", (APPEND_LOCK,))
+                    # Waits at most the busy timeout, then StoreLocked (exit 5); a holder that
+                    # is not appending is ended meanwhile (append_lock, migration 0007).
+                    driver.execute("SELECT append_lock(%s::integer)", (self.lock_timeout_ms,))
                 yield PostgresTransaction(driver)
                 driver.execute("COMMIT")
         except BaseException:

@@ -9,6 +9,7 @@ from typing import Iterator
 from ...errors import (
     BadInput,
     HermesError,
+    NotThisHost,
     SchemaMismatch,
     StoreCorrupt,
     StoreFull,
@@ -26,6 +27,7 @@ _BY_SQLSTATE: tuple[tuple[str, type[HermesError], str], ...] = (
     ("40001", StoreLocked, "is busy (a serialization failure)"),
     ("25006", StoreReadOnly, "is read-only"),
     ("42501", StoreReadOnly, "refused this role (permission denied)"),
+    ("HS001", NotThisHost, "refused the event"),  # migration 0007: another host's gateway
     ("53100", StoreFull, "is full (the database server has no disk space left)"),
     ("53", StoreUnavailable, "is out of resources"),
     ("57014", StoreUnavailable, "stopped a statement (it ran past its time bound, or the process is stopping)"),
@@ -41,12 +43,20 @@ _BY_SQLSTATE: tuple[tuple[str, type[HermesError], str], ...] = (
 )
 
 
-def translate(error: BaseException, location: str) -> HermesError:
-    """The store error for a psycopg (or SQLAlchemy-wrapped psycopg) error."""
+def translate(error: BaseException, location: str, *, locked_is_unreachable: bool = False) -> HermesError:
+    """The store error for a psycopg (or SQLAlchemy-wrapped psycopg) error.
+
+    ``locked_is_unreachable``: a read kept waiting past the busy timeout by a lock another
+    session holds (a migration, an operator's DDL) cannot be answered in time, as when the
+    server is away: boot then brings the slots up from its snapshot (docs/fleet.md, "Outages").
+    """
     original = getattr(error, "orig", None) or error
     sqlstate = getattr(original, "sqlstate", None) or ""
     text = str(original).strip()
     detail = text.splitlines()[0] if text else type(original).__name__
+    if locked_is_unreachable and sqlstate == "55P03":
+        return StoreUnreachable(f"event store {location} is unreachable: a lock held by another session "
+                                f"kept a read waiting past the busy timeout: {detail}")
     for prefix, kind, what in _BY_SQLSTATE:
         if sqlstate.startswith(prefix):
             return kind(f"event store {location} {what}: {detail}")
@@ -58,14 +68,14 @@ def translate(error: BaseException, location: str) -> HermesError:
 
 
 @contextlib.contextmanager
-def translated(location: str) -> Iterator[None]:
+def translated(location: str, *, locked_is_unreachable: bool = False) -> Iterator[None]:
     """Re-raise psycopg (and, where in use, SQLAlchemy) database errors as the store's own."""
     import psycopg
 
     try:
         yield
     except psycopg.Error as error:
-        raise translate(error, location) from error
+        raise translate(error, location, locked_is_unreachable=locked_is_unreachable) from error
     except Exception as error:
         sa_exc = sys.modules.get("sqlalchemy.exc")  # migrations only
         if sa_exc is None or not isinstance(error, sa_exc.SQLAlchemyError):

@@ -23,8 +23,8 @@ from ...store.revisions import HEAD, KNOWN_REVISIONS, describe_mismatch, recorde
 # tests/test_hostile_store.py::test_the_recorded_tables_are_what_the_migrations_make keeps them true.
 VERSION_TABLE = ("alembic_version", "2178ac174921dbea44557d477730d868fc34f8605138a794f77fa6b1e0fbdbee")
 TABLES_AT_HEAD = {
-    "events": "a8ca21043ccd700292d58bd9aadbd150672d4fc068be0190054d9397d62cdc2b",
-    "profile_projection": "9731139c926bff6bd3e5e46321d835d3650f9c22c0748d2acfacd5ecdf7664a1",
+    "events": "9cb0a36b550869c6f0827ebd4761eb829034f0fe3375f80a91057fef65989329",
+    "profile_projection": "54ac386420b65605f88aa476e9b474b12035f4a898aa1c86372f5f0e701dc95d",
 }
 
 
