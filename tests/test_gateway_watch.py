@@ -289,29 +289,14 @@ def test_history_metrics_and_the_page_show_what_the_gateway_says(rig):
 
 def test_a_log_that_stops_reading_never_stops_the_reader(rig):
     """In the container its lines go to the container's output: a full pipe there held its next line."""
-    import signal
-
     from conftest import HERMES
-    from projector_support import full_pipe
+    from projector_support import daemon_with_a_full_log, stops_on_sigterm_within
 
     pid = running(rig, "alice")
-    read_end, write_end = full_pipe()
-    reader = subprocess.Popen([str(HERMES), "watch-gateways"], env=rig.env(), stdin=subprocess.DEVNULL,
-                              stdout=write_end, stderr=write_end, user=rig.user.uid, group=rig.user.gid,
-                              extra_groups=[])
-    os.close(write_end)
-    try:
+    with daemon_with_a_full_log([str(HERMES), "watch-gateways"], rig.env(), rig.user) as reader:
         for state, reason in (("starting", None), ("running", "ready"), ("degraded", "degraded"),
                               ("running", "recovered"), ("draining", "draining")):
             gateway_writes(rig, "alice", pid, state)
             if reason:
                 wait_for(lambda: reasons(rig, "alice")[-1:] == [reason], WITHIN + 5, f"{reason} in the log")
-        stopping = time.monotonic()
-        reader.send_signal(signal.SIGTERM)
-        assert reader.wait(timeout=10) == 0
-        assert time.monotonic() - stopping < 2, "SIGTERM with its log full did not stop the reader within 2 s"
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
-        os.close(read_end)
+        stops_on_sigterm_within(reader)

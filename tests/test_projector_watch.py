@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from projector_support import full_pipe, rig_for, wait_for
+from projector_support import daemon_with_a_full_log, rig_for, stops_on_sigterm_within, wait_for
 
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import open_store
@@ -127,15 +127,9 @@ def test_an_idle_daemon_writes_nothing_and_exits_cleanly_on_sigterm(rig):
 def test_a_log_that_stops_reading_never_stops_the_daemon_acting(rig):
     """The container's watch logger crash-looped (a read-only log directory): the pipe to it filled,
     the daemon blocked writing its next line, and s6 was left as it was while the log asked otherwise."""
-    import subprocess
-
     from conftest import HERMES
 
-    read_end, write_end = full_pipe()
-    daemon = subprocess.Popen([str(HERMES), "watch"], env=rig.env(), stdin=subprocess.DEVNULL,
-                              stdout=write_end, stderr=write_end)
-    os.close(write_end)
-    try:
+    with daemon_with_a_full_log([str(HERMES), "watch"], rig.env()) as daemon:
         rig.append("create", "logjam")
         for _ in range(3):  # each acting pass writes a line nobody reads
             rig.append("start", "logjam")
@@ -143,12 +137,4 @@ def test_a_log_that_stops_reading_never_stops_the_daemon_acting(rig):
             rig.append("stop", "logjam")
             wait_for(lambda: rig.status("logjam") == {"up": False, "pid": -1, "wantedup": False}, 10,
                      "logjam brought down by the daemon")
-        stopping = time.monotonic()
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=10) == 0
-        assert time.monotonic() - stopping < 2, "SIGTERM with its log full did not stop the daemon within 2 s"
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        os.close(read_end)
+        stops_on_sigterm_within(daemon)

@@ -9,15 +9,13 @@ did not stop the server within 5 s.
 
 from __future__ import annotations
 
-import os
 import resource
-import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
+from projector_support import stops_on_sigterm_within
 from serve_support import start_server
 
 pytestmark = pytest.mark.slow
@@ -83,10 +81,7 @@ def test_held_partial_requests_cost_no_thread_and_metrics_is_still_answered(migr
         assert late.recv(1024) == b""
         late.close()
 
-        stopping = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=10) == 0, server.stderr()
-        assert time.monotonic() - stopping < 2, "SIGTERM did not stop the server within 2 s"
+        stops_on_sigterm_within(server.process)
     finally:
         for sock in held:
             sock.close()
@@ -96,21 +91,15 @@ def test_held_partial_requests_cost_no_thread_and_metrics_is_still_answered(migr
 
 def test_a_log_that_stops_reading_never_stops_the_server(migrated_home):
     """In the container its lines go to the container's output; a full pipe there held its first line."""
-    import subprocess
     import urllib.request
 
     from conftest import HERMES
-    from projector_support import full_pipe, wait_for
+    from projector_support import daemon_with_a_full_log, wait_for
     from serve_support import free_port
 
-    read_end, write_end = full_pipe()
     port = free_port()
-    user = migrated_home.user
-    kwargs = {} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
-    process = subprocess.Popen([str(HERMES), "serve", "--listen", f"127.0.0.1:{port}"], env=migrated_home.env(),
-                               stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, **kwargs)
-    os.close(write_end)
-    try:
+    argv = [str(HERMES), "serve", "--listen", f"127.0.0.1:{port}"]
+    with daemon_with_a_full_log(argv, migrated_home.env(), migrated_home.user) as process:
         def metrics():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
@@ -119,12 +108,4 @@ def test_a_log_that_stops_reading_never_stops_the_server(migrated_home):
                 return None
 
         assert wait_for(metrics, 15, "/metrics answered with the server's log full") == 200
-        stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        assert time.monotonic() - stopping < 2
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(read_end)
+        stops_on_sigterm_within(process)
