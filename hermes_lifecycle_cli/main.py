@@ -198,6 +198,14 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
     import_legacy.add_argument("--dry-run", action="store_true", help="say what would be imported; append nothing")
     import_legacy.set_defaults(handler="hermes_lifecycle_cli.commands.legacy:import_legacy")
 
+    claim = commands.add_parser(
+        "claim", help="container start: claim the volume for this scan directory's projector, or exit 4",
+        description="Takes the volume's claim (a lock on HERMES_HOME) and leaves a keeper holding it while the "
+        "scan directory's s6-svscan lives, for boot and the watch daemon of the same container. Exits 4, "
+        "touching nothing, when another live projector holds the volume.",
+    )
+    claim.set_defaults(handler="hermes_lifecycle_cli.commands.projector:claim")
+
     boot = commands.add_parser("boot", help="container boot: migrate, import, make every slot")
     boot.set_defaults(handler="hermes_lifecycle_cli.commands.projector:boot")
 
