@@ -33,8 +33,12 @@ COPY migrations/ /src/migrations/
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /src
 
-# ---- the image ---------------------------------------------------------------
-FROM debian:12.14-slim
+# ---- s6-overlay: fetched, checked and unpacked here ----------------------------
+# In a stage of its own, so that the tarballs stay out of the image: an ADD
+# is a layer of the stage it is in, and a later `rm` in the same stage hides
+# its files without taking them out of that layer. The image copies the
+# unpacked tree alone.
+FROM debian:12.14-slim AS s6-overlay
 
 # s6-overlay: the version and the sha256 of its two tarballs are pinned here,
 # in review, rather than read from the release's own .sha256 files at build
@@ -48,16 +52,11 @@ ARG S6_OVERLAY_VERSION=3.2.3.0
 ARG S6_OVERLAY_BASE_URL=https://github.com/just-containers/s6-overlay/releases/download
 ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
 ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
-# hermes-agent, the program this store serves: a version installs it from the package index
-# (HERMES_AGENT_EXTRAS, e.g. [messaging], adds its optional platforms); empty, it is left out.
-ARG HERMES_AGENT_VERSION=
-ARG HERMES_AGENT_EXTRAS=
 
-# python3 for the venv; sqlite3 and procps (ps, kill, pgrep) for operators;
-# xz-utils to unpack s6-overlay. Versions: see the wheel stage.
+# xz-utils to unpack the tarballs. Versions: see the wheel stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv sqlite3 procps xz-utils \
+ && apt-get install -y --no-install-recommends xz-utils \
  && rm -rf /var/lib/apt/lists/*
 
 ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz /tmp/s6/
@@ -66,9 +65,27 @@ RUN printf '%s  %s\n' \
       "${S6_OVERLAY_NOARCH_SHA256}" /tmp/s6/s6-overlay-noarch.tar.xz \
       "${S6_OVERLAY_X86_64_SHA256}" /tmp/s6/s6-overlay-x86_64.tar.xz >/tmp/s6/SHA256SUMS \
  && sha256sum -c /tmp/s6/SHA256SUMS \
- && tar -C / -Jxpf /tmp/s6/s6-overlay-noarch.tar.xz \
- && tar -C / -Jxpf /tmp/s6/s6-overlay-x86_64.tar.xz \
- && rm -rf /tmp/s6
+ && mkdir /s6-root \
+ && tar -C /s6-root -Jxpf /tmp/s6/s6-overlay-noarch.tar.xz \
+ && tar -C /s6-root -Jxpf /tmp/s6/s6-overlay-x86_64.tar.xz
+
+# ---- the image ---------------------------------------------------------------
+FROM debian:12.14-slim
+
+# hermes-agent, the program this store serves: a version installs it from the package index
+# (HERMES_AGENT_EXTRAS, e.g. [messaging], adds its optional platforms); empty, it is left out.
+ARG HERMES_AGENT_VERSION=
+ARG HERMES_AGENT_EXTRAS=
+
+# python3 for the venv; sqlite3 and procps (ps, kill, pgrep) for operators.
+# Versions: see the wheel stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv sqlite3 procps \
+ && rm -rf /var/lib/apt/lists/*
+
+# s6-overlay's files as its tarballs hold them (/init, /command, /package, /etc/s6-overlay).
+COPY --from=s6-overlay /s6-root/ /
 
 # The package, installed as it ships (a plain, non-editable pip install) into
 # its own virtual environment; every dependency as a wheel (pysqlite3's

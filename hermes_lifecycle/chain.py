@@ -61,7 +61,11 @@ def first_broken_position(rows: Iterable[Mapping[str, Any]], previous: str = GEN
 
 def verifies(previous_hash: str, row: Mapping[str, Any]) -> bool:
     """Whether ``row``'s hash is what its chain version computes after ``previous_hash``."""
+    if row.get("oversized"):  # a value too long to read (statements.READ_BOUND) came back NULL
+        return False
     try:
         return chain_hash(previous_hash, row) == row["hash"]
-    except KeyError:  # a chain version this code does not know
+    except (KeyError, TypeError, ValueError, AttributeError):
+        # A chain version this code does not know, or a value no append writes (a BLOB, a number
+        # where text belongs, a hash that is not text): the row was not written by this code.
         return False

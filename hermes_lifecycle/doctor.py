@@ -30,6 +30,7 @@ from .settings import Settings
 from .store import backend_for, open_store
 from .store.log import state_from_row
 from .store.recorder import batches
+from .volume import VolumeRefused, open_directory, owners_for
 
 Progress = Callable[[int], Callable[[int], None]]  # total -> advance(n)
 
@@ -94,21 +95,60 @@ def check_spool(report: Report, settings: Settings) -> None:
 
 def check_directories(report: Report, settings: Settings, states: list[ProfileState]) -> None:
     """Each profile's directory where the log says it is: in place while live, in ``.deleted/``
-    once deleted. Only names and ``lstat``: nothing under the volume is opened or followed."""
+    once deleted. Only names and ``lstat``, relative to ``profiles/`` opened as the volume's
+    directories are: nothing under it is opened or followed."""
     profiles = settings.profiles_dir
     try:
-        trash = os.listdir(profiles / DELETED_DIR)
+        directory = _profiles_directory(settings)
+    except (OSError, VolumeRefused) as error:
+        report.add("profile directories", WARNING,
+                   f"cannot open {profiles}: {error.strerror if isinstance(error, OSError) else error}")
+        return
+    try:
+        _compare_directories(report, profiles, directory, states)
+    finally:
+        if directory is not None:
+            os.close(directory)
+
+
+def _profiles_directory(settings: Settings) -> int | None:
+    """A descriptor on ``profiles/`` (None: there is none yet); as root, reached as every directory
+    on the volume is (``volume.open_directory``: never through a link)."""
+    owners = owners_for(settings.gateway_user)
+    try:
+        if owners is None:
+            return os.open(settings.profiles_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return open_directory(settings.home_dir, "profiles", owners)
     except FileNotFoundError:
-        trash = []
+        return None
+
+
+def _trash(directory: int | None) -> list[str]:
+    """The names in ``profiles/.deleted`` (never through a link); empty when there is none."""
+    if directory is None:
+        return []
+    try:
+        trash = os.open(DELETED_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    except FileNotFoundError:
+        return []
+    try:
+        return os.listdir(trash)
+    finally:
+        os.close(trash)
+
+
+def _compare_directories(report: Report, profiles, directory: int | None, states: list[ProfileState]) -> None:
+    try:
+        trash = _trash(directory)
     except OSError as error:
         report.add("profile directories", WARNING, f"cannot list {profiles / DELETED_DIR}: {error.strerror}")
         return
     problems = []
-    for state in sorted(states, key=lambda s: s.profile):
+    for state in sorted(states, key=lambda s: repr(s.profile)):
         name = state.profile
-        if name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
+        if not isinstance(name, str) or name == DEFAULT_PROFILE or not NAME_PATTERN.fullmatch(name):
             continue  # the default profile is the home itself; a bad name is the fold's finding
-        in_place = os.path.lexists(profiles / name)
+        in_place = directory is not None and _exists(name, directory)
         if state.deleted and in_place:
             problems.append(
                 f"{name} is deleted (position {state.last_position}) but {profiles / name} is still in place: "
@@ -128,6 +168,15 @@ def check_directories(report: Report, settings: Settings, states: list[ProfileSt
         report.add("profile directories", WARNING, "; ".join(problems))
     else:
         report.add("profile directories", OK, "every profile's directory is where the log says")
+
+
+def _exists(name: str, directory: int) -> bool:
+    """Like ``os.path.lexists``, relative to ``directory``."""
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _check_chain_and_projection(report: Report, tx, progress_factory: Progress | None) -> None:
@@ -159,9 +208,11 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
         report.add("fold", ERROR, f"the log breaks the stream rules at {refused}")
         return
     stored = {row["profile"]: state_from_row(row) for row in tx.state_rows(include_deleted=True)}
-    differing = sorted(name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name))
+    # A name that is not text (a BLOB written behind the store's back) sorts and shows by its repr.
+    differing = sorted((name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name)), key=repr)
     if differing:
-        shown = ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "")
+        shown = ", ".join(n if isinstance(n, str) else repr(n) for n in differing[:10]) + (
+            " ..." if len(differing) > 10 else "")
         report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
     else:
         report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")

@@ -28,6 +28,8 @@ EX_CONFIG = 78  # sysexits.h: a configuration error no restart can fix
 # sysexits.h's EX_TEMPFAIL: "try again". hermes-agent's gateway exits so to be restarted
 # (GATEWAY_SERVICE_RESTART_EXIT_CODE: after /restart, or when its loop-liveness watchdog fires).
 EX_TEMPFAIL = 75
+# What s6-supervise sends a service it is told to bring down (s6-svc -d, and -r's restart).
+SIGTERM = 15
 
 _NUMBER = re.compile(r"[0-9]{1,3}")
 
@@ -99,6 +101,7 @@ def classify_exit(
     now: datetime,
     *,
     earlier_life: bool = False,
+    stop_unanswered: bool = False,
 ) -> ExitDecision:
     """The order of docs/design.md section 2, first match wins.
 
@@ -107,6 +110,8 @@ def classify_exit(
     ignored here, so a caller may pass more than the window holds.
     ``earlier_life``: the exit is of a run started before the profile's latest
     ``created`` (``hooks.record_exit`` finds out which run ended).
+    ``stop_unanswered``: a stop intent came after the newest supervisor event
+    of this life (``hooks.record_exit`` reads it from the stream).
     """
     # 1. Deleted (or never existed): its last exit is accepted and recorded nowhere.
     if state is None or state.deleted:
@@ -139,6 +144,12 @@ def classify_exit(
     #    was unavailable then), a pending restart still explains the exit.
     if state.restart_position is not None and state.restart_position > (state.run_position or 0):
         return ExitDecision("restart", (exit_event("stopped", "restart"),))
+    # 3b. A stop killed a run whose start was never recorded: s6's SIGTERM (the projector's
+    #     s6-svc -d) reached the run hook before its `started` committed. No run is going and a
+    #     stop intent came after the last thing the supervisor recorded, so that stop explains
+    #     the SIGTERM, even when a start has landed since and s6 wants the slot up again.
+    if stop_unanswered and state.running_run is None and observed.signal == SIGTERM:
+        return ExitDecision("requested", (exit_event("stopped", "requested"),))
     # 4. s6 no longer wants it up: container stop, or an operator's s6-svc -d.
     #    Desired stays up, so it comes back at the next boot.
     if observed.wantedup is False:

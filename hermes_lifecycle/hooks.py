@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from .errors import BadInput, InvalidName, NotFound, ProfileDeleted
 from .events import Event, NewEvent, parse_time
-from .exits import EX_CONFIG, ExitDecision, ObservedExit, classify_exit, window_start
+from .exits import EX_CONFIG, SIGTERM, ExitDecision, ObservedExit, classify_exit, window_start
 from .fold import ProfileState
 from . import names
 from .names import validate_name
@@ -150,7 +150,10 @@ def decide_exit(
             name, after_position=state.start_intent_position or 0, since=window_start(policy, moment)
         )
     earlier_life = state is not None and state.live and _exit_of_an_earlier_life(tx, state, boot_id, supervisor)
-    decision = classify_exit(state, observed, crash_times, policy, moment, earlier_life=earlier_life)
+    stop_unanswered = (state is not None and state.live and state.running_run is None
+                       and observed.signal == SIGTERM and _a_stop_since_the_supervisor_spoke(tx, state))
+    decision = classify_exit(state, observed, crash_times, policy, moment, earlier_life=earlier_life,
+                             stop_unanswered=stop_unanswered)
     events = decision.events
     if key is not None:
         # One key per event, derived from the fact's: a replay finds the first and appends nothing.
@@ -184,6 +187,26 @@ def _exit_of_an_earlier_life(tx, state: ProfileState, boot_id: str | None, super
         if event.actor != "supervisor" or event.position > state.created_position:
             continue
         return event.data.get("supervisor") == supervisor and event.boot_id == boot_id
+    return False
+
+
+# How many of the newest events a SIGTERM with no run going looks through for a stop intent.
+_INTENTS_LOOKED_AT = 32
+
+
+def _a_stop_since_the_supervisor_spoke(tx, state: ProfileState) -> bool:
+    """True when this life's newest events, back to the last one the supervisor recorded, hold a
+    stop intent: a stop nothing has answered yet, which a SIGTERM with no run going carried out.
+
+    Asked only for a SIGTERM while the log knows no run going: the run hook was killed before its
+    `started` committed, so the exit is the first supervisor event since that stop. A stop already
+    answered (by an exit of an earlier run) lies behind a supervisor event and does not count."""
+    window = StreamWindow(after_position=state.created_position - 1, newest_first=True, limit=_INTENTS_LOOKED_AT)
+    for event in tx.stream(state.profile, window):
+        if event.actor == "supervisor" or event.type == "created":
+            return False
+        if event.type == "stopped" and event.desired == "down":
+            return True
     return False
 
 

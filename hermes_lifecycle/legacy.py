@@ -14,10 +14,10 @@ is the shell around them. docs/legacy-import.md explains the choices.
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,15 +25,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import HermesError
-from .events import NewEvent, format_time
+from .events import MAX_DATA_BYTES, NewEvent, encode_data, format_time
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .profiles import is_own_entry
 from .settings import SOUL_FILE, Settings
 from .store import EventStore
+from .volume import VolumeRefused, open_directory, owners_for, read_file
 
 LEGACY_FILE = "gateway_state.json"
 # Real files hold a few hundred bytes; anything this large is not one.
 MAX_LEGACY_BYTES = 1 << 20
+# Real files are an object of scalars; deeper nesting is refused before the parser recurses into it.
+MAX_NESTING = 32
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings (skipped whole) and brackets
 RUNNING_STATES = frozenset({"running", "draining", "degraded"})
 REASON = "legacy-import"
 
@@ -116,6 +120,8 @@ def plan_import(source: str, raw: bytes | None, unread_because: str | None = Non
     base["content"] = text
     if not text.strip():
         return _down(base, "empty file")
+    if nesting(text) > MAX_NESTING:
+        return _down(base, f"not valid JSON (nested deeper than {MAX_NESTING} levels)")
     try:
         document = json.loads(text)
     except ValueError as error:
@@ -128,12 +134,47 @@ def plan_import(source: str, raw: bytes | None, unread_because: str | None = Non
     if updated_at is not None:
         created["updated_at"] = updated_at
     started = {"source": source, "sha256": base["sha256"], "why": why}
-    return ImportPlan(up, why, None, created, started)
+    return ImportPlan(up, why, None, fitted(created), started)
 
 
 def _down(base: dict[str, Any], problem: str, why: str | None = None) -> ImportPlan:
     why = why or f"{LEGACY_FILE} unusable: {problem}"
-    return ImportPlan(False, why, problem, dict(base, imported_as=DOWN, why=why, problem=problem), {})
+    return ImportPlan(False, why, problem, fitted(dict(base, imported_as=DOWN, why=why, problem=problem)), {})
+
+
+def nesting(text: str) -> int:
+    """How deep brackets nest in ``text`` outside JSON strings (the parser's recursion, measured first)."""
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def fitted(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as an event can hold it (MAX_DATA_BYTES as JSON): the file's content is cut to fit,
+    with ``content_truncated`` and the file's ``size``; its ``sha256`` still covers every byte."""
+    size = _encoded_size(data)
+    key = "content" if "content" in data else "content_base64"
+    if size <= MAX_DATA_BYTES or key not in data:
+        return data
+    whole = data[key]
+    raw_size = len(whole.encode("utf-8")) if key == "content" else len(whole) // 4 * 3 - whole[-2:].count("=")
+    data = dict(data, content_truncated=True, size=raw_size)
+    keep = len(whole)
+    while (size := _encoded_size(dict(data, **{key: whole[:keep]}))) > MAX_DATA_BYTES:
+        keep = max(0, min(keep - 1, keep * MAX_DATA_BYTES // size))  # in proportion: a few rounds
+        if key == "content_base64":
+            keep -= keep % 4  # whole base64 quanta: the kept part still decodes
+    return dict(data, **{key: whole[:keep]})
+
+
+def _encoded_size(data: dict[str, Any]) -> int:
+    return len(encode_data(data).encode("utf-8"))
 
 
 def events_for(profile: str, plan: ImportPlan) -> list[NewEvent]:
@@ -249,15 +290,16 @@ def import_legacy(
         elif entry.profile in existing:
             report.outcomes.append(ProfileOutcome(entry.profile, SKIPPED, ALREADY, source=entry.source))
         else:
-            report.outcomes.append(_import_one(store, entry, dry_run))
+            report.outcomes.append(_import_one(store, entry, dry_run, settings))
         if progress is not None:
             progress(done, total)
     return report
 
 
-def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool) -> ProfileOutcome:
+def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool, settings: Settings) -> ProfileOutcome:
     try:
-        raw, unread_because = read_legacy_file(candidate.path)
+        raw, unread_because = read_legacy_file(candidate.path, volume_root=settings.home_dir,
+                                               owners=owners_for(settings.gateway_user))
     except OSError as error:
         reason = f"cannot read {candidate.source}: {error.strerror or error}"
         return ProfileOutcome(candidate.profile, FAILED, reason, source=candidate.source)
@@ -274,35 +316,23 @@ def _import_one(store: EventStore, candidate: _Candidate, dry_run: bool) -> Prof
     return outcome
 
 
-def read_legacy_file(path: Path) -> tuple[bytes | None, str | None]:
+def read_legacy_file(path: Path, *, volume_root: str | None = None,
+                     owners: frozenset[int] | None = None) -> tuple[bytes | None, str | None]:
     """The file's bytes, or (None, why it was not read) for a file that cannot be a legacy state.
 
-    Never follows a symbolic link and never blocks on a FIFO. Missing: (None, None).
-    Raises OSError for a file that exists but cannot be read now (permissions,
-    I/O): the caller leaves it for the next run rather than import it as down.
+    Read as every file on the volume is (``volume.read_file``): never through a symbolic link,
+    never blocking on a FIFO, at most MAX_LEGACY_BYTES; as root (``owners``), every directory
+    below ``volume_root`` on the way too. Missing: (None, None). Raises OSError for a file that
+    exists but cannot be read now (permissions, I/O): the caller leaves it for the next run
+    rather than import it as down.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_file(str(path), limit=MAX_LEGACY_BYTES, volume_root=volume_root, owners=owners,
+                         what=LEGACY_FILE), None
     except FileNotFoundError:
         return None, None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return None, f"{LEGACY_FILE} is a symbolic link: not followed"
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"{LEGACY_FILE} is not a regular file"
-        if info.st_size > MAX_LEGACY_BYTES:
-            return None, f"{LEGACY_FILE} is too large ({info.st_size} bytes): not read"
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > MAX_LEGACY_BYTES:
-                return None, f"{LEGACY_FILE} is too large: not read"
-        return b"".join(chunks), None
-    finally:
-        os.close(fd)
+    except VolumeRefused as refused:
+        return None, str(refused)
 
 
 def _survey(settings: Settings) -> list[_Candidate | ProfileOutcome]:
@@ -311,8 +341,16 @@ def _survey(settings: Settings) -> list[_Candidate | ProfileOutcome]:
     root_file = settings.home / LEGACY_FILE
     if os.path.lexists(root_file):
         entries.append(_Candidate(DEFAULT_PROFILE, root_file, LEGACY_FILE))
+    owners = owners_for(settings.gateway_user)
     try:
-        names = sorted(os.listdir(settings.profiles_dir))
+        if owners is None:
+            names = sorted(os.listdir(settings.profiles_dir))
+        else:  # root: profiles/ reached as every directory on the volume is (never through a link)
+            directory = open_directory(settings.home_dir, "profiles", owners)
+            try:
+                names = sorted(os.listdir(directory))
+            finally:
+                os.close(directory)
     except FileNotFoundError:
         names = []
     except OSError as error:

@@ -24,6 +24,9 @@ S6_OVERLAY_SCANDIR = "/run/service"
 BOOT_ID_NAME = ".boot-id"  # in the scan directory: a tmpfs in the container, new at every start
 # How long a writer waits for the store's lock (the hooks ask for less).
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+CHILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a child's PATH: none of root's
+# An id file holds one UUID and a newline: anything longer is not one, and is never read whole.
+ID_FILE_BYTES = 4096
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The watch daemon's two clocks (seconds): how often it looks at the log when
 # inotify is silent or off, and how often it reconciles every profile.
@@ -299,14 +302,53 @@ class Settings:
         raise BadInput(f"invalid HERMES_GATEWAY {self.gateway!r}: expected {' or '.join(GATEWAYS)} "
                        "(or set HERMES_GATEWAY_COMMAND instead)")
 
+    def environment_for(self, user: str, home: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a child root runs as the gateway user (boot's writing steps): what it
+        needs, and nothing of root's own. Its settings (``HERMES_*`` but root's read-only role,
+        ``HERMES_STATE_PROJECTOR_URL``), libpq's connection settings but root's passwords
+        (``PGPASSWORD``, ``PGPASSFILE``: the gateway user writes with its own ``~/.pgpass``,
+        docs/fleet.md), the locale, a plain PATH, the user's own HOME, USER and LOGNAME, and the
+        paths this process resolved, so the child reaches the very same files."""
+        env = {name: value for name, value in (os.environ if environ is None else environ).items()
+               if (name.startswith("HERMES_") and name != "HERMES_STATE_PROJECTOR_URL")
+               or (name.startswith("PG") and name not in ("PGPASSWORD", "PGPASSFILE"))
+               or name in ("LANG", "LANGUAGE", "TZ") or name.startswith("LC_")}
+        env.update(
+            HERMES_HOME=self.home_dir,
+            HERMES_STATE_DB=self.store_file,
+            S6_PROFILE_GATEWAY_SCANDIR=self.scandir_dir,
+            PATH=CHILD_PATH,
+            HOME=home,
+            USER=user,
+            LOGNAME=user,
+        )
+        return env
+
     # -- ids -----------------------------------------------------------
+    def read_id_file(self, path: str, what: str, *, on_volume: bool = True) -> str:
+        """A small id file (the boot id, the host id) as text, read through ``volume.read_file``:
+        never a link, a FIFO or a device, at most ID_FILE_BYTES; FileNotFoundError when missing, one
+        line (exit 5) for anything else. ``on_volume``: as root, the directories from the home down
+        are checked too (the scan directory holding the boot id is root's, checked by ``ScanDir``)."""
+        from .volume import owners_for, read_file
+
+        try:
+            data = read_file(path, limit=ID_FILE_BYTES, volume_root=self.home_dir if on_volume else None,
+                             owners=owners_for(self.gateway_user), what=f"{what} file {path}")
+        except (FileNotFoundError, NotADirectoryError):
+            raise
+        except OSError as error:
+            raise StoreUnavailable(f"cannot read {what} file {path}: {error.strerror}") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoreUnavailable(f"{what} file {path} is not text") from None
+
     def read_boot_id(self) -> str | None:
         try:
-            text = _read_text(self.boot_id_file).strip()
+            text = self.read_id_file(self.boot_id_file, "boot id", on_volume=False).strip()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except OSError as error:
-            raise StoreUnavailable(f"cannot read boot id {self.boot_id_file}: {error.strerror}") from None
         return text if BOOT_ID_PATTERN.fullmatch(text) else None
 
     def host_id(self, create: bool = True) -> str:
@@ -314,11 +356,11 @@ class Settings:
         if self.host_id_override:
             return self.host_id_override
         try:
-            return _read_host_id(self.host_id_file)
+            return _host_id_in(self.read_id_file(self.host_id_file, "host id"), self.host_id_file)
         except FileNotFoundError:
             if not create:
                 raise StoreUnavailable(f"no host id at {self.host_id_file}") from None
-        return _create_host_id(self.host_id_path)
+        return _create_host_id(self)
 
 
 def _path(text: str) -> "Path":
@@ -336,19 +378,9 @@ def _milliseconds(env: Mapping[str, str], variable: str, default: int) -> int:
     return int(text)
 
 
-def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as file:
-        return file.read()
-
-
-def _read_host_id(path: str) -> str:
-    """The UUID in ``path``; FileNotFoundError when there is none yet (the caller makes one)."""
-    try:
-        text = _read_text(path).strip()
-    except FileNotFoundError:
-        raise
-    except OSError as error:
-        raise StoreUnavailable(f"cannot read host id {path}: {error.strerror}") from None
+def _host_id_in(text: str, path: str) -> str:
+    """The UUID a host id file holds; StoreUnavailable when it holds none."""
+    text = text.strip()
     if _CANONICAL_UUID.fullmatch(text):
         return text  # as this code writes it: no need to import uuid, which every hook would pay for
     import uuid
@@ -359,10 +391,11 @@ def _read_host_id(path: str) -> str:
         raise StoreUnavailable(f"host id file {path} does not hold a UUID") from None
 
 
-def _create_host_id(path: "Path") -> str:
+def _create_host_id(settings: Settings) -> str:
     """Write a new UUID without ever replacing one another process made first."""
     import uuid
 
+    path = settings.host_id_path
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
@@ -377,4 +410,4 @@ def _create_host_id(path: "Path") -> str:
         raise StoreUnavailable(f"cannot create host id {path}: {error.strerror}") from None
     finally:
         staging.unlink(missing_ok=True)
-    return _read_host_id(str(path))
+    return _host_id_in(settings.read_id_file(str(path), "host id"), str(path))

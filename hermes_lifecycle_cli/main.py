@@ -190,13 +190,21 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
     _json_option(doctor)
     doctor.set_defaults(handler="hermes_lifecycle_cli.commands.state:doctor")
 
-    sql = commands.add_parser("sql", help="open the store read-only in the sqlite3 shell")
+    sql = commands.add_parser("sql", help="read the store: statements from the input (or psql on a fleet), read-only")
     sql.add_argument("query", nargs="?", metavar="SQL", help="run one statement and print its rows instead")
     sql.set_defaults(handler="hermes_lifecycle_cli.commands.state:sql")
 
     import_legacy = commands.add_parser("import-legacy", help="import gateway_state.json files, once")
     import_legacy.add_argument("--dry-run", action="store_true", help="say what would be imported; append nothing")
     import_legacy.set_defaults(handler="hermes_lifecycle_cli.commands.legacy:import_legacy")
+
+    claim = commands.add_parser(
+        "claim", help="container start: claim the volume for this scan directory's projector, or exit 4",
+        description="Takes the volume's claim (a lock on HERMES_HOME) and leaves a keeper holding it while the "
+        "scan directory's s6-svscan lives, for boot and the watch daemon of the same container. Exits 4, "
+        "touching nothing, when another live projector holds the volume.",
+    )
+    claim.set_defaults(handler="hermes_lifecycle_cli.commands.projector:claim")
 
     boot = commands.add_parser("boot", help="container boot: migrate, import, make every slot")
     boot.set_defaults(handler="hermes_lifecycle_cli.commands.projector:boot")

@@ -16,11 +16,39 @@ def say(line: str) -> None:
 
 
 def json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
-    """One JSON object per line on stdout, and nothing else."""
+    """One JSON object per line on stdout, and nothing else (``json_line``)."""
     out = sys.stdout
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+        out.write(json_line(row) + "\n")
     out.flush()
+
+
+def json_line(row: Mapping[str, Any]) -> str:
+    """``row`` as one line of JSON that keeps every value exact and writes nothing raw to a terminal.
+
+    Values come from the store, which the gateway user writes: every character that is not
+    printable (C1 controls, bidi overrides, line separators; JSON escapes the C0 ones itself)
+    is written as its ``\\uXXXX`` escape, which any JSON reader turns back into it. A BLOB
+    (a value no append writes; `hermes-state sql` may meet one) is ``{"blob": "<hex>"}``.
+    """
+    text = json.dumps(row, ensure_ascii=False, separators=(", ", ": "), default=_json_value)
+    if text.isprintable():  # the common case costs one C-level scan
+        return text
+    return "".join(c if c.isprintable() else _json_escape(c) for c in text)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"blob": bytes(value).hex()}
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a surrogate pair, as JSON spells a character beyond the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 # Wide enough that a table written to a pipe or a file is never folded: rich would fold it at 80
@@ -56,7 +84,7 @@ def table(
         return
     grid = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
     for _, header in columns:
-        grid.add_column(header, overflow="fold")
+        grid.add_column(Text(printable(header)), overflow="fold")  # a column's name can come from the store too
     for row in rows:
         grid.add_row(*(Text("" if row.get(key) is None else printable(str(row.get(key)))) for key, _ in columns))
     out.print(grid)

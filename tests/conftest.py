@@ -170,13 +170,19 @@ def run_as(
     )
 
 
-def run_on_terminal(argv: Sequence[str], user: User, *, env: Mapping[str, str], timeout: float = 60) -> tuple[int, bytes]:
-    """Run ``argv`` as ``user`` with a pseudo-terminal as stdin, stdout and stderr; its status and all it wrote."""
+def run_on_terminal(argv: Sequence[str], user: User | None, *, env: Mapping[str, str], timeout: float = 60,
+                    stdin: bytes | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` as ``user`` (None: this process's uid) with a pseudo-terminal as stdout and stderr, and as
+    stdin unless ``stdin`` is given (then a pipe that holds it); its status and all it wrote."""
     leader, follower = pty.openpty()
-    kwargs = {} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
-    process = subprocess.Popen(list(argv), env={**env, "TERM": "xterm"}, stdin=follower, stdout=follower,
+    kwargs = {} if user is None or user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    process = subprocess.Popen(list(argv), env={**env, "TERM": "xterm"},
+                               stdin=follower if stdin is None else subprocess.PIPE, stdout=follower,
                                stderr=follower, **kwargs)
     os.close(follower)
+    if stdin is not None:
+        process.stdin.write(stdin)
+        process.stdin.close()
     seen = b""
     deadline = time.monotonic() + timeout
     try:

@@ -68,10 +68,12 @@ class Container:
     user: User
     extra_env: dict[str, str] = field(default_factory=dict)
     scanner: subprocess.Popen | None = None
+    # Another container's volume, mounted here too (`docker run -v hermes-data:/opt/data` twice).
+    shared_volume: Path | None = None
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
-        self.volume = self.root / "opt" / "data"
+        self.volume = self.shared_volume or self.root / "opt" / "data"
         self.scandir = self.root / "run" / "service"
         self.exitcode_file = self.root / "run" / "s6-linux-init-container-results" / "exitcode"
         self.log_dir = self.root / "var" / "log" / "hermes-state-watch"
@@ -95,14 +97,17 @@ class Container:
         (etc / "gshadow").write_text(f"root:*::\n{name}:!::\n")
         (etc / "shadow").chmod(0o640)
         (etc / "gshadow").chmod(0o640)
-        if legacy_home is not None:
+        if self.shared_volume is not None:
+            assert legacy_home is None, "a shared volume is the other container's, as it is"
+        elif legacy_home is not None:
             shutil.copytree(legacy_home, self.volume, symlinks=True)
         else:
             self.volume.mkdir()
-        self.volume.chmod(0o750)
-        for top, dirs, files in os.walk(self.volume):
-            for entry in [top, *(os.path.join(top, n) for n in dirs + files)]:
-                os.lchown(entry, IMAGE_ID, IMAGE_ID)
+        if self.shared_volume is None:
+            self.volume.chmod(0o750)
+            for top, dirs, files in os.walk(self.volume):
+                for entry in [top, *(os.path.join(top, n) for n in dirs + files)]:
+                    os.lchown(entry, IMAGE_ID, IMAGE_ID)
         self.log_dir.mkdir()
         shutil.chown(self.log_dir, "nobody", "nogroup")
         (self.shims / "with-contenv").write_text(PASS_THROUGH)

@@ -9,6 +9,7 @@ unprivileged user, as `hermes` does in production.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -305,3 +306,42 @@ def rig_for(world_tmp: Path, home: Home, *, booted: bool = False, **extra_env: s
 def types(history: list[dict]) -> list[tuple]:
     """(type, actor, reason) of each event: what a test compares."""
     return [(row["type"], row["actor"], row["reason"]) for row in history]
+
+
+def full_pipe() -> tuple[int, int]:
+    """A pipe whose 64 KiB are already taken, left blocking for the writer: a log that stopped reading."""
+    read_end, write_end = os.pipe()
+    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags)
+    return read_end, write_end
+
+
+@contextlib.contextmanager
+def daemon_with_a_full_log(argv: list[str], env: dict[str, str], user: User | None = None):
+    """``argv`` started with stdout and stderr on a pipe whose reader stopped reading; killed (by its pid)
+    if the test leaves it running."""
+    read_end, write_end = full_pipe()
+    kwargs = {} if user is None or user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, **kwargs)
+    os.close(write_end)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(read_end)
+
+
+def stops_on_sigterm_within(process: subprocess.Popen, seconds: float = 2.0) -> None:
+    """SIGTERM, as s6 stops a longrun: a clean exit, within ``seconds``."""
+    stopping = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert time.monotonic() - stopping < seconds, f"SIGTERM did not stop {process.args[1:2]} within {seconds:g} s"

@@ -15,6 +15,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 # Examples shown but not run here, and why.
 NOT_RUN = {
+    "claim": "root, s6 and a keeper process: tests/test_projector_claim.py",
     "boot": "root and s6: the projector's tests",
     "watch": "a daemon: the projector's tests",
     "up": "a daemon with its own s6-svscan: the projector's tests",
@@ -56,7 +57,7 @@ def examples() -> list[str]:
 
 def test_every_command_has_a_section_and_no_section_is_stale():
     tree = commands(build_parser())
-    assert len(tree) == 21
+    assert len(tree) == 22
     assert set(sections()) == set(tree)
 
 

@@ -142,3 +142,51 @@ def test_a_read_only_etc_stops_a_remap_before_any_change(box):
     )
     assert etc.joinpath("passwd").read_bytes() == passwd
     assert owners(box.volume) == before
+
+
+def unused_id(box: Container, start: int = 1234) -> int:
+    """An id that no account or group has, neither in the fake root's files nor on this machine."""
+    taken = set()
+    for name in ("passwd", "group"):
+        for path in (box.root / "etc" / name, Path("/etc") / name):
+            taken |= {int(line.split(":")[2]) for line in path.read_text().splitlines() if line.count(":") >= 2}
+    candidate = start
+    while candidate in taken:
+        candidate += 1
+    return candidate
+
+
+def test_a_remap_to_ids_nobody_has_yet_gives_the_account_and_the_volume_those_ids(box):
+    """`docker run -e HERMES_UID=1234 -e HERMES_GID=1234`: no group 1234 in the image, nor on the host.
+
+    shadow 4.13's `usermod --prefix DIR --gid N` looks N up in the real /etc/group, not in DIR's,
+    so giving usermod the new gid failed ("group '1234' does not exist") on a real engine."""
+    new = unused_id(box)
+    box.extra_env.update(HERMES_UID=str(new), HERMES_GID=str(new))
+    result = account_step(box, [])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert f"group {box.user.name}: gid {IMAGE_ID} -> {new}" in result.stdout
+    assert f"user {box.user.name}: uid {IMAGE_ID} -> {new}" in result.stdout
+    etc = box.root / "etc"
+    assert f"{box.user.name}:x:{new}:{new}::/opt/data:" in etc.joinpath("passwd").read_text()
+    assert f"{box.user.name}:x:{new}:" in etc.joinpath("group").read_text()
+    assert set(owners(box.volume).values()) == {(new, new)}
+    # The next start finds the account as asked: nothing to change.
+    again = account_step(box, [])
+    assert again.returncode == 0, again.stderr
+    assert "->" not in again.stdout and "given to" not in again.stdout
+
+
+def test_a_remap_of_the_uid_alone_or_the_gid_alone_keeps_the_other_id(box):
+    new = unused_id(box, start=4321)
+    etc = box.root / "etc"
+    box.extra_env.update(HERMES_UID=str(IMAGE_ID), HERMES_GID=str(new))
+    result = account_step(box, [])
+    assert result.returncode == 0, result.stderr
+    assert f"{box.user.name}:x:{IMAGE_ID}:{new}:" in etc.joinpath("passwd").read_text()
+    box.extra_env.update(HERMES_UID=str(new), HERMES_GID=str(new))
+    result = account_step(box, [])
+    assert result.returncode == 0, result.stderr
+    assert "gid" not in result.stdout and f"uid {IMAGE_ID} -> {new}" in result.stdout
+    assert f"{box.user.name}:x:{new}:{new}:" in etc.joinpath("passwd").read_text()

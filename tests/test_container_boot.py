@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import stat
+import time
 import subprocess
 from pathlib import Path
 
@@ -302,4 +303,36 @@ def test_gateway_status_as_the_gateway_user_shows_what_s6_sees_without_any_way_t
         refused = run_as(command, box.user, env=box.env, timeout=10)
         assert refused.returncode == 111 and "Permission denied" in refused.stderr, (command, refused.stderr)
     assert box.running() == {"default": pid}
+    ok(box.stop())
+
+
+@pytest.mark.parametrize("run_writable", [True, False], ids=["fails-over-to-run", "output-only"])
+def test_a_read_only_log_directory_moves_the_watch_log_and_the_logger_stays_up(empty_container, run_writable):
+    """`docker run --read-only --tmpfs /run:exec`: /var/log/hermes-state-watch cannot be written. The
+    logger crash-looped once a second, and the watch daemon's pipe to it filled."""
+    box = empty_container
+    os.chown(box.log_dir, 0, 0)  # as a read-only file system is for the logger's account: not writable
+    fallback = box.root / "run" / "hermes-state-watch"
+    if not run_writable:
+        fallback.parent.mkdir(parents=True, exist_ok=True)
+        fallback.write_text("not a directory\n")  # no tmpfs at /run to fall back on either
+    ok(box.start())
+    logger = box.scandir / "hermes-state-watch" / "log"
+    cli(box, "start", "default")
+    check_running(box, {"default"})
+    if run_writable:
+        wait_for(lambda: (fallback / "current").exists() and '"action":"up"' in (fallback / "current").read_text(),
+                 10, "the watch line in the fallback directory")
+        assert owner(fallback)[0] == pwd.getpwnam("nobody").pw_uid
+        said = f"{box.log_dir} is not writable for nobody"
+    else:
+        said = "the watch log goes to the container's output only"
+    wait_for(lambda: '"action":"up"' in box.scanner_output(), 10, "the watch line on the container's output")
+    assert said in box.scanner_output()
+    assert not list(box.log_dir.iterdir())
+    # One logger for the container's life, not one a second.
+    pid = box.svstat(logger, "up,pid")
+    time.sleep(1.5)
+    assert box.svstat(logger, "up,pid") == pid and pid.startswith("true")
+    assert box.scanner_output().count(said) == 1
     ok(box.stop())

@@ -11,6 +11,7 @@ unpacking onto Debian) needs an engine and the network: docs/docker.md.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -27,16 +28,29 @@ RELEASES = "https://github.com/just-containers/s6-overlay/releases/download"
 TARBALLS = ("s6-overlay-noarch.tar.xz", "s6-overlay-x86_64.tar.xz")
 
 
-def final_stage(build_args: dict[str, str] | None = None) -> list[tuple[dict, dict[str, str]]]:
-    """The last stage's instructions, each with the ARG and ENV values in force there (build args applied)."""
+def stages(build_args: dict[str, str] | None = None) -> list[list[tuple[dict, dict[str, str]]]]:
+    """Every stage's instructions (its FROM first), each with the ARG and ENV values in force there."""
     parser = DockerfileParser(path=str(DOCKERFILE), build_args=build_args or {})
-    stages: list[list[tuple[dict, dict[str, str]]]] = []
+    found: list[list[tuple[dict, dict[str, str]]]] = []
     for item, context in zip(parser.structure, parser.context_structure):
         if item["instruction"] == "FROM":
-            stages.append([])
-        if stages and item["instruction"] != "COMMENT":
-            stages[-1].append((item, {**context.args, **context.envs}))
-    return stages[-1]
+            found.append([])
+        if found and item["instruction"] != "COMMENT":
+            found[-1].append((item, {**context.args, **context.envs}))
+    return found
+
+
+def final_stage(build_args: dict[str, str] | None = None) -> list[tuple[dict, dict[str, str]]]:
+    """The last stage's instructions: what the image is made of."""
+    return stages(build_args)[-1]
+
+
+def stage_named(name: str, build_args: dict[str, str] | None = None) -> list[tuple[dict, dict[str, str]]]:
+    [stage] = [s for s in stages(build_args) if s[0][0]["value"].split()[-2:] == ["AS", name]]
+    return stage
+
+
+S6_STAGE = "s6-overlay"
 
 
 def expanded(item: dict, variables: dict[str, str]) -> list[str]:
@@ -45,11 +59,12 @@ def expanded(item: dict, variables: dict[str, str]) -> list[str]:
 
 
 def s6_sources(build_args: dict[str, str] | None = None) -> list[str]:
-    return [expanded(item, variables)[0] for item, variables in final_stage(build_args) if item["instruction"] == "ADD"]
+    return [expanded(item, variables)[0] for item, variables in stage_named(S6_STAGE, build_args)
+            if item["instruction"] == "ADD"]
 
 
 def test_the_tarballs_come_from_the_github_release_by_default():
-    version = final_stage()[-1][1]["S6_OVERLAY_VERSION"]
+    version = stage_named(S6_STAGE)[-1][1]["S6_OVERLAY_VERSION"]
     assert s6_sources() == [f"{RELEASES}/v{version}/{name}" for name in TARBALLS]
 
 
@@ -57,10 +72,26 @@ def test_a_mirror_given_as_a_build_argument_replaces_every_download():
     mirror = "https://artifacts.internal.example/github-releases/just-containers/s6-overlay"
     sources = s6_sources({"S6_OVERLAY_BASE_URL": mirror, "S6_OVERLAY_VERSION": "3.2.3.0"})
     assert sources == [f"{mirror}/v3.2.3.0/{name}" for name in TARBALLS]
-    # Nothing else in the image is fetched from a URL.
-    remote = [word for item, variables in final_stage({"S6_OVERLAY_BASE_URL": mirror})
+    # Nothing else, in any stage, is fetched from a URL.
+    remote = [word for stage in stages({"S6_OVERLAY_BASE_URL": mirror}) for item, variables in stage
               if item["instruction"] in ("ADD", "COPY") for word in expanded(item, variables) if "://" in word]
     assert remote == sources
+
+
+def test_the_tarballs_stay_out_of_the_image():
+    """An ADD is a layer of its stage: a later `rm` hides its files but the image still carries them.
+    The tarballs are fetched, checked and unpacked in a stage of their own, and the image copies
+    the unpacked tree from there, nothing else of that stage."""
+    image = final_stage()
+    assert not [item for item, _ in image if item["instruction"] == "ADD"]
+    copies = [expanded(item, variables) for item, variables in image
+              if item["instruction"] == "COPY" and f"--from={S6_STAGE}" in item["value"]]
+    assert copies == [[f"--from={S6_STAGE}", "/s6-root/", "/"]]
+    [unpacking] = [item["value"] for item, _ in stage_named(S6_STAGE) if item["instruction"] == "RUN"
+                   and "sha256sum -c" in item["value"]]
+    # The tarballs are unpacked into the copied tree only after their digests are checked.
+    assert unpacking.index("sha256sum -c") < unpacking.index("tar -C /s6-root")
+    assert "/tmp/s6" not in " ".join(" ".join(words) for words in copies)
 
 
 def test_no_parser_directive_makes_the_builder_pull_a_frontend():
@@ -75,13 +106,12 @@ def test_no_parser_directive_makes_the_builder_pull_a_frontend():
 @pytest.fixture
 def verify_and_unpack(tmp_path):
     """The Dockerfile's RUN that checks and unpacks the tarballs, pointed at tmp_path instead of /tmp/s6 and /."""
-    stage = final_stage({"S6_OVERLAY_BASE_URL": "https://mirror.example"})
+    stage = stage_named(S6_STAGE, {"S6_OVERLAY_BASE_URL": "https://mirror.example"})
     [(item, variables)] = [(i, v) for i, v in stage if i["instruction"] == "RUN" and "sha256sum -c" in i["value"]]
-    downloads, root = tmp_path / "s6", tmp_path / "root"
+    downloads, root = tmp_path / "s6", tmp_path / "s6-root"
     downloads.mkdir()
-    root.mkdir()
-    command = item["value"].replace("/tmp/s6/", f"{downloads}/").replace("tar -C / ", f"tar -C {root} ")
-    assert str(downloads) in command and "-C / " not in command
+    command = item["value"].replace("/tmp/s6/", f"{downloads}/").replace("/s6-root", str(root))
+    assert str(downloads) in command and " /s6-root" not in command
 
     def run(tarballs: dict[str, bytes]) -> subprocess.CompletedProcess[str]:
         for name, content in tarballs.items():
@@ -103,7 +133,32 @@ def test_what_a_mirror_serves_is_unpacked_only_if_it_matches_the_pinned_digests(
     result = run({name: tarball.read_bytes() for name in TARBALLS})
     assert result.returncode != 0
     assert f"{TARBALLS[0]}: FAILED" in result.stdout and f"{TARBALLS[1]}: FAILED" in result.stdout
-    assert list(root.iterdir()) == []  # nothing unpacked
+    assert not root.exists()  # nothing unpacked, not even the directory the image copies from
+
+
+def test_tarballs_that_match_the_digests_are_unpacked_into_the_tree_the_image_copies(tmp_path):
+    """The same RUN, with the digests given as build arguments for two stand-in tarballs."""
+    payloads = {}
+    for name in TARBALLS:
+        payload = tmp_path / f"payload-{name}"
+        (payload / "command").mkdir(parents=True)
+        (payload / "command" / name).write_text(f"{name}\n")
+        tarball = tmp_path / name
+        subprocess.run(["tar", "-C", str(payload), "-cJf", str(tarball), "command"], check=True)
+        payloads[name] = tarball
+    digests = {arg: hashlib.sha256(payloads[name].read_bytes()).hexdigest()
+               for arg, name in zip(("S6_OVERLAY_NOARCH_SHA256", "S6_OVERLAY_X86_64_SHA256"), TARBALLS)}
+    [(item, variables)] = [(i, v) for i, v in stage_named(S6_STAGE, digests)
+                           if i["instruction"] == "RUN" and "sha256sum -c" in i["value"]]
+    downloads, root = tmp_path / "s6", tmp_path / "s6-root"
+    downloads.mkdir()
+    for name, tarball in payloads.items():
+        shutil.copy(tarball, downloads / name)
+    command = item["value"].replace("/tmp/s6/", f"{downloads}/").replace("/s6-root", str(root))
+    result = subprocess.run(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin", **variables},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in (root / "command").iterdir()) == sorted(TARBALLS)
 
 
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs Debian's dpkg to say which package ships a file")

@@ -77,9 +77,10 @@ def test_asked_for_it_serves_the_containers_store_as_the_gateway_user(world_tmp,
         assert start.returncode == 0, start.stdout + start.stderr
         service = add_service(box)
         pid = int(wait_for(lambda: (p := svstat(service, "up,pid"))[0] == "true" and p[1], 10, "the server up"))
-        uid = next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                   if line.startswith("Uid:"))
-        assert int(uid) == hermes_user.uid  # s6-setuidgid dropped to the gateway user
+        # s6 says up from its fork, while the run script is still root: wait for the drop itself
+        # (s6-setuidgid to the gateway user, then the exec of hermes-state serve in the same process).
+        wait_for(lambda: _uids(pid) == [hermes_user.uid] * 4 and _program(pid) == "serve", 10,
+                 "the server running as the gateway user")
         server = Server(process=None, port=port, log=box.base / "svscan.log")  # s6 owns the process
         # store_ok is 0 until the server's first quick check (in the background) has finished.
         families = wait_for(lambda: _checked(_scrape(server)), 15, "/metrics answering, the store checked")
@@ -90,6 +91,18 @@ def test_asked_for_it_serves_the_containers_store_as_the_gateway_user(world_tmp,
         box.stop()
     finally:
         box.cleanup()
+
+
+def _uids(pid: int) -> list[int]:
+    """Real, effective, saved and file-system uid of ``pid``."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return [int(value) for value in next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]]
+
+
+def _program(pid: int) -> str:
+    """The word after the executable that runs as ``pid`` (``serve`` once hermes-state serve runs)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return next((word.decode() for before, word in zip(argv, argv[1:]) if before.endswith(b"hermes-state")), "")
 
 
 def _checked(families):

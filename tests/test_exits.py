@@ -268,3 +268,33 @@ def test_parse_what_s6_passes(args, expected):
 def test_parse_refuses_what_s6_cannot_have_passed(args):
     with pytest.raises(BadInput):
         ObservedExit.parse(*args)
+
+
+def a_stop_then_an_unrecorded_run_then_stop_and_start() -> Log:
+    """A run stopped and its exit recorded; a start whose run s6 forked but never recorded; stop; start."""
+    log = running().stop()
+    log.add("stopped", "supervisor", reason="requested", run=log.state.run_position, pid=PID, signal=15)
+    return log.start().stop().start()
+
+
+@pytest.mark.parametrize("wantedup", EVERY_WANTEDUP)
+def test_a_sigterm_with_no_run_going_after_an_unanswered_stop_is_that_stop(wantedup):
+    """The run hook was killed by the stop's SIGTERM before its start was recorded; a start came since."""
+    log = a_stop_then_an_unrecorded_run_then_stop_and_start()
+    decision = classify_exit(log.state, ObservedExit.parse(*TERM, wantedup), [], POLICY, NOW, stop_unanswered=True)
+    assert (decision.outcome, decision.exit_status) == ("requested", RESTART_AS_USUAL)
+    (stopped,) = decision.events
+    assert (stopped.type, stopped.desired, stopped.reason, stopped.signal, stopped.pid, stopped.data) == (
+        "stopped", None, "requested", 15, None, {})
+
+
+@pytest.mark.parametrize("exit_args", [KILL, FAILED, CLEAN], ids=["sigkill", "exit-1", "exit-0"])
+def test_an_unanswered_stop_explains_only_a_sigterm(exit_args):
+    log = a_stop_then_an_unrecorded_run_then_stop_and_start()
+    decision = classify_exit(log.state, ObservedExit.parse(*exit_args, "true"), [], POLICY, NOW, stop_unanswered=True)
+    assert decision.outcome == nobody_asked(exit_args, "true").outcome
+
+
+def test_an_unanswered_stop_does_not_explain_the_exit_of_a_run_the_log_knows_is_going():
+    decision = classify_exit(running().state, ObservedExit.parse(*TERM, "true"), [], POLICY, NOW, stop_unanswered=True)
+    assert decision.outcome == "crashed"

@@ -285,3 +285,18 @@ def test_history_metrics_and_the_page_show_what_the_gateway_says(rig):
     table = rig.cli("history", "alice", "--type", "reported")
     assert "platform-fatal: slack (auth)" in table
     assert rig.stop_watch(reader) == 0
+
+
+def test_a_log_that_stops_reading_never_stops_the_reader(rig):
+    """In the container its lines go to the container's output: a full pipe there held its next line."""
+    from conftest import HERMES
+    from projector_support import daemon_with_a_full_log, stops_on_sigterm_within
+
+    pid = running(rig, "alice")
+    with daemon_with_a_full_log([str(HERMES), "watch-gateways"], rig.env(), rig.user) as reader:
+        for state, reason in (("starting", None), ("running", "ready"), ("degraded", "degraded"),
+                              ("running", "recovered"), ("draining", "draining")):
+            gateway_writes(rig, "alice", pid, state)
+            if reason:
+                wait_for(lambda: reasons(rig, "alice")[-1:] == [reason], WITHIN + 5, f"{reason} in the log")
+        stops_on_sigterm_within(reader)

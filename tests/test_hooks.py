@@ -303,6 +303,41 @@ def test_record_exit_classifies_by_who_asked(migrated_home, args, intent, status
     assert (last["type"], last["desired"], last["reason"], last["exit_code"], last["signal"]) == expected
 
 
+@pytest.mark.parametrize(
+    "since_the_new_start, args, expected",
+    [
+        # The stop's SIGTERM killed the run hook before its `started` committed; a start came after.
+        (["stop", "start"], ("256", "15", "true"), ("stopped", "requested")),
+        (["stop", "start"], ("256", "15", "false"), ("stopped", "requested")),
+        (["stop", "start", "stop", "start"], ("256", "15", ""), ("stopped", "requested")),
+        # Not a SIGTERM: not the stop's doing.
+        (["stop", "start"], ("256", "9", "true"), ("crashed", None)),
+        (["stop", "start"], ("1", "0", "true"), ("crashed", None)),
+        # The only stop was answered already (by the earlier run's exit): a SIGTERM now is nobody's stop.
+        ([], ("256", "15", "true"), ("crashed", None)),
+        ([], ("256", "15", "false"), ("stopped", "shutdown")),
+    ],
+    ids=["start-since", "start-since-wantedup-false", "many-intents", "sigkill", "exit-1", "answered", "answered-shutdown"],
+)
+def test_a_sigterm_with_no_run_going_is_the_stop_nothing_has_answered_yet(migrated_home, since_the_new_start, args,
+                                                                          expected):
+    """A run recorded, stopped and its exit recorded; then a start whose run s6 forked but never recorded."""
+    live(migrated_home)
+    append(migrated_home, NewEvent("alice", "started", "supervisor", pid=4242))
+    run = rows(migrated_home)[-1]["position"]
+    append(migrated_home,
+           NewEvent("alice", "stopped", "cli", "down"),
+           NewEvent("alice", "stopped", "supervisor", pid=4242, signal=15, reason="requested", data={"run": run}),
+           NewEvent("alice", "started", "cli", "up"),
+           *[NewEvent("alice", "stopped", "cli", "down") if step == "stop" else NewEvent("alice", "started", "cli", "up")
+             for step in since_the_new_start])
+    result, _ = exit_hook(migrated_home, *args)
+    assert result.returncode == 0, result.stderr
+    last = rows(migrated_home)[-1]
+    assert (last["type"], last["reason"]) == expected
+    assert last["pid"] is None and last["data"] == "{}"  # no run going: none is named
+
+
 def test_a_deleted_profiles_last_exit_is_accepted_and_recorded_nowhere(migrated_home):
     live(migrated_home)
     append(migrated_home, NewEvent("alice", "deleted", "cli", "down"))

@@ -250,4 +250,4 @@ def test_a_recipe_through_hermes_state_sql(log):
     assert [r["profile"] for r in rows] == ["delta", "hotel"]
     shell = log.hermes("sql", input=by_title(6))
     assert shell.returncode == 0, shell.stderr
-    assert [line.split("|")[0] for line in shell.stdout.splitlines()] == ["profile", "bravo", "charlie", "india", "juliet"]
+    assert [json.loads(line)["profile"] for line in shell.stdout.splitlines()] == ["bravo", "charlie", "india", "juliet"]

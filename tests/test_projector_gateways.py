@@ -264,3 +264,73 @@ def test_the_user_cannot_write_the_scan_directory_but_starts_and_stops_gateways(
     for root, dirs, files in os.walk(rig.home.path):
         for name in dirs + files:
             assert os.lstat(os.path.join(root, name)).st_uid == rig.user.uid, os.path.join(root, name)
+
+
+# Appends as the unprivileged user from one long-lived process (one line in, "ok" out), so that an
+# intent lands within a millisecond or two of the test deciding it, not a process start later.
+_APPENDER = r"""
+import sys
+from hermes_lifecycle.events import NewEvent
+from hermes_lifecycle.settings import Settings
+from hermes_lifecycle.store import open_store
+shapes = {"start": ("started", "up"), "stop": ("stopped", "down")}
+with open_store(Settings.from_env()) as store:
+    for line in sys.stdin:
+        kind, name = line.split()
+        event_type, desired = shapes[kind]
+        store.append(NewEvent(name, event_type, "cli", desired))
+        print("ok", flush=True)
+"""
+
+
+def test_fast_start_stop_cycles_record_every_stop_as_a_stop_never_as_a_crash(rig):
+    """A stop that lands while the run hook is still recording its start: s6's SIGTERM kills the
+    hook before its `started` commits, so that run is never in the log. Its exit (SIGTERM, no run
+    going) must be recorded as the stop it was, also when a start lands before `finish` reads s6's
+    state: it was once recorded `crashed ... SIGTERM` with no pid, counted by the breaker."""
+    import sys
+
+    from conftest import HERMES  # noqa: F401 (the rig's own hermes)
+
+    watch = rig.start_watch()
+    name = "cycling"
+    rig.append("create", name)
+    kwargs = {} if rig.user.is_self else {"user": rig.user.uid, "group": rig.user.gid, "extra_groups": []}
+    appender = subprocess.Popen([sys.executable, "-c", _APPENDER], env=rig.env(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, **kwargs)
+
+    def intent(kind: str) -> None:
+        appender.stdin.write(f"{kind} {name}\n")
+        appender.stdin.flush()
+        assert appender.stdout.readline() == "ok\n", f"the appender failed ({appender.poll()})"
+
+    try:
+        for _ in range(25):
+            before = rig.status(name)
+            intent("start")
+            # s6 has forked the run hook: stop at once, while it is still recording the start.
+            wait_for(lambda: (st := rig.status(name)) and st["up"] and st != before, 5, "the run hook forked",
+                     interval=0.001)
+            intent("stop")
+            wait_for(lambda: rig.status(name)["wantedup"] is False, 5, "the projector's s6-svc -d", interval=0.001)
+            intent("start")  # lands while the killed hook's finish may still be reading s6's state
+            wait_for(lambda: rig.status(name)["wantedup"] is True, 5, "the projector's s6-svc -u", interval=0.001)
+            intent("stop")
+            wait_for(lambda: rig.status(name) == {"up": False, "pid": -1, "wantedup": False}, 10, "down")
+    finally:
+        appender.stdin.close()
+        appender.wait(timeout=10)
+
+    def settled():
+        history = rig.history(name)
+        # Every start intent's process, recorded or not, has an exit (recorded ones by their run).
+        return history if history[-1]["actor"] == "supervisor" else None
+
+    history = wait_for(settled, 10, "the last exit recorded")
+    exits = [row for row in history if row["actor"] == "supervisor" and row["type"] in ("stopped", "crashed")]
+    assert not [row for row in history if row["type"] == "crashed"], [
+        (row["type"], row["reason"], row["pid"], row["signal"]) for row in exits if row["type"] == "crashed"]
+    unrecorded = [row for row in exits if row["pid"] is None]
+    assert unrecorded, "no stop landed before a run was recorded: the test did not make the race it is about"
+    assert {(row["type"], row["reason"], row["signal"]) for row in unrecorded} == {("stopped", "requested", 15)}
+    assert rig.stop_watch(watch) == 0

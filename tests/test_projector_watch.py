@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from projector_support import rig_for, wait_for
+from projector_support import daemon_with_a_full_log, rig_for, stops_on_sigterm_within, wait_for
 
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import open_store
@@ -64,6 +64,8 @@ def test_killed_with_sigkill_while_events_arrive_then_restarted_it_misses_nothin
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=5) == -signal.SIGKILL
         time.sleep(1.0)  # events keep arriving while no daemon runs
+        # and one that surely leaves s6 behind (the writer's seeded run can end all down, as s6 was left)
+        rig.append("create", "gap")
         second = rig.start_watch()
         time.sleep(1.0)
     finally:
@@ -120,3 +122,19 @@ def test_an_idle_daemon_writes_nothing_and_exits_cleanly_on_sigterm(rig):
     assert len(rig.watch_output().splitlines()) == lines
     assert rig.stop_watch(watch) == 0
     assert rig.watch_output().count("\n") == lines
+
+
+def test_a_log_that_stops_reading_never_stops_the_daemon_acting(rig):
+    """The container's watch logger crash-looped (a read-only log directory): the pipe to it filled,
+    the daemon blocked writing its next line, and s6 was left as it was while the log asked otherwise."""
+    from conftest import HERMES
+
+    with daemon_with_a_full_log([str(HERMES), "watch"], rig.env()) as daemon:
+        rig.append("create", "logjam")
+        for _ in range(3):  # each acting pass writes a line nobody reads
+            rig.append("start", "logjam")
+            wait_for(lambda: rig.running_pid("logjam"), 10, "logjam brought up by the daemon")
+            rig.append("stop", "logjam")
+            wait_for(lambda: rig.status("logjam") == {"up": False, "pid": -1, "wantedup": False}, 10,
+                     "logjam brought down by the daemon")
+        stops_on_sigterm_within(daemon)

@@ -11,6 +11,14 @@ adopts the running s6-svscan). Then the writers stop and one `up` runs on:
 the store must pass `hermes-state doctor` (integrity_check, the hash chain,
 the projection equal to the fold) and s6's state must be the desired state.
 
+Beside the writers, two hook drivers run the slots' real hooks by hand, as
+the unprivileged user, on profiles of their own (desired down, so each exit
+is one `stopped requested`): `record-start` (with `/bin/true` as the
+gateway) then `record-exit`, over and over, and the storm SIGKILLs hooks in
+flight too. A hook that told its caller it recorded (record-start: exit 0
+and nothing on stderr; record-exit: 0 or 125) must be in the log afterwards:
+its start with the hook's own pid, its exit with the code it was given.
+
 The seed is printed (and taken from HERMES_STORM_SEED when set) so a failure
 can be replayed.
 """
@@ -28,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERMES, run_as
+from conftest import HERMES, HOOKS_UNSUPERVISED, run_as
 from projector_support import processes_under, rig_for, wait_for
 
 pytestmark = pytest.mark.slow
@@ -60,6 +68,29 @@ with open_store(Settings.from_env()) as store:
 """
 
 
+HOOK_PROFILES = ["hook0", "hook1"]
+
+# One hook driver: the real hooks, one after the other, on its own profile; each acknowledgement
+# (what the hook's caller, s6, would take as "recorded") is written to a file as it comes.
+HOOK_DRIVER = r"""
+import random, subprocess, sys, time
+hermes, name, seed, acks = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+rng, slot, code = random.Random(seed), "gateway-" + name, 0
+with open(acks, "a", buffering=1) as out:
+    while True:
+        start = subprocess.Popen([hermes, "record-start", slot], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, said = start.communicate()
+        if start.returncode == 0 and not said:  # recorded, then `true` ran in the hook's own process
+            out.write(f"start {start.pid}\n")
+        time.sleep(rng.uniform(0.05, 0.3))
+        code = code % 255 + 1
+        finish = subprocess.run([hermes, "record-exit", slot, str(code), "0", "true"], capture_output=True)
+        if finish.returncode in (0, 125):
+            out.write(f"exit {code}\n")
+        time.sleep(rng.uniform(0.05, 0.3))
+"""
+
+
 def _pids_named(comm: str, argument: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -80,10 +111,11 @@ class Storm:
         self.rig = rig
         self.rng = random.Random(seed)
         self.writers: list[subprocess.Popen] = []
+        self.drivers: list[subprocess.Popen] = []
         self.up: subprocess.Popen | None = None
         self.ups = 0
         self.exits: list[int] = []
-        self.kills: dict[str, int] = {"writer": 0, "gateway": 0, "up": 0, "s6-svscan": 0}
+        self.kills: dict[str, int] = {"writer": 0, "gateway": 0, "up": 0, "s6-svscan": 0, "hook": 0}
 
     # -- the writers -------------------------------------------------------------------
     def start_writer(self) -> subprocess.Popen:
@@ -92,6 +124,28 @@ class Storm:
         return subprocess.Popen([sys.executable, "-c", WRITER, ",".join(PROFILES), str(self.rng.getrandbits(32))],
                                 env=self.rig.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=(self.rig.root / "writers.err").open("ab"), **kwargs)
+
+    def start_drivers(self) -> None:
+        user = self.rig.user
+        kwargs = {} if user.is_self else {"user": user.uid, "group": user.gid, "extra_groups": []}
+        for name in HOOK_PROFILES:
+            self.drivers.append(subprocess.Popen(
+                [sys.executable, "-c", HOOK_DRIVER, str(HERMES), name, str(self.rng.getrandbits(32)),
+                 str(self.acks(name))],
+                # The hooks driven here, not from a slot: the documented override (docs/hooks.md).
+                env=self.rig.env(HERMES_GATEWAY_COMMAND="/bin/true", **HOOKS_UNSUPERVISED), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=(self.rig.root / "hooks.err").open("ab"), **kwargs))
+
+    def acks(self, name: str) -> Path:
+        path = self.rig.root / f"acks-{name}"
+        if not path.exists():
+            path.touch()
+            path.chmod(0o666)  # the driver writes it as the unprivileged user
+        return path
+
+    def hooks_in_flight(self) -> list[int]:
+        return [pid for verb in ("record-start", "record-exit") for pid in _pids_named("hermes-state", verb)
+                if any(f"gateway-{name}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes() for name in HOOK_PROFILES)]
 
     # -- `hermes-state up` ---------------------------------------------------------------
     def output(self, number: int | None = None) -> str:
@@ -125,7 +179,7 @@ class Storm:
     def strike(self, number: int) -> None:
         """The first four blows hit each kind once (every kind is met whatever the seed); then at random."""
         kinds = list(self.kills)
-        target = kinds[number] if number < len(kinds) else self.rng.choices(kinds, weights=[35, 35, 15, 15])[0]
+        target = kinds[number] if number < len(kinds) else self.rng.choices(kinds, weights=[30, 30, 12, 12, 16])[0]
         if target == "writer":
             index = self.rng.randrange(len(self.writers))
             self.writers[index].kill()
@@ -139,6 +193,12 @@ class Storm:
                 os.kill(self.rng.choice(running), signal.SIGKILL)
             except ProcessLookupError:
                 return
+        elif target == "hook":
+            try:
+                victims = wait_for(self.hooks_in_flight, 2, "a hook in flight", interval=0.005)
+                os.kill(self.rng.choice(victims), signal.SIGKILL)
+            except (AssertionError, OSError):
+                return  # none in flight just then, or it finished first
         elif target == "up":
             if self.up is None or self.up.poll() is not None:
                 return
@@ -154,7 +214,7 @@ class Storm:
         self.kills[target] += 1
 
     def stop(self) -> None:
-        for writer in self.writers:
+        for writer in self.writers + self.drivers:
             if writer.poll() is None:
                 writer.kill()
             writer.wait()
@@ -185,11 +245,12 @@ def test_sixty_second_storm(rig):
     print(f"storm seed {seed} (HERMES_STORM_SEED={seed} replays it)")
     storm = Storm(rig, seed)
     rig.migrate()
-    rig.append("create", *PROFILES)
+    rig.append("create", *PROFILES, *HOOK_PROFILES)
     try:
         storm.start_up()
         wait_for(lambda: "boot done" in storm.output(), 30, "up to boot")
         storm.writers = [storm.start_writer() for _ in range(WRITERS)]
+        storm.start_drivers()
         end = time.monotonic() + STORM_SECONDS
         blows = 0
         while time.monotonic() < end:
@@ -197,10 +258,11 @@ def test_sixty_second_storm(rig):
             storm.keep_up()
             storm.strike(blows)
             blows += 1
-        for writer in storm.writers:
+        for writer in storm.writers + storm.drivers:
             writer.kill()
             writer.wait()
         print(f"storm: {storm.kills}, {storm.ups} runs of up, exits {storm.exits}")
+        check_acknowledged_hooks(storm)
 
         # The storm is over: one `up` runs on; after its boot pass (and the retries of what it
         # found still stopping) s6 must be as desired and stay so.
@@ -216,6 +278,7 @@ def test_sixty_second_storm(rig):
         text = storm.output(number)
         assert "Traceback" not in text, text
     assert "Traceback" not in (rig.root / "writers.err").read_text()
+    assert "Traceback" not in (rig.root / "hooks.err").read_text()
     assert not processes_under(rig.scandir)
 
     doctor = rig.as_user("doctor", "--json")
@@ -228,3 +291,20 @@ def test_sixty_second_storm(rig):
     assert checks["integrity"]["detail"] == "integrity_check: ok"
     assert all(count > 0 for count in storm.kills.values()), storm.kills
     print(f"storm: {checks['hash chain']['detail']}; {checks['projection']['detail']}")
+
+
+def check_acknowledged_hooks(storm: Storm) -> None:
+    """Every hook that said it recorded is in the log: its start by the hook's pid, its exit by its code."""
+    from collections import Counter
+
+    for name in HOOK_PROFILES:
+        acked = [line.split() for line in storm.acks(name).read_text().splitlines() if line.count(" ") == 1]
+        starts = Counter(int(value) for kind, value in acked if kind == "start")
+        exits = Counter(int(value) for kind, value in acked if kind == "exit")
+        assert len(starts) > 10 and sum(exits.values()) > 10, (name, len(starts), sum(exits.values()))
+        history = storm.rig.history(name)
+        logged_starts = Counter(row["pid"] for row in history if row["type"] == "started" and row["actor"] == "supervisor")
+        logged_exits = Counter(row["exit_code"] for row in history if row["type"] == "stopped" and row["actor"] == "supervisor")
+        assert not starts - logged_starts, (name, "acknowledged starts missing from the log", starts - logged_starts)
+        assert not exits - logged_exits, (name, "acknowledged exits missing from the log", exits - logged_exits)
+        print(f"storm: {name}: {sum(starts.values())} acknowledged starts, {sum(exits.values())} exits, all in the log")

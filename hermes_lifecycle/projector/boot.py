@@ -23,6 +23,7 @@ on nothing and exits 5, as for any store it cannot read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from typing import Callable
@@ -34,6 +35,7 @@ from ..settings import Settings
 from ..store import EventStore, open_store
 from . import plan as planning
 from . import snapshot as snapshots
+from .claim import Claim, VolumeClaimed, take as claim_volume
 from .dropped import run_writing_steps, write_boot_log
 from .plan import ActionKind
 from .reconcile import Applied, PassReport, Reconciler
@@ -93,30 +95,44 @@ def boot(
     *,
     report: Callable[[PassReport], None],
     warn: Callable[[str], None],
+    claim: Claim | None = None,
 ) -> int:
-    """The boot pass: 0, or 1 when an action failed; ``report`` gets the pass, ``warn`` each line for stderr."""
+    """The boot pass: 0, or 1 when an action failed; ``report`` gets the pass, ``warn`` each line for stderr.
+
+    ``claim``: the volume's, held by the caller (``up``); without one, boot takes it once the scan
+    directory is made, before the writing steps (its container's, from the keeper), and holds it
+    to the end. Another live projector on the volume: VolumeClaimed (exit 4), with nothing recorded,
+    started or written, not even the boot log (the volume is the other projector's)."""
     boot_id = str(uuid.uuid4())
     log = BootLog(boot_id)
     log.add(f"start: store {settings.store_location}, scan directory {settings.scandir}")
-    try:
-        status = _boot(settings, boot_id, log, warn, report)
-    except HermesError as error:
-        held = "; no slot was created or brought up" if isinstance(error, StoreUnavailable) else ""
-        held += volume_full(settings)
-        log.add(f"FAILED: {error}{held}")
+    with contextlib.ExitStack() as held:
+        def claimed() -> None:
+            if claim is None:
+                held.enter_context(claim_volume(settings))
+
         try:
-            write_boot_log(settings, log.text())
-        except HermesError as log_error:
-            warn(f"hermes-state: cannot write the boot log: {log_error}")
-        raise type(error)(f"boot failed: {error}{held}") from None
-    write_boot_log(settings, log.text())
-    return status
+            status = _boot(settings, boot_id, log, warn, report, claimed)
+        except VolumeClaimed:
+            raise
+        except HermesError as error:
+            why = "; no slot was created or brought up" if isinstance(error, StoreUnavailable) else ""
+            why += volume_full(settings)
+            log.add(f"FAILED: {error}{why}")
+            try:
+                write_boot_log(settings, log.text())
+            except HermesError as log_error:
+                warn(f"hermes-state: cannot write the boot log: {log_error}")
+            raise type(error)(f"boot failed: {error}{why}") from None
+        write_boot_log(settings, log.text())
+        return status
 
 
 def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], None],
-          report_to: Callable[[PassReport], None]) -> int:
+          report_to: Callable[[PassReport], None], claimed: Callable[[], None]) -> int:
     scandir = ScanDir(settings.scandir, container=settings.in_container)
     scandir.ensure()
+    claimed()  # before anything is recorded: one live projector per volume
 
     try:
         steps = run_writing_steps(settings)

@@ -19,17 +19,23 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import selectors
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput, Conflict, HermesError, NotFound, StoreUnavailable
 from ..settings import Settings
 
-CHILD_TIMEOUT = 600.0  # a migration of a large file; the busy timeout bounds lock waits
+CHILD_TIMEOUT = 600.0  # on the wall clock: a migration of a large file; the busy timeout bounds lock waits
 # A replay is a few appends (the spool holds at most 1,000 facts); the daemon waits no longer.
 REPLAY_TIMEOUT = 30.0
+STOPPED_GRACE = 1.0  # a child seen stopped this long (not a Ctrl-Z and fg of the whole job) is killed
+WATCH_INTERVAL = 0.1  # how often root looks at the child while it waits
+OUTPUT_LIMIT = 4 * 1024 * 1024  # what root reads of the child's stdout and stderr together
+PIPE_CHUNK = 65536
 _BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
 
 
@@ -130,29 +136,85 @@ def _run_dropped(settings: Settings, args: list[str], stdin: str | None = None, 
         raise BadInput(f"gateway user {settings.gateway_user!r} does not exist (HERMES_USER)") from None
     if account.pw_uid == 0:
         raise BadInput("HERMES_USER must not be root: the gateway user is the unprivileged owner of the volume")
-    env = dict(os.environ)
-    # The child must reach the very same files, whatever HOME it would derive them from.
-    env.update(
-        HERMES_HOME=str(settings.home),
-        HERMES_STATE_DB=str(settings.db_path),
-        S6_PROFILE_GATEWAY_SCANDIR=str(settings.scandir),
-        HOME=account.pw_dir,
-        USER=account.pw_name,
-        LOGNAME=account.pw_name,
-    )
     try:
-        result = subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "hermes_lifecycle.projector.dropped", *args],
-            input=stdin, capture_output=True, text=True, env=env, cwd="/", timeout=timeout,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=settings.environment_for(account.pw_name, account.pw_dir), cwd="/",
             user=account.pw_uid, group=account.pw_gid,
             extra_groups=os.getgrouplist(account.pw_name, account.pw_gid),
         )
-    except subprocess.TimeoutExpired:
-        raise StoreUnavailable(f"{what} as {account.pw_name} did not finish in {timeout:g} s") from None
-    if result.returncode != 0:
-        message = " ".join(result.stderr.split()) or f"exited {result.returncode}"
-        raise _BY_STATUS.get(result.returncode, HermesError)(message)
-    return result.stdout
+    except OSError as error:
+        raise StoreUnavailable(f"cannot start {what} as {account.pw_name}: {error.strerror}") from None
+    try:
+        out, err = _watched(child, (stdin or "").encode("utf-8"), f"{what} as {account.pw_name}", timeout)
+    finally:
+        if child.poll() is None:
+            child.kill()  # SIGKILL ends a stopped process too
+        child.wait()
+    if child.returncode != 0:
+        message = " ".join(err.decode("utf-8", "replace").split()) or f"exited {child.returncode}"
+        raise _BY_STATUS.get(child.returncode, HermesError)(message[:OUTPUT_LIMIT])
+    return out.decode("utf-8", "replace")
+
+
+def _watched(child: subprocess.Popen, stdin: bytes, who: str, timeout: float) -> tuple[bytes, bytes]:
+    """Feed the child its input and collect what it writes, until it exits; StoreUnavailable (the
+    caller kills it) past ``timeout`` on the wall clock, past OUTPUT_LIMIT bytes, or once it has
+    stayed stopped (SIGSTOP, a tracer) for STOPPED_GRACE: the child is the gateway user's process,
+    and nothing it does may keep root waiting longer, nor grow root's memory."""
+    deadline = time.monotonic() + timeout
+    stopped_since: float | None = None
+    chunks: dict[int, list[bytes]] = {child.stdout.fileno(): [], child.stderr.fileno(): []}
+    size = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        selector.register(child.stderr, selectors.EVENT_READ)
+        if stdin:
+            os.set_blocking(child.stdin.fileno(), False)
+            selector.register(child.stdin, selectors.EVENT_WRITE)
+        else:
+            child.stdin.close()
+        pending = memoryview(stdin)
+        while selector.get_map():
+            now = time.monotonic()
+            if now > deadline:
+                raise StoreUnavailable(f"{who} did not finish in {timeout:g} s: killed")
+            if _stopped(child.pid):
+                stopped_since = stopped_since if stopped_since is not None else now
+                if now - stopped_since > STOPPED_GRACE:
+                    raise StoreUnavailable(f"{who}: stopped (SIGSTOP or a tracer), killed")
+            else:
+                stopped_since = None
+            for key, _ in selector.select(timeout=WATCH_INTERVAL):
+                if key.fileobj is child.stdin:
+                    try:
+                        pending = pending[os.write(key.fd, pending[:PIPE_CHUNK]):]
+                    except BrokenPipeError:
+                        pending = pending[:0]
+                    if not pending:
+                        selector.unregister(child.stdin)
+                        child.stdin.close()
+                    continue
+                data = os.read(key.fd, PIPE_CHUNK)
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                size += len(data)
+                if size > OUTPUT_LIMIT:
+                    raise StoreUnavailable(f"{who} wrote more than {OUTPUT_LIMIT} bytes: killed")
+                chunks[key.fd].append(data)
+    child.wait(timeout=max(0.0, deadline - time.monotonic()))
+    return b"".join(chunks[child.stdout.fileno()]), b"".join(chunks[child.stderr.fileno()])
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped now (``T``) or stopped by a tracer (``t``), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            return stat_file.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
+    except (OSError, IndexError):
+        return False
 
 
 def main(argv: list[str]) -> int:

@@ -378,17 +378,30 @@ class Reconciler:
         return None if self._retire(hidden) else LEFTOVERS
 
     def _retire(self, hidden: Path) -> bool:
-        """A slot out of s6-svscan's sight: down, unsupervised, deleted; False when that is not finished yet."""
+        """A slot out of s6-svscan's sight: down, unsupervised, deleted; False when that is not finished yet.
+
+        Its supervisor is pruned by the scanner (``s6-svscanctl -an``). One the scanner does not know
+        (an s6-svscan killed and started again outside ``up`` leaves its supervisors running, and
+        the new one never prunes them) is told to exit itself (``s6-svc -x``: the service is down
+        already), so a removal always ends, never retried for ever.
+        """
         if not self._quiet(hidden):
             return False
         if self.s6.status(hidden) is not None:
             self.s6.rescan_and_prune(self.scandir.path)
-            deadline = time.monotonic() + PRUNE_WAIT
-            while self.s6.status(hidden) is not None:
-                if time.monotonic() > deadline:
+            if not self._unsupervised_within(hidden, PRUNE_WAIT):
+                self.s6.exit_supervisor(hidden)
+                if not self._unsupervised_within(hidden, PRUNE_WAIT):
                     return False
-                time.sleep(0.01)
         self.scandir.delete_hidden(hidden.name)
+        return True
+
+    def _unsupervised_within(self, slot: Path, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self.s6.status(slot) is not None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
         return True
 
     def _quiet(self, slot: Path) -> bool:

@@ -98,6 +98,10 @@ class S6:
         """``s6-svc -dx``: bring it down (``finish`` sees wantedup false), then the supervisor exits."""
         self._svc("-dx", slot)
 
+    def exit_supervisor(self, slot: Path) -> None:
+        """``s6-svc -x``: the slot's supervisor exits once its service is down (at once when it is)."""
+        self._svc("-x", slot)
+
     def kill(self, slot: Path) -> None:
         """``s6-svc -k``: SIGKILL the slot's process (the escalation when SIGTERM and timeout-kill did not end it)."""
         self._svc("-k", slot)

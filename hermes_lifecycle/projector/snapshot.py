@@ -28,7 +28,6 @@ import json
 import os
 import pwd
 import secrets
-import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -38,6 +37,7 @@ from ..fold import STATE_FIELDS, ProfileState
 from ..names import shown
 from ..settings import Settings
 from ..store.log import state_from_row, state_problem
+from ..volume import open_directory, read_file
 from . import plan as planning
 
 SNAPSHOT_NAME = "fleet-snapshot.json"
@@ -93,38 +93,16 @@ def state_directory(settings: Settings) -> int:
 
 
 def volume_directory(settings: Settings, *names: str) -> int:
-    """A descriptor on a directory of the volume: the home as configured (the volume root, as
-    StoreChain takes it), then each of ``names`` below it with O_NOFOLLOW; every directory on the
-    way one of the volume's owners'. The spool (``spool.pending``) is opened the same way."""
-    owners = _owners(settings)
-    where = settings.home_dir
+    """A descriptor on a directory of the volume, reached as every file on the volume is
+    (``volume.open_directory``): the home as configured, then each of ``names`` with O_NOFOLLOW;
+    every directory on the way one of the volume's owners'. The spool (``spool.pending``) is
+    opened the same way. NoSuchDirectory when one is missing."""
+    relative = os.path.join(*names) if names else ""
     try:
-        directory = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return open_directory(settings.home_dir, relative, _owners(settings), SnapshotError)
     except OSError as error:
         kind = NoSuchDirectory if error.errno == errno.ENOENT else SnapshotError
-        raise kind(f"cannot open {where}: {error.strerror}") from None
-    try:
-        _owned(where, os.fstat(directory), owners)
-        for name in names:
-            where = os.path.join(where, name)
-            try:
-                below = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
-            except OSError as error:
-                # ELOOP or ENOTDIR: a symbolic link (or a file) where the directory should be.
-                kind = NoSuchDirectory if error.errno == errno.ENOENT else SnapshotError
-                raise kind(f"cannot open {where} without following a link: {error.strerror}") from None
-            os.close(directory)
-            directory = below
-            _owned(where, os.fstat(directory), owners)
-    except BaseException:
-        os.close(directory)
-        raise
-    return directory
-
-
-def _owned(path: str, info: os.stat_result, owners: frozenset[int]) -> None:
-    if info.st_uid not in owners:
-        raise SnapshotError(f"{path} belongs to uid {info.st_uid}, not to root or the gateway user: refused")
+        raise kind(f"cannot open {os.path.join(settings.home_dir, relative)}: {error.strerror}") from None
 
 
 # -- writing (root, after a pass) ----------------------------------------------------------
@@ -197,44 +175,14 @@ def load(settings: Settings, host: str) -> Snapshot:
     The entries that fail a check are left out, each with a line in ``skipped``.
     """
     path = snapshot_path(settings)
-    directory = state_directory(settings)
     try:
-        try:
-            fd = os.open(SNAPSHOT_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
-        except FileNotFoundError:
-            raise SnapshotError(f"no snapshot at {path}") from None
-        except OSError as error:
-            raise SnapshotError(f"snapshot {path} refused: {error.strerror}") from None
-    finally:
-        os.close(directory)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SnapshotError(f"snapshot {path} is not a regular file: refused")
-        _owned(path, info, _owners(settings))
-        if info.st_nlink != 1:  # a hard link to someone else's file
-            raise SnapshotError(f"snapshot {path} has {info.st_nlink} hard links, not one: refused")
-        if info.st_size > MAX_BYTES:
-            raise SnapshotError(f"snapshot {path} is {info.st_size} bytes, over {MAX_BYTES}: refused")
-        text = _read_bounded(fd, path)
-    finally:
-        os.close(fd)
+        text = read_file(path, limit=MAX_BYTES, volume_root=settings.home_dir, owners=_owners(settings),
+                         what=f"snapshot {path}", error=SnapshotError)
+    except FileNotFoundError:
+        raise SnapshotError(f"no snapshot at {path}") from None
+    except OSError as error:
+        raise SnapshotError(f"cannot read snapshot {path}: {error.strerror}") from None
     return parse(text, host, path)
-
-
-def _read_bounded(fd: int, path: str) -> bytes:
-    chunks, size = [], 0
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError as error:
-            raise SnapshotError(f"cannot read snapshot {path}: {error.strerror}") from None
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_BYTES:  # grew after the fstat
-            raise SnapshotError(f"snapshot {path} is over {MAX_BYTES} bytes: refused")
-        chunks.append(chunk)
 
 
 def parse(text: bytes, host: str, path: str) -> Snapshot:

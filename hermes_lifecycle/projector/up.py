@@ -41,10 +41,11 @@ from typing import Callable
 from ..errors import HermesError
 from ..settings import Settings
 from .boot import boot
+from .claim import Claim, take as claim_volume
 from .reconcile import PassReport
 from .s6 import S6, NotSupervised, S6Error, S6Timeout, ServiceStatus
 from .slots import KILL_AFTER_MS, READER_SERVICE, ScanDir
-from .watch import Watcher, WatchOptions
+from .watch import Watcher, WatchOptions, run_in_foreground
 
 SCANNER_START_TIMEOUT = 5.0
 # s6-svscan -t waits for every supervisor, which waits for its finish (5 s at most).
@@ -269,6 +270,12 @@ def up(
     s6 = S6()
     scandir = ScanDir(settings.scandir, container=settings.in_container)
     scandir.ensure()
+    with claim_volume(settings) as claim:  # before anything is touched: one live projector per volume
+        return _up_claimed(settings, options, claim, s6, scandir, report=report, say=say, warn=warn)
+
+
+def _up_claimed(settings: Settings, options: WatchOptions, claim: Claim, s6: S6, scandir: ScanDir, *,
+                report: Callable[[PassReport], None], say: Callable[[str], None], warn: Callable[[str], None]) -> int:
     process = None
     if s6.scanner_running(scandir.path):
         say(f"s6-svscan already runs on {scandir.path}: using it (it stays up after this command)")
@@ -285,26 +292,16 @@ def up(
     monitor = ScannerMonitor(process, scandir, s6, watcher.stop)
     monitor.start()
     try:
-        status = boot(settings, report=report, warn=warn)
+        status = boot(settings, report=report, warn=warn, claim=claim)
         if status == 0 and not monitor.gone.is_set():
             say(f"boot done; watching {settings.store_location} (Ctrl-C stops)")
-            status = _watch(watcher)
+            status = run_in_foreground(watcher)
     except BaseException:
         monitor.stop()
         _shut_down(process, monitor, scandir, s6, say, warn)
         raise
     monitor.stop()
     return _shut_down(process, monitor, scandir, s6, say, warn) or status
-
-
-def _watch(watcher: Watcher) -> int:
-    """The watch loop in the foreground; SIGTERM and SIGINT end it (as `hermes-state watch`)."""
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return watcher.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _shut_down(process: subprocess.Popen | None, monitor: ScannerMonitor, scandir: ScanDir, s6: S6,

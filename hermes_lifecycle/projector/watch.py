@@ -38,7 +38,8 @@ from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed
+from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed, stop_every_statement
+from .claim import take as claim_volume
 from .dropped import replay_spool
 from .reconcile import PassReport, Reconciler
 
@@ -257,6 +258,13 @@ class Watcher:
         return time.monotonic() + self._retry
 
 
+def stop_on_signal(watcher: Watcher) -> None:
+    """SIGTERM or SIGINT: the process is stopping, so every statement stops too, also one of a store
+    still being opened (its schema read) or of the quick check's thread, and the watch ends."""
+    stop_every_statement()
+    watcher.stop()
+
+
 def watch(
     settings: Settings,
     options: WatchOptions,
@@ -264,9 +272,15 @@ def watch(
     report: Callable[[PassReport], None],
     warn: Callable[[str], None],
 ) -> int:
-    """Run until SIGTERM or SIGINT; clean exit 0."""
-    watcher = Watcher(settings, options, report=report, warn=warn)
-    previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    """Run until SIGTERM or SIGINT; clean exit 0. The volume's claim is taken first and held for the
+    daemon's life (its container's, from the keeper): another live projector on it is VolumeClaimed."""
+    with claim_volume(settings):
+        return run_in_foreground(Watcher(settings, options, report=report, warn=warn))
+
+
+def run_in_foreground(watcher: Watcher) -> int:
+    """The watch loop until SIGTERM or SIGINT (`watch`, and `up` after its boot)."""
+    previous = {sig: signal.signal(sig, lambda *_: stop_on_signal(watcher)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return watcher.run()
     finally:

@@ -169,7 +169,8 @@ class StoreTransaction:
         return self._store.decode(rows)
 
     def rows_after(self, position: int, limit: int | None = None) -> list[Mapping[str, Any]]:
-        """The same, as stored values (``data`` as its text): what the hash chain covers."""
+        """The same, as stored values (``data`` as its text): what the hash chain covers. Read
+        bounded too: a row with a value over its bound has it NULL and named in ``oversized``."""
         return self._tx.rows_after(position, limit)
 
     def last_position(self) -> int:
@@ -190,7 +191,7 @@ class StoreTransaction:
         if row is None:
             return CrashRecord(0, None)  # no such profile: nothing crashed
         count = row["crashes"]
-        if row.get("oversized") or not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        if row.get("count_oversized") or not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise MalformedRow("profile_projection", profile, "crashes is not a count")
         decoded = self._store.decode([row]) if row["position"] is not None else []
         return CrashRecord(count, decoded[0] if decoded else None)

@@ -12,7 +12,7 @@ backend is an implementation of these three classes and a dialect for
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Mapping
 
 from ..records import record
 
@@ -29,6 +29,22 @@ IDLE = "idle"  # nothing changed before the timeout
 STOPPED = "stopped"  # stop() was called
 REPLACED = "replaced"  # the store's path names another file now (or none): reopen, or stop
 RECONNECTED = "reconnected"  # the database answers again after it could not be reached: look at everything
+
+
+# The process is stopping (a daemon's SIGTERM): every backend stops the statement it runs and
+# refuses the next, whichever connection runs it, also one still being opened
+# (docs/reliability.md, "Root bounds time and memory"). Set from a signal handler: a plain flag.
+_stopping = False
+
+
+def stop_every_statement() -> None:
+    """From now on, every statement of this process stops at its backend's next look (signal-safe)."""
+    global _stopping
+    _stopping = True
+
+
+def statements_stopped() -> bool:
+    return _stopping
 
 
 @record
@@ -170,12 +186,15 @@ class Console(ABC):
     """``hermes-state sql``: the store read-only, for an operator."""
 
     @abstractmethod
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        """One statement's rows; a mistake in it is BadInput, a write is refused as one."""
+    def rows(self, sql: str) -> Iterable[dict[str, Any]]:
+        """One statement's rows (SQLite streams them as they are taken); a mistake in it is BadInput,
+        a write is refused as one."""
 
     @abstractmethod
-    def interactive(self) -> int:
-        """Run the database's own shell on the store, read-only; its exit status."""
+    def interactive(self, show: Callable[[Iterable[dict[str, Any]]], None], say: Callable[[str], None]) -> int:
+        """An interactive session on the store, read-only; its exit status. A console that reads
+        statements itself hands each one's rows to ``show`` and each failure's line to ``say``
+        (the CLI renders); one that runs the database's own shell (psql) uses neither."""
 
 
 class Backend(ABC):

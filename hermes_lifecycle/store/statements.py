@@ -68,7 +68,7 @@ EVENT_READ_BOUNDS["data"] = MAX_DATA_BYTES
 STATE_READ_BOUNDS = {name: READ_BOUND for name in STATE_FIELDS}
 
 
-def _bounded(table, names: Sequence[str], bounds: dict[str, int], typed: bool) -> list:
+def _bounded(table, names: Sequence[str], bounds: dict[str, int], typed: bool, flag: str = "oversized") -> list:
     """``names`` of ``table``; a value over its bound reads as NULL and is named in ``oversized``
     (octet_length reads a value's size from its record header: the value itself is never loaded).
 
@@ -85,11 +85,11 @@ def _bounded(table, names: Sequence[str], bounds: dict[str, int], typed: bool) -
         columns.append(case((func.octet_length(column) <= bound, column), else_=None).label(name))
         flags.append(case((func.octet_length(column) > bound, _constant(name + " ")), else_=_constant("")))
     if not flags:  # every column typed and not text: nothing can be long
-        return [*columns, _constant("").label("oversized")]
+        return [*columns, _constant("").label(flag)]
     oversized = flags[0]
-    for flag in flags[1:]:
-        oversized = oversized.concat(flag)
-    return [*columns, oversized.label("oversized")]
+    for more in flags[1:]:
+        oversized = oversized.concat(more)
+    return [*columns, oversized.label(flag)]
 
 
 def definitions(typed: bool = False) -> dict[str, Definition]:
@@ -112,7 +112,10 @@ def definitions(typed: bool = False) -> dict[str, Definition]:
         e.c.type.in_([_param(slot) for slot in TYPE_SLOTS]),
         _optional("boot_id", e.c.boot_id == _param("boot_id")),
     ]
-    stream = select(e).where(*window)
+    # Every read of an event takes its values bounded (docs/reliability.md): a value written behind
+    # the store's back makes its row malformed, never a reader's memory grow.
+    event = _bounded(e, COLUMNS, EVENT_READ_BOUNDS, typed)
+    stream = select(*event).where(*window)
     # The projection is read bounded by every reader (no value of it is ever long); the
     # append reads it whole (``append_context``): a writer must see the row as it is.
     state = _bounded(p, STATE_FIELDS, STATE_READ_BOUNDS, typed)
@@ -130,7 +133,7 @@ def definitions(typed: bool = False) -> dict[str, Definition]:
             select(p.c.profile, crashes_since).where(p.c.deleted.is_(False)).order_by(p.c.profile)
         ),
         # -- an append -------------------------------------------------------------
-        "by_key": Definition(select(e).where(e.c.idempotency_key == _param("key"))),
+        "by_key": Definition(select(*event).where(e.c.idempotency_key == _param("key"))),
         # The chain's head and the profile's row, in one statement.
         "append_context": Definition(
             select(
@@ -148,14 +151,10 @@ def definitions(typed: bool = False) -> dict[str, Definition]:
         ),
         # -- the log -----------------------------------------------------------------
         "rows_after": Definition(
-            _limited(select(e).where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
+            _limited(select(*event).where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
         ),
         "events_after": Definition(
-            _limited(
-                select(*_bounded(e, COLUMNS, EVENT_READ_BOUNDS, typed)).where(e.c.position > _param("after"))
-                .order_by(e.c.position),
-                _param("limit"),
-            )
+            _limited(select(*event).where(e.c.position > _param("after")).order_by(e.c.position), _param("limit"))
         ),
         "last_position": Definition(select(func.coalesce(func.max(e.c.position), literal_column("0")))),
         "stream_oldest_first": Definition(_limited(stream.order_by(e.c.version), _param("limit"))),
@@ -175,7 +174,7 @@ def definitions(typed: bool = False) -> dict[str, Definition]:
         # crash "the last"): the projection keeps both, so this is one row and one event by key,
         # however many crashes the profile has had.
         "crashes": Definition(
-            select(*_bounded(p, ["crashes"], STATE_READ_BOUNDS, typed), e)
+            select(*_bounded(p, ["crashes"], STATE_READ_BOUNDS, typed, flag="count_oversized"), *event)
             .select_from(p.outerjoin(e, e.c.position == p.c.last_crash_position))
             .where(p.c.profile == _param("name"))
         ),

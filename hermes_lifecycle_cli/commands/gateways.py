@@ -9,6 +9,7 @@ import sys
 
 from hermes_lifecycle.errors import BadInput
 
+from .. import daemon_output
 from ..output import say
 from .common import settings
 
@@ -19,6 +20,7 @@ def watch_gateways(args: argparse.Namespace) -> int:
                        "gateway user (the container and `hermes-state up` do)")
     from hermes_lifecycle.gateway_watch import GatewayWatcher
 
+    daemon_output.install()  # a log that stops reading must not stop the reader (docs/reliability.md)
     config = settings()
     intervals = config.watch_intervals()
 

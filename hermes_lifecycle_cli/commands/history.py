@@ -258,7 +258,7 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
     import signal
     import sys
 
-    from hermes_lifecycle.store.recorder import IDLE, REPLACED, STOPPED
+    from hermes_lifecycle.store.recorder import IDLE, REPLACED, STOPPED, statements_stopped, stop_every_statement
 
     from .. import output
 
@@ -269,7 +269,8 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
     store.on_bad_row = bad_row
     with store.change_feed(poll_interval=FOLLOW_POLL_SECONDS) as feed:
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: feed.stop())
+            # A read under way stops too: a stop is never kept waiting by the store.
+            signal.signal(number, lambda *_: (stop_every_statement(), feed.stop()))
         found = read_history(store, profile, window)
         last_position = found.state.last_position
         layout = _grid(now).fit([_display(e, now) for e in found.events], minimum=_FOLLOW_WIDTHS)
@@ -284,7 +285,12 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
             if why == REPLACED:
                 # The file followed is not the store any more: say so, never follow a deleted file.
                 raise StoreUnavailable(f"{feed.replaced}: stopped following; run the command again")
-            new = read_newer(store, profile, window, last_position)
+            try:
+                new = read_newer(store, profile, window, last_position)
+            except StoreUnavailable:
+                if statements_stopped():
+                    break  # the stop interrupted the read: a stop, not a failure
+                raise
             if not new:
                 continue
             last_position = new[-1].position

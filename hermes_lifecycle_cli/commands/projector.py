@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from .. import output
+from .. import daemon_output, output
 from .common import settings
 
 if TYPE_CHECKING:
@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from hermes_lifecycle.projector.reconcile import PassReport
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.:/@+=-]{1,80}")
+
+
+def claim(args: argparse.Namespace) -> int:
+    from hermes_lifecycle.projector.claim import keep, take
+    from hermes_lifecycle.projector.slots import ScanDir
+
+    config = settings().for_projector()
+    ScanDir(config.scandir, container=config.in_container).ensure()
+    with take(config) as held:
+        if not held.kept:  # taken now: a keeper holds it from here (silent, as a start step that went well)
+            keep(held, config)
+    return 0
 
 
 def boot(args: argparse.Namespace) -> int:
@@ -34,6 +46,7 @@ def boot(args: argparse.Namespace) -> int:
 def watch(args: argparse.Namespace) -> int:
     from hermes_lifecycle.projector.watch import WatchOptions, watch as run_watch
 
+    daemon_output.install()  # a log that stops reading must not stop the daemon (docs/reliability.md)
     config = settings().for_projector()
     options = WatchOptions.from_settings(config, poll_only=args.poll_only)
     return run_watch(config, options, report=json_reporter(sys.stdout), warn=output.say)
@@ -43,6 +56,7 @@ def up(args: argparse.Namespace) -> int:
     from hermes_lifecycle.projector.up import up as run_up
     from hermes_lifecycle.projector.watch import WatchOptions
 
+    daemon_output.install()
     config = settings().for_projector()
     out = sys.stdout
 

@@ -1,10 +1,12 @@
 """`hermes-state serve`: the operators' view over HTTP, read-only: `/metrics`, `/`, `/profiles/NAME`.
 
-A small threaded server from the standard library. Every request opens the
-store read-only and reads one snapshot, so a store that goes missing, locked
-or corrupt costs that request a clear page (503), never the server, and one
-that comes back is served again at once. `--once PATH` answers one request
-on stdout instead (cron, a textfile collector, a quick look).
+A small server whose connections are bounded in number, time and bytes
+(``bounded_http``): a flood of held connections costs no thread, and
+`/metrics` is still answered. Every request opens the store read-only and
+reads one snapshot, so a store that goes missing, locked or corrupt costs
+that request a clear page (503), never the server, and one that comes back
+is served again at once. `--once PATH` answers one request on stdout instead
+(cron, a textfile collector, a quick look).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import threading
 import traceback
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hermes_lifecycle.errors import BadInput, HermesError, InvalidName, NotFound, StoreUnavailable
@@ -29,7 +31,8 @@ from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import open_store
 from hermes_lifecycle.vocabulary import format_time
 
-from .. import operators_metrics, operators_page
+from .. import daemon_output, operators_metrics, operators_page
+from ..bounded_http import BoundedHTTPServer
 from .common import settings as settings_from_env
 
 DEFAULT_LISTEN = "127.0.0.1:9130"
@@ -185,10 +188,6 @@ def _handler_class(view: OperatorsView):
     return Handler
 
 
-class IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
 def serve(args: argparse.Namespace) -> int:
     config = settings_from_env()
     if not math.isfinite(args.check_interval) or args.check_interval <= 0:
@@ -205,27 +204,27 @@ def serve(args: argparse.Namespace) -> int:
             print(f"hermes-state: {answer.problem}", file=sys.stderr)
         return EXIT_FOR_STATUS.get(answer.status, 1)
 
+    daemon_output.install()  # its lines must never hold it (docs/reliability.md)
     host, port = parse_listen(args.listen)
     try:
-        server_class = IPv6Server if ":" in host else ThreadingHTTPServer
-        server = server_class((host, port), _handler_class(view))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server = BoundedHTTPServer((host, port), _handler_class(view), family=family)
     except OSError as error:
         raise BadInput(f"cannot listen on {args.listen}: {error.strerror or error}") from None
-    server.daemon_threads = True
     stop = threading.Event()
     checker = threading.Thread(target=lambda: (health.check_now(), health.run(stop)), name="quick-check", daemon=True)
     checker.start()
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
     exposure = "" if is_loopback(host) else " (not loopback: reachable from other machines)"
     print(f"hermes-state serve: http://{shown}:{bound_port}/ read-only on {config.store_location}{exposure}",
           file=sys.stderr, flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_until(stop)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a person stops a server in the foreground
     finally:
         stop.set()
-        server.server_close()
+        server.close()
     return 0

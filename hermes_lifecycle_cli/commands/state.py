@@ -65,6 +65,29 @@ def sql(args: argparse.Namespace) -> int:
     config = settings()
     console = backend_for(config).console(config)
     if args.query is None:
-        return console.interactive()
+        return console.interactive(show=_show_rows, say=output.say)
     output.json_lines(console.rows(args.query))
     return 0
+
+
+TABLE_ROWS = 10_000  # rows a terminal's table holds (its widths need them all); JSON lines stream
+
+
+def _show_rows(rows) -> None:
+    """An interactive statement's rows: a table on a terminal (every value and header escaped by
+    ``output.table``), JSON lines for a program."""
+    if not sys.stdout.isatty():
+        output.json_lines(rows)
+        return
+    import itertools
+
+    shown = list(itertools.islice(rows, TABLE_ROWS + 1))
+    more = len(shown) > TABLE_ROWS
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()  # the rest is never fetched
+    if shown:
+        output.table(shown[:TABLE_ROWS], [(name, name) for name in shown[0]])
+    if more:
+        output.say(f"hermes-state: more than {TABLE_ROWS} rows: the first shown; add a LIMIT, or pipe the "
+                   "output for every row as JSON lines")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ...errors import BadInput, StoreUnavailable
 from ...store.recorder import Console
@@ -47,7 +47,8 @@ class PostgresConsole(Console):
         finally:
             connection.close()
 
-    def interactive(self) -> int:
+    def interactive(self, show: Callable[[Iterable[dict[str, Any]]], None], say: Callable[[str], None]) -> int:
+        # psql renders its own rows: neither callback is needed.
         psql = shutil.which("psql")
         if psql is None:
             raise StoreUnavailable("psql is not installed (Debian: apt-get install postgresql-client)")

@@ -37,17 +37,13 @@ class SqliteBackend(Backend):
         from .checks import diagnose_file
 
         return diagnose_file(settings.db_path, report, expected_owner=expected_owner,
-                             busy_timeout_ms=settings.busy_timeout_ms)
+                             busy_timeout_ms=settings.busy_timeout_ms, chain=_root_chain(settings))
 
     def console(self, settings: "Settings") -> "SqliteConsole":
         from .console import SqliteConsole
 
         # The console reads through the same checked open as every root reader.
-        return SqliteConsole(
-            settings.store_file,
-            lambda: self.open(settings, readonly=True, busy_timeout_ms=None),
-            _root_chain(settings),
-        )
+        return SqliteConsole(settings.store_file, lambda: self.open(settings, readonly=True, busy_timeout_ms=None))
 
 
 def _root_chain(settings: "Settings"):

@@ -15,9 +15,10 @@ from pathlib import Path
 from ...checks import ERROR, OK, WARNING, Report
 from ...errors import HermesError, SchemaMismatch, StoreUnavailable
 from ...store.schema import TRIGGERS, VIEWS
-from .connect import open_connection
+from .connect import StatementBound, open_connection
 from .driver import has_wal_reset_bug, library_name, sqlite_module
-from .paths import check_store_path
+from .paths import StoreChain, check_store_path
+from .recorder import QUICK_CHECK_SECONDS, STATEMENT_SECONDS
 from .revision import HEAD, require_head
 from .translate import translated
 
@@ -27,25 +28,41 @@ NETWORK_FILESYSTEMS = frozenset(
 )
 
 
-def diagnose_file(path: Path, report: Report, *, expected_owner: str | None, busy_timeout_ms: int) -> bool:
-    """Every check of the file at ``path``; True when the log can then be read (chain, fold)."""
+def diagnose_file(path: Path, report: Report, *, expected_owner: str | None, busy_timeout_ms: int,
+                  chain: StoreChain | None = None) -> bool:
+    """Every check of the file at ``path``; True when the log can then be read (chain, fold).
+
+    ``chain`` (root): the way to the file is checked first, as for every root reader, so a
+    directory swapped for a link is refused before anything is reported of the file behind
+    it or opened beside it (SQLite makes ``-wal``/``-shm`` where it opens).
+    """
     _check_sqlite_library(report)
     try:
-        check_store_path(path, must_exist=True)
+        if chain is not None:
+            checked = chain.check()
+            descriptors = set(os.listdir("/proc/self/fd"))
+        else:
+            check_store_path(path, must_exist=True)
     except StoreUnavailable as error:
         report.add("file", ERROR, str(error))
         return False
-    report.add("file", OK, f"{path} ({os.path.getsize(path)} bytes)")
+    report.add("file", OK, f"{path} ({os.lstat(path).st_size} bytes)")
     _check_filesystem(report, path)
     _check_ownership(report, path, expected_owner)
+    bound = StatementBound()
     try:
         with translated(path):
-            connection = open_connection(str(path), mode="ro", timeout_ms=busy_timeout_ms)
+            connection = open_connection(str(path), mode="ro", timeout_ms=busy_timeout_ms, bound=bound)
     except HermesError as error:
         report.add("open", ERROR, str(error))
         return False
     try:
-        return _check_database(report, connection, path)
+        if chain is not None:
+            chain.verify_opened(checked, descriptors)
+        return _check_database(report, connection, path, bound)
+    except StoreUnavailable as error:
+        report.add("open", ERROR, str(error))
+        return False
     finally:
         connection.close()
 
@@ -124,7 +141,8 @@ def _check_ownership(report: Report, path: Path, expected_owner: str | None) -> 
         report.add("ownership", WARNING, f"the database and its -wal/-shm have different owners: {sorted(owners)}")
 
 
-def _check_database(report: Report, connection, path: Path) -> bool:
+def _check_database(report: Report, connection, path: Path, bound: StatementBound) -> bool:
+    bound.arm(QUICK_CHECK_SECONDS)  # every page: in proportion to the file
     try:
         with translated(path):
             rows = [row[0] for row in connection.execute("PRAGMA integrity_check")]
@@ -136,6 +154,7 @@ def _check_database(report: Report, connection, path: Path) -> bool:
         report.add("integrity", OK, "integrity_check: ok")
     else:
         report.add("integrity", ERROR, "integrity_check: " + "; ".join(str(r) for r in rows[:5]))
+    bound.arm(STATEMENT_SECONDS)
     try:
         with translated(path):
             mode = connection.execute("PRAGMA journal_mode").fetchone()[0]

@@ -1,6 +1,9 @@
 """Whether the store's path may be opened, without pathlib: every short-lived reader imports it.
 
-Two levels. ``check_store_path`` (everyone): the file itself is a regular
+The store's side of the rule ``hermes_lifecycle/volume.py`` keeps for every
+other file on the volume (root opens nothing there without refusing links
+and special files): SQLite takes a path, not a descriptor, so the same
+owner rule (``volume.owned``) is applied here with ``lstat``. Two levels. ``check_store_path`` (everyone): the file itself is a regular
 file, not a symbolic link. ``StoreChain`` (the root side: boot, watch, any
 process whose effective uid is 0): every component below the volume root
 (``HERMES_HOME``) is checked with ``lstat``: no symbolic link, directories
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # pathlib costs a few ms at import: annotations only
     from pathlib import Path
 
 from ...errors import StoreMissing, StoreUnavailable
+from ...volume import owned
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
@@ -184,9 +188,4 @@ class StoreChain:
         return info
 
     def _owned(self, component: str, info: os.stat_result, owners: frozenset[int], what: str) -> None:
-        if info.st_uid not in owners:
-            raise StoreUnavailable(
-                f"{component} belongs to uid {info.st_uid}, not to root or the gateway user: refused"
-                if what == "directory" else
-                f"event store {component} belongs to uid {info.st_uid}, not to the gateway user or root: refused"
-            )
+        owned(component if what == "directory" else f"event store {component}", info, owners, StoreUnavailable)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from typing import Any, Callable, Iterator
 
 from ...errors import HermesError
 from ...store.generated import GeneratedTransaction, Statement, statements_of
 from ...store.recorder import ChangeFeed, Recorder, Row
 from . import sql
-from .connect import open_connection
+from .connect import StatementBound, open_connection, out_of_memory
 from .driver import sqlite_module
 from .paths import StoreChain, check_store_path, identity
 from .revision import require_head
@@ -28,7 +27,6 @@ NO_LIMIT = -1  # SQLite's LIMIT for "all rows"
 # take milliseconds, so only a runaway query (a hostile view, a damaged file) reaches it.
 STATEMENT_SECONDS = 10.0
 QUICK_CHECK_SECONDS = 600.0  # reads every page: proportional to the file, never endless
-PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
 
 
 def _compile_all() -> dict[str, Statement]:
@@ -66,8 +64,9 @@ class SqliteRecorder(Recorder):
     from its own start (or at open), or once ``interrupt()`` was called (the
     daemon's SIGTERM), SQLite stops the statement and it fails as StoreUnavailable,
     so a hostile view or a runaway query can neither hang a reader nor outlive a stop.
-    With a ``chain`` (the root side), the way to the file is checked before and
-    after the open (``paths.StoreChain``).
+    The schema is read within its budget at open and again whenever it changed
+    (``connect.StatementBound.schema_budget``). With a ``chain`` (the root side),
+    the way to the file is checked before and after the open (``paths.StoreChain``).
     """
 
     def __init__(
@@ -84,8 +83,7 @@ class SqliteRecorder(Recorder):
         self.busy_timeout_ms = busy_timeout_ms
         self.statement_seconds = statement_seconds
         self._chain = chain
-        self._deadline: float | None = None
-        self._interrupted = False
+        self.bound = StatementBound()
         if chain is not None:
             checked = chain.check()
             descriptors = set(os.listdir("/proc/self/fd"))
@@ -93,10 +91,11 @@ class SqliteRecorder(Recorder):
             check_store_path(path, must_exist=True)
         connection = None
         try:
-            connection = open_connection(path, mode="ro" if readonly else "rw", timeout_ms=busy_timeout_ms)
-            connection.set_progress_handler(self._progress, PROGRESS_STEPS)
-            self._deadline = time.monotonic() + statement_seconds
+            connection = open_connection(path, mode="ro" if readonly else "rw", timeout_ms=busy_timeout_ms,
+                                         bound=self.bound)
+            self.bound.arm(statement_seconds)
             require_head(connection, path)
+            self._schema_version = _schema_version(connection)
             if chain is not None:
                 chain.verify_opened(checked, descriptors)
                 self.identity = checked[chain.path]
@@ -110,34 +109,49 @@ class SqliteRecorder(Recorder):
             if connection is not None:
                 connection.close()
             raise translate(error, path) from None
+        except MemoryError:
+            if connection is not None:
+                connection.close()
+            raise out_of_memory(path) from None
         finally:
-            self._deadline = None
+            self.bound.disarm()
         self._connection = connection
 
     def _arm(self) -> None:
-        self._deadline = time.monotonic() + self.statement_seconds
+        self.bound.arm(self.statement_seconds)
 
-    def _progress(self) -> int:
-        """SQLite's progress handler: non-zero stops the running statement (SQLITE_INTERRUPT)."""
-        if self._interrupted:
-            return 1
-        deadline = self._deadline
-        return 1 if deadline is not None and time.monotonic() > deadline else 0
+    def _schema_checked(self) -> None:
+        """Inside a transaction, before its statements: a schema changed since it was checked (a
+        migration, or the gateway user's hand) is read again within its budget and checked again,
+        never parsed by a statement of the store on the way."""
+        version = _schema_version(self._connection)
+        if version != self._schema_version:
+            self.bound.read_schema(self._connection, self.location)
+            require_head(self._connection, self.location)
+            self._schema_version = version
 
     def interrupt(self) -> None:
         """Stop the running statement and refuse every later one (safe from a signal handler)."""
-        self._interrupted = True
+        self.bound.interrupt()
         with contextlib.suppress(Exception):
             self._connection.interrupt()
 
     def replaced(self) -> str | None:
-        """Why the path no longer names the file this recorder has open (replaced, removed, or the
-        way to it changed), or None while it still does."""
+        """Why the path no longer names the file this recorder has open (replaced, removed, the
+        way to it changed, or its schema changed), or None while it still does."""
         now = identity(self.location)
         if now is None:
             return f"event store {self.location} was removed"
         if now != self.identity:
             return f"event store {self.location} was replaced by another file"
+        try:
+            with translated(self.location):
+                changed = _schema_version(self._connection) != self._schema_version
+        except HermesError as error:
+            return str(error)
+        if changed:
+            # A migration, or the gateway user's hand: opened again, the schema is checked as at the start.
+            return f"the schema of event store {self.location} changed"
         if self._chain is not None:
             try:
                 self._chain.check()
@@ -153,9 +167,10 @@ class SqliteRecorder(Recorder):
             # statements of one transaction, each bounded, none by the sum.
             self._arm()
             try:
+                self._schema_checked()
                 yield SqliteTransaction(driver, self._arm)
             finally:
-                self._deadline = None
+                self.bound.disarm()
 
     def data_version(self) -> int:
         """``PRAGMA data_version``: moves when another connection commits."""
@@ -171,13 +186,18 @@ class SqliteRecorder(Recorder):
         )
 
     def quick_check(self) -> list[str]:
-        self._deadline = time.monotonic() + QUICK_CHECK_SECONDS
+        self.bound.arm(QUICK_CHECK_SECONDS)
         try:
             with translated(self.location):
                 rows = [str(row[0]) for row in self._connection.execute("PRAGMA quick_check")]
         finally:
-            self._deadline = None
+            self.bound.disarm()
         return [] if rows == ["ok"] else rows
 
     def close(self) -> None:
         self._connection.close()
+
+
+def _schema_version(connection: Any) -> int:
+    """The file's schema cookie: read from its header, without parsing the schema."""
+    return int(connection.execute("PRAGMA schema_version").fetchone()[0])

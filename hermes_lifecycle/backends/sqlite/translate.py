@@ -83,6 +83,11 @@ def translated(path: Path | str) -> Iterator[None]:
         yield
     except _driver_errors() as error:
         raise translate(error, path) from error
+    except MemoryError:
+        # SQLite's heap limit (connect.HEAP_LIMIT_BYTES) reached: the driver raises MemoryError.
+        from .connect import out_of_memory
+
+        raise out_of_memory(str(path)) from None
     except Exception as error:
         # Only migrations and the schema tests import SQLAlchemy; the hot paths never load it for this.
         sa_exc = sys.modules.get("sqlalchemy.exc")
