@@ -17,7 +17,7 @@ SOURCES := pyproject.toml $(shell find hermes_lifecycle hermes_lifecycle_cli mig
 # Debian packages, through sudo when not root; it waits for another apt or dpkg instead of failing.
 APT_INSTALL := tools/apt-install
 
-.PHONY: run shell run-user test setup system-deps test-deps test-user test-reachable bench bench-record lint sql clean
+.PHONY: run shell run-user test setup system-deps test-deps test-user test-reachable bench bench-record lint clean
 
 # The embedded default runs as one ordinary user (docs/design.md section 3). Started
 # as root, it is handed to the unprivileged RUN_USER (made when missing) with
@@ -164,14 +164,6 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 # hadolint on the Dockerfile, shellcheck on every shell script (`make test` runs it too).
 lint: setup
 	$(BIN)/pytest -q tests/test_lint.py
-
-# The SQL the SQLite recorder runs, compiled from hermes_lifecycle/store/statements.py
-# (tests/test_generated_sql.py fails when it is stale).
-sql: setup
-	for backend in sqlite postgresql; do \
-		$(BIN)/python -m hermes_lifecycle.store.generate $$backend > hermes_lifecycle/backends/$$backend/sql.py.new && \
-		mv hermes_lifecycle/backends/$$backend/sql.py.new hermes_lifecycle/backends/$$backend/sql.py || exit 1; \
-	done
 
 clean:
 	rm -rf $(VENV) $(AGENT_VENV) build *.egg-info .pytest_cache

@@ -61,7 +61,7 @@ def first_broken_position(rows: Iterable[Mapping[str, Any]], previous: str = GEN
 
 def verifies(previous_hash: str, row: Mapping[str, Any]) -> bool:
     """Whether ``row``'s hash is what its chain version computes after ``previous_hash``."""
-    if row.get("oversized"):  # a value too long to read (statements.READ_BOUND) came back NULL
+    if row.get("oversized"):  # a value too long to read (its bound: backends/*/sql.py) came back NULL
         return False
     try:
         return chain_hash(previous_hash, row) == row["hash"]

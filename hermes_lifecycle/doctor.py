@@ -44,7 +44,7 @@ def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_
     try:
         with open_store(settings, readonly=True) as store, store.recorder.transaction(write=False) as tx:
             _check_chain_and_projection(report, tx, progress_factory)
-            states = [state_from_row(row) for row in tx.state_rows(include_deleted=True)]
+            states = [state_from_row(row) for row in tx.projection(include_deleted=True)]
     except HermesError as error:
         report.add("database", ERROR, str(error))
         return report
@@ -207,7 +207,7 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
     if refused is not None:
         report.add("fold", ERROR, f"the log breaks the stream rules at {refused}")
         return
-    stored = {row["profile"]: state_from_row(row) for row in tx.state_rows(include_deleted=True)}
+    stored = {row["profile"]: state_from_row(row) for row in tx.projection(include_deleted=True)}
     # A name that is not text (a BLOB written behind the store's back) sorts and shows by its repr.
     differing = sorted((name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name)), key=repr)
     if differing:

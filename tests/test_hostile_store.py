@@ -501,11 +501,9 @@ def test_the_bounded_reads_run_on_a_sqlite_without_octet_length(tmp_path):
     connection.execute("PRAGMA ignore_check_constraints = ON")
     connection.execute("UPDATE profile_projection SET last_reason = ? WHERE profile = 'alice'", ["é" * 600])
     try:
-        text, _ = sql.EVENTS_AFTER
-        (row,) = connection.execute(text, (0, -1)).fetchall()
+        (row,) = connection.execute(sql.EVENTS_AFTER, {"after": 0, "limit": -1}).fetchall()
         assert row[-1] == "" and row[13] == '{"x":"' + "é" * 10 + '"}'
-        text, _ = sql.STATES_ALL
-        (state,) = connection.execute(text).fetchall()
+        (state,) = connection.execute(sql.PROJECTION_ALL).fetchall()
         assert state[-1] == "last_reason " and state[8] is None  # 1200 bytes: over the bound
     finally:
         connection.close()

@@ -63,6 +63,10 @@ def _position(value: object, *, optional: bool = False) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _time(value: object, *, optional: bool = False) -> bool:
     if value is None:
         return optional
@@ -91,7 +95,7 @@ def state_problem(state: ProfileState) -> str | None:
     for name in ("last_reason", "intent_reason", "run_boot_id", "host"):
         if getattr(state, name) is not None and not isinstance(getattr(state, name), str):
             return f"{name} is not text"
-    if not (isinstance(state.crashes, int) and not isinstance(state.crashes, bool) and state.crashes >= 0):
+    if not _count(state.crashes):
         return "crashes is not a count"
     if not _position(state.last_crash_position, optional=True) or (state.crashes > 0) != (
             state.last_crash_position is not None):
@@ -122,47 +126,62 @@ class StoreTransaction:
         self._store = store
         self.last_read = 0
 
-    # -- reads -----------------------------------------------------------
+    # -- reads (every read model is built here, from the seam's rows, the same on every backend) --
+    def _state_row(self, profile: str) -> Mapping[str, Any] | None:
+        rows = self._tx.projection(validate_name(profile))
+        return rows[0] if rows else None
+
     def state(self, profile: str) -> ProfileState | None:
-        row = self._tx.state_row(validate_name(profile))
+        row = self._state_row(profile)
         return state_from_row(row) if row else None
 
     def require_state(self, profile: str) -> ProfileState:
         """The profile's state, checked (``checked_state``): for a reader that shows or decides on it."""
-        row = self._tx.state_row(validate_name(profile))
+        row = self._state_row(profile)
         if row is None:
             raise NotFound(f"no profile named {profile!r}")
         return checked_state(row)
 
     def states(self, include_deleted: bool = False) -> list[ProfileState]:
-        return [state_from_row(row) for row in self._tx.state_rows(include_deleted)]
+        return [state_from_row(row) for row in self._tx.projection(include_deleted=include_deleted)]
 
     def overview(self, crashes_since: str, include_deleted: bool = False) -> list[ProfileOverview]:
         """Checked states (a malformed row is skipped and reported) with their recent crashes."""
+        counts = {row["profile"]: row["crashes_since"] for row in self._tx.crash_counts(crashes_since)}
         found = []
-        for row in self._tx.overview_rows(include_deleted, crashes_since):
+        for row in self._tx.projection(include_deleted=include_deleted):
             try:
-                found.append(ProfileOverview(checked_state(row), int(row["crashes_since"])))
+                state = checked_state(row)
             except MalformedRow as error:
                 self._store.skip(error)
+                continue
+            found.append(ProfileOverview(state, int(counts.get(state.profile, 0))))
         return found
 
     def crash_counts(self, since: str) -> dict[str, int]:
         """Each live profile's crashes at or after ``since``, by name (served by the partial index)."""
-        return {row["profile"]: int(row["crashes_since"]) for row in self._tx.crash_count_rows(since)}
+        return {row["profile"]: int(row["crashes_since"]) for row in self._tx.crash_counts(since)
+                if row["deleted"] == 0}  # as stored: SQLite's 0, PostgreSQL's false
 
     def stream(self, profile: str, window: StreamWindow | None = None, **filters: Any) -> list[Event]:
         """A profile's events in version order (newest first when the window says so), filtered;
         ``filters`` are ``StreamWindow``'s fields, for a caller without a window at hand."""
         window = window or StreamWindow(**filters)
-        return self._store.decode(self._tx.stream_rows(validate_name(profile), window))
+        unknown = [kind for kind in window.types if kind not in TYPES]
+        if unknown:
+            raise BadInput(f"unknown event type {unknown[0]!r}")
+        if not window.types:
+            # Every type the vocabulary knows: a row whose type is none of them (written behind the
+            # store's back) belongs to no stream, as the fold would have it.
+            window = window._replace(types=TYPES)
+        return self._store.decode(self._tx.stream(validate_name(profile), window))
 
     def log_after(self, position: int, limit: int | None = None) -> list[Event]:
         """The whole log after ``position``, in position order (the watch daemon's read at every wake-up).
 
-        Read bounded (``events_after``: no value over its bound is loaded) and checked: a
-        malformed or oversized row is skipped and reported, so fewer than ``limit`` events
-        can come back while more rows follow; ``last_read`` is the position read up to.
+        Read bounded (no value over its bound is loaded) and checked: a malformed or oversized
+        row is skipped and reported, so fewer than ``limit`` events can come back while more
+        rows follow; ``last_read`` is the position read up to.
         """
         rows = self._tx.events_after(position, limit)
         self.last_read = rows[-1]["position"] if rows else position
@@ -171,7 +190,7 @@ class StoreTransaction:
     def rows_after(self, position: int, limit: int | None = None) -> list[Mapping[str, Any]]:
         """The same, as stored values (``data`` as its text): what the hash chain covers. Read
         bounded too: a row with a value over its bound has it NULL and named in ``oversized``."""
-        return self._tx.rows_after(position, limit)
+        return self._tx.events_after(position, limit)
 
     def last_position(self) -> int:
         return self._tx.last_position()
@@ -179,21 +198,27 @@ class StoreTransaction:
     def crash_times(self, profile: str, *, after_position: int, since: str) -> list[str]:
         """Times of ``profile``'s crashes after ``after_position`` and at or after ``since``: the
         cost is the number of crashes in the window, not the length of the log."""
-        return self._tx.crash_times(profile, after_position, since)
+        return self._tx.crash_times(profile, since, after_position)
 
     def has_key(self, key: str) -> bool:
         """An event with this idempotency key is stored (a replayed fact was appended already)."""
-        return self._tx.row_by_key(key) is not None
+        return self._tx.event_by_key(key) is not None
 
     def crashes(self, profile: str) -> CrashRecord:
-        """Every crash of ``profile``: how many, and the newest."""
-        row = self._tx.crashes_row(validate_name(profile))
+        """Every crash of ``profile``: how many (its projection row keeps the count), and the newest
+        by position (a clock set back must not make an older crash "the last"): one row and one
+        event by key, however many crashes the profile has had."""
+        row = self._state_row(profile)
         if row is None:
             return CrashRecord(0, None)  # no such profile: nothing crashed
         count = row["crashes"]
-        if row.get("count_oversized") or not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        if "crashes" in (row["oversized"] or "").split() or not _count(count):
             raise MalformedRow("profile_projection", profile, "crashes is not a count")
-        decoded = self._store.decode([row]) if row["position"] is not None else []
+        newest = row["last_crash_position"]
+        if not _position(newest):
+            return CrashRecord(count, None)
+        rows = self._tx.events_after(newest - 1, 1)
+        decoded = self._store.decode(rows) if rows and rows[0]["position"] == newest else []
         return CrashRecord(count, decoded[0] if decoded else None)
 
     # -- the append --------------------------------------------------------
@@ -209,7 +234,7 @@ class StoreTransaction:
             raise BadInput(f"invalid observed time {observed[0]!r}")
         tx = self._tx
         if new.idempotency_key is not None:
-            existing = tx.row_by_key(new.idempotency_key)
+            existing = tx.event_by_key(new.idempotency_key)
             if existing is not None:
                 stored = Event.from_row(existing)
                 if (stored.profile, stored.type, stored.actor) != (new.profile, new.type, new.actor):
@@ -253,12 +278,7 @@ class StoreTransaction:
         row["hash"] = chain_hash(previous_hash, row)
         event = Event(**{**row, "data": decode_json(data_text)})
         state = folding.apply(prior, event)  # raises when the stream rules refuse it
-        tx.insert_event(row)
-        values = {name: getattr(state, name) for name in STATE_FIELDS}
-        if prior is None:
-            tx.insert_state(values)
-        else:
-            tx.update_state(values)
+        tx.append(row, {name: getattr(state, name) for name in STATE_FIELDS}, new_profile=prior is None)
         return event
 
 

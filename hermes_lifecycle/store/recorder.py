@@ -4,9 +4,10 @@ A ``Backend`` opens ``Recorder``s (one database connection each), migrates,
 diagnoses and offers an operator's console; a ``RecorderTransaction`` runs the
 store's fixed statements inside one transaction and hands back rows as
 mappings of stored values. Everything above it (``EventStore``: the stream
-rules, the chain, decoding rows) is the same for every backend, so a second
-backend is an implementation of these three classes and a dialect for
-``store.generate``; ``docs/store.md`` walks through it file by file.
+rules, the chain, decoding rows, every read model) is the same for every
+backend, so a second backend is an implementation of these classes and its
+SQL written by hand (``backends/*/sql.py``); ``docs/store.md`` walks through
+it file by file.
 """
 
 from __future__ import annotations
@@ -62,66 +63,53 @@ class StreamWindow:
 
 
 class RecorderTransaction(ABC):
-    """One open transaction. Reads return stored values; ``EventStore`` decodes them."""
-
-    # -- the projection ------------------------------------------------------
-    @abstractmethod
-    def state_row(self, profile: str) -> Row | None: ...
-
-    @abstractmethod
-    def state_rows(self, include_deleted: bool) -> list[Row]: ...
-
-    @abstractmethod
-    def overview_rows(self, include_deleted: bool, crashes_since: str) -> list[Row]:
-        """Projection rows, each with ``crashes_since``: the profile's crashes at or after that time."""
-
-    @abstractmethod
-    def crash_count_rows(self, crashes_since: str) -> list[Row]:
-        """Each live profile's ``profile`` and ``crashes_since`` (its crashes at or after that time)."""
+    """One open transaction: what a database does for the store, in four parts (an append, a
+    stream, the log after a position, the projection's rows). Reads return stored values, read
+    bounded (a value over its bound comes back NULL and is named in the row's ``oversized`` text);
+    ``EventStore`` decodes and checks them, and builds every read model above this seam."""
 
     # -- an append -------------------------------------------------------------
     @abstractmethod
-    def row_by_key(self, key: str) -> Row | None: ...
-
-    @abstractmethod
     def append_context(self, profile: str) -> Row:
         """``chain_position`` and ``chain_hash`` of the newest event (None in an empty log), and the
-        profile's projection columns (``profile`` None when it has no row)."""
+        profile's projection columns read whole (``profile`` None when it has no row)."""
 
     @abstractmethod
-    def insert_event(self, row: Row) -> None: ...
+    def event_by_key(self, key: str) -> Row | None: ...
 
     @abstractmethod
-    def insert_state(self, values: Row) -> None: ...
+    def append(self, event: Row, projection: Row, *, new_profile: bool) -> None:
+        """Insert the event row and make ``projection`` the profile's row (inserted when ``new_profile``).
+
+        A backend whose database folds the event into its row itself (PostgreSQL's trigger)
+        ignores ``projection``."""
+
+    # -- a stream ----------------------------------------------------------------
+    @abstractmethod
+    def stream(self, profile: str, window: StreamWindow) -> list[Row]: ...
 
     @abstractmethod
-    def update_state(self, values: Row) -> None: ...
+    def crash_times(self, profile: str, since: str, after_position: int) -> list[str]:
+        """Times of the profile's ``crashed`` events at or after ``since`` and after ``after_position``,
+        oldest first; from the crashes' partial index: the cost is the crashes in the window."""
 
-    # -- the log -----------------------------------------------------------------
-    @abstractmethod
-    def rows_after(self, position: int, limit: int | None) -> list[Row]:
-        """Events after ``position``, in position order, at most ``limit`` (None: all)."""
-
+    # -- the log after a position -------------------------------------------------
     @abstractmethod
     def events_after(self, position: int, limit: int | None) -> list[Row]:
-        """As ``rows_after``, read bounded: a value over its bound (``statements.EVENT_READ_BOUNDS``)
-        comes back NULL and its column is named in the row's ``oversized`` text."""
+        """Events after ``position``, in position order, at most ``limit`` (None: all)."""
 
     @abstractmethod
     def last_position(self) -> int: ...
 
+    # -- the projection's rows ----------------------------------------------------
     @abstractmethod
-    def stream_rows(self, profile: str, window: StreamWindow) -> list[Row]: ...
+    def projection(self, profile: str | None = None, *, include_deleted: bool = False) -> list[Row]:
+        """The projection's rows by profile name: the one named (none or one), or every live one
+        (every one with ``include_deleted``)."""
 
-    # -- crashes -------------------------------------------------------------------
     @abstractmethod
-    def crash_times(self, profile: str, after_position: int, since: str) -> list[str]: ...
-
-    @abstractmethod
-    def crashes_row(self, profile: str) -> Row | None:
-        """``crashes``: how many the profile has (its projection row's count; ``oversized`` names it
-        when too long to read); with the newest one's columns (``position`` None when there is
-        none). None when the profile has no row."""
+    def crash_counts(self, since: str) -> list[Row]:
+        """Every projection row's ``profile``, ``deleted`` and ``crashes_since``: its crashes at or after ``since``."""
 
 
 class ChangeFeed(ABC):
@@ -223,7 +211,7 @@ def batches(transaction: RecorderTransaction, size: int = 5000) -> Iterator[list
     """The whole log in position order, ``size`` rows at a time, within one transaction."""
     position = 0
     while True:
-        rows = transaction.rows_after(position, size)
+        rows = transaction.events_after(position, size)
         if not rows:
             return
         yield rows

@@ -1,4 +1,4 @@
-"""The PostgreSQL recorder: the store's statements (generated, ``sql.py``) on one psycopg connection.
+"""The PostgreSQL recorder: the store's statements (``sql.py``, written by hand) on one psycopg connection.
 
 Appends are serialised by one transaction-scoped advisory lock, taken before
 the chain's head is read and held until COMMIT: positions are assigned in
@@ -20,8 +20,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-from ...store.generated import GeneratedTransaction, statements_of
-from ...store.recorder import ChangeFeed, Recorder, Row
+from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
 from . import sql
 from .connect import CONNECT_SECONDS, STATEMENT_SECONDS, connect
 from .revision import require_head
@@ -31,25 +30,66 @@ from .translate import translated
 APPEND_LOCK = 0x68657276  # "herv": any constant no other application on the database uses
 
 
-_STATEMENTS = statements_of(sql)
+class PostgresTransaction(RecorderTransaction):
+    """The seam's statements (``sql.py``) on the psycopg connection (LIMIT NULL: every row)."""
 
-
-class PostgresTransaction(GeneratedTransaction):
     __slots__ = ("_driver",)
-    ALL_ROWS = None  # LIMIT NULL: every row
 
     def __init__(self, driver: Any) -> None:
         self._driver = driver
 
-    def _run(self, name: str, values: Row | None = None) -> Any:
-        return _STATEMENTS[name].run(self._driver, values)
+    def _rows(self, statement: str, values: Row | None = None) -> list[dict[str, Any]]:
+        cursor = self._driver.execute(statement, values)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
-    # The events_project trigger folds each inserted event into its row (migration 0007).
-    def insert_state(self, values: Row) -> None:
-        pass
+    # -- an append -------------------------------------------------------------
+    def append_context(self, profile: str) -> Row:
+        return self._rows(sql.APPEND_CONTEXT, {"profile": profile})[0]  # the anchor: always one row
 
-    def update_state(self, values: Row) -> None:
-        pass
+    def event_by_key(self, key: str) -> Row | None:
+        rows = self._rows(sql.EVENT_BY_KEY, {"key": key})
+        return rows[0] if rows else None
+
+    def append(self, event: Row, projection: Row, *, new_profile: bool) -> None:
+        # The events_project trigger folds the event into its row, as the owner (migration 0007):
+        # a host's role has no write on the projection, so ``projection`` is not ours to write.
+        self._driver.execute(sql.INSERT_EVENT, event)
+
+    # -- a stream ----------------------------------------------------------------
+    def stream(self, profile: str, window: StreamWindow) -> list[Row]:
+        values = {
+            "profile": profile,
+            "after_version": window.after_version,
+            "after_position": window.after_position,
+            "since": window.since,
+            "until": window.until,
+            "types": list(window.types) if window.types else None,
+            "boot_id": window.boot_id,
+            "limit": window.limit,
+        }
+        return self._rows(sql.STREAM_NEWEST_FIRST if window.newest_first else sql.STREAM_OLDEST_FIRST, values)
+
+    def crash_times(self, profile: str, since: str, after_position: int) -> list[str]:
+        cursor = self._driver.execute(sql.CRASH_TIMES,
+                                      {"profile": profile, "since": since, "after_position": after_position})
+        return [row[0] for row in cursor.fetchall()]
+
+    # -- the log after a position -------------------------------------------------
+    def events_after(self, position: int, limit: int | None) -> list[Row]:
+        return self._rows(sql.EVENTS_AFTER, {"after": position, "limit": limit})
+
+    def last_position(self) -> int:
+        return int(self._driver.execute(sql.LAST_POSITION).fetchone()[0])
+
+    # -- the projection's rows ----------------------------------------------------
+    def projection(self, profile: str | None = None, *, include_deleted: bool = False) -> list[Row]:
+        if profile is not None:
+            return self._rows(sql.PROJECTION_ROW, {"profile": profile})
+        return self._rows(sql.PROJECTION_ALL if include_deleted else sql.PROJECTION_LIVE)
+
+    def crash_counts(self, since: str) -> list[Row]:
+        return self._rows(sql.CRASH_COUNTS, {"since": since})
 
 
 class PostgresRecorder(Recorder):
@@ -124,7 +164,7 @@ class PostgresRecorder(Recorder):
     def current_position(self) -> int:
         """The newest position now, outside any transaction (the change feed's check)."""
         with translated(self.location):
-            return int(self._live().execute(sql.LAST_POSITION[0]).fetchone()[0])
+            return int(self._live().execute(sql.LAST_POSITION).fetchone()[0])
 
     def change_feed(self, *, use_notifications: bool, poll_interval: float) -> ChangeFeed:
         from .feed import PostgresChangeFeed

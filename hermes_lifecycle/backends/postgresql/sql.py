@@ -1,96 +1,203 @@
-"""The SQL the postgresql recorder runs: generated from hermes_lifecycle/store/statements.py; do not edit.
+"""The SQL the PostgreSQL recorder runs, written by hand: one statement per constant, parameters by name.
 
-Regenerate with `make sql`; tests/test_generated_sql.py fails when this file is stale.
-Each entry is (SQL text, parameter names in the order the driver takes them).
+Every read of a text value is bounded (docs/reliability.md, "Values read
+bounded"): a value longer than its bound reads as NULL and its column is named
+in the row's ``oversized`` text. PostgreSQL enforces the column types, so only
+text can be long: integers and flags are read as they are. The bound is 1024
+bytes, ``data``'s is ``events.MAX_DATA_BYTES`` (65536).
+
+The projection is never written here: the ``events_project`` trigger folds
+each inserted event into its row (migration 0007). A parameter that may be
+NULL is cast, so the server knows its type. ``tests/test_sql_plans.py`` checks
+the plans use the same indexes as SQLite's.
 """
 
+# The columns of `events`, text read bounded, and `oversized`: the names of those over their bound.
+EVENT_COLUMNS = """
+    position,
+    CASE WHEN octet_length(profile) <= 1024 THEN profile END AS profile,
+    version,
+    CASE WHEN octet_length(type) <= 1024 THEN type END AS type,
+    CASE WHEN octet_length(actor) <= 1024 THEN actor END AS actor,
+    CASE WHEN octet_length(desired) <= 1024 THEN desired END AS desired,
+    CASE WHEN octet_length(occurred_at) <= 1024 THEN occurred_at END AS occurred_at,
+    CASE WHEN octet_length(host) <= 1024 THEN host END AS host,
+    CASE WHEN octet_length(boot_id) <= 1024 THEN boot_id END AS boot_id,
+    pid,
+    exit_code,
+    signal,
+    CASE WHEN octet_length(reason) <= 1024 THEN reason END AS reason,
+    CASE WHEN octet_length(data) <= 65536 THEN data END AS data,
+    CASE WHEN octet_length(idempotency_key) <= 1024 THEN idempotency_key END AS idempotency_key,
+    CASE WHEN octet_length(hash) <= 1024 THEN hash END AS hash,
+    chain_version,
+    CASE WHEN octet_length(profile) > 1024 THEN 'profile ' ELSE '' END
+    || CASE WHEN octet_length(type) > 1024 THEN 'type ' ELSE '' END
+    || CASE WHEN octet_length(actor) > 1024 THEN 'actor ' ELSE '' END
+    || CASE WHEN octet_length(desired) > 1024 THEN 'desired ' ELSE '' END
+    || CASE WHEN octet_length(occurred_at) > 1024 THEN 'occurred_at ' ELSE '' END
+    || CASE WHEN octet_length(host) > 1024 THEN 'host ' ELSE '' END
+    || CASE WHEN octet_length(boot_id) > 1024 THEN 'boot_id ' ELSE '' END
+    || CASE WHEN octet_length(reason) > 1024 THEN 'reason ' ELSE '' END
+    || CASE WHEN octet_length(data) > 65536 THEN 'data ' ELSE '' END
+    || CASE WHEN octet_length(idempotency_key) > 1024 THEN 'idempotency_key ' ELSE '' END
+    || CASE WHEN octet_length(hash) > 1024 THEN 'hash ' ELSE '' END
+    AS oversized
+"""
 
-APPEND_CONTEXT = (
-    'SELECT (SELECT events.position \nFROM events ORDER BY events.position DESC \n LIMIT 1 OFFSET 0) AS chain_position, (SELECT events.hash \nFROM events ORDER BY events.position DESC \n LIMIT 1 OFFSET 0) AS chain_hash, profile_projection.profile, profile_projection.version, profile_projection.deleted, profile_projection.desired, profile_projection.created_position, profile_projection.last_position, profile_projection.last_type, profile_projection.last_actor, profile_projection.last_reason, profile_projection.last_at, profile_projection.intent_position, profile_projection.intent_actor, profile_projection.intent_reason, profile_projection.intent_at, profile_projection.start_intent_position, profile_projection.restart_position, profile_projection.run_position, profile_projection.run_pid, profile_projection.run_started_at, profile_projection.run_boot_id, profile_projection.run_ended, profile_projection.last_exit_code, profile_projection.last_signal, profile_projection.host, profile_projection.crashes, profile_projection.last_crash_position, profile_projection.last_report_position \nFROM (SELECT 1 AS anchor) AS anchor LEFT OUTER JOIN profile_projection ON profile_projection.profile = %s::VARCHAR',
-    ('name',),
-)
+# The columns of `profile_projection`, text read bounded, and `oversized`.
+PROJECTION_COLUMNS = """
+    CASE WHEN octet_length(profile) <= 1024 THEN profile END AS profile,
+    version,
+    deleted,
+    CASE WHEN octet_length(desired) <= 1024 THEN desired END AS desired,
+    created_position,
+    last_position,
+    CASE WHEN octet_length(last_type) <= 1024 THEN last_type END AS last_type,
+    CASE WHEN octet_length(last_actor) <= 1024 THEN last_actor END AS last_actor,
+    CASE WHEN octet_length(last_reason) <= 1024 THEN last_reason END AS last_reason,
+    CASE WHEN octet_length(last_at) <= 1024 THEN last_at END AS last_at,
+    intent_position,
+    CASE WHEN octet_length(intent_actor) <= 1024 THEN intent_actor END AS intent_actor,
+    CASE WHEN octet_length(intent_reason) <= 1024 THEN intent_reason END AS intent_reason,
+    CASE WHEN octet_length(intent_at) <= 1024 THEN intent_at END AS intent_at,
+    start_intent_position,
+    restart_position,
+    run_position,
+    run_pid,
+    CASE WHEN octet_length(run_started_at) <= 1024 THEN run_started_at END AS run_started_at,
+    CASE WHEN octet_length(run_boot_id) <= 1024 THEN run_boot_id END AS run_boot_id,
+    run_ended,
+    last_exit_code,
+    last_signal,
+    CASE WHEN octet_length(host) <= 1024 THEN host END AS host,
+    crashes,
+    last_crash_position,
+    last_report_position,
+    CASE WHEN octet_length(profile) > 1024 THEN 'profile ' ELSE '' END
+    || CASE WHEN octet_length(desired) > 1024 THEN 'desired ' ELSE '' END
+    || CASE WHEN octet_length(last_type) > 1024 THEN 'last_type ' ELSE '' END
+    || CASE WHEN octet_length(last_actor) > 1024 THEN 'last_actor ' ELSE '' END
+    || CASE WHEN octet_length(last_reason) > 1024 THEN 'last_reason ' ELSE '' END
+    || CASE WHEN octet_length(last_at) > 1024 THEN 'last_at ' ELSE '' END
+    || CASE WHEN octet_length(intent_actor) > 1024 THEN 'intent_actor ' ELSE '' END
+    || CASE WHEN octet_length(intent_reason) > 1024 THEN 'intent_reason ' ELSE '' END
+    || CASE WHEN octet_length(intent_at) > 1024 THEN 'intent_at ' ELSE '' END
+    || CASE WHEN octet_length(run_started_at) > 1024 THEN 'run_started_at ' ELSE '' END
+    || CASE WHEN octet_length(run_boot_id) > 1024 THEN 'run_boot_id ' ELSE '' END
+    || CASE WHEN octet_length(host) > 1024 THEN 'host ' ELSE '' END
+    AS oversized
+"""
 
-BY_KEY = (
-    "SELECT events.position, CASE WHEN (octet_length(events.profile) <= 1024) THEN events.profile END AS profile, events.version, CASE WHEN (octet_length(events.type) <= 1024) THEN events.type END AS type, CASE WHEN (octet_length(events.actor) <= 1024) THEN events.actor END AS actor, CASE WHEN (octet_length(events.desired) <= 1024) THEN events.desired END AS desired, CASE WHEN (octet_length(events.occurred_at) <= 1024) THEN events.occurred_at END AS occurred_at, CASE WHEN (octet_length(events.host) <= 1024) THEN events.host END AS host, CASE WHEN (octet_length(events.boot_id) <= 1024) THEN events.boot_id END AS boot_id, events.pid, events.exit_code, events.signal, CASE WHEN (octet_length(events.reason) <= 1024) THEN events.reason END AS reason, CASE WHEN (octet_length(events.data) <= 65536) THEN events.data END AS data, CASE WHEN (octet_length(events.idempotency_key) <= 1024) THEN events.idempotency_key END AS idempotency_key, CASE WHEN (octet_length(events.hash) <= 1024) THEN events.hash END AS hash, events.chain_version, CASE WHEN (octet_length(events.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(events.type) > 1024) THEN 'type ' ELSE '' END || CASE WHEN (octet_length(events.actor) > 1024) THEN 'actor ' ELSE '' END || CASE WHEN (octet_length(events.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(events.occurred_at) > 1024) THEN 'occurred_at ' ELSE '' END || CASE WHEN (octet_length(events.host) > 1024) THEN 'host ' ELSE '' END || CASE WHEN (octet_length(events.boot_id) > 1024) THEN 'boot_id ' ELSE '' END || CASE WHEN (octet_length(events.reason) > 1024) THEN 'reason ' ELSE '' END || CASE WHEN (octet_length(events.data) > 65536) THEN 'data ' ELSE '' END || CASE WHEN (octet_length(events.idempotency_key) > 1024) THEN 'idempotency_key ' ELSE '' END || CASE WHEN (octet_length(events.hash) > 1024) THEN 'hash ' ELSE '' END AS oversized \nFROM events \nWHERE events.idempotency_key = %s::VARCHAR",
-    ('key',),
-)
+# -- the append ------------------------------------------------------------------------------
 
-CRASH_COUNTS_LIVE = (
-    "SELECT profile_projection.profile, (SELECT count(*) AS count_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = profile_projection.profile AND events.occurred_at >= %s::VARCHAR) AS crashes_since \nFROM profile_projection \nWHERE profile_projection.deleted IS false ORDER BY profile_projection.profile",
-    ('since',),
-)
+# The chain's head and the profile's row, in one statement; read whole: a writer must see the
+# row as it is (the anchor gives one row even in an empty log, for a profile with no row).
+APPEND_CONTEXT = """
+SELECT
+    (SELECT position FROM events ORDER BY position DESC LIMIT 1) AS chain_position,
+    (SELECT hash FROM events ORDER BY position DESC LIMIT 1) AS chain_hash,
+    profile_projection.*
+FROM (SELECT 1) AS anchor
+LEFT JOIN profile_projection ON profile_projection.profile = %(profile)s::text
+"""
 
-CRASH_TIMES = (
-    "SELECT events.occurred_at \nFROM events \nWHERE events.type = 'crashed' AND events.profile = %s::VARCHAR AND events.occurred_at >= %s::VARCHAR AND events.position > %s::INTEGER ORDER BY events.occurred_at",
-    ('name', 'since', 'after'),
-)
+EVENT_BY_KEY = f"""
+SELECT {EVENT_COLUMNS}
+FROM events
+WHERE idempotency_key = %(key)s::text
+"""
 
-CRASHES = (
-    "SELECT profile_projection.crashes, '' AS count_oversized, events.position, CASE WHEN (octet_length(events.profile) <= 1024) THEN events.profile END AS profile, events.version, CASE WHEN (octet_length(events.type) <= 1024) THEN events.type END AS type, CASE WHEN (octet_length(events.actor) <= 1024) THEN events.actor END AS actor, CASE WHEN (octet_length(events.desired) <= 1024) THEN events.desired END AS desired, CASE WHEN (octet_length(events.occurred_at) <= 1024) THEN events.occurred_at END AS occurred_at, CASE WHEN (octet_length(events.host) <= 1024) THEN events.host END AS host, CASE WHEN (octet_length(events.boot_id) <= 1024) THEN events.boot_id END AS boot_id, events.pid, events.exit_code, events.signal, CASE WHEN (octet_length(events.reason) <= 1024) THEN events.reason END AS reason, CASE WHEN (octet_length(events.data) <= 65536) THEN events.data END AS data, CASE WHEN (octet_length(events.idempotency_key) <= 1024) THEN events.idempotency_key END AS idempotency_key, CASE WHEN (octet_length(events.hash) <= 1024) THEN events.hash END AS hash, events.chain_version, CASE WHEN (octet_length(events.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(events.type) > 1024) THEN 'type ' ELSE '' END || CASE WHEN (octet_length(events.actor) > 1024) THEN 'actor ' ELSE '' END || CASE WHEN (octet_length(events.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(events.occurred_at) > 1024) THEN 'occurred_at ' ELSE '' END || CASE WHEN (octet_length(events.host) > 1024) THEN 'host ' ELSE '' END || CASE WHEN (octet_length(events.boot_id) > 1024) THEN 'boot_id ' ELSE '' END || CASE WHEN (octet_length(events.reason) > 1024) THEN 'reason ' ELSE '' END || CASE WHEN (octet_length(events.data) > 65536) THEN 'data ' ELSE '' END || CASE WHEN (octet_length(events.idempotency_key) > 1024) THEN 'idempotency_key ' ELSE '' END || CASE WHEN (octet_length(events.hash) > 1024) THEN 'hash ' ELSE '' END AS oversized \nFROM profile_projection LEFT OUTER JOIN events ON events.position = profile_projection.last_crash_position \nWHERE profile_projection.profile = %s::VARCHAR",
-    ('name',),
+# The events_project trigger writes the profile's projection row from it (migration 0007).
+INSERT_EVENT = """
+INSERT INTO events (
+    position, profile, version, type, actor, desired, occurred_at, host, boot_id,
+    pid, exit_code, signal, reason, data, idempotency_key, hash, chain_version
+) VALUES (
+    %(position)s, %(profile)s, %(version)s, %(type)s, %(actor)s, %(desired)s::text,
+    %(occurred_at)s, %(host)s::text, %(boot_id)s::text,
+    %(pid)s::integer, %(exit_code)s::integer, %(signal)s::integer, %(reason)s::text, %(data)s,
+    %(idempotency_key)s::text, %(hash)s, %(chain_version)s
 )
+"""
 
-EVENTS_AFTER = (
-    "SELECT events.position, CASE WHEN (octet_length(events.profile) <= 1024) THEN events.profile END AS profile, events.version, CASE WHEN (octet_length(events.type) <= 1024) THEN events.type END AS type, CASE WHEN (octet_length(events.actor) <= 1024) THEN events.actor END AS actor, CASE WHEN (octet_length(events.desired) <= 1024) THEN events.desired END AS desired, CASE WHEN (octet_length(events.occurred_at) <= 1024) THEN events.occurred_at END AS occurred_at, CASE WHEN (octet_length(events.host) <= 1024) THEN events.host END AS host, CASE WHEN (octet_length(events.boot_id) <= 1024) THEN events.boot_id END AS boot_id, events.pid, events.exit_code, events.signal, CASE WHEN (octet_length(events.reason) <= 1024) THEN events.reason END AS reason, CASE WHEN (octet_length(events.data) <= 65536) THEN events.data END AS data, CASE WHEN (octet_length(events.idempotency_key) <= 1024) THEN events.idempotency_key END AS idempotency_key, CASE WHEN (octet_length(events.hash) <= 1024) THEN events.hash END AS hash, events.chain_version, CASE WHEN (octet_length(events.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(events.type) > 1024) THEN 'type ' ELSE '' END || CASE WHEN (octet_length(events.actor) > 1024) THEN 'actor ' ELSE '' END || CASE WHEN (octet_length(events.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(events.occurred_at) > 1024) THEN 'occurred_at ' ELSE '' END || CASE WHEN (octet_length(events.host) > 1024) THEN 'host ' ELSE '' END || CASE WHEN (octet_length(events.boot_id) > 1024) THEN 'boot_id ' ELSE '' END || CASE WHEN (octet_length(events.reason) > 1024) THEN 'reason ' ELSE '' END || CASE WHEN (octet_length(events.data) > 65536) THEN 'data ' ELSE '' END || CASE WHEN (octet_length(events.idempotency_key) > 1024) THEN 'idempotency_key ' ELSE '' END || CASE WHEN (octet_length(events.hash) > 1024) THEN 'hash ' ELSE '' END AS oversized \nFROM events \nWHERE events.position > %s::INTEGER ORDER BY events.position \n LIMIT %s OFFSET 0",
-    ('after', 'limit'),
-)
+# -- a stream ------------------------------------------------------------------------------------
 
-INSERT_EVENT = (
-    'INSERT INTO events (position, profile, version, type, actor, desired, occurred_at, host, boot_id, pid, exit_code, signal, reason, data, idempotency_key, hash, chain_version) VALUES (%s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::INTEGER, %s::INTEGER, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::INTEGER)',
-    ('position', 'profile', 'version', 'type', 'actor', 'desired', 'occurred_at', 'host', 'boot_id', 'pid', 'exit_code', 'signal', 'reason', 'data', 'idempotency_key', 'hash', 'chain_version'),
-)
+# A profile's events in a window, by UNIQUE(profile, version). A NULL parameter leaves its
+# condition out; %(types)s is an array of the types wanted (NULL: every type).
+_STREAM = f"""
+SELECT {EVENT_COLUMNS}
+FROM events
+WHERE profile = %(profile)s::text
+    AND version > %(after_version)s::integer
+    AND position > %(after_position)s::bigint
+    AND (%(since)s::text IS NULL OR occurred_at >= %(since)s::text)
+    AND (%(until)s::text IS NULL OR occurred_at <= %(until)s::text)
+    AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+    AND (%(boot_id)s::text IS NULL OR boot_id = %(boot_id)s::text)
+"""
 
-INSERT_STATE = (
-    'INSERT INTO profile_projection (profile, version, deleted, desired, created_position, last_position, last_type, last_actor, last_reason, last_at, intent_position, intent_actor, intent_reason, intent_at, start_intent_position, restart_position, run_position, run_pid, run_started_at, run_boot_id, run_ended, last_exit_code, last_signal, host, crashes, last_crash_position, last_report_position) VALUES (%s::VARCHAR, %s::INTEGER, %s, %s::VARCHAR, %s::INTEGER, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s::VARCHAR, %s::INTEGER, %s::INTEGER, %s::INTEGER, %s::INTEGER, %s::VARCHAR, %s::VARCHAR, %s, %s::INTEGER, %s::INTEGER, %s::VARCHAR, %s::INTEGER, %s::INTEGER, %s::INTEGER)',
-    ('profile', 'version', 'deleted', 'desired', 'created_position', 'last_position', 'last_type', 'last_actor', 'last_reason', 'last_at', 'intent_position', 'intent_actor', 'intent_reason', 'intent_at', 'start_intent_position', 'restart_position', 'run_position', 'run_pid', 'run_started_at', 'run_boot_id', 'run_ended', 'last_exit_code', 'last_signal', 'host', 'crashes', 'last_crash_position', 'last_report_position'),
-)
+STREAM_OLDEST_FIRST = _STREAM + "ORDER BY version LIMIT %(limit)s::bigint\n"
 
-LAST_POSITION = (
-    'SELECT coalesce(max(events.position), 0) AS coalesce_1 \nFROM events',
-    (),
-)
+STREAM_NEWEST_FIRST = _STREAM + "ORDER BY version DESC LIMIT %(limit)s::bigint\n"
 
-OVERVIEW_ALL = (
-    "SELECT CASE WHEN (octet_length(profile_projection.profile) <= 1024) THEN profile_projection.profile END AS profile, profile_projection.version, profile_projection.deleted, CASE WHEN (octet_length(profile_projection.desired) <= 1024) THEN profile_projection.desired END AS desired, profile_projection.created_position, profile_projection.last_position, CASE WHEN (octet_length(profile_projection.last_type) <= 1024) THEN profile_projection.last_type END AS last_type, CASE WHEN (octet_length(profile_projection.last_actor) <= 1024) THEN profile_projection.last_actor END AS last_actor, CASE WHEN (octet_length(profile_projection.last_reason) <= 1024) THEN profile_projection.last_reason END AS last_reason, CASE WHEN (octet_length(profile_projection.last_at) <= 1024) THEN profile_projection.last_at END AS last_at, profile_projection.intent_position, CASE WHEN (octet_length(profile_projection.intent_actor) <= 1024) THEN profile_projection.intent_actor END AS intent_actor, CASE WHEN (octet_length(profile_projection.intent_reason) <= 1024) THEN profile_projection.intent_reason END AS intent_reason, CASE WHEN (octet_length(profile_projection.intent_at) <= 1024) THEN profile_projection.intent_at END AS intent_at, profile_projection.start_intent_position, profile_projection.restart_position, profile_projection.run_position, profile_projection.run_pid, CASE WHEN (octet_length(profile_projection.run_started_at) <= 1024) THEN profile_projection.run_started_at END AS run_started_at, CASE WHEN (octet_length(profile_projection.run_boot_id) <= 1024) THEN profile_projection.run_boot_id END AS run_boot_id, profile_projection.run_ended, profile_projection.last_exit_code, profile_projection.last_signal, CASE WHEN (octet_length(profile_projection.host) <= 1024) THEN profile_projection.host END AS host, profile_projection.crashes, profile_projection.last_crash_position, profile_projection.last_report_position, CASE WHEN (octet_length(profile_projection.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(profile_projection.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_type) > 1024) THEN 'last_type ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_actor) > 1024) THEN 'last_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_reason) > 1024) THEN 'last_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_at) > 1024) THEN 'last_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_actor) > 1024) THEN 'intent_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_reason) > 1024) THEN 'intent_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_at) > 1024) THEN 'intent_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_started_at) > 1024) THEN 'run_started_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_boot_id) > 1024) THEN 'run_boot_id ' ELSE '' END || CASE WHEN (octet_length(profile_projection.host) > 1024) THEN 'host ' ELSE '' END AS oversized, (SELECT count(*) AS count_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = profile_projection.profile AND events.occurred_at >= %s::VARCHAR) AS crashes_since \nFROM profile_projection ORDER BY profile_projection.profile",
-    ('since',),
-)
+# A profile's crash times in a window: from the partial index, whatever the length of the log.
+CRASH_TIMES = """
+SELECT occurred_at
+FROM events
+WHERE type = 'crashed'
+    AND profile = %(profile)s::text
+    AND occurred_at >= %(since)s::text
+    AND position > %(after_position)s::bigint
+ORDER BY occurred_at
+"""
 
-OVERVIEW_LIVE = (
-    "SELECT CASE WHEN (octet_length(profile_projection.profile) <= 1024) THEN profile_projection.profile END AS profile, profile_projection.version, profile_projection.deleted, CASE WHEN (octet_length(profile_projection.desired) <= 1024) THEN profile_projection.desired END AS desired, profile_projection.created_position, profile_projection.last_position, CASE WHEN (octet_length(profile_projection.last_type) <= 1024) THEN profile_projection.last_type END AS last_type, CASE WHEN (octet_length(profile_projection.last_actor) <= 1024) THEN profile_projection.last_actor END AS last_actor, CASE WHEN (octet_length(profile_projection.last_reason) <= 1024) THEN profile_projection.last_reason END AS last_reason, CASE WHEN (octet_length(profile_projection.last_at) <= 1024) THEN profile_projection.last_at END AS last_at, profile_projection.intent_position, CASE WHEN (octet_length(profile_projection.intent_actor) <= 1024) THEN profile_projection.intent_actor END AS intent_actor, CASE WHEN (octet_length(profile_projection.intent_reason) <= 1024) THEN profile_projection.intent_reason END AS intent_reason, CASE WHEN (octet_length(profile_projection.intent_at) <= 1024) THEN profile_projection.intent_at END AS intent_at, profile_projection.start_intent_position, profile_projection.restart_position, profile_projection.run_position, profile_projection.run_pid, CASE WHEN (octet_length(profile_projection.run_started_at) <= 1024) THEN profile_projection.run_started_at END AS run_started_at, CASE WHEN (octet_length(profile_projection.run_boot_id) <= 1024) THEN profile_projection.run_boot_id END AS run_boot_id, profile_projection.run_ended, profile_projection.last_exit_code, profile_projection.last_signal, CASE WHEN (octet_length(profile_projection.host) <= 1024) THEN profile_projection.host END AS host, profile_projection.crashes, profile_projection.last_crash_position, profile_projection.last_report_position, CASE WHEN (octet_length(profile_projection.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(profile_projection.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_type) > 1024) THEN 'last_type ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_actor) > 1024) THEN 'last_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_reason) > 1024) THEN 'last_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_at) > 1024) THEN 'last_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_actor) > 1024) THEN 'intent_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_reason) > 1024) THEN 'intent_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_at) > 1024) THEN 'intent_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_started_at) > 1024) THEN 'run_started_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_boot_id) > 1024) THEN 'run_boot_id ' ELSE '' END || CASE WHEN (octet_length(profile_projection.host) > 1024) THEN 'host ' ELSE '' END AS oversized, (SELECT count(*) AS count_1 \nFROM events \nWHERE events.type = 'crashed' AND events.profile = profile_projection.profile AND events.occurred_at >= %s::VARCHAR) AS crashes_since \nFROM profile_projection \nWHERE profile_projection.deleted IS false ORDER BY profile_projection.profile",
-    ('since',),
-)
+# -- after a position ----------------------------------------------------------------------------
 
-ROWS_AFTER = (
-    "SELECT events.position, CASE WHEN (octet_length(events.profile) <= 1024) THEN events.profile END AS profile, events.version, CASE WHEN (octet_length(events.type) <= 1024) THEN events.type END AS type, CASE WHEN (octet_length(events.actor) <= 1024) THEN events.actor END AS actor, CASE WHEN (octet_length(events.desired) <= 1024) THEN events.desired END AS desired, CASE WHEN (octet_length(events.occurred_at) <= 1024) THEN events.occurred_at END AS occurred_at, CASE WHEN (octet_length(events.host) <= 1024) THEN events.host END AS host, CASE WHEN (octet_length(events.boot_id) <= 1024) THEN events.boot_id END AS boot_id, events.pid, events.exit_code, events.signal, CASE WHEN (octet_length(events.reason) <= 1024) THEN events.reason END AS reason, CASE WHEN (octet_length(events.data) <= 65536) THEN events.data END AS data, CASE WHEN (octet_length(events.idempotency_key) <= 1024) THEN events.idempotency_key END AS idempotency_key, CASE WHEN (octet_length(events.hash) <= 1024) THEN events.hash END AS hash, events.chain_version, CASE WHEN (octet_length(events.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(events.type) > 1024) THEN 'type ' ELSE '' END || CASE WHEN (octet_length(events.actor) > 1024) THEN 'actor ' ELSE '' END || CASE WHEN (octet_length(events.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(events.occurred_at) > 1024) THEN 'occurred_at ' ELSE '' END || CASE WHEN (octet_length(events.host) > 1024) THEN 'host ' ELSE '' END || CASE WHEN (octet_length(events.boot_id) > 1024) THEN 'boot_id ' ELSE '' END || CASE WHEN (octet_length(events.reason) > 1024) THEN 'reason ' ELSE '' END || CASE WHEN (octet_length(events.data) > 65536) THEN 'data ' ELSE '' END || CASE WHEN (octet_length(events.idempotency_key) > 1024) THEN 'idempotency_key ' ELSE '' END || CASE WHEN (octet_length(events.hash) > 1024) THEN 'hash ' ELSE '' END AS oversized \nFROM events \nWHERE events.position > %s::INTEGER ORDER BY events.position \n LIMIT %s OFFSET 0",
-    ('after', 'limit'),
-)
+EVENTS_AFTER = f"""
+SELECT {EVENT_COLUMNS}
+FROM events
+WHERE position > %(after)s::bigint
+ORDER BY position
+LIMIT %(limit)s::bigint
+"""
 
-STATE = (
-    "SELECT CASE WHEN (octet_length(profile_projection.profile) <= 1024) THEN profile_projection.profile END AS profile, profile_projection.version, profile_projection.deleted, CASE WHEN (octet_length(profile_projection.desired) <= 1024) THEN profile_projection.desired END AS desired, profile_projection.created_position, profile_projection.last_position, CASE WHEN (octet_length(profile_projection.last_type) <= 1024) THEN profile_projection.last_type END AS last_type, CASE WHEN (octet_length(profile_projection.last_actor) <= 1024) THEN profile_projection.last_actor END AS last_actor, CASE WHEN (octet_length(profile_projection.last_reason) <= 1024) THEN profile_projection.last_reason END AS last_reason, CASE WHEN (octet_length(profile_projection.last_at) <= 1024) THEN profile_projection.last_at END AS last_at, profile_projection.intent_position, CASE WHEN (octet_length(profile_projection.intent_actor) <= 1024) THEN profile_projection.intent_actor END AS intent_actor, CASE WHEN (octet_length(profile_projection.intent_reason) <= 1024) THEN profile_projection.intent_reason END AS intent_reason, CASE WHEN (octet_length(profile_projection.intent_at) <= 1024) THEN profile_projection.intent_at END AS intent_at, profile_projection.start_intent_position, profile_projection.restart_position, profile_projection.run_position, profile_projection.run_pid, CASE WHEN (octet_length(profile_projection.run_started_at) <= 1024) THEN profile_projection.run_started_at END AS run_started_at, CASE WHEN (octet_length(profile_projection.run_boot_id) <= 1024) THEN profile_projection.run_boot_id END AS run_boot_id, profile_projection.run_ended, profile_projection.last_exit_code, profile_projection.last_signal, CASE WHEN (octet_length(profile_projection.host) <= 1024) THEN profile_projection.host END AS host, profile_projection.crashes, profile_projection.last_crash_position, profile_projection.last_report_position, CASE WHEN (octet_length(profile_projection.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(profile_projection.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_type) > 1024) THEN 'last_type ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_actor) > 1024) THEN 'last_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_reason) > 1024) THEN 'last_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_at) > 1024) THEN 'last_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_actor) > 1024) THEN 'intent_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_reason) > 1024) THEN 'intent_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_at) > 1024) THEN 'intent_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_started_at) > 1024) THEN 'run_started_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_boot_id) > 1024) THEN 'run_boot_id ' ELSE '' END || CASE WHEN (octet_length(profile_projection.host) > 1024) THEN 'host ' ELSE '' END AS oversized \nFROM profile_projection \nWHERE profile_projection.profile = %s::VARCHAR",
-    ('name',),
-)
+LAST_POSITION = """
+SELECT coalesce(max(position), 0)
+FROM events
+"""
 
-STATES_ALL = (
-    "SELECT CASE WHEN (octet_length(profile_projection.profile) <= 1024) THEN profile_projection.profile END AS profile, profile_projection.version, profile_projection.deleted, CASE WHEN (octet_length(profile_projection.desired) <= 1024) THEN profile_projection.desired END AS desired, profile_projection.created_position, profile_projection.last_position, CASE WHEN (octet_length(profile_projection.last_type) <= 1024) THEN profile_projection.last_type END AS last_type, CASE WHEN (octet_length(profile_projection.last_actor) <= 1024) THEN profile_projection.last_actor END AS last_actor, CASE WHEN (octet_length(profile_projection.last_reason) <= 1024) THEN profile_projection.last_reason END AS last_reason, CASE WHEN (octet_length(profile_projection.last_at) <= 1024) THEN profile_projection.last_at END AS last_at, profile_projection.intent_position, CASE WHEN (octet_length(profile_projection.intent_actor) <= 1024) THEN profile_projection.intent_actor END AS intent_actor, CASE WHEN (octet_length(profile_projection.intent_reason) <= 1024) THEN profile_projection.intent_reason END AS intent_reason, CASE WHEN (octet_length(profile_projection.intent_at) <= 1024) THEN profile_projection.intent_at END AS intent_at, profile_projection.start_intent_position, profile_projection.restart_position, profile_projection.run_position, profile_projection.run_pid, CASE WHEN (octet_length(profile_projection.run_started_at) <= 1024) THEN profile_projection.run_started_at END AS run_started_at, CASE WHEN (octet_length(profile_projection.run_boot_id) <= 1024) THEN profile_projection.run_boot_id END AS run_boot_id, profile_projection.run_ended, profile_projection.last_exit_code, profile_projection.last_signal, CASE WHEN (octet_length(profile_projection.host) <= 1024) THEN profile_projection.host END AS host, profile_projection.crashes, profile_projection.last_crash_position, profile_projection.last_report_position, CASE WHEN (octet_length(profile_projection.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(profile_projection.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_type) > 1024) THEN 'last_type ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_actor) > 1024) THEN 'last_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_reason) > 1024) THEN 'last_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_at) > 1024) THEN 'last_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_actor) > 1024) THEN 'intent_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_reason) > 1024) THEN 'intent_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_at) > 1024) THEN 'intent_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_started_at) > 1024) THEN 'run_started_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_boot_id) > 1024) THEN 'run_boot_id ' ELSE '' END || CASE WHEN (octet_length(profile_projection.host) > 1024) THEN 'host ' ELSE '' END AS oversized \nFROM profile_projection ORDER BY profile_projection.profile",
-    (),
-)
+# -- the projection ------------------------------------------------------------------------------
 
-STATES_LIVE = (
-    "SELECT CASE WHEN (octet_length(profile_projection.profile) <= 1024) THEN profile_projection.profile END AS profile, profile_projection.version, profile_projection.deleted, CASE WHEN (octet_length(profile_projection.desired) <= 1024) THEN profile_projection.desired END AS desired, profile_projection.created_position, profile_projection.last_position, CASE WHEN (octet_length(profile_projection.last_type) <= 1024) THEN profile_projection.last_type END AS last_type, CASE WHEN (octet_length(profile_projection.last_actor) <= 1024) THEN profile_projection.last_actor END AS last_actor, CASE WHEN (octet_length(profile_projection.last_reason) <= 1024) THEN profile_projection.last_reason END AS last_reason, CASE WHEN (octet_length(profile_projection.last_at) <= 1024) THEN profile_projection.last_at END AS last_at, profile_projection.intent_position, CASE WHEN (octet_length(profile_projection.intent_actor) <= 1024) THEN profile_projection.intent_actor END AS intent_actor, CASE WHEN (octet_length(profile_projection.intent_reason) <= 1024) THEN profile_projection.intent_reason END AS intent_reason, CASE WHEN (octet_length(profile_projection.intent_at) <= 1024) THEN profile_projection.intent_at END AS intent_at, profile_projection.start_intent_position, profile_projection.restart_position, profile_projection.run_position, profile_projection.run_pid, CASE WHEN (octet_length(profile_projection.run_started_at) <= 1024) THEN profile_projection.run_started_at END AS run_started_at, CASE WHEN (octet_length(profile_projection.run_boot_id) <= 1024) THEN profile_projection.run_boot_id END AS run_boot_id, profile_projection.run_ended, profile_projection.last_exit_code, profile_projection.last_signal, CASE WHEN (octet_length(profile_projection.host) <= 1024) THEN profile_projection.host END AS host, profile_projection.crashes, profile_projection.last_crash_position, profile_projection.last_report_position, CASE WHEN (octet_length(profile_projection.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(profile_projection.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_type) > 1024) THEN 'last_type ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_actor) > 1024) THEN 'last_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_reason) > 1024) THEN 'last_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.last_at) > 1024) THEN 'last_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_actor) > 1024) THEN 'intent_actor ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_reason) > 1024) THEN 'intent_reason ' ELSE '' END || CASE WHEN (octet_length(profile_projection.intent_at) > 1024) THEN 'intent_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_started_at) > 1024) THEN 'run_started_at ' ELSE '' END || CASE WHEN (octet_length(profile_projection.run_boot_id) > 1024) THEN 'run_boot_id ' ELSE '' END || CASE WHEN (octet_length(profile_projection.host) > 1024) THEN 'host ' ELSE '' END AS oversized \nFROM profile_projection \nWHERE profile_projection.deleted IS false ORDER BY profile_projection.profile",
-    (),
-)
+PROJECTION_ROW = f"""
+SELECT {PROJECTION_COLUMNS}
+FROM profile_projection
+WHERE profile = %(profile)s::text
+"""
 
-STREAM_NEWEST_FIRST = (
-    "SELECT events.position, CASE WHEN (octet_length(events.profile) <= 1024) THEN events.profile END AS profile, events.version, CASE WHEN (octet_length(events.type) <= 1024) THEN events.type END AS type, CASE WHEN (octet_length(events.actor) <= 1024) THEN events.actor END AS actor, CASE WHEN (octet_length(events.desired) <= 1024) THEN events.desired END AS desired, CASE WHEN (octet_length(events.occurred_at) <= 1024) THEN events.occurred_at END AS occurred_at, CASE WHEN (octet_length(events.host) <= 1024) THEN events.host END AS host, CASE WHEN (octet_length(events.boot_id) <= 1024) THEN events.boot_id END AS boot_id, events.pid, events.exit_code, events.signal, CASE WHEN (octet_length(events.reason) <= 1024) THEN events.reason END AS reason, CASE WHEN (octet_length(events.data) <= 65536) THEN events.data END AS data, CASE WHEN (octet_length(events.idempotency_key) <= 1024) THEN events.idempotency_key END AS idempotency_key, CASE WHEN (octet_length(events.hash) <= 1024) THEN events.hash END AS hash, events.chain_version, CASE WHEN (octet_length(events.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(events.type) > 1024) THEN 'type ' ELSE '' END || CASE WHEN (octet_length(events.actor) > 1024) THEN 'actor ' ELSE '' END || CASE WHEN (octet_length(events.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(events.occurred_at) > 1024) THEN 'occurred_at ' ELSE '' END || CASE WHEN (octet_length(events.host) > 1024) THEN 'host ' ELSE '' END || CASE WHEN (octet_length(events.boot_id) > 1024) THEN 'boot_id ' ELSE '' END || CASE WHEN (octet_length(events.reason) > 1024) THEN 'reason ' ELSE '' END || CASE WHEN (octet_length(events.data) > 65536) THEN 'data ' ELSE '' END || CASE WHEN (octet_length(events.idempotency_key) > 1024) THEN 'idempotency_key ' ELSE '' END || CASE WHEN (octet_length(events.hash) > 1024) THEN 'hash ' ELSE '' END AS oversized \nFROM events \nWHERE events.profile = %s::VARCHAR AND events.version > %s::INTEGER AND events.position > %s::INTEGER AND (CAST(%s AS TEXT) IS NULL OR events.occurred_at >= %s::VARCHAR) AND (CAST(%s AS TEXT) IS NULL OR events.occurred_at <= %s::VARCHAR) AND events.type IN (%s, %s, %s, %s, %s, %s) AND (CAST(%s AS TEXT) IS NULL OR events.boot_id = %s::VARCHAR) ORDER BY events.version DESC \n LIMIT %s OFFSET 0",
-    ('name', 'after_version', 'after_position', 'since', 'since', 'until', 'until', 'type0', 'type1', 'type2', 'type3', 'type4', 'type5', 'boot_id', 'boot_id', 'limit'),
-)
+PROJECTION_LIVE = f"""
+SELECT {PROJECTION_COLUMNS}
+FROM profile_projection
+WHERE deleted IS false
+ORDER BY profile
+"""
 
-STREAM_OLDEST_FIRST = (
-    "SELECT events.position, CASE WHEN (octet_length(events.profile) <= 1024) THEN events.profile END AS profile, events.version, CASE WHEN (octet_length(events.type) <= 1024) THEN events.type END AS type, CASE WHEN (octet_length(events.actor) <= 1024) THEN events.actor END AS actor, CASE WHEN (octet_length(events.desired) <= 1024) THEN events.desired END AS desired, CASE WHEN (octet_length(events.occurred_at) <= 1024) THEN events.occurred_at END AS occurred_at, CASE WHEN (octet_length(events.host) <= 1024) THEN events.host END AS host, CASE WHEN (octet_length(events.boot_id) <= 1024) THEN events.boot_id END AS boot_id, events.pid, events.exit_code, events.signal, CASE WHEN (octet_length(events.reason) <= 1024) THEN events.reason END AS reason, CASE WHEN (octet_length(events.data) <= 65536) THEN events.data END AS data, CASE WHEN (octet_length(events.idempotency_key) <= 1024) THEN events.idempotency_key END AS idempotency_key, CASE WHEN (octet_length(events.hash) <= 1024) THEN events.hash END AS hash, events.chain_version, CASE WHEN (octet_length(events.profile) > 1024) THEN 'profile ' ELSE '' END || CASE WHEN (octet_length(events.type) > 1024) THEN 'type ' ELSE '' END || CASE WHEN (octet_length(events.actor) > 1024) THEN 'actor ' ELSE '' END || CASE WHEN (octet_length(events.desired) > 1024) THEN 'desired ' ELSE '' END || CASE WHEN (octet_length(events.occurred_at) > 1024) THEN 'occurred_at ' ELSE '' END || CASE WHEN (octet_length(events.host) > 1024) THEN 'host ' ELSE '' END || CASE WHEN (octet_length(events.boot_id) > 1024) THEN 'boot_id ' ELSE '' END || CASE WHEN (octet_length(events.reason) > 1024) THEN 'reason ' ELSE '' END || CASE WHEN (octet_length(events.data) > 65536) THEN 'data ' ELSE '' END || CASE WHEN (octet_length(events.idempotency_key) > 1024) THEN 'idempotency_key ' ELSE '' END || CASE WHEN (octet_length(events.hash) > 1024) THEN 'hash ' ELSE '' END AS oversized \nFROM events \nWHERE events.profile = %s::VARCHAR AND events.version > %s::INTEGER AND events.position > %s::INTEGER AND (CAST(%s AS TEXT) IS NULL OR events.occurred_at >= %s::VARCHAR) AND (CAST(%s AS TEXT) IS NULL OR events.occurred_at <= %s::VARCHAR) AND events.type IN (%s, %s, %s, %s, %s, %s) AND (CAST(%s AS TEXT) IS NULL OR events.boot_id = %s::VARCHAR) ORDER BY events.version \n LIMIT %s OFFSET 0",
-    ('name', 'after_version', 'after_position', 'since', 'since', 'until', 'until', 'type0', 'type1', 'type2', 'type3', 'type4', 'type5', 'boot_id', 'boot_id', 'limit'),
-)
+PROJECTION_ALL = f"""
+SELECT {PROJECTION_COLUMNS}
+FROM profile_projection
+ORDER BY profile
+"""
 
-UPDATE_STATE = (
-    'UPDATE profile_projection SET version=%s::INTEGER, deleted=%s, desired=%s::VARCHAR, created_position=%s::INTEGER, last_position=%s::INTEGER, last_type=%s::VARCHAR, last_actor=%s::VARCHAR, last_reason=%s::VARCHAR, last_at=%s::VARCHAR, intent_position=%s::INTEGER, intent_actor=%s::VARCHAR, intent_reason=%s::VARCHAR, intent_at=%s::VARCHAR, start_intent_position=%s::INTEGER, restart_position=%s::INTEGER, run_position=%s::INTEGER, run_pid=%s::INTEGER, run_started_at=%s::VARCHAR, run_boot_id=%s::VARCHAR, run_ended=%s, last_exit_code=%s::INTEGER, last_signal=%s::INTEGER, host=%s::VARCHAR, crashes=%s::INTEGER, last_crash_position=%s::INTEGER, last_report_position=%s::INTEGER WHERE profile_projection.profile = %s::VARCHAR',
-    ('version', 'deleted', 'desired', 'created_position', 'last_position', 'last_type', 'last_actor', 'last_reason', 'last_at', 'intent_position', 'intent_actor', 'intent_reason', 'intent_at', 'start_intent_position', 'restart_position', 'run_position', 'run_pid', 'run_started_at', 'run_boot_id', 'run_ended', 'last_exit_code', 'last_signal', 'host', 'crashes', 'last_crash_position', 'last_report_position', 'where_profile'),
-)
+# Each profile's crashes at or after %(since)s, one search of the partial index per profile.
+CRASH_COUNTS = """
+SELECT
+    profile,
+    deleted,
+    (SELECT count(*)
+     FROM events
+     WHERE events.type = 'crashed'
+         AND events.profile = profile_projection.profile
+         AND events.occurred_at >= %(since)s::text) AS crashes_since
+FROM profile_projection
+ORDER BY profile
+"""

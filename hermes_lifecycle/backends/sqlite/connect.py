@@ -27,7 +27,7 @@ from .driver import sqlite_module
 OCTET_LENGTH_SINCE = (3, 43, 0)
 PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the bound
 # SQLite's heap, for the whole process (it can only be lowered): every reader's values are bounded
-# far below it (a row's columns by statements.READ_BOUND), so only a hostile schema or value meets it.
+# far below it (a row's columns by the bounds in sql.py), so only a hostile schema or value meets it.
 HEAP_LIMIT_BYTES = 128 * 1024 * 1024
 # Steps the schema may take to read (the migrations' own: under 200; each object costs about 7).
 SCHEMA_STEPS = 20_000
@@ -134,7 +134,7 @@ def open_connection(path: str, *, mode: str, timeout_ms: int, bound: StatementBo
         with bound.schema_budget(path):
             connection.execute(f"PRAGMA hard_heap_limit = {HEAP_LIMIT_BYTES}")
             if module.sqlite_version_info < OCTET_LENGTH_SINCE:
-                # The bounded reads (store/statements.py) name octet_length, which SQLite reads from a
+                # The bounded reads (sql.py) name octet_length, which SQLite reads from a
                 # value's header since 3.43; before, this stand-in gives the same answers (loading the value).
                 connection.create_function("octet_length", 1, _octet_length, deterministic=True)
             connection.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")

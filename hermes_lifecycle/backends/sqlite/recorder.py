@@ -1,4 +1,4 @@
-"""The SQLite recorder: the store's statements (generated, ``sql.py``) run on one driver connection.
+"""The SQLite recorder: the store's statements (``sql.py``, written by hand) run on one driver connection.
 
 No SQLAlchemy here: the hooks and the commands a person waits for open the
 store through this module, and importing SQLAlchemy would cost them several
@@ -12,8 +12,7 @@ import os
 from typing import Any, Callable, Iterator
 
 from ...errors import HermesError
-from ...store.generated import GeneratedTransaction, Statement, statements_of
-from ...store.recorder import ChangeFeed, Recorder, Row
+from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, StreamWindow
 from . import sql
 from .connect import StatementBound, open_connection, out_of_memory
 from .driver import sqlite_module
@@ -29,32 +28,70 @@ STATEMENT_SECONDS = 10.0
 QUICK_CHECK_SECONDS = 600.0  # reads every page: proportional to the file, never endless
 
 
-def _compile_all() -> dict[str, Statement]:
-    return statements_of(sql)
+class SqliteTransaction(RecorderTransaction):
+    """The seam's statements (``sql.py``) on the driver connection, each under its own time bound."""
 
-
-_STATEMENTS: dict[str, Statement] | None = None
-
-
-def statements() -> dict[str, Statement]:
-    global _STATEMENTS
-    if _STATEMENTS is None:
-        _STATEMENTS = _compile_all()
-    return _STATEMENTS
-
-
-class SqliteTransaction(GeneratedTransaction):
-    __slots__ = ("_driver", "_sql", "_arm")
-    ALL_ROWS = NO_LIMIT
+    __slots__ = ("_driver", "_arm")
 
     def __init__(self, driver: Any, arm: Callable[[], None]) -> None:
         self._driver = driver
-        self._sql = statements()
         self._arm = arm  # starts the time bound of the statement about to run
 
-    def _run(self, name: str, values: Row | None = None) -> Any:
+    def _run(self, statement: str, values: Row | None = None) -> Any:
         self._arm()
-        return self._sql[name].run(self._driver, values)
+        return self._driver.execute(statement, values if values is not None else {})
+
+    def _rows(self, statement: str, values: Row | None = None) -> list[dict[str, Any]]:
+        cursor = self._run(statement, values)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # -- an append -------------------------------------------------------------
+    def append_context(self, profile: str) -> Row:
+        return self._rows(sql.APPEND_CONTEXT, {"profile": profile})[0]  # the anchor: always one row
+
+    def event_by_key(self, key: str) -> Row | None:
+        rows = self._rows(sql.EVENT_BY_KEY, {"key": key})
+        return rows[0] if rows else None
+
+    def append(self, event: Row, projection: Row, *, new_profile: bool) -> None:
+        self._run(sql.INSERT_EVENT, event)
+        self._run(sql.INSERT_PROJECTION if new_profile else sql.UPDATE_PROJECTION, projection)
+
+    # -- a stream ----------------------------------------------------------------
+    def stream(self, profile: str, window: StreamWindow) -> list[Row]:
+        values = {
+            "profile": profile,
+            "after_version": window.after_version,
+            "after_position": window.after_position,
+            "since": window.since,
+            "until": window.until,
+            # A JSON array of vocabulary words (checked by the caller): json_each reads it.
+            "types": '["' + '","'.join(window.types) + '"]' if window.types else None,
+            "boot_id": window.boot_id,
+            "limit": NO_LIMIT if window.limit is None else window.limit,
+        }
+        return self._rows(sql.STREAM_NEWEST_FIRST if window.newest_first else sql.STREAM_OLDEST_FIRST, values)
+
+    def crash_times(self, profile: str, since: str, after_position: int) -> list[str]:
+        cursor = self._run(sql.CRASH_TIMES, {"profile": profile, "since": since, "after_position": after_position})
+        return [row[0] for row in cursor.fetchall()]
+
+    # -- the log after a position -------------------------------------------------
+    def events_after(self, position: int, limit: int | None) -> list[Row]:
+        return self._rows(sql.EVENTS_AFTER, {"after": position, "limit": NO_LIMIT if limit is None else limit})
+
+    def last_position(self) -> int:
+        return int(self._run(sql.LAST_POSITION).fetchone()[0])
+
+    # -- the projection's rows ----------------------------------------------------
+    def projection(self, profile: str | None = None, *, include_deleted: bool = False) -> list[Row]:
+        if profile is not None:
+            return self._rows(sql.PROJECTION_ROW, {"profile": profile})
+        return self._rows(sql.PROJECTION_ALL if include_deleted else sql.PROJECTION_LIVE)
+
+    def crash_counts(self, since: str) -> list[Row]:
+        return self._rows(sql.CRASH_COUNTS, {"since": since})
 
 
 class SqliteRecorder(Recorder):
