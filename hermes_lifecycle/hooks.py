@@ -19,12 +19,9 @@ from .fold import ProfileState
 from . import names
 from .names import validate_name
 from .settings import CrashLoopPolicy, Settings
-from .store import EventStore, open_store
+from .store import HOOK, EventStore, open_store
 from .store.recorder import StreamWindow
 
-# Well under a second: with the interpreter's start, a hook facing a locked
-# store reports it within one second of starting.
-HOOK_BUSY_TIMEOUT_MS = 500
 # The gateway command cannot be run: exit EX_CONFIG, so finish records
 # `fatal-config` and holds the slot down instead of restarting it forever.
 EXEC_FAILED_STATUS = EX_CONFIG
@@ -82,7 +79,7 @@ def require_slot_supervisor(hook: str, slot: str, settings: Settings) -> None:
 
 
 def _open(settings: Settings) -> EventStore:
-    return open_store(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
+    return open_store(settings, purpose=HOOK)
 
 
 def record_start(settings: Settings, name: str, pid: int, *, key: str | None = None) -> Event:

@@ -6,6 +6,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Mapping
 
+from .backends import BACKENDS
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 from .records import record
@@ -45,8 +46,8 @@ def store_path_from_env(environ: Mapping[str, str]) -> str:
     return environ.get("HERMES_STATE_DB") or os.path.join(home_from_env(environ), "state", "profiles.db")
 
 
-# The schemes HERMES_STATE_URL takes: PostgreSQL through psycopg 3 (docs/fleet.md).
-STORE_URL_SCHEMES = ("postgresql", "postgresql+psycopg")
+# The schemes HERMES_STATE_URL takes: PostgreSQL through psycopg 3 (docs/fleet.md), from the backends' table.
+STORE_URL_SCHEMES = tuple(scheme for scheme in BACKENDS if scheme is not None)
 
 
 def store_url_from_env(environ: Mapping[str, str], variable: str = "HERMES_STATE_URL") -> str | None:

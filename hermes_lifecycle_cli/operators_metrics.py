@@ -34,7 +34,7 @@ class StoreHealth:
     """The newest ``quick_check`` of the store, run at start and then every ``interval`` seconds in a
     background thread: it reads the whole file, far too slow for every scrape of a large store."""
 
-    def __init__(self, check: Callable[[], list[str]], interval: float) -> None:
+    def __init__(self, check: Callable[[], list[str] | None], interval: float) -> None:
         self._check = check
         self.interval = interval
         self._lock = threading.Lock()
@@ -45,7 +45,10 @@ class StoreHealth:
     def check_now(self) -> None:
         try:
             problems = self._check()
-            ok, detail = not problems, "ok" if not problems else "; ".join(problems[:3])
+            if problems is None:  # the database has no such check (PostgreSQL): it answered, and that is all
+                ok, detail = True, "reachable (the database checks its own pages)"
+            else:
+                ok, detail = not problems, "ok" if not problems else "; ".join(problems[:3])
         except StoreUnavailable as error:
             ok, detail = False, str(error)
         with self._lock:

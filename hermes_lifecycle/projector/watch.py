@@ -62,7 +62,7 @@ class WatchOptions:
 
 def quick_check(settings: Settings, warn: Callable[[str], None]) -> None:
     """The backend's quick check of the store, for the daemon's start (run in a background thread,
-    on a connection of its own)."""
+    on a connection of its own); nothing to say when the database has none (PostgreSQL)."""
     try:
         with open_store(settings, readonly=True) as store:
             rows = store.recorder.quick_check()

@@ -48,6 +48,28 @@ def statements_stopped() -> bool:
     return _stopping
 
 
+# Who opens the store, said by the caller (never guessed): what it may wait for.
+HOOK = "hook"  # an s6 hook, inside the supervisor's limit: waits briefly for the lock and the server
+COMMAND = "command"  # a person's command or a daemon: waits the settings' busy timeout
+PAGE = "page"  # serve answering a request or a scrape: well inside Prometheus' timeout
+PURPOSES = (HOOK, COMMAND, PAGE)
+# Well under a second: with the interpreter's start, a hook facing a locked store reports it
+# within one second of starting.
+HOOK_LOCK_WAIT_MS = 500
+PAGE_LOCK_WAIT_MS = 1000
+
+
+def lock_wait_ms(purpose: str, settings_wait_ms: int) -> int:
+    """How long a store opened for ``purpose`` waits for the write lock (or a reader for a lock)."""
+    if purpose == HOOK:
+        return HOOK_LOCK_WAIT_MS
+    if purpose == PAGE:
+        return min(settings_wait_ms, PAGE_LOCK_WAIT_MS)
+    if purpose == COMMAND:
+        return settings_wait_ms
+    raise ValueError(f"unknown purpose {purpose!r}: expected one of {', '.join(PURPOSES)}")
+
+
 @record
 class StreamWindow:
     """Which of a profile's events a stream read returns."""
@@ -154,13 +176,17 @@ class Recorder(ABC):
     @abstractmethod
     def change_feed(self, *, use_notifications: bool, poll_interval: float) -> ChangeFeed: ...
 
-    @abstractmethod
-    def quick_check(self) -> list[str]:
-        """The database's own fast consistency check: the problems found, empty when sound."""
+    # Capabilities a database may lack: the defaults say so, never pretend to have checked.
+    def quick_check(self) -> list[str] | None:
+        """The database's own fast consistency check from a client: the problems found (empty when
+        sound), or None when it offers none (PostgreSQL checks its pages itself: checksums, WAL)."""
+        return None
 
-    @abstractmethod
     def replaced(self) -> str | None:
-        """Why the store this recorder has open is no longer the one its location names, or None."""
+        """Why the store this recorder has open is no longer the one its location names, or None.
+        The default is for a location that names one database for the recorder's life (a URL: a
+        failover is a reconnect to the same database, not another store); a path can be replaced."""
+        return None
 
     @abstractmethod
     def interrupt(self) -> None:
@@ -189,8 +215,9 @@ class Backend(ABC):
     """One database technology: opens recorders, migrates, diagnoses."""
 
     @abstractmethod
-    def open(self, settings: "Settings", *, readonly: bool, busy_timeout_ms: int | None) -> Recorder:
-        """Check the store is at the code's schema; raise the store's errors otherwise."""
+    def open(self, settings: "Settings", *, readonly: bool, purpose: str) -> Recorder:
+        """Check the store is at the code's schema; raise the store's errors otherwise. ``purpose``
+        (HOOK, COMMAND, PAGE) bounds the waits (``lock_wait_ms``, and a backend's connect)."""
 
     @abstractmethod
     def exists(self, settings: "Settings") -> bool: ...

@@ -28,7 +28,7 @@ from hermes_lifecycle.history import parse_when
 from hermes_lifecycle.operators import read_fleet, read_timeline
 from hermes_lifecycle.records import record
 from hermes_lifecycle.settings import Settings
-from hermes_lifecycle.store import open_store
+from hermes_lifecycle.store import PAGE, open_store
 from hermes_lifecycle.vocabulary import format_time
 
 from .. import daemon_output, operators_metrics, operators_page
@@ -36,8 +36,6 @@ from ..bounded_http import BoundedHTTPServer
 from .common import settings as settings_from_env
 
 DEFAULT_LISTEN = "127.0.0.1:9130"
-# A reader waits at most this long for a lock: a scrape must answer well inside Prometheus' timeout.
-SERVE_BUSY_TIMEOUT_MS = 1000
 REFRESH_SECONDS = 30
 HTML = "text/html; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -77,16 +75,16 @@ class OperatorsView:
 
     def __init__(self, settings: Settings, *, check_interval: float) -> None:
         self.settings = settings
-        self.busy_timeout_ms = min(settings.busy_timeout_ms, SERVE_BUSY_TIMEOUT_MS)
         self.health = operators_metrics.StoreHealth(self.quick_check, check_interval)
         self.registry = operators_metrics.metrics_registry(
             operators_metrics.StoreCollector(self._fleet_with_totals, self.health)
         )
 
     def open(self):
-        return open_store(self.settings, readonly=True, busy_timeout_ms=self.busy_timeout_ms)
+        # A reader waits at most a second for a lock: a scrape must answer well inside Prometheus' timeout.
+        return open_store(self.settings, readonly=True, purpose=PAGE)
 
-    def quick_check(self) -> list[str]:
+    def quick_check(self) -> list[str] | None:
         with self.open() as store:
             return store.recorder.quick_check()
 

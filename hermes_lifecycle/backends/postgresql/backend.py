@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...store.recorder import Backend
+from ...store.recorder import HOOK, Backend, lock_wait_ms
 from .connect import CONNECT_SECONDS, HOOK_CONNECT_SECONDS
 from .recorder import PostgresRecorder
 
@@ -15,13 +15,11 @@ if TYPE_CHECKING:
 
 
 class PostgresBackend(Backend):
-    def open(self, settings: "Settings", *, readonly: bool, busy_timeout_ms: int | None) -> PostgresRecorder:
-        timeout = settings.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-        # A caller that waits under a second for the lock is a hook inside s6's finish limit:
-        # it wants the connection bounded as tightly (connect.HOOK_CONNECT_SECONDS).
-        quick = busy_timeout_ms is not None and busy_timeout_ms < 1000
-        return PostgresRecorder(_url(settings), settings.store_location, readonly=readonly, lock_timeout_ms=timeout,
-                                connect_seconds=HOOK_CONNECT_SECONDS if quick else CONNECT_SECONDS)
+    def open(self, settings: "Settings", *, readonly: bool, purpose: str) -> PostgresRecorder:
+        # A hook runs inside s6's finish limit: its connection is bounded as tightly as libpq allows.
+        return PostgresRecorder(_url(settings), settings.store_location, readonly=readonly,
+                                lock_timeout_ms=lock_wait_ms(purpose, settings.busy_timeout_ms),
+                                connect_seconds=HOOK_CONNECT_SECONDS if purpose == HOOK else CONNECT_SECONDS)
 
     def exists(self, settings: "Settings") -> bool:
         """The database's tables were made: a fleet's database is made (and migrated) by its operator."""

@@ -171,12 +171,8 @@ class PostgresRecorder(Recorder):
 
         return PostgresChangeFeed(self, use_notifications=use_notifications, poll_interval=poll_interval)
 
-    def quick_check(self) -> list[str]:
-        """PostgreSQL checks its own pages (checksums, WAL): nothing to ask of it from here."""
-        return []
-
-    def replaced(self) -> str | None:
-        return None  # a URL names one database for the recorder's life; a failover is a reconnect
+    # No quick_check (PostgreSQL checks its own pages: checksums, WAL) and never replaced (a URL
+    # names one database for the recorder's life): the seam's defaults say so.
 
     def interrupt(self) -> None:
         self._interrupted = True

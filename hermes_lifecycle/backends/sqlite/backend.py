@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ...store.recorder import Backend
+from ...store.recorder import COMMAND, Backend, lock_wait_ms
 from .recorder import SqliteRecorder
 
 if TYPE_CHECKING:
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 class SqliteBackend(Backend):
-    def open(self, settings: "Settings", *, readonly: bool, busy_timeout_ms: int | None) -> SqliteRecorder:
-        timeout = settings.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
+    def open(self, settings: "Settings", *, readonly: bool, purpose: str) -> SqliteRecorder:
+        timeout = lock_wait_ms(purpose, settings.busy_timeout_ms)
         return SqliteRecorder(settings.store_file, readonly=readonly, busy_timeout_ms=timeout,
                               chain=_root_chain(settings))
 
@@ -43,7 +43,7 @@ class SqliteBackend(Backend):
         from .console import SqliteConsole
 
         # The console reads through the same checked open as every root reader.
-        return SqliteConsole(settings.store_file, lambda: self.open(settings, readonly=True, busy_timeout_ms=None))
+        return SqliteConsole(settings.store_file, lambda: self.open(settings, readonly=True, purpose=COMMAND))
 
 
 def _root_chain(settings: "Settings"):
