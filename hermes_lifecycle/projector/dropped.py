@@ -39,7 +39,7 @@ STOPPED_GRACE = 1.0  # a child seen stopped this long (not a Ctrl-Z and fg of th
 WATCH_INTERVAL = 0.1  # how often root looks at the child while it waits
 OUTPUT_LIMIT = 4 * 1024 * 1024  # what root reads of the child's stdout and stderr together
 PIPE_CHUNK = 65536
-# The kinds of error a child reports, most specific first (docs/projector.md, "Boot").
+# The kinds of error a child reports, most specific first (docs/projector.md, "Layers").
 ERROR_KINDS: dict[str, type[HermesError]] = {
     "unreachable": StoreUnreachable, "unavailable": StoreUnavailable, "conflict": Conflict,
     "not-found": NotFound, "bad-input": BadInput, "error": HermesError,
