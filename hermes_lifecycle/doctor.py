@@ -71,7 +71,7 @@ def check_spool(report: Report, settings: Settings) -> None:
     Outages): counted by name only, so root reads none of the gateway user's files."""
     if not settings.fleet:
         return
-    from . import spool
+    from .fleet import spool
 
     try:
         held = spool.pending(settings)
