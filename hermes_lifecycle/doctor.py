@@ -2,8 +2,10 @@
 
 The backend checks what only it can (for SQLite: the library, the file, its
 owners and file system, ``integrity_check``, the schema and its objects);
-then, the same for every backend, the whole log is read once to verify the
-hash chain and to fold it, and the fold must equal the stored projection.
+then, the same for every backend, the log is read once to verify the hash
+chain and to fold it, and the fold must equal the stored projection. Run by
+root, only the rows after root's checkpoint are read (``checkpoint.py``:
+the row at it must be the one verified then); ``full`` reads every row.
 Errors (corruption, a broken chain, projection not equal to the fold, a
 schema mismatch) make the store unhealthy; warnings are reported and leave
 it healthy. Last, the profile directories are compared with the log
