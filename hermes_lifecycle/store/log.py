@@ -157,6 +157,12 @@ class StoreTransaction:
         window = window or StreamWindow(**filters)
         return self._store.decode(self._tx.stream_rows(validate_name(profile), window))
 
+    def stream_page(self, profile: str, window: StreamWindow, skip: int = 0) -> tuple[list[Event], int, Any]:
+        """As ``stream``, leaving out the first ``skip`` rows; with how many rows were read (malformed
+        ones are skipped) and the last one's stored version: where the next page of a stream starts."""
+        rows = self._tx.stream_rows(validate_name(profile), window)
+        return self._store.decode(rows[skip:]), len(rows), rows[-1]["version"] if rows else None
+
     def log_after(self, position: int, limit: int | None = None) -> list[Event]:
         """The whole log after ``position``, in position order (the watch daemon's read at every wake-up).
 
