@@ -12,11 +12,11 @@ import re
 from datetime import datetime, timedelta
 from typing import Sequence
 
+from .crash_loop import CrashLoopPolicy
 from .errors import BadInput
 from .events import NewEvent, format_time
 from .fold import ProfileState
 from .records import record
-from .settings import CrashLoopPolicy
 
 # finish's exit status: 125 tells s6 the failure is permanent (do not restart).
 RESTART_AS_USUAL = 0

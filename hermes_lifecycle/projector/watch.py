@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import spool
+from ..fleet import spool
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings

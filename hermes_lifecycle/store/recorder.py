@@ -13,7 +13,7 @@ it file by file.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Mapping
 
 from ..records import record
 
@@ -233,13 +233,3 @@ class Backend(ABC):
     @abstractmethod
     def console(self, settings: "Settings") -> Console: ...
 
-
-def batches(transaction: RecorderTransaction, size: int = 5000) -> Iterator[list[Row]]:
-    """The whole log in position order, ``size`` rows at a time, within one transaction."""
-    position = 0
-    while True:
-        rows = transaction.events_after(position, size)
-        if not rows:
-            return
-        yield rows
-        position = rows[-1]["position"]

@@ -24,6 +24,7 @@ from hermes_lifecycle.history import (
     parse_when,
     read_history,
     read_newer,
+    stream_history,
     summarise,
 )
 from hermes_lifecycle.store import EventStore, open_store
@@ -57,6 +58,12 @@ def history(args: argparse.Namespace) -> int:
         store.collect_bad_rows()  # shown after the readable rows, then exit 5
         if args.follow:
             return _follow(store, profile, window, args.json, now)
+        if args.json and window.limit is None:
+            from .. import output
+
+            # The whole stream: each line written as its page is read, never all of it held.
+            output.json_lines(e.as_json() for e in stream_history(store, profile, window))
+            return _report_bad_rows(store)
         found = read_history(store, profile, window)
     if args.json:
         from .. import output

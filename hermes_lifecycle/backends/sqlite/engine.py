@@ -1,6 +1,6 @@
 """The SQLAlchemy engine on a store file: what Alembic (and the schema tests) run on.
 
-Nothing on a hot path uses it: the recorder runs generated SQL on the driver.
+Nothing on a hot path uses it: the recorder runs its own SQL (``sql.py``) on the driver.
 Its write transactions begin ``IMMEDIATE``, like the recorder's.
 """
 
