@@ -31,8 +31,10 @@ def test_postgresql_reads_use_its_indexes_too(pg_database):
             return " | ".join(row[0] for row in rows)
         assert "ix_events_crashes" in pg_plan(pg_sql.CRASH_TIMES)
         assert "ix_events_crashes" in pg_plan(pg_sql.CRASH_COUNTS)
-        assert "uq_events_profile_version" in pg_plan(pg_sql.STREAM_NEWEST_FIRST)
-        assert "uq_events_profile_version" in pg_plan(pg_sql.STREAM_NEWEST_FIRST, types=["started"])
+        for stream in (pg_sql.STREAM_NEWEST_FIRST, pg_sql.STREAM_OLDEST_FIRST):
+            for types in (None, ["started"]):
+                found = pg_plan(stream, types=types)
+                assert "uq_events_profile_version" in found and "Sort" not in found, found
         assert "profile_projection_pkey" in pg_plan(pg_sql.PROJECTION_ROW)
         assert "events_pkey" in pg_plan(pg_sql.EVENTS_AFTER)
 
@@ -63,6 +65,12 @@ def test_a_profiles_row_and_an_event_by_position_are_each_one_search(migrated):
     assert plan(migrated, sql.EVENTS_AFTER) == "SEARCH events USING INTEGER PRIMARY KEY (rowid>?)"
 
 
+@pytest.mark.parametrize("name", ["PROJECTION_LIVE", "PROJECTION_ALL"])
+def test_the_projection_is_read_in_its_keys_order(migrated, name):
+    # ORDER BY a bare `profile` would sort by the bounded result column: every row, then a sort.
+    assert "TEMP B-TREE" not in plan(migrated, getattr(sql, name))
+
+
 @pytest.mark.parametrize("name", ["STREAM_NEWEST_FIRST", "STREAM_OLDEST_FIRST"])
 @pytest.mark.parametrize("types", [None, '["started","crashed"]'])
 def test_stream_reads_walk_one_profiles_versions(migrated, name, types):
@@ -70,7 +78,8 @@ def test_stream_reads_walk_one_profiles_versions(migrated, name, types):
     # checked on the rows found, never a scan of its own.
     found = plan(migrated, getattr(sql, name), types=types)
     assert found.startswith("SEARCH events USING INDEX sqlite_autoindex_events_1 (profile=? AND version>?)")
-    assert "SCAN events" not in found
+    # In the index's order: a LIMIT stops after its rows, never the whole stream read and sorted.
+    assert "SCAN events" not in found and "TEMP B-TREE" not in found
 
 
 @pytest.mark.parametrize("module", [sql, pg_sql])

@@ -10,6 +10,8 @@ The projection is never written here: the ``events_project`` trigger folds
 each inserted event into its row (migration 0007). A parameter that may be
 NULL is cast, so the server knows its type. ``tests/test_sql_plans.py`` checks
 the plans use the same indexes as SQLite's.
+ORDER BY names ``table.column``: a bare name there is the result column, the bounded
+value, which sorts an oversized one first and is served by no index.
 """
 
 # The columns of `events`, text read bounded, and `oversized`: the names of those over their bound.
@@ -137,9 +139,9 @@ WHERE profile = %(profile)s::text
     AND (%(boot_id)s::text IS NULL OR boot_id = %(boot_id)s::text)
 """
 
-STREAM_OLDEST_FIRST = _STREAM + "ORDER BY version LIMIT %(limit)s::bigint\n"
+STREAM_OLDEST_FIRST = _STREAM + "ORDER BY events.version LIMIT %(limit)s::bigint\n"
 
-STREAM_NEWEST_FIRST = _STREAM + "ORDER BY version DESC LIMIT %(limit)s::bigint\n"
+STREAM_NEWEST_FIRST = _STREAM + "ORDER BY events.version DESC LIMIT %(limit)s::bigint\n"
 
 # A profile's crash times in a window: from the partial index, whatever the length of the log.
 CRASH_TIMES = """
@@ -149,7 +151,7 @@ WHERE type = 'crashed'
     AND profile = %(profile)s::text
     AND occurred_at >= %(since)s::text
     AND position > %(after_position)s::bigint
-ORDER BY occurred_at
+ORDER BY events.occurred_at
 """
 
 # -- after a position ----------------------------------------------------------------------------
@@ -158,7 +160,7 @@ EVENTS_AFTER = f"""
 SELECT {EVENT_COLUMNS}
 FROM events
 WHERE position > %(after)s::bigint
-ORDER BY position
+ORDER BY events.position
 LIMIT %(limit)s::bigint
 """
 
@@ -179,13 +181,13 @@ PROJECTION_LIVE = f"""
 SELECT {PROJECTION_COLUMNS}
 FROM profile_projection
 WHERE deleted IS false
-ORDER BY profile
+ORDER BY profile_projection.profile
 """
 
 PROJECTION_ALL = f"""
 SELECT {PROJECTION_COLUMNS}
 FROM profile_projection
-ORDER BY profile
+ORDER BY profile_projection.profile
 """
 
 # Each profile's crashes at or after %(since)s, one search of the partial index per profile.
@@ -199,5 +201,5 @@ SELECT
          AND events.profile = profile_projection.profile
          AND events.occurred_at >= %(since)s::text) AS crashes_since
 FROM profile_projection
-ORDER BY profile
+ORDER BY profile_projection.profile
 """

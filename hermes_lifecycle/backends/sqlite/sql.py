@@ -13,6 +13,8 @@ Constants are written into the text (``'crashed'``, ``LIMIT 1``), never bound:
 SQLite uses a partial index (``ix_events_crashes ... WHERE type = 'crashed'``)
 only when the query's WHERE clause names the index's own literal.
 ``tests/test_sql_plans.py`` checks the plans.
+ORDER BY names ``table.column``: a bare name there is the result column, the bounded
+value, which sorts an oversized one first and is served by no index.
 """
 
 # The columns of `events`, each read bounded, and `oversized`: the names of those over their bound.
@@ -192,9 +194,9 @@ WHERE profile = :profile
     AND (:boot_id IS NULL OR boot_id = :boot_id)
 """
 
-STREAM_OLDEST_FIRST = _STREAM + "ORDER BY version LIMIT :limit\n"
+STREAM_OLDEST_FIRST = _STREAM + "ORDER BY events.version LIMIT :limit\n"
 
-STREAM_NEWEST_FIRST = _STREAM + "ORDER BY version DESC LIMIT :limit\n"
+STREAM_NEWEST_FIRST = _STREAM + "ORDER BY events.version DESC LIMIT :limit\n"
 
 # A profile's crash times in a window: from the partial index, whatever the length of the log.
 CRASH_TIMES = """
@@ -204,7 +206,7 @@ WHERE type = 'crashed'
     AND profile = :profile
     AND occurred_at >= :since
     AND position > :after_position
-ORDER BY occurred_at
+ORDER BY events.occurred_at
 """
 
 # -- after a position ----------------------------------------------------------------------------
@@ -213,7 +215,7 @@ EVENTS_AFTER = f"""
 SELECT {EVENT_COLUMNS}
 FROM events
 WHERE position > :after
-ORDER BY position
+ORDER BY events.position
 LIMIT :limit
 """
 
@@ -234,13 +236,13 @@ PROJECTION_LIVE = f"""
 SELECT {PROJECTION_COLUMNS}
 FROM profile_projection
 WHERE deleted IS 0
-ORDER BY profile
+ORDER BY profile_projection.profile
 """
 
 PROJECTION_ALL = f"""
 SELECT {PROJECTION_COLUMNS}
 FROM profile_projection
-ORDER BY profile
+ORDER BY profile_projection.profile
 """
 
 # Each profile's crashes at or after :since, one search of the partial index per profile: the
@@ -255,5 +257,5 @@ SELECT
          AND events.profile = profile_projection.profile
          AND events.occurred_at >= :since) AS crashes_since
 FROM profile_projection
-ORDER BY profile
+ORDER BY profile_projection.profile
 """
