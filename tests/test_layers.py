@@ -125,6 +125,10 @@ def _import_graph() -> dict[str, set[str]]:
                 if target and target != name:
                     targets.add(target)
         graph[name] = targets
+    # The store imports its backends by name, from their one table (store.backend_for): edges too.
+    from hermes_lifecycle.backends import BACKENDS
+
+    graph["hermes_lifecycle.store"] |= {module for module, _ in BACKENDS.values()}
     return graph
 
 

@@ -78,7 +78,7 @@ class StreamWindow:
     after_position: int = 0
     since: str | None = None  # occurred_at >= since
     until: str | None = None  # occurred_at <= until
-    types: tuple[str, ...] = ()  # empty: every type
+    types: tuple[str, ...] = ()  # empty: every type the vocabulary knows (StoreTransaction fills them in)
     boot_id: str | None = None
     limit: int | None = None  # None: all
     newest_first: bool = False
