@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from .records import Record
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     check: str
     status: str
     detail: str
@@ -27,4 +28,4 @@ class Report:
         return all(f.status != ERROR for f in self.findings)
 
     def as_json(self) -> dict:
-        return {"path": self.location, "healthy": self.healthy, "checks": [asdict(f) for f in self.findings]}
+        return {"path": self.location, "healthy": self.healthy, "checks": [f._asdict() for f in self.findings]}

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from .errors import BadInput, StoreCorrupt
 from .names import shown as _shown
 from .names import validate_name, validate_slug
-from .records import record
+from .records import Record
 from .vocabulary import ACTORS, COLUMNS, DESIRED, TYPES, format_time, parse_time, utc_now
 
 # Re-exported: the vocabulary lives in a module light enough for fast readers.
@@ -119,8 +119,7 @@ def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
 NO_DATA: Mapping[str, Any] = MappingProxyType({})
 
 
-@record
-class NewEvent:
+class NewEvent(Record):
     """An event as a caller asks for it; the store adds position, version, time, host, hash."""
 
     profile: str
@@ -162,8 +161,7 @@ class NewEvent:
         return text
 
 
-@record
-class Event:
+class Event(Record):
     """One stored row of ``events``; ``data`` is decoded."""
 
     position: int

@@ -15,7 +15,7 @@ from typing import Sequence
 from .errors import BadInput
 from .events import NewEvent, format_time
 from .fold import ProfileState
-from .records import record
+from .records import Record
 from .settings import CrashLoopPolicy
 
 # finish's exit status: 125 tells s6 the failure is permanent (do not restart).
@@ -34,8 +34,7 @@ SIGTERM = 15
 _NUMBER = re.compile(r"[0-9]{1,3}")
 
 
-@record
-class ObservedExit:
+class ObservedExit(Record):
     """What s6 told ``finish`` about the process that ended."""
 
     exit_code: int | None  # 0-255; None when killed by a signal
@@ -79,8 +78,7 @@ def _wantedup(text: str | None) -> bool | None:
     raise BadInput(f"invalid wantedup {text!r}: expected true or false, as s6-svstat -o wantedup prints")
 
 
-@record
-class ExitDecision:
+class ExitDecision(Record):
     """What ``record-exit`` appends (in order, in one transaction) and the status it exits with."""
 
     outcome: str  # deleted, requested, restart, shutdown, self-restart, fatal-config, exited, crashed, crash-loop
@@ -167,7 +165,7 @@ def classify_exit(
     crashed = exit_event("crashed", None)
     since = window_start(policy, now)
     count = sum(1 for moment in crash_times if moment >= since) + 1  # this crash included
-    if count < policy.count:
+    if count < policy.crashes:
         return ExitDecision("crashed", (crashed,))
     breaker = exit_event(
         "stopped",
@@ -175,7 +173,7 @@ def classify_exit(
         desired="down",
         count=count,
         window_seconds=_plain_number(policy.window_seconds),
-        threshold=policy.count,
+        threshold=policy.crashes,
     )
     return ExitDecision("crash-loop", (crashed, breaker), DO_NOT_RESTART)
 

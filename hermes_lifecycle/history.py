@@ -14,7 +14,7 @@ from .errors import BadInput
 from .events import Event
 from .profile_state import ProfileState
 from .names import BOOT_ID_PATTERN
-from .records import record
+from .records import Record
 from .runs import RUNNING, runs_of
 from .store import EventStore, StreamWindow
 from .store.log import CrashRecord
@@ -69,8 +69,7 @@ def parse_boot(text: str) -> str:
 
 
 # -- the reads ----------------------------------------------------------------
-@record
-class HistoryFilter:
+class HistoryFilter(Record):
     since: str | None = None
     until: str | None = None
     types: tuple[str, ...] = ()
@@ -84,8 +83,7 @@ class HistoryFilter:
         )
 
 
-@record
-class History:
+class History(Record):
     state: ProfileState
     events: list[Event]  # oldest first
     crashes: CrashRecord  # the whole stream's
@@ -108,8 +106,7 @@ def read_newer(store: EventStore, profile: str, window: HistoryFilter, after_pos
 
 
 # -- the summary --------------------------------------------------------------
-@record
-class Summary:
+class Summary(Record):
     shown: int
     total: int  # events in the whole stream
     runs: int  # supervisor starts among the events shown

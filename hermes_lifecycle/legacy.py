@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .records import Record
 from .errors import HermesError
 from .events import MAX_DATA_BYTES, NewEvent, encode_data, format_time
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
@@ -89,8 +90,7 @@ def normalized_time(value: object) -> str | None:
     return format_time(moment)
 
 
-@dataclass(frozen=True)
-class ImportPlan:
+class ImportPlan(Record):
     """What one profile's legacy file imports as."""
 
     up: bool
@@ -188,8 +188,7 @@ def events_for(profile: str, plan: ImportPlan) -> list[NewEvent]:
 # -- the report ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProfileOutcome:
+class ProfileOutcome(Record):
     """One entry of the import: a profile imported up or down, skipped, or failed (to be retried)."""
 
     profile: str  # the directory name as found (shown quoted when it is not a valid name)
@@ -258,8 +257,7 @@ class LegacyReport:
 # -- the shell ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(Record):
     profile: str
     path: Path
     source: str

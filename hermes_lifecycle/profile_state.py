@@ -7,11 +7,10 @@ state without importing the writer's half.
 
 from __future__ import annotations
 
-from .records import record
+from .records import Record
 
 
-@record
-class ProfileState:
+class ProfileState(Record):
     """Current state of one profile: one row of the inline projection."""
 
     profile: str

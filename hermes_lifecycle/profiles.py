@@ -33,10 +33,10 @@ import fcntl
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .records import Record
 from .errors import Conflict, HermesError, ProfileDeleted, ProfileExists, StoreLocked
 from .events import Event, NewEvent
 from .names import DEFAULT_PROFILE, validate_name, validate_new_name
@@ -125,8 +125,7 @@ def _build(staging: Path, name: str, profiles_dir: Path) -> None:
     _os(f"cannot create the profile directory under {profiles_dir}", build)
 
 
-@dataclass(frozen=True)
-class Deletion:
+class Deletion(Record):
     event: Event | None  # None: the profile was deleted already (a delete that did not finish, or --purge)
     moved_to: Path | None  # None: there was no directory
     purged: bool

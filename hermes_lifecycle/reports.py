@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .events import NewEvent, parse_time
-from .records import record
+from .records import Record
 
 # hermes-agent's gateway_state values (gateway/status.py) and the transition each one reports.
 GATEWAY_STATES = ("starting", "running", "degraded", "draining", "stopped", "startup_failed")
@@ -37,15 +37,13 @@ class BadAccount(ValueError):
     """The file says something hermes-agent's gateway never writes: one line, no event."""
 
 
-@record
-class Platform:
+class Platform(Record):
     level: str  # FATAL, ATTENTION or OK
     error_code: str | None = None
     error_message: str | None = None
 
 
-@record
-class Account:
+class Account(Record):
     """What the log takes from one gateway_state.json."""
 
     pid: int
@@ -114,8 +112,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-@record
-class Run:
+class Run(Record):
     """The run an account must belong to: the log's latest supervised start."""
 
     position: int
@@ -123,8 +120,7 @@ class Run:
     started_at: str  # the supervisor's `started`, in the log's format
 
 
-@record
-class Summary:
+class Summary(Record):
     """Where the log's account of one run stands: every report's data carries it, after that report."""
 
     gateway_state: str | None = None

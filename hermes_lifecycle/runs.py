@@ -13,7 +13,7 @@ from typing import Iterable
 
 from .events import Event
 from .profile_state import ProfileState
-from .records import record
+from .records import Record
 from .vocabulary import parse_time
 
 # How a run ended (the gateway_runs view's ended_by).
@@ -23,8 +23,7 @@ RUNNING = "running"
 UNKNOWN = "unknown"  # a later run began, or the profile was deleted, with no exit recorded
 
 
-@record
-class Run:
+class Run(Record):
     position: int  # of its supervisor `started`
     pid: int | None
     boot_id: str | None

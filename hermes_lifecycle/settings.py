@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
-from .records import record
+from .records import Record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,11 +98,10 @@ def inside_s6_overlay(proc_root: str = "/proc", run_root: str = "/run") -> bool:
     return comm == "s6-svscan" and os.path.exists(os.path.join(run_root, "s6", "basedir"))
 
 
-@record
-class CrashLoopPolicy:
+class CrashLoopPolicy(Record):
     """``HERMES_CRASH_LOOP``: COUNT crashes within WINDOW seconds trip the breaker."""
 
-    count: int
+    crashes: int
     window_seconds: float
 
     @classmethod
@@ -117,8 +116,7 @@ class CrashLoopPolicy:
         return cls(count, window)
 
 
-@record
-class WatchIntervals:
+class WatchIntervals(Record):
     poll: float
     full_pass: float
 
@@ -137,8 +135,7 @@ def parse_seconds(variable: str, text: str | None, default: float) -> float:
     return value
 
 
-@record
-class Settings:
+class Settings(Record):
     """Where things live and how to run, from the environment.
 
     Paths are kept as text and handed out as ``Path`` on request: the hooks

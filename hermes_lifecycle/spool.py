@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .errors import HermesError, StoreUnavailable
 from .names import BOOT_ID_PATTERN, NAME_PATTERN
-from .records import record
+from .records import Record
 from .events import TIME_FORMAT
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ _FIELDS = {
 }
 
 
-@record
-class KeptExit:
+class KeptExit(Record):
     """An exit as the ``finish`` hook saw it, with s6's own words (checked again at replay)."""
 
     profile: str
@@ -80,11 +79,13 @@ class KeptExit:
     supervisor: int  # the s6-supervise that ran finish: tells an earlier life's exit (hooks)
     host: str
     key: str  # the first event's idempotency key
-    kind = EXIT
+
+    @property
+    def kind(self) -> str:
+        return EXIT
 
 
-@record
-class KeptStart:
+class KeptStart(Record):
     """A start as the ``run`` hook saw it just before it exec'd the gateway (the pid is the gateway's)."""
 
     profile: str
@@ -94,7 +95,10 @@ class KeptStart:
     supervisor: int  # the s6-supervise that ran run: the supervisor's `started` carries it
     host: str
     key: str
-    kind = START
+
+    @property
+    def kind(self) -> str:
+        return START
 
 
 def new_key(kind: str = EXIT) -> str:
@@ -403,8 +407,7 @@ def _refused_directory(directory: int) -> int:
     return fd
 
 
-@record
-class Pending:
+class Pending(Record):
     """What the spool holds, by names only (root reads nothing else): kept facts not yet in the log,
     the oldest one's time (nanoseconds, from its name), and the files set aside in ``refused/``."""
 

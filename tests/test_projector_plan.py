@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
+
 
 import pytest
 
@@ -199,24 +199,24 @@ def _apply_to_model(actions, states, slots):
         elif action.kind == "rescan":
             for key, slot in list(slots.items()):
                 if slot.status is None:
-                    slots[key] = replace(slot, status=status(wantedup=not slot.down_file, up=not slot.down_file))
+                    slots[key] = slot._replace(status=status(wantedup=not slot.down_file, up=not slot.down_file))
         elif action.kind == "up":
-            slots[name] = replace(current, status=status(wantedup=True, up=True), down_file=False,
+            slots[name] = current._replace(status=status(wantedup=True, up=True), down_file=False,
                                   restart_applied=action.position if action.position is not None else current.restart_applied)
         elif action.kind == "down":
-            slots[name] = replace(current, status=status(wantedup=False, up=False), down_file=True)
+            slots[name] = current._replace(status=status(wantedup=False, up=False), down_file=True)
         elif action.kind in ("restart", "restart-absorbed"):
-            slots[name] = replace(current, restart_applied=action.position)
+            slots[name] = current._replace(restart_applied=action.position)
         elif action.kind in ("mark-up", "mark-down"):
-            slots[name] = replace(current, down_file=action.kind == "mark-down")
+            slots[name] = current._replace(down_file=action.kind == "mark-down")
         elif action.kind == "repair-scripts":
-            slots[name] = replace(current, scripts_current=True)
+            slots[name] = current._replace(scripts_current=True)
         elif action.kind == "remove":
             del slots[name]
         elif action.kind == "await" and current.status is None:  # the look again finds what rescan starts
             pass
         elif action.kind == "await":  # the process and its finish end, as s6 makes them
-            slots[name] = replace(current, status=status(wantedup=current.status.wantedup, up=False))
+            slots[name] = current._replace(status=status(wantedup=current.status.wantedup, up=False))
         assert name in by_name or action.kind in ("remove", "rescan", "purge")
     return slots
 

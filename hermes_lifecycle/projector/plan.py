@@ -34,10 +34,10 @@ profile state is skipped (``skip-invalid``) and its slot left alone.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable, Mapping, Sequence
 
+from ..records import Record
 from ..errors import InvalidName
 from ..events import ACTORS, TYPES
 from ..fold import ProfileState
@@ -77,8 +77,7 @@ class ActionKind(StrEnum):
 _RANK = {kind: rank for rank, kind in enumerate(ActionKind)}
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Record):
     kind: ActionKind
     profile: str  # for skip-invalid: the row's name as shown (repr, shortened); for purge: the entry
     detail: str = ""

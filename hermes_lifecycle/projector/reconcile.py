@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..records import Record
 from ..errors import HermesError, InvalidName
 from ..events import Event, utc_now
 from ..fold import ProfileState
@@ -79,8 +80,7 @@ class Backoff:
         return set(self._due)
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(Record):
     """One planned action and how applying it went (``error`` None: it took effect, or was only logged)."""
 
     action: Action

@@ -30,9 +30,9 @@ import json
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
+from ..records import Record
 from .. import spool
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
@@ -47,8 +47,7 @@ from .reconcile import PassReport, Reconciler
 RETRY_FIRST = 2.0
 
 
-@dataclass(frozen=True)
-class WatchOptions:
+class WatchOptions(Record):
     poll_only: bool
     poll_interval: float
     full_pass_interval: float

@@ -19,23 +19,21 @@ from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, decode_json, ut
 from ..profile_state import STATE_FIELDS, ProfileState
 from ..vocabulary import ACTORS, DESIRED, TYPES
 from ..names import DEFAULT_PROFILE, validate_name
-from ..records import record
+from ..records import Record
 from .recorder import ChangeFeed, Recorder, RecorderTransaction, StreamWindow
 
 
 MAX_BAD_ROWS = 100  # malformed rows kept for a caller to report; more are only counted
 
 
-@record
-class ProfileOverview:
+class ProfileOverview(Record):
     """A profile's state and its crashes since a given time (``profile list``, ``gateway status``)."""
 
     state: ProfileState
     crashes_since: int
 
 
-@record
-class CrashRecord:
+class CrashRecord(Record):
     total: int
     last: Event | None
 

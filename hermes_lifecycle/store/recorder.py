@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator, Mapping
 
-from ..records import record
+from ..records import Record
 
 if TYPE_CHECKING:
     from ..checks import Report
@@ -47,8 +47,7 @@ def statements_stopped() -> bool:
     return _stopping
 
 
-@record
-class StreamWindow:
+class StreamWindow(Record):
     """Which of a profile's events a stream read returns."""
 
     after_version: int = 0

@@ -20,7 +20,7 @@ from sqlalchemy.sql import ClauseElement
 
 from ..events import MAX_DATA_BYTES
 from ..fold import STATE_FIELDS
-from ..records import record
+from ..records import Record
 from ..vocabulary import COLUMNS, TYPES
 from .schema import events, profile_projection
 
@@ -29,8 +29,7 @@ from .schema import events, profile_projection
 TYPE_SLOTS = tuple(f"type{index}" for index in range(len(TYPES)))
 
 
-@record
-class Definition:
+class Definition(Record):
     statement: ClauseElement
     column_keys: Sequence[str] | None = None  # INSERT/UPDATE: the columns the statement sets
 

@@ -122,7 +122,7 @@ def _record_exit_on_a_fleet_host(args, config, name, observed, policy) -> int:
             say(f"hermes-state: record-exit {args.slot}: exit not recorded and not kept, s6 restarts as usual: "
                 f"{error}; {spool_error}")
             return StoreUnavailable.exit_status
-        if observed.wantedup is not False and earlier + 1 >= policy.count:
+        if observed.wantedup is not False and earlier + 1 >= policy.crashes:
             # The breaker, offline: the store cannot count the crashes now, the spool can. Every
             # exit s6 would restart counts (a clean exit or 78 would have held it down at once).
             say(f"hermes-state: record-exit {args.slot}: exit kept in {path}; {earlier + 1} exits within "

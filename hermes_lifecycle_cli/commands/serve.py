@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from hermes_lifecycle.errors import BadInput, HermesError, InvalidName, NotFound, StoreUnavailable
 from hermes_lifecycle.history import parse_when
 from hermes_lifecycle.operators import read_fleet, read_timeline
-from hermes_lifecycle.records import record
+from hermes_lifecycle.records import Record
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import open_store
 from hermes_lifecycle.vocabulary import format_time
@@ -45,8 +45,7 @@ TEXT = "text/plain; charset=utf-8"
 EXIT_FOR_STATUS = {200: 0, 400: 2, 404: 3, 500: 1, 503: 5}
 
 
-@record
-class Answer:
+class Answer(Record):
     status: int
     content_type: str
     body: bytes
