@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 from .records import Record
 from .errors import HermesError
 from .events import MAX_DATA_BYTES, NewEvent, encode_data, format_time
+from .vocabulary import Actor, Desired, EventType
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .profiles import is_own_entry
 from .settings import SOUL_FILE, Settings
@@ -179,9 +180,9 @@ def _encoded_size(data: dict[str, Any]) -> int:
 
 def events_for(profile: str, plan: ImportPlan) -> list[NewEvent]:
     """``created`` and, when the gateway should run, ``started``: appended together or not at all."""
-    batch = [NewEvent(profile, "created", "import", "down", reason=REASON, data=plan.created_data)]
+    batch = [NewEvent(profile, EventType.CREATED, Actor.IMPORT, Desired.DOWN, reason=REASON, data=plan.created_data)]
     if plan.up:
-        batch.append(NewEvent(profile, "started", "import", "up", reason=REASON, data=plan.started_data))
+        batch.append(NewEvent(profile, EventType.STARTED, Actor.IMPORT, Desired.UP, reason=REASON, data=plan.started_data))
     return batch
 
 

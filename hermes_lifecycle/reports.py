@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .events import NewEvent, parse_time
+from .vocabulary import Actor, EventType, is_int
 from .records import Record
 
 # hermes-agent's gateway_state values (gateway/status.py) and the transition each one reports.
@@ -62,7 +63,7 @@ def read_account(said: object) -> Account | None:
     if "pid" not in said and "gateway_state" not in said:
         return None
     pid = said.get("pid")
-    if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= 2**31 - 1:
+    if not is_int(pid) or not 1 <= pid <= 2**31 - 1:
         raise BadAccount("no valid pid")
     state = said.get("gateway_state")
     if state not in GATEWAY_STATES:
@@ -155,13 +156,13 @@ def transitions(last: Summary, account: Account, run: Run, profile: str, *, now:
     events = []
 
     def report(reason: str, **details: Any) -> None:
-        data = {"run": run.position, "gateway_state": state, "platforms": dict(sorted(levels.items()))}
+        data: dict[str, Any] = {"run": run.position, "gateway_state": state, "platforms": dict(sorted(levels.items()))}
         if ready is not None:
             data["ready_seconds"] = ready
         if account.updated_at:
             data["reported_at"] = account.updated_at
         data.update({key: value for key, value in details.items() if value is not None})
-        events.append(NewEvent(profile, "reported", "gateway", None, pid=run.pid, reason=reason, data=data))
+        events.append(NewEvent(profile, EventType.REPORTED, Actor.GATEWAY, None, pid=run.pid, reason=reason, data=data))
 
     if account.state != state:
         before, state = state, account.state

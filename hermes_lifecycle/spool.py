@@ -37,6 +37,7 @@ from .errors import HermesError, StoreUnavailable
 from .names import BOOT_ID_PATTERN, NAME_PATTERN
 from .records import Record
 from .events import TIME_FORMAT
+from .vocabulary import format_ns, is_int
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -240,7 +241,7 @@ def _checked(value: object, kind: str, profile: str, host: str) -> KeptExit | Ke
 
     def pid(field: str) -> None:
         item = value[field]
-        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_PID:
+        if not is_int(item) or not 1 <= item <= MAX_PID:
             raise Refused(f"invalid {field} pid")
 
     text("profile", NAME_PATTERN)
@@ -468,9 +469,4 @@ def observed_now() -> tuple[str, int]:
     return observed_time(now_ns), now_ns
 
 
-def observed_time(ns: int) -> str:
-    """A time in nanoseconds in the log's time format."""
-    import time
-
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % (rest // 1_000_000)
+observed_time = format_ns  # a time in nanoseconds in the log's time format

@@ -8,7 +8,9 @@ import itertools
 import pytest
 
 from hermes_lifecycle.fold import ProfileState
-from hermes_lifecycle.projector.plan import SlotView, plan
+from hermes_lifecycle.profile_state import screened
+from hermes_lifecycle.projector import plan as planner
+from hermes_lifecycle.projector.plan import SlotView
 from hermes_lifecycle.projector.observed import ServiceStatus
 
 T0, T1 = 1000, 2000  # TAI64N stamps, only their order matters
@@ -33,6 +35,11 @@ def state(
         run_position=run, run_pid=1234 if run else None, run_started_at=None, run_boot_id=None,
         run_ended=run_ended,
     )
+
+
+def plan(states, slots, **options):
+    """The planner on rows through the one gate, as the reconciler hands them over."""
+    return planner.plan([screened(state) for state in states], slots, **options)
 
 
 def status(*, wantedup: bool, up: bool, finish_done: bool = True) -> ServiceStatus:
@@ -165,11 +172,15 @@ def test_a_hostile_name_is_skipped_and_valid_profiles_still_served(name):
     "garbage, problem",
     [
         ({"desired": "sideways"}, "invalid desired state"),
-        ({"restart_position": "30; rm"}, "invalid restart_position"),
-        ({"run_position": True}, "invalid run_position"),
-        ({"version": 0}, "invalid version"),
-        ({"last_type": "exploded"}, "invalid last event type or actor"),
-        ({"deleted": "yes"}, "invalid deleted or run_ended flag"),
+        ({"restart_position": "30; rm"}, "restart_position is not a positive integer"),
+        ({"run_position": True}, "run_position is not a positive integer"),
+        ({"version": 0}, "version is not a positive integer"),
+        ({"last_type": "exploded"}, "invalid last type or actor"),
+        ({"deleted": "yes"}, "deleted or run_ended is not a flag"),
+        # What only the store's check saw before there was one gate: the planner acted on these.
+        ({"last_at": "yesterday"}, "a time is not in the log's format"),
+        ({"crashes": 2}, "last_crash_position does not match crashes"),
+        ({"run_boot_id": 7}, "run_boot_id is not text"),
     ],
 )
 def test_a_garbled_row_is_skipped_and_its_slot_left_alone(garbage, problem):

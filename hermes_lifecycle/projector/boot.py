@@ -31,9 +31,9 @@ from typing import Callable
 from ..chain import first_broken_position
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import utc_now
+from ..profile_state import ProfileState
 from ..settings import Settings
 from ..store import EventStore, open_store
-from . import plan as planning
 from . import snapshot as snapshots
 from .claim import Claim, VolumeClaimed, take as claim_volume
 from .dropped import run_writing_steps, write_boot_log
@@ -239,7 +239,7 @@ def _log_profiles(log: BootLog, report: PassReport) -> None:
     for applied in report.actions:
         by_profile.setdefault(applied.action.profile, []).append(applied)
     for state in report.states:
-        if planning.state_problem(state) is not None:
+        if not isinstance(state, ProfileState):  # refused by the gate: its skip-invalid is logged below
             continue
         rows = by_profile.pop(state.profile, [])
         done = ", ".join(_describe(applied) for applied in rows) or "slot unchanged"

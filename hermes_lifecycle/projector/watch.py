@@ -38,7 +38,8 @@ from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed, stop_every_statement
+from ..store.recorder import ChangeFeed, stop_every_statement
+from ..store.feed import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED
 from .claim import take as claim_volume
 from .dropped import replay_spool
 from .reconcile import PassReport, Reconciler
