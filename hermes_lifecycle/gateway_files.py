@@ -67,7 +67,7 @@ def read(path: str) -> Seen | None:
         raise Unreadable(f"nested deeper than {MAX_DEPTH}")
     try:
         content = json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:  # what json.loads raises for any text it refuses
         raise Unreadable(f"not JSON ({error.msg})") from None
     return Seen(content, identity(info))
 

@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from hermes_lifecycle import __version__
 
@@ -67,9 +67,9 @@ def _hook_call(argv: Sequence[str]) -> SimpleNamespace | None:
     if len(argv) < 2 or argv[0] not in HOOK_ARGUMENTS:
         return None
     names, handler = HOOK_ARGUMENTS[argv[0]]
-    values = list(argv[1:])
+    values: list[str | None] = list(argv[1:])
     optional = 1 if argv[0] == "record-exit" else 0
-    if not len(names) - optional <= len(values) <= len(names) or any(v.startswith("-") for v in values):
+    if not len(names) - optional <= len(values) <= len(names) or any(v is not None and v.startswith("-") for v in values):
         return None
     values += [None] * (len(names) - len(values))
     return SimpleNamespace(command=argv[0], handler=handler, **dict(zip(names, values)))
@@ -81,18 +81,17 @@ def _parser_class():
     class Parser(argparse.ArgumentParser):
         """argparse, but a usage error is one line on stderr and exit 2."""
 
-        def error(self, message: str) -> None:  # type: ignore[override]
+        def error(self, message: str) -> NoReturn:
             self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     return Parser
 
 
-MAX_LIMIT = 2**31 - 1  # a count any store binds as an integer; more rows than that is "all" (0)
-
-
 def _limit(text: str) -> int:
     """``--limit``: 0 (all) to MAX_LIMIT; anything else is a usage error (one line, exit 2), never a traceback."""
     import argparse
+
+    from .options import MAX_LIMIT
 
     shown = text if len(text) <= 40 else text[:37] + "..."
     try:
