@@ -2,10 +2,12 @@
 
 Apart from the fold (``fold.py``: the stream rules, which only an append and
 doctor run), so that readers (`profile history`, `list`) can hold and check a
-state without importing the writer's half. ``screened`` is the one check of a
-projection row's values, for the store's readers, the planner, the fleet
-snapshot and boot alike: the row belongs to a less privileged user (and can be
-damaged), so nothing in it is trusted before it passes.
+state without importing the writer's half. ``state_problem`` is the one check
+of a projection row's values: the store's readers take rows through it
+(``checked_state``), and what acts on a row (the planner, the fleet snapshot,
+boot) through ``screened``, which asks a valid profile name first. The row
+belongs to a less privileged user (and can be damaged): nothing in it is
+trusted before it passes.
 """
 
 from __future__ import annotations
@@ -117,10 +119,8 @@ def _time(value: object, *, optional: bool = False) -> bool:
 
 def state_problem(state: ProfileState) -> str | None:
     """What is wrong with a projection row's values, or None: every field, checked before use."""
-    try:
-        validate_name(state.profile)
-    except InvalidName:
-        return "invalid profile name"
+    if not isinstance(state.profile, str):
+        return "profile is not text"
     if not isinstance(state.deleted, bool) or not isinstance(state.run_ended, bool):
         return "deleted or run_ended is not a flag"
     if state.desired not in DESIRED:
@@ -151,12 +151,8 @@ def state_problem(state: ProfileState) -> str | None:
     return None
 
 
-def screened(state: ProfileState) -> ProfileState | RefusedRow:
-    """The one gate of a projection row (as ``state_from_row`` read it): the state with its words
-    as members, or a ``RefusedRow`` saying why not."""
-    problem = state_problem(state)
-    if problem is not None:
-        return RefusedRow(state.profile, state.host, problem)
+def _with_members(state: ProfileState) -> ProfileState:
+    """A state that passed ``state_problem``, its words as members."""
     return state._replace(
         desired=DESIRED_OF[state.desired], last_type=TYPE_OF[state.last_type],
         last_actor=ACTOR_OF[state.last_actor], intent_actor=ACTOR_OF[state.intent_actor],
@@ -164,8 +160,25 @@ def screened(state: ProfileState) -> ProfileState | RefusedRow:
 
 
 def checked_state(row: Mapping[str, Any]) -> ProfileState:
-    """A projection row through the gate; MalformedRow (exit 5) when it does not pass."""
-    state = screened(state_from_row(row))
-    if isinstance(state, RefusedRow):
-        raise MalformedRow("profile_projection", row["profile"], state.problem)
-    return state
+    """A projection row through the gate, for a reader that shows it; MalformedRow (exit 5) when
+    it does not pass. A name that is text but no valid name is shown (quoted) and counted by its
+    reader, never acted on: acting on one is what ``screened`` refuses."""
+    state = state_from_row(row)
+    problem = state_problem(state)
+    if problem is not None:
+        raise MalformedRow("profile_projection", row["profile"], problem)
+    return _with_members(state)
+
+
+def screened(state: ProfileState) -> ProfileState | RefusedRow:
+    """The gate for a row something is done about (the planner, the fleet snapshot, boot): a valid
+    profile name first (a slot, a directory are named after it), then ``state_problem``. The state
+    with its words as members, or a ``RefusedRow`` saying why not."""
+    try:
+        validate_name(state.profile)
+    except InvalidName:
+        return RefusedRow(state.profile, state.host, "invalid profile name")
+    problem = state_problem(state)
+    if problem is not None:
+        return RefusedRow(state.profile, state.host, problem)
+    return _with_members(state)
