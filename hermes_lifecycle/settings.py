@@ -218,10 +218,6 @@ class Settings(Record):
         return _path(self.scandir_dir)
 
     @property
-    def host_id_path(self) -> "Path":
-        return _path(self.host_id_file)
-
-    @property
     def host_id_file(self) -> str:
         return os.path.join(self.home_dir, "state", "host-id")
 
@@ -241,10 +237,6 @@ class Settings(Record):
     @property
     def boot_log(self) -> "Path":
         return self.home / "logs" / "container-boot.log"
-
-    @property
-    def boot_id_path(self) -> "Path":
-        return _path(self.boot_id_file)
 
     def profile_dir(self, name: str) -> "Path":
         """The directory of a profile; ``default`` is the home itself."""
@@ -392,7 +384,7 @@ def _create_host_id(settings: Settings) -> str:
     """Write a new UUID without ever replacing one another process made first."""
     import uuid
 
-    path = settings.host_id_path
+    path = _path(settings.host_id_file)
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:

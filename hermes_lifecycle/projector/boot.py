@@ -163,7 +163,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
                 warn(f"hermes-state: {warning}")
 
             scandir.write_boot_id(boot_id)
-            log.add(f"boot id written to {settings.boot_id_path}")
+            log.add(f"boot id written to {settings.boot_id_file}")
             reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
             report = reconciler.full_pass("boot")
     except StoreUnreachable as error:
@@ -228,7 +228,7 @@ def _boot_offline(settings: Settings, scandir: ScanDir, boot_id: str, log: BootL
     log.add(headline)
     warn(f"hermes-state: boot: {headline}; the watch daemon reconciles when the database returns ({error})")
     scandir.write_boot_id(boot_id)
-    log.add(f"boot id written to {settings.boot_id_path}")
+    log.add(f"boot id written to {settings.boot_id_file}")
     report = Reconciler(settings, None, scandir=scandir, report=report_to).snapshot_pass("boot-snapshot", snapshot)
     return _finish(log, report, warn)
 

@@ -94,7 +94,7 @@ def _boot_id(text: str) -> str:
     config = settings()
     current = config.read_boot_id()
     if current is None:
-        raise NotFound(f"no current boot: {config.boot_id_path} does not exist (the projector writes it at boot)")
+        raise NotFound(f"no current boot: {config.boot_id_file} does not exist (the projector writes it at boot)")
     return current
 
 
