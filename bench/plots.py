@@ -100,6 +100,9 @@ def scaling(results: dict, out: Path) -> Path | None:
         if key == "events":
             axis.plot(x, [data["doctor_ms"][label] for label in labels], "x-", color="#cf222e",
                       label="hermes-state doctor (reads it all)")
+            if "doctor_checkpoint_ms" in data:
+                axis.plot(x, [data["doctor_checkpoint_ms"][label] for label in labels], "x:", color="#cf222e",
+                          label="doctor from root's checkpoint")
         # A line that grows in proportion, for the eye.
         base = data["boot_pass_ms"][labels[0]]
         axis.plot(x, [base * v / x[0] for v in x], ":", color=FLOOR, label="proportional growth")

@@ -147,10 +147,21 @@ def rows(items: dict) -> list[tuple[str, str, str, str]]:
         wall = figures["boot_1M_over_10k_wall"]
         add("boot, 1,000 profiles: 1M / 10k events, CPU time", f"{figures['boot_1M_over_10k']:.2f} "
             f"(wall: median {wall['median']:.2f}, min {wall['min']:.2f})", "<= 1.2", figures["boot_1M_over_10k"] <= 1.2)
+        for label, kept in figures.get("doctor_checkpoint_ms", {}).items():
+            ratio = figures["doctor_checkpoint_ratio_to_integrity_check"][label]
+            large = label == figures["by_events"][-1]
+            add(f"{label}: doctor with its checkpoint / integrity_check",
+                f"{kept:,.0f} ms / {figures['integrity_check_ms'][label]:,.0f} ms = {ratio:.2f}x "
+                f"(--full {figures['doctor_ms'][label]:,.0f} ms)", "<= 1.5" if large else "",
+                ratio <= 1.5 if large else None)
+        if "history_first_line_ms" in figures:
+            add("history, whole stream (--limit 0 --json): its first line", f"{figures['history_first_line_ms']:.0f} ms")
+        to_plain = figures.get("history_ratio_to_plain_read", {})
         for command, ratio in figures["history_ratio_to_version"].items():
-            if command != "hermes --version":
+            if command not in ("hermes --version", "hermes-state --version"):
+                plain = f", {to_plain[command]:.2f}x the plain read" if command in to_plain else ""
                 add(f"{command}, 100k-event stream / --version",
-                    f"{figures['history_ms'][command]:.0f} ms, {ratio:.2f}x")
+                    f"{figures['history_ms'][command]:.0f} ms, {ratio:.2f}x{plain}")
     figures = (items.get("hooks") or {}).get("figures")
     if figures:
         for command, row in figures["hooks_ms"].items():

@@ -2,8 +2,10 @@
 
 The backend checks what only it can (for SQLite: the library, the file, its
 owners and file system, ``integrity_check``, the schema and its objects);
-then, the same for every backend, the whole log is read once to verify the
-hash chain and to fold it, and the fold must equal the stored projection.
+then, the same for every backend, the log is read once to verify the hash
+chain and to fold it, and the fold must equal the stored projection. Run by
+root, only the rows after root's checkpoint are read (``checkpoint.py``:
+the row at it must be the one verified then); ``full`` reads every row.
 Errors (corruption, a broken chain, projection not equal to the fold, a
 schema mismatch) make the store unhealthy; warnings are reported and leave
 it healthy. Last, the profile directories are compared with the log
@@ -17,8 +19,11 @@ and exits not in the log yet, and files set aside, are warnings.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
+from . import checkpoint
 from .chain import GENESIS, verifies
 from .checks import ERROR, OK, WARNING, Report
 from .errors import HermesError
@@ -29,21 +34,26 @@ from .profiles import DELETED_DIR
 from .settings import Settings
 from .store import backend_for, open_store
 from .store.log import state_from_row
-from .store.recorder import batches
+from .vocabulary import format_time
 from .volume import VolumeRefused, open_directory, owners_for
 
 Progress = Callable[[int], Callable[[int], None]]  # total -> advance(n)
 
 
-def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_factory: Progress | None = None) -> Report:
-    """Run every check on the store ``settings`` name; never raises for a store problem."""
+def diagnose(settings: Settings, *, expected_owner: str | None = None, progress_factory: Progress | None = None,
+             checkpoints: Path | None = None, full: bool = False) -> Report:
+    """Run every check on the store ``settings`` name; never raises for a store problem.
+
+    ``checkpoints``: root's directory of checkpoints (``checkpoint.py``): the chain and the fold are
+    checked from this store's checkpoint on, and a new one kept; None keeps none and reads every
+    row. ``full``: read every row even so (the checkpoint is still compared)."""
     report = Report(settings.store_location)
     if not backend_for(settings).diagnose(settings, report, expected_owner=expected_owner):
         check_spool(report, settings)
         return report
     try:
         with open_store(settings, readonly=True) as store, store.recorder.transaction(write=False) as tx:
-            _check_chain_and_projection(report, tx, progress_factory)
+            _check_chain_and_projection(report, tx, progress_factory, checkpoints, settings.store_location, full)
             states = [state_from_row(row) for row in tx.state_rows(include_deleted=True)]
     except HermesError as error:
         report.add("database", ERROR, str(error))
@@ -71,7 +81,7 @@ def check_spool(report: Report, settings: Settings) -> None:
     Outages): counted by name only, so root reads none of the gateway user's files."""
     if not settings.fleet:
         return
-    from . import spool
+    from .fleet import spool
 
     try:
         held = spool.pending(settings)
@@ -179,14 +189,22 @@ def _exists(name: str, directory: int) -> bool:
     return True
 
 
-def _check_chain_and_projection(report: Report, tx, progress_factory: Progress | None) -> None:
-    advance = progress_factory(tx.last_position()) if progress_factory else (lambda n: None)
-    previous = GENESIS
+def _check_chain_and_projection(report: Report, tx, progress_factory: Progress | None,
+                                checkpoints: Path | None, location: str, full: bool) -> None:
+    last = tx.last_position()
+    kept = _kept_checkpoint(report, checkpoints, location)
+    moved = _checkpoint_problem(tx, kept, last) if kept is not None else None
+    if moved is not None:
+        report.add("checkpoint", ERROR, f"{moved}: the log up to it was rewritten, or another store is in its place "
+                                        f"(restored on purpose? remove {checkpoints / checkpoint.file_name(location)})")  # type: ignore[operator]  # a checkpoint was read: checkpoints is set
+    start = kept if kept is not None and moved is None and not full else None
+    advance = progress_factory(last - (start.position if start else 0)) if progress_factory else (lambda n: None)
+    previous = start.hash if start else GENESIS
+    folded: dict[str, ProfileState] = dict(start.states) if start else {}
     broken: int | None = None
-    folded: dict[str, ProfileState] = {}
     refused: str | None = None
     count = 0
-    for rows in batches(tx):
+    for rows in _batches_after(tx, start.position if start else 0):
         for row in rows:
             if broken is None and not verifies(previous, row):
                 broken = row["position"]
@@ -200,13 +218,19 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
         count += len(rows)
         advance(len(rows))
 
-    if broken is None:
+    if broken is not None:
+        report.add("hash chain", ERROR, f"broken at position {broken}: that row was changed, removed or inserted")
+    elif start is None:
         report.add("hash chain", OK, f"{count} events verified")
     else:
-        report.add("hash chain", ERROR, f"broken at position {broken}: that row was changed, removed or inserted")
+        report.add("hash chain", OK, f"{count} events verified after position {start.position}, whose row is the "
+                                     f"one verified {start.verified_at}; every row last read {start.full_at} "
+                                     "(`hermes-state doctor --full` reads them all)")
     if refused is not None:
         report.add("fold", ERROR, f"the log breaks the stream rules at {refused}")
         return
+    if checkpoints is not None and broken is None and moved is None and last > 0:
+        _keep_checkpoint(report, checkpoints, location, start, last, previous, folded)
     stored = {row["profile"]: state_from_row(row) for row in tx.state_rows(include_deleted=True)}
     # A name that is not text (a BLOB written behind the store's back) sorts and shows by its repr.
     differing = sorted((name for name in set(stored) | set(folded) if stored.get(name) != folded.get(name)), key=repr)
@@ -216,3 +240,50 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
         report.add("projection", ERROR, f"projection differs from the fold of the log for: {shown}")
     else:
         report.add("projection", OK, f"{len(stored)} profiles equal the fold of the log")
+
+
+def _batches_after(tx, position: int, size: int = 5000):
+    """The log after ``position`` in position order, ``size`` rows at a time, in the one transaction."""
+    while rows := tx.rows_after(position, size):
+        yield rows
+        position = rows[-1]["position"]
+
+
+def _kept_checkpoint(report: Report, checkpoints: Path | None, location: str) -> checkpoint.Checkpoint | None:
+    """Root's checkpoint for this store; one it cannot trust is a warning, and every row is read."""
+    if checkpoints is None:
+        return None
+    try:
+        return checkpoint.load(checkpoints, location)
+    except checkpoint.CheckpointRefused as refused:
+        report.add("checkpoint", WARNING, f"{refused}: every row verified instead")
+        return None
+
+
+def _checkpoint_problem(tx, kept: checkpoint.Checkpoint, last: int) -> str | None:
+    """What no longer agrees with the checkpoint: the row at its position must still be there, hold
+    its hash and hash to it after the row before it. None when all of that holds."""
+    position = kept.position
+    verified = f"position {position}, verified {kept.verified_at}"
+    if last < position:
+        return f"the log ends at position {last}, before {verified}"
+    rows = tx.rows_after(max(position - 2, 0), 2 if position > 1 else 1)
+    if position > 1 and (len(rows) < 2 or rows[0]["position"] != position - 1):
+        return f"the row before {verified} is gone"
+    row = rows[-1]
+    previous = rows[0]["hash"] if position > 1 else GENESIS
+    if row["position"] != position or row["hash"] != kept.hash or not verifies(previous, row):
+        return f"the row at {verified} is not the one verified then"
+    return None
+
+
+def _keep_checkpoint(report: Report, checkpoints: Path, location: str, start: checkpoint.Checkpoint | None,
+                     last: int, last_hash: str, folded: dict[str, ProfileState]) -> None:
+    now = format_time(datetime.now(timezone.utc))
+    kept = checkpoint.Checkpoint(last, last_hash, folded, now, start.full_at if start else now)
+    try:
+        checkpoint.save(checkpoints, location, kept)
+    except (checkpoint.CheckpointRefused, OSError) as error:
+        report.add("checkpoint", WARNING, f"not kept ({error}): the next doctor verifies every row again")
+        return
+    report.add("checkpoint", OK, f"position {last} kept in {checkpoints}: the next doctor verifies only the rows after it")

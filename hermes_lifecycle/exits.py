@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Sequence
 
+from .crash_loop import CrashLoopPolicy
 from .errors import BadInput
 from .events import NewEvent, format_time
 from .fold import ProfileState
 from .records import Record
-from .settings import CrashLoopPolicy
 from .vocabulary import Actor, Desired, EventType
 
 # finish's exit status: 125 tells s6 the failure is permanent (do not restart).

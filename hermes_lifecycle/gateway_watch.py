@@ -43,12 +43,13 @@ from typing import Any, Callable
 from . import gateway_files, reports
 from .errors import HermesError, StoreUnreachable
 from .events import NewEvent, utc_now
-from .vocabulary import Actor, Desired, EventType, is_int
+from .fleet import replay_kept
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .profile_state import ProfileState
 from .settings import HERMES_AGENT, SOUL_FILE, Settings
 from .store import EventStore, open_store
 from .store.feed import IDLE, REPLACED, STOPPED
+from .vocabulary import Actor, Desired, EventType, is_int
 
 REPORTS_PER_MINUTE = 30  # a gateway flapping faster than this is said once a minute, and caught up after
 POLL_SECONDS = 1.0  # the polling observer's period, where inotify is unavailable
@@ -328,8 +329,7 @@ class GatewayWatcher:
         events = reports.transitions(last, account, run, name, now=utc_now())
         if not events or not self._allowed(name, len(events)):
             return
-        store = self._store
-        assert store is not None
+        store = self._writer()
         with store.writing() as tx:
             now = tx.state(name)
             if now is None or now.deleted or now.run_position != run.position:
@@ -422,10 +422,9 @@ class GatewayWatcher:
                 self._gone_since.pop(name, None)
 
     def _append_adopted(self, name: str, kind: EventType, desired: Desired, why: str) -> bool:
-        store = self._store
-        assert store is not None
         try:
-            event = store.append(NewEvent(name, kind, Actor.HERMES_AGENT, desired, reason=ADOPTED, data={"seen": why}))
+            event = self._writer().append(NewEvent(name, kind, Actor.HERMES_AGENT, desired, reason=ADOPTED,
+                                                   data={"seen": why}))
         except HermesError as error:
             if self._stopped.is_set():
                 return False
@@ -439,6 +438,14 @@ class GatewayWatcher:
         return True
 
     # -- lines --------------------------------------------------------------------
+    def _writer(self) -> EventStore:
+        """The store, about to be written: on a fleet host, what the hooks kept in the spool is
+        appended first (``fleet.replay_kept``), as by every writer; a file it sets aside is a line."""
+        store = self._store
+        assert store is not None
+        replay_kept(store, self.settings, say=self.warn)
+        return store
+
     def _line(self, record: dict) -> None:
         self.say(json.dumps(record, separators=(",", ":")))
 

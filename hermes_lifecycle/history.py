@@ -9,6 +9,7 @@ CLI (``hermes_lifecycle_cli.options``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Iterator
 
 from .events import Event
 from .profile_state import ProfileState
@@ -26,10 +27,11 @@ class HistoryFilter(Record):
     boot_id: str | None = None
     limit: int | None = 50  # None: all
 
-    def window(self, *, after_position: int = 0, newest_first: bool = False, limit: int | None = None) -> StreamWindow:
+    def window(self, *, after_position: int = 0, after_version: int = 0, newest_first: bool = False,
+               limit: int | None = None) -> StreamWindow:
         return StreamWindow(
-            after_position=after_position, since=self.since, until=self.until, types=self.types,
-            boot_id=self.boot_id, limit=limit, newest_first=newest_first,
+            after_version=after_version, after_position=after_position, since=self.since, until=self.until,
+            types=self.types, boot_id=self.boot_id, limit=limit, newest_first=newest_first,
         )
 
 
@@ -47,6 +49,37 @@ def read_history(store: EventStore, profile: str, window: HistoryFilter) -> Hist
         crashes = tx.crashes(profile)
     events.reverse()
     return History(state, events, crashes)
+
+
+STREAM_PAGE = 2000  # rows a page of ``stream_history`` reads: the first are shown while the rest wait
+
+
+def stream_history(store: EventStore, profile: str, window: HistoryFilter, page: int = STREAM_PAGE) -> Iterator[Event]:
+    """Every matching event, oldest first, a page at a time (``--limit 0 --json``): each is shown
+    as soon as its page is read, memory stays one page, and no read transaction is held while
+    the reader of the output is slow (a long-open snapshot keeps SQLite's WAL from being reset).
+
+    The log only grows, so a page that starts after the previous page's last version misses
+    nothing and repeats nothing; an event appended meanwhile may show at the end, as with
+    ``--follow``. Versions are unique in a stream (``UNIQUE (profile, version)``) and the order
+    is by version, so a page's last version is an exact key, whatever type a row written behind
+    the store's back gave it; when it cannot be read (over its bound), the rest is read at once.
+    """
+    with store.reading() as tx:
+        tx.require_state(profile)
+    after: Any = 0  # a stored version, of whatever type a row written behind the store's back gave it
+    while True:
+        with store.reading() as tx:
+            events, count, last = tx.stream_page(profile, window.window(after_version=after, limit=page))
+        yield from events
+        if count < page:
+            return
+        if last is None:  # the same order again, past the rows shown
+            with store.reading() as tx:
+                rest = tx.stream_page(profile, window.window(after_version=after), skip=count)[0]
+            yield from rest
+            return
+        after = last
 
 
 def read_newer(store: EventStore, profile: str, window: HistoryFilter, after_position: int) -> list[Event]:

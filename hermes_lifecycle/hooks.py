@@ -3,7 +3,8 @@
 ``record_start`` appends the supervisor's ``started`` for the process that
 is about to become the gateway; ``record_exit`` classifies an exit
 (``exits.classify_exit``) and appends what it decided, in one transaction.
-Both open the store with a short busy timeout: a hook that cannot record
+The caller opens the store (``fleet.open_writer``: on a fleet host the kept
+facts come first) with ``HOOK_BUSY_TIMEOUT_MS``: a hook that cannot record
 must say so quickly (s6 gives ``finish`` five seconds in all).
 """
 
@@ -19,8 +20,9 @@ from .exits import EX_CONFIG, SIGTERM, ExitDecision, ObservedExit, classify_exit
 from .fold import ProfileState
 from . import names
 from .names import validate_name
-from .settings import CrashLoopPolicy, Settings
-from .store import EventStore, open_store
+from .crash_loop import CrashLoopPolicy
+from .settings import Settings
+from .store import EventStore
 from .store.recorder import StreamWindow
 
 # Well under a second: with the interpreter's start, a hook facing a locked
@@ -82,11 +84,7 @@ def require_slot_supervisor(hook: str, slot: str, settings: Settings) -> None:
     )
 
 
-def _open(settings: Settings) -> EventStore:
-    return open_store(settings, busy_timeout_ms=HOOK_BUSY_TIMEOUT_MS)
-
-
-def record_start(settings: Settings, name: str, pid: int, *, key: str | None = None) -> Event:
+def record_start(store: EventStore, name: str, pid: int, *, key: str | None = None) -> Event:
     """Append the supervisor's ``started`` for ``pid``.
 
     Raises NotFound / ProfileDeleted when there is no live profile to start
@@ -94,7 +92,7 @@ def record_start(settings: Settings, name: str, pid: int, *, key: str | None = N
     ``key``: the event's idempotency key (a fleet host's, kept with the start if it must be spooled).
     """
     validate_name(name)
-    with _open(settings) as store, store.writing() as tx:
+    with store.writing() as tx:
         state = tx.state(name)
         if state is None:
             raise NotFound(f"no profile named {name!r}: no gateway started")
@@ -122,7 +120,7 @@ def _supervisor_start(name: str, pid: int, supervisor: int, key: str | None, **d
 
 
 def record_exit(
-    settings: Settings, name: str, observed: ObservedExit, policy: CrashLoopPolicy, *, key: str | None = None
+    store: EventStore, name: str, observed: ObservedExit, policy: CrashLoopPolicy, *, key: str | None = None
 ) -> tuple[ExitDecision, list[Event]]:
     """Classify an exit and append what was decided, atomically.
 
@@ -132,7 +130,7 @@ def record_exit(
     the first event appended (a fleet host's, kept with the exit if it must be spooled).
     """
     validate_name(name)
-    with _open(settings) as store, store.writing() as tx:
+    with store.writing() as tx:
         return decide_exit(tx, name, observed, policy, now=store.clock(), boot_id=store.boot_id,
                            supervisor=os.getppid(), key=key)
 

@@ -6,6 +6,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Mapping
 
+from .crash_loop import CrashLoopPolicy  # the pure core's type; built here from HERMES_CRASH_LOOP
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 from .records import Record
@@ -96,24 +97,6 @@ def inside_s6_overlay(proc_root: str = "/proc", run_root: str = "/run") -> bool:
     except OSError:
         return False
     return comm == "s6-svscan" and os.path.exists(os.path.join(run_root, "s6", "basedir"))
-
-
-class CrashLoopPolicy(Record):
-    """``HERMES_CRASH_LOOP``: COUNT crashes within WINDOW seconds trip the breaker."""
-
-    crashes: int
-    window_seconds: float
-
-    @classmethod
-    def parse(cls, text: str) -> "CrashLoopPolicy":
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", text)
-        if not match:
-            raise BadInput(f"invalid HERMES_CRASH_LOOP {text!r}: expected COUNT/WINDOW such as 5/60s")
-        count = int(match.group(1))
-        window = float(match.group(2)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(3)]
-        if count < 1 or window <= 0:
-            raise BadInput(f"invalid HERMES_CRASH_LOOP {text!r}: count and window must be positive")
-        return cls(count, window)
 
 
 class WatchIntervals(Record):
@@ -223,7 +206,7 @@ class Settings(Record):
 
     @property
     def spool_dir(self) -> str:
-        """A fleet host's exits seen while the database was unavailable (``spool.py``, docs/fleet.md)."""
+        """A fleet host's exits seen while the database was unavailable (``fleet/spool.py``, docs/fleet.md)."""
         return os.path.join(self.home_dir, "state", "spool")
 
     @property

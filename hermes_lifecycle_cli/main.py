@@ -193,6 +193,8 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
 
     doctor = commands.add_parser("doctor", help="check the store: integrity, schema, chain, projection")
     _json_option(doctor)
+    doctor.add_argument("--full", action="store_true",
+                        help="verify every row from the first, not only those after root's checkpoint")
     doctor.set_defaults(handler="hermes_lifecycle_cli.commands.state:doctor")
 
     sql = commands.add_parser("sql", help="read the store: statements from the input (or psql on a fleet), read-only")

@@ -31,7 +31,7 @@ def json_line(row: Mapping[str, Any]) -> str:
     is written as its ``\\uXXXX`` escape, which any JSON reader turns back into it. A BLOB
     (a value no append writes; `hermes-state sql` may meet one) is ``{"blob": "<hex>"}``.
     """
-    text = json.dumps(row, ensure_ascii=False, separators=(", ", ": "), default=_json_value)
+    text = _LINE_ENCODER.encode(row)
     if text.isprintable():  # the common case costs one C-level scan
         return text
     return "".join(c if c.isprintable() else _json_escape(c) for c in text)
@@ -41,6 +41,11 @@ def _json_value(value: object) -> object:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"blob": bytes(value).hex()}
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# json.dumps's options, made once: with any option it builds a new JSONEncoder per call, which was
+# a fifth of `history --limit 0 --json` (100k lines). The same options, the same text.
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=_json_value)
 
 
 def _json_escape(character: str) -> str:

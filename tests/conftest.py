@@ -128,6 +128,9 @@ class Home:
             "LANG": "C.UTF-8",
             "HERMES_HOME": str(self.path),
             "HERMES_USER": self.user.name,
+            # Root's doctor keeps its checkpoints here (hermes_lifecycle/checkpoint.py), one directory
+            # per test beside the home: never the machine's /run, never another test's.
+            "HERMES_STATE_DOCTOR_DIR": str(self.path.parent / "doctor-checkpoints"),
             "S6_PROFILE_GATEWAY_SCANDIR": str(self.scandir),
             **self.extra_env,
         }

@@ -60,7 +60,8 @@ def test_the_durable_writes_workload_is_a_healthy_store(tmp_path):
     writer.close()
     home = tmp_path / "home"
     result = subprocess.run([str(HERMES), "doctor"], capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "HERMES_HOME": str(home)})
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "HERMES_HOME": str(home),
+                                 "HERMES_STATE_DOCTOR_DIR": str(tmp_path / "doctor-checkpoints")})
     assert result.returncode == 0, result.stdout + result.stderr
     listing = subprocess.run([str(HERMES), "list", "--json"], capture_output=True, text=True,
                              timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(home), "HERMES_HOME": str(home)})

@@ -201,3 +201,137 @@ def test_a_progress_bar_on_a_terminal_for_a_long_log(home):
     assert status == 0, seen[-500:]
     assert b"verifying the log" in seen
     assert b"30000 events verified" in seen
+
+
+# -- root's checkpoint (hermes_lifecycle/checkpoint.py) ------------------------------------------------
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root keeps a checkpoint")
+
+
+def root_doctor(home, *args: str):
+    result = home.hermes("doctor", "--json", *args, as_root=True)
+    assert len(result.stdout.splitlines()) == 1, result.stderr
+    return result.returncode, {c["check"]: c for c in json.loads(result.stdout)["checks"]}, result.stderr
+
+
+def checkpoints(home):
+    return home.path.parent / "doctor-checkpoints"  # conftest's HERMES_STATE_DOCTOR_DIR
+
+
+def append(home, *types: str) -> None:
+    with open_store(Settings.from_env(home.env())) as store:
+        for kind in types:
+            store.append(NewEvent("alice", kind, "cli", "up" if kind == "started" else "down"))
+    give_to(home.path, home.user)
+
+
+def rewrite_consistently(db, position: int, **changes) -> None:
+    """What the store's owner can do: change a row, recompute every hash from it on (the chain has
+    no secret) and put the triggers back, so that a check from the genesis hash passes."""
+    from hermes_lifecycle.chain import chain_hash
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'").fetchall()
+    for trigger in triggers:
+        conn.execute(f"DROP TRIGGER {trigger['name']}")
+    rows = [dict(row) for row in conn.execute("SELECT * FROM events ORDER BY position")]
+    previous = rows[position - 2]["hash"] if position > 1 else "0" * 64
+    rows[position - 1].update(changes)
+    for row in rows[position - 1:]:
+        row["hash"] = previous = chain_hash(previous, row)
+        conn.execute("UPDATE events SET " + ", ".join(f"{name} = ?" for name in row) + " WHERE position = ?",
+                     [*row.values(), row["position"]])
+    for trigger in triggers:
+        conn.execute(trigger["sql"])
+    conn.close()
+
+
+@needs_root
+def test_root_keeps_a_checkpoint_and_verifies_only_the_rows_after_it(migrated_home):
+    fill(migrated_home)
+    status, checks, _ = root_doctor(migrated_home)
+    assert status == 0 and checks["hash chain"]["detail"] == "6 events verified"
+    assert checks["checkpoint"]["status"] == OK and "position 6 kept" in checks["checkpoint"]["detail"]
+    [kept] = checkpoints(migrated_home).iterdir()
+    assert (kept.stat().st_uid, kept.stat().st_mode & 0o777, checkpoints(migrated_home).stat().st_mode & 0o777) == (
+        0, 0o600, 0o700)
+    append(migrated_home, "started", "stopped")
+    status, checks, _ = root_doctor(migrated_home)
+    assert status == 0, checks
+    assert checks["hash chain"]["detail"].startswith("2 events verified after position 6, whose row is the one verified")
+    assert checks["projection"]["status"] == OK and "position 8 kept" in checks["checkpoint"]["detail"]
+    status, checks, _ = root_doctor(migrated_home, "--full")
+    assert status == 0 and checks["hash chain"]["detail"] == "8 events verified"
+
+
+@needs_root
+def test_a_rewrite_before_the_checkpoint_with_the_chain_recomputed_is_found(migrated_home):
+    """The chain alone cannot see it (the user's doctor passes); root's checkpoint can."""
+    fill(migrated_home)
+    assert root_doctor(migrated_home)[0] == 0
+    rewrite_consistently(migrated_home.db, 3, reason="forged")
+    assert doctor_json(migrated_home)[0] == 0  # as the store's owner: every hash verifies from the genesis
+    for args in ((), ("--full",)):
+        status, checks, stderr = root_doctor(migrated_home, *args)
+        assert status == 5 and "unhealthy: checkpoint" in stderr
+        detail = checks["checkpoint"]["detail"]
+        assert checks["checkpoint"]["status"] == ERROR and "the row at position 6, verified" in detail
+        assert "rewritten, or another store is in its place" in detail and str(checkpoints(migrated_home)) in detail
+        assert checks["hash chain"] == {"check": "hash chain", "status": OK, "detail": "6 events verified"}
+    # Kept as it was (the evidence); removed on purpose, the next doctor verifies everything and keeps a new one.
+    [kept] = checkpoints(migrated_home).iterdir()
+    kept.unlink()
+    assert root_doctor(migrated_home)[0] == 0 and len(list(checkpoints(migrated_home).iterdir())) == 1
+
+
+@needs_root
+def test_rows_removed_from_the_end_are_found(migrated_home):
+    """A shorter log still verifies from the genesis; its fold matches once the projection is made
+    to agree. The checkpoint knows where the log ended."""
+    fill(migrated_home)
+    assert root_doctor(migrated_home)[0] == 0
+    raw(migrated_home.db, "DROP TRIGGER events_refuse_delete", "DELETE FROM events WHERE position > 4")
+    status, checks, _ = root_doctor(migrated_home)
+    assert status == 5
+    assert "the log ends at position 4, before position 6, verified" in checks["checkpoint"]["detail"]
+
+
+@needs_root
+def test_a_row_changed_before_the_checkpoint_without_its_hash_is_found_by_full(migrated_home):
+    """The short check reads no row before the checkpoint but the one at it (docs/store.md says so);
+    --full reads them all."""
+    fill(migrated_home)
+    assert root_doctor(migrated_home)[0] == 0
+    raw(migrated_home.db, "DROP TRIGGER events_refuse_update", "UPDATE events SET reason = 'forged' WHERE position = 3")
+    status, checks, _ = root_doctor(migrated_home, "--full")
+    assert status == 5 and checks["hash chain"]["detail"].startswith("broken at position 3")
+    assert "checkpoint" not in checks  # position 6 is as verified; a broken chain is never kept
+
+
+@needs_root
+def test_a_change_of_the_row_at_the_checkpoint_is_found(migrated_home):
+    fill(migrated_home)
+    assert root_doctor(migrated_home)[0] == 0
+    raw(migrated_home.db, "DROP TRIGGER events_refuse_update", "UPDATE events SET reason = 'forged' WHERE position = 6")
+    status, checks, _ = root_doctor(migrated_home)
+    assert status == 5 and "the row at position 6, verified" in checks["checkpoint"]["detail"]
+    assert checks["hash chain"]["detail"].startswith("broken at position 6")  # read from the genesis instead
+
+
+@needs_root
+def test_a_checkpoint_directory_others_can_write_is_not_trusted(migrated_home):
+    fill(migrated_home)
+    directory = checkpoints(migrated_home)
+    directory.mkdir(mode=0o700)
+    directory.chmod(0o777)
+    status, checks, _ = root_doctor(migrated_home)
+    assert status == 0
+    assert checks["checkpoint"]["status"] == WARNING and "is not this user's alone" in checks["checkpoint"]["detail"]
+    assert checks["hash chain"]["detail"] == "6 events verified" and list(directory.iterdir()) == []
+
+
+def test_a_doctor_not_run_as_root_keeps_no_checkpoint(migrated_home):
+    fill(migrated_home)
+    status, checks, _ = doctor_json(migrated_home)
+    assert status == 0 and "checkpoint" not in checks
+    assert not checkpoints(migrated_home).exists()

@@ -49,8 +49,9 @@ def _second_life(tmp_path, supervisor: int) -> None:
 
 
 def _exit_now(tmp_path, code: str = "0"):
-    settings = settings_for(tmp_path)
-    return record_exit(settings, "slow", ObservedExit.parse(code, "0", "true"), settings.crash_loop_policy())
+    with open_store(tmp_path) as store:
+        return record_exit(store, "slow", ObservedExit.parse(code, "0", "true"),
+                           settings_for(tmp_path).crash_loop_policy())
 
 
 def test_an_exit_from_the_supervisor_of_the_earlier_life_is_recorded_nowhere(tmp_path):

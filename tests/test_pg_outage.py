@@ -151,7 +151,6 @@ def test_a_kept_start_of_a_profile_deleted_meanwhile_is_recorded_nowhere(fleet, 
     assert fleet.hermes("record-start", "gateway-alice", env=gateway_env(out)).returncode == 0
     pg_cluster.start_server()
     with store.open_store(Settings.from_env(fleet.env(HERMES_HOST_ID="00000000-0000-4000-8000-0000000000bb"))) as other:
-        other.before_write = None  # another host's writer: this host's spool is not its to replay
         other.append(NewEvent("alice", "deleted", "cli", "down"))
     before = len(events(pg_database))
     assert fleet.hermes("create", "bob").returncode == 0
@@ -193,6 +192,34 @@ def test_record_exit_keeps_the_exit_and_the_next_write_appends_it_once(fleet, pg
     assert kept(fleet) == []
     assert [e["type"] for e in events(pg_database)[before:]] == ["crashed", "stopped", "started"]
     assert len(events(pg_database, idempotency_key=fact["key"])) == 1
+
+
+def test_watch_gateways_appends_what_was_kept_before_its_own_write(fleet, pg_cluster, pg_database, world_tmp):
+    """A writer that keeps its store open (the gateways' reader) replays before each of its writes
+    (``fleet.replay_kept``), as every writer opened by ``fleet.open_writer`` does before its first."""
+    import signal
+    import subprocess
+
+    from conftest import HERMES, run_as
+
+    pg_cluster.stop_server()
+    assert fleet.hermes("record-exit", "gateway-alice", "1", "0", "true").returncode == 5
+    assert len(kept(fleet)) == 1
+    pg_cluster.start_server()
+    output = world_tmp / "watch-gateways.out"
+    reader = subprocess.Popen([str(HERMES), "watch-gateways"], env=fleet.env(HERMES_GATEWAY="hermes-agent"),
+                              stdout=output.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              user=fleet.user.uid, group=fleet.user.gid, extra_groups=[])
+    try:
+        carol = fleet.path / "profiles" / "carol"  # hermes-agent's `profile create`: adopted as created
+        made = run_as(["/bin/sh", "-c", f"mkdir -p {carol} && : > {carol}/SOUL.md"], fleet.user, env=fleet.env())
+        assert made.returncode == 0, made.stderr
+        wait_until(lambda: events(pg_database, profile="carol"), "carol adopted")
+    finally:
+        reader.send_signal(signal.SIGTERM)
+        assert reader.wait(timeout=30) == 0, output.read_text()
+    assert kept(fleet) == []
+    assert [(e["profile"], e["type"]) for e in events(pg_database)[-2:]] == [("alice", "crashed"), ("carol", "created")]
 
 
 def test_exits_kept_in_an_outage_are_appended_in_the_order_seen(fleet, pg_cluster, pg_database):

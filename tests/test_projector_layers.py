@@ -24,8 +24,10 @@ PACKAGE = Path(__import__("hermes_lifecycle").__file__).resolve().parent
 PROJECTOR = PACKAGE / "projector"
 PURE = ("plan.py", "observed.py")
 # The library files this suite holds to "prints nothing, reads no environment" (the store
-# layer's own files are checked by their owners).
-LIBRARY_FILES = sorted(PROJECTOR.glob("*.py")) + [PACKAGE / "legacy.py", PACKAGE / "profiles.py", PACKAGE / "fold.py"]
+# layer's own files are checked by their owners; the fleet wing's are here: its spool returns
+# the lines it has to say, and the CLI says them).
+LIBRARY_FILES = sorted(PROJECTOR.glob("*.py")) + sorted((PACKAGE / "fleet").glob("*.py")) + [
+    PACKAGE / "legacy.py", PACKAGE / "profiles.py", PACKAGE / "fold.py"]
 
 # Modules that do I/O (or name the adapters that do): the pure core imports none of them.
 IO_MODULES = {"os", "subprocess", "shutil", "socket", "fcntl", "sqlite3", "sqlalchemy", "pathlib", "time", "io"}

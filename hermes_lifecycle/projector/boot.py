@@ -15,10 +15,10 @@ What goes to stderr is handed to the caller's ``warn``: the CLI writes it.
 
 In a fleet, a database that cannot be reached (``StoreUnreachable``) does
 not stop boot: it brings the slots up from this host's snapshot
-(``snapshot.py``), every entry checked as a projection row, says so in the
-boot log and on stderr, and exits 0 so the container goes on and its watch
-daemon reconciles when the database returns. With no valid snapshot it acts
-on nothing and exits 5, as for any store it cannot read.
+(``fleet/offline_boot.py``), says so in the boot log and on stderr, and exits
+0 so the container goes on and its watch daemon reconciles when the database
+returns. With no valid snapshot it acts on nothing and exits 5, as for any
+store it cannot read.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from typing import Callable
 from ..chain import first_broken_position
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import utc_now
+from ..fleet import offline_boot
 from ..profile_state import ProfileState
 from ..settings import Settings
 from ..store import EventStore, open_store
-from . import snapshot as snapshots
 from .claim import Claim, VolumeClaimed, take as claim_volume
 from .dropped import run_writing_steps, write_boot_log
 from .plan import ActionKind
@@ -135,12 +135,11 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
     claimed()  # before anything is recorded: one live projector per volume
 
     try:
-        steps = run_writing_steps(settings)
-    except StoreUnavailable as error:
-        unreachable = _unreachable(settings, error)
-        if unreachable is None:
+        steps = run_writing_steps(settings)  # a fleet's database away: StoreUnreachable, from the child
+    except StoreUnreachable as error:
+        if not settings.fleet:
             raise
-        return _boot_offline(settings, scandir, boot_id, log, warn, report_to, unreachable)
+        return _boot_offline(settings, scandir, boot_id, log, warn, report_to, error)
     schema = steps["schema"]
     if schema["before"] != schema["after"]:
         log.add(f"migrated store from {schema['before'] or 'nothing'} to {schema['after']}")
@@ -189,47 +188,19 @@ def _finish(log: BootLog, report: PassReport, warn: Callable[[str], None]) -> in
     return 0
 
 
-def _unreachable(settings: Settings, error: StoreUnavailable) -> StoreUnreachable | None:
-    """Whether the writing steps failed because a fleet's database cannot be reached.
-
-    As root the steps run in a child, whose failure arrives as its exit status (5 for any
-    store failure): root then tries the database itself. Reachable, or failing another way,
-    the steps' own error stands (fail closed).
-    """
-    if not settings.fleet:
-        return None
-    if isinstance(error, StoreUnreachable):
-        return error
-    try:
-        # What boot reads next, the states: a lock that kept the steps waiting keeps this read
-        # waiting too, and a read that cannot be answered in time is unreachable (translate.py).
-        with open_store(settings, readonly=True) as store:
-            store.states()
-    except StoreUnreachable as probe:
-        return probe
-    except HermesError:
-        return None
-    return None
-
-
 def _boot_offline(settings: Settings, scandir: ScanDir, boot_id: str, log: BootLog, warn: Callable[[str], None],
                   report_to: Callable[[PassReport], None], error: StoreUnreachable) -> int:
     """The database cannot be reached: the slots this host's snapshot justifies, or none (exit 5)."""
     log.add(f"database unreachable: {error}")
-    try:
-        host = settings.host_id(create=False)
-        snapshot = snapshots.load(settings, host)
-    except StoreUnavailable as refused:  # no host id, or the snapshot missing or refused as a whole
-        raise StoreUnavailable(f"{error}; no valid snapshot of this host's profiles to boot from: {refused}") from None
-    for line in snapshot.skipped:
+    offline = offline_boot.from_snapshot(settings, error)
+    for line in offline.log:
         log.add(line)
-        warn(f"hermes-state: boot: {line}")
-    headline = f"database unreachable: {snapshots.describe(snapshot)}"
-    log.add(headline)
-    warn(f"hermes-state: boot: {headline}; the watch daemon reconciles when the database returns ({error})")
+    for line in offline.warnings:
+        warn(line)
     scandir.write_boot_id(boot_id)
     log.add(f"boot id written to {settings.boot_id_file}")
-    report = Reconciler(settings, None, scandir=scandir, report=report_to).snapshot_pass("boot-snapshot", snapshot)
+    report = Reconciler(settings, None, scandir=scandir, report=report_to).snapshot_pass("boot-snapshot",
+                                                                                          offline.snapshot)
     return _finish(log, report, warn)
 
 

@@ -11,7 +11,10 @@ starts and exits are the gateway user's files, and root reads none of them.
 
 Run as ``python -m hermes_lifecycle.projector.dropped steps`` or ``... replay``
 (each prints one JSON object) or ``... log PATH`` (appends stdin to PATH).
-Not root: the same functions run in-process.
+A child that fails prints one JSON object ``{"error": KIND, "message": LINE}``
+instead, KIND a word of ``ERROR_KINDS``, and exits with that error's status:
+root raises the same kind of error, so boot learns from the child itself
+whether the database was unreachable. Not root: the same functions run in-process.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput, Conflict, HermesError, NotFound, StoreUnavailable
+from ..errors import BadInput, Conflict, HermesError, NotFound, StoreUnavailable, StoreUnreachable
 from ..settings import Settings
 
 CHILD_TIMEOUT = 600.0  # on the wall clock: a migration of a large file; the busy timeout bounds lock waits
@@ -36,29 +39,35 @@ STOPPED_GRACE = 1.0  # a child seen stopped this long (not a Ctrl-Z and fg of th
 WATCH_INTERVAL = 0.1  # how often root looks at the child while it waits
 OUTPUT_LIMIT = 4 * 1024 * 1024  # what root reads of the child's stdout and stderr together
 PIPE_CHUNK = 65536
-_BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}
+# The kinds of error a child reports, most specific first (docs/projector.md, "Layers").
+ERROR_KINDS: dict[str, type[HermesError]] = {
+    "unreachable": StoreUnreachable, "unavailable": StoreUnavailable, "conflict": Conflict,
+    "not-found": NotFound, "bad-input": BadInput, "error": HermesError,
+}
+_BY_STATUS = {2: BadInput, 3: NotFound, 4: Conflict, 5: StoreUnavailable}  # a child that died without its report
+
+
+def error_kind(error: HermesError) -> str:
+    """The word ``ERROR_KINDS`` has for ``error``'s class (the nearest listed ancestor)."""
+    return next(kind for kind, cls in ERROR_KINDS.items() if isinstance(error, cls))
 
 
 def writing_steps(settings: Settings) -> dict[str, Any]:
     """Migrate, import legacy ``gateway_state.json`` once, make sure ``default`` exists (in a fleet,
 and that the ``state`` directory the snapshot lives in does)."""
+    from ..fleet import open_writer
     from ..legacy import import_legacy
-    from ..store import ensure_default_profile, migrate, open_store
+    from ..store import ensure_default_profile, migrate
 
     if settings.fleet:
-        # Where root keeps the fleet snapshot (snapshot.py); on SQLite the store's migration makes it.
+        # Where root keeps the fleet snapshot (fleet/snapshot.py); on SQLite the store's migration makes it.
         try:
             os.makedirs(os.path.join(settings.home_dir, "state"), exist_ok=True)
         except OSError as error:
             raise StoreUnavailable(f"cannot make {settings.home_dir}/state: {error.strerror}") from None
     before, after = migrate(settings)
-    spooled: list[str] = []
-    with open_store(settings) as store:
-        if store.before_write is not None:
-            # The first write replays this host's spool: a file it sets aside is said in boot's log.
-            from .. import spool
-
-            store.before_write = lambda opened: spool.replay(opened, settings, say=spooled.append)
+    spooled: list[str] = []  # a spool file the fleet writer's replay set aside: said in boot's log
+    with open_writer(settings, say=spooled.append) as store:
         report = import_legacy(store, settings)
         created = ensure_default_profile(store)
     return {
@@ -75,14 +84,12 @@ and that the ``state`` directory the snapshot lives in does)."""
 def replay_spool_here(settings: Settings) -> dict[str, Any]:
     """Append the facts this host's hooks kept in the spool, as this process's user (the gateway
     user's): how many were appended, and a line for each file set aside."""
-    from .. import spool
+    from ..fleet import spool
     from ..store import open_store
 
-    lines: list[str] = []
     with open_store(settings) as store:
-        store.before_write = None  # the replay below is the one; its own writes must not start another
-        appended = spool.replay(store, settings, say=lines.append)
-    return {"appended": appended, "lines": lines}
+        replayed = spool.replay(store, settings)
+    return {"appended": replayed.appended, "lines": replayed.refused}
 
 
 def append_lines(path: Path, text: str) -> None:
@@ -96,9 +103,20 @@ def append_lines(path: Path, text: str) -> None:
 
 
 # -- the parent side ------------------------------------------------------------
+def classified_writing_steps(settings: Settings) -> dict[str, Any]:
+    """``writing_steps``, a failure of a fleet's database said as StoreUnreachable when that is why
+    (``fleet.offline_boot.unreachable``): boot then brings the slots up from the snapshot."""
+    try:
+        return writing_steps(settings)
+    except StoreUnavailable as error:
+        from ..fleet.offline_boot import unreachable
+
+        raise unreachable(settings, error) from None
+
+
 def run_writing_steps(settings: Settings) -> dict[str, Any]:
     if os.geteuid() != 0:
-        return writing_steps(settings)
+        return classified_writing_steps(settings)
     out = _run_dropped(settings, ["steps"])
     try:
         return json.loads(out)
@@ -153,9 +171,26 @@ def _run_dropped(settings: Settings, args: list[str], stdin: str | None = None, 
             child.kill()  # SIGKILL ends a stopped process too
         child.wait()
     if child.returncode != 0:
+        reported = _reported_error(out)
+        if reported is not None:
+            raise reported
         message = " ".join(err.decode("utf-8", "replace").split()) or f"exited {child.returncode}"
         raise _BY_STATUS.get(child.returncode, HermesError)(message[:OUTPUT_LIMIT])
     return out.decode("utf-8", "replace")
+
+
+def _reported_error(out: bytes) -> HermesError | None:
+    """The error a failed child reported (``{"error": KIND, "message": LINE}``), or None when its
+    output is not such a report (it died some other way). The kind only picks one of
+    ``ERROR_KINDS``: the gateway user's process can make boot no surer of anything than that."""
+    try:
+        report = json.loads(out.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not (isinstance(report, dict) and set(report) == {"error", "message"}
+            and report["error"] in ERROR_KINDS and isinstance(report["message"], str)):
+        return None
+    return ERROR_KINDS[report["error"]](" ".join(report["message"].split()))
 
 
 def _watched(child: subprocess.Popen, stdin: bytes, who: str, timeout: float) -> tuple[bytes, bytes]:
@@ -222,7 +257,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = Settings.from_env()
         if argv[:1] == ["steps"] and len(argv) == 1:
-            print(json.dumps(writing_steps(settings)))
+            print(json.dumps(classified_writing_steps(settings)))
             return 0
         if argv[:1] == ["replay"] and len(argv) == 1:
             print(json.dumps(replay_spool_here(settings)))
@@ -232,7 +267,7 @@ def main(argv: list[str]) -> int:
             return 0
         raise BadInput("usage: python -m hermes_lifecycle.projector.dropped steps | replay | log PATH")
     except HermesError as error:
-        print(f"{error}", file=sys.stderr)
+        print(json.dumps({"error": error_kind(error), "message": str(error)}))
         return error.exit_status
 
 

@@ -29,13 +29,12 @@ from typing import Callable, Iterable
 from ..records import Record
 from ..errors import HermesError, InvalidName
 from ..events import Event, utc_now
-from ..fold import ProfileState
+from ..fleet import snapshot as snapshots
 from ..profile_state import screened
 from ..names import shown, validate_name
 from ..settings import Settings
 from ..store import EventStore
 from . import plan as planning
-from . import snapshot as snapshots
 from .observed import SlotView
 from .plan import Action, ActionKind
 from .s6 import S6
@@ -165,11 +164,8 @@ class Reconciler:
         # steps), never root's: root reads it, and refuses a volume without one.
         self.host = settings.host_id(create=False) if settings.fleet else None
         self._reported: set[str] = set()  # skip-invalid and await lines already reported
-        # In a fleet: this host's valid, live states as last read, which the snapshot on the volume
-        # holds for a boot with the database away (None until a full pass has read them all).
-        self._kept: dict[str, ProfileState] | None = None
-        self._saved: list[ProfileState] | None = None  # what the snapshot written last holds
-        self._snapshot_error: str | None = None  # reported once until a save succeeds
+        # In a fleet: the snapshot of this host's states on the volume, for a boot with the database away.
+        self.snapshot = snapshots.Keeper(settings, self.host) if self.host is not None else None
 
     # -- the two kinds of pass -------------------------------------------
     def full_pass(self, trigger: str) -> PassReport:
@@ -183,9 +179,8 @@ class Reconciler:
                 result.states = planning.owned([screened(state) for state in tx.states()], self.host)
             result.upto = upto
             self._apply_all(result, slots, leftovers)
-            if self.host is not None:
-                self._kept = {state.profile: state for state in snapshots.current(self.host, upto, result.states).states}
-                self._save_snapshot(result)
+            if self.snapshot is not None:
+                self._warn(result, self.snapshot.after_full_pass(upto, result.states))
         # The pass saw every state as of ``upto``: that is the position now, also when it is lower
         # than the last one read (a failover that lost commits the old primary had acknowledged
         # re-uses their positions; keeping the higher one would skip the new events there).
@@ -234,11 +229,8 @@ class Reconciler:
                 result.events = [event for event in events if event.profile in mine]
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
-            if self._kept is not None and self.host is not None:
-                for name in touched:  # deleted, another host's or unreadable now: out of the snapshot
-                    self._kept.pop(name, None)
-                self._kept.update((state.profile, state) for state in snapshots.current(self.host, result.upto, states).states)
-                self._save_snapshot(result)
+            if self.snapshot is not None:
+                self._warn(result, self.snapshot.after_catch_up(result.upto, touched, states))
         self.position = max(self.position, result.upto)
         return self._finish(result)
 
@@ -248,23 +240,10 @@ class Reconciler:
         if self.before_reading is not None:
             self.before_reading()
 
-    def _save_snapshot(self, result: PassReport) -> None:
-        """Keep this host's states on the volume when they changed (an idle daemon writes nothing).
-
-        A save that fails is a warning, not the pass's failure (the slots are right): said once
-        until a save succeeds, and tried again at the next pass; ``save`` removed the old file."""
-        kept = sorted(self._kept.values(), key=lambda state: state.profile)  # type: ignore[union-attr]  # only a fleet host keeps one
-        if kept == self._saved:
-            return
-        try:
-            snapshots.save(self.settings, snapshots.Snapshot(self.host, result.upto, utc_now(), kept))  # type: ignore[arg-type]  # a fleet host has its id
-        except HermesError as error:
-            self._saved = None
-            if str(error) != self._snapshot_error:
-                self._snapshot_error = str(error)
-                result.warnings.append(str(error))
-            return
-        self._saved, self._snapshot_error = kept, None
+    @staticmethod
+    def _warn(result: PassReport, warning: str | None) -> None:
+        if warning is not None:
+            result.warnings.append(warning)
 
     def next_retry(self) -> float:
         """When a profile's retry is due (``time.monotonic``; infinity when none waits): the watch

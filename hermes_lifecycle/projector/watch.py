@@ -32,8 +32,8 @@ import threading
 import time
 from typing import Callable
 
+from ..fleet import spool
 from ..records import Record
-from .. import spool
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings

@@ -52,14 +52,7 @@ def open_store(
     except BaseException:
         recorder.close()
         raise
-    store = EventStore(recorder, host=host, boot_id=boot_id, clock=clock)
-    if settings.fleet and not readonly:
-        # A fleet host's writer first appends the exits its hooks kept while the database
-        # was unavailable (spool.py); a SQLite host has no spool and pays nothing.
-        from .. import spool
-
-        store.before_write = lambda opened: spool.replay(opened, settings)
-    return store
+    return EventStore(recorder, host=host, boot_id=boot_id, clock=clock)
 
 
 def migrate(settings: "Settings") -> tuple[str | None, str | None]:

@@ -84,6 +84,12 @@ class StoreTransaction:
         window = window or StreamWindow(**filters)
         return self._store.decode(self._tx.stream_rows(validate_name(profile), window))
 
+    def stream_page(self, profile: str, window: StreamWindow, skip: int = 0) -> tuple[list[Event], int, Any]:
+        """As ``stream``, leaving out the first ``skip`` rows; with how many rows were read (malformed
+        ones are skipped) and the last one's stored version: where the next page of a stream starts."""
+        rows = self._tx.stream_rows(validate_name(profile), window)
+        return self._store.decode(rows[skip:]), len(rows), rows[-1]["version"] if rows else None
+
     def log_after(self, position: int, limit: int | None = None) -> list[Event]:
         """The whole log after ``position``, in position order (the watch daemon's read at every wake-up).
 
@@ -213,10 +219,6 @@ class EventStore:
         self.on_bad_row: Callable[[MalformedRow], None] | None = None
         self.bad_rows: list[MalformedRow] = []
         self.bad_row_count = 0
-        # Run before every write transaction (a fleet host's spooled exits: ``spool.replay``),
-        # so facts kept while the store was unavailable are appended before anything newer.
-        self.before_write: Callable[["EventStore"], object] | None = None
-        self._before_write_running = False
 
     def collect_bad_rows(self) -> None:
         """Skip malformed rows, keeping them (at most MAX_BAD_ROWS, all counted) in ``bad_rows``."""
@@ -263,12 +265,6 @@ class EventStore:
         """A write transaction: everything in it commits together or not at all."""
         if self.readonly or self.host is None:
             raise BadInput(f"event store {self.location} was opened read-only")
-        if self.before_write is not None and not self._before_write_running:
-            self._before_write_running = True  # its own writes come back here: they must not recurse
-            try:
-                self.before_write(self)
-            finally:
-                self._before_write_running = False
         with self.recorder.transaction(write=True) as tx:
             yield StoreTransaction(tx, self)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from hermes_lifecycle.vocabulary import Actor, Desired, EventType
 
 from .. import humane
+from ..output import say
 from .common import profile_of, settings
 
 if TYPE_CHECKING:
@@ -43,11 +44,11 @@ def restart(args: argparse.Namespace) -> int:
 
 def _intent(verb: str, args: argparse.Namespace, *, actor: Actor = Actor.CLI, data: dict[str, str] | None = None) -> int:
     from hermes_lifecycle.events import NewEvent
-    from hermes_lifecycle.store import open_store
+    from hermes_lifecycle.fleet import open_writer
 
     name = profile_of(args)
     kind, desired, reason = INTENTS[verb]
-    with open_store(settings()) as store:
+    with open_writer(settings(), say=say) as store:
         with store.writing() as tx:
             prior = tx.state(name)
             event = tx.append(NewEvent(name, kind, actor, desired, reason=reason, data=data or {}))

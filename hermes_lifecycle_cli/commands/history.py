@@ -14,7 +14,15 @@ from datetime import datetime, timezone
 from hermes_lifecycle.errors import BadInput, NotFound, StoreCorrupt, StoreUnavailable
 from hermes_lifecycle.events import Event
 from hermes_lifecycle.profile_state import ProfileState
-from hermes_lifecycle.history import History, HistoryFilter, Summary, read_history, read_newer, summarise
+from hermes_lifecycle.history import (
+    History,
+    HistoryFilter,
+    Summary,
+    read_history,
+    read_newer,
+    stream_history,
+    summarise,
+)
 from hermes_lifecycle.store import EventStore, open_store
 
 from .. import grid, humane
@@ -46,6 +54,12 @@ def history(args: argparse.Namespace) -> int:
         store.collect_bad_rows()  # shown after the readable rows, then exit 5
         if args.follow:
             return _follow(store, profile, window, args.json, now)
+        if args.json and window.limit is None:
+            from .. import output
+
+            # The whole stream: each line written as its page is read, never all of it held.
+            output.json_lines(e.as_json() for e in stream_history(store, profile, window))
+            return _report_bad_rows(store)
         found = read_history(store, profile, window)
     if args.json:
         from .. import output

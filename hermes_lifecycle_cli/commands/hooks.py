@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from hermes_lifecycle import hooks
 from hermes_lifecycle.errors import HermesError, NotFound, NotThisHost, ProfileDeleted, StoreUnavailable
 from hermes_lifecycle.exits import DO_NOT_RESTART, ObservedExit
+from hermes_lifecycle.fleet import open_writer
 
 from ..output import say
 from .common import settings
@@ -27,13 +28,18 @@ def record_start(args: "argparse.Namespace") -> int:
     config = settings()
     hooks.require_slot_supervisor("record-start", args.slot, config)  # nothing recorded, nothing run
     argv, environment = config.gateway_launch(name)  # a bad HERMES_GATEWAY(_COMMAND): exit 2, nothing recorded
-    kept = _StartKeeper(config, name) if config.fleet else None
+    kept = None
+    if config.fleet:
+        from hermes_lifecycle.fleet.outage import StartKeeper
+
+        kept = StartKeeper(config, name)
     try:
-        hooks.record_start(config, name, os.getpid(), key=kept.key if kept else None)
+        with open_writer(config, say=say, busy_timeout_ms=hooks.HOOK_BUSY_TIMEOUT_MS) as store:
+            hooks.record_start(store, name, os.getpid(), key=kept.key if kept else None)
     except (NotFound, ProfileDeleted, NotThisHost):
         raise  # no live profile of this host's: start nothing (one line, exit 3 or 4)
     except StoreUnavailable as error:
-        where = kept.keep(error) if kept else ""
+        where = _kept_start(kept) if kept else ""
         say(f"hermes-state: record-start {args.slot}: start not recorded ({error}){where}; starting the gateway anyway")
     except HermesError as error:
         say(f"hermes-state: record-start {args.slot}: start not recorded ({error}); starting the gateway anyway")
@@ -48,27 +54,12 @@ def record_start(args: "argparse.Namespace") -> int:
         return hooks.EXEC_FAILED_STATUS
 
 
-class _StartKeeper:
-    """A fleet host's start, seen now with its key chosen before the first attempt: kept in the spool
-    (spool.py) when the database cannot take it, so the log learns of the run when it returns."""
-
-    def __init__(self, config, name: str) -> None:
-        from hermes_lifecycle import spool
-
-        self.config, self.name, self.spool = config, name, spool
-        self.seen_at, self.seen_ns = spool.observed_now()
-        self.key = spool.new_key(spool.START)
-
-    def keep(self, error: StoreUnavailable) -> str:
-        """What the line adds: where the start was kept, or why it was not."""
-        spool, config = self.spool, self.config
-        try:
-            fact = spool.KeptStart(profile=self.name, pid=os.getpid(), observed_at=self.seen_at,
-                                   boot_id=config.read_boot_id(), supervisor=os.getppid(), host=config.host_id(),
-                                   key=self.key)
-            return f"; kept in {spool.keep(config, fact, self.seen_ns)}, to be appended at this host's next write"
-        except StoreUnavailable as spool_error:
-            return f"; not kept either: {spool_error}"
+def _kept_start(kept) -> str:
+    """What record-start's line adds on a fleet host: where the start was kept, or why it was not."""
+    try:
+        return f"; kept in {kept.keep()}, to be appended at this host's next write"
+    except StoreUnavailable as spool_error:
+        return f"; not kept either: {spool_error}"
 
 
 def record_exit(args: "argparse.Namespace") -> int:
@@ -80,7 +71,8 @@ def record_exit(args: "argparse.Namespace") -> int:
     if config.fleet:
         return _record_exit_on_a_fleet_host(args, config, name, observed, policy)
     try:
-        decision, _ = hooks.record_exit(config, name, observed, policy)
+        with open_writer(config, say=say, busy_timeout_ms=hooks.HOOK_BUSY_TIMEOUT_MS) as store:
+            decision, _ = hooks.record_exit(store, name, observed, policy)
     except StoreUnavailable as error:
         # Any status but 125: s6 restarts the gateway as it would without us.
         raise type(error)(f"record-exit {args.slot}: exit not recorded, s6 restarts as usual: {error}") from None
@@ -93,61 +85,36 @@ def _decided(args: "argparse.Namespace", decision) -> int:
     return decision.exit_status
 
 
-# How long a fleet host's record-exit waits for the database before it keeps the exit instead:
-# s6 kills `finish` after five seconds (timeout-finish), and the spool's fsyncs need their share.
-FLEET_EXIT_DEADLINE_SECONDS = 3.0
-
-
 def _record_exit_on_a_fleet_host(args, config, name, observed, policy) -> int:
-    """As above, but an exit the shared database cannot take now is kept on the host (spool.py) and
-    appended at the host's next write. The key is chosen first: an append whose commit was lost in
-    the outage, its replay, even the exit kept twice (the deadline below) are one event."""
-    import signal
+    """As above, but an exit the shared database cannot take now (or within the deadline) is kept
+    on the host (fleet/outage.py) and appended at the host's next write."""
+    from hermes_lifecycle.fleet import outage
 
-    from hermes_lifecycle import spool
-
-    seen_at, seen_ns = spool.observed_now()
-    key = spool.new_key()
+    keeper = outage.ExitKeeper(config, name, args.exit_code, args.signal, args.wantedup, policy)
 
     def keep(error: StoreUnavailable) -> int:
         try:
-            fact = spool.KeptExit(
-                profile=name, exit_code=args.exit_code, signal=args.signal, wantedup=args.wantedup or "",
-                observed_at=seen_at, boot_id=config.read_boot_id(), supervisor=os.getppid(),
-                host=config.host_id(), key=key,
-            )
-            earlier = spool.recent_exits(config, name, seen_ns - int(policy.window_seconds * 1e9))
-            path = spool.keep(config, fact, seen_ns)
+            kept = keeper.keep(observed)
         except StoreUnavailable as spool_error:
             say(f"hermes-state: record-exit {args.slot}: exit not recorded and not kept, s6 restarts as usual: "
                 f"{error}; {spool_error}")
             return StoreUnavailable.exit_status
-        if observed.wantedup is not False and earlier + 1 >= policy.crashes:
-            # The breaker, offline: the store cannot count the crashes now, the spool can. Every
-            # exit s6 would restart counts (a clean exit or 78 would have held it down at once).
-            say(f"hermes-state: record-exit {args.slot}: exit kept in {path}; {earlier + 1} exits within "
+        if kept.held_down:
+            say(f"hermes-state: record-exit {args.slot}: exit kept in {kept.path}; {kept.exits_in_window} exits within "
                 f"{policy.window_seconds:g}s while the store is unavailable: held down, s6 will not restart "
                 f"it: {error}")
             return DO_NOT_RESTART
         # Exit 5, as every command in an outage; s6 restarts as usual (only 125 changes what it does).
-        say(f"hermes-state: record-exit {args.slot}: exit kept in {path}, to be appended at this host's next "
+        say(f"hermes-state: record-exit {args.slot}: exit kept in {kept.path}, to be appended at this host's next "
             f"write; s6 restarts as usual: {error}")
         return StoreUnavailable.exit_status
 
-    def past_deadline(signum, frame) -> None:
-        # A server that accepted the connection and then went silent: keep the exit and leave
-        # now, without unwinding through the driver (a ROLLBACK could wait as long again).
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        os._exit(keep(StoreUnavailable(f"event store {config.store_location} did not answer within "
-                                       f"{FLEET_EXIT_DEADLINE_SECONDS:g}s")))
-
-    signal.signal(signal.SIGALRM, past_deadline)
-    signal.setitimer(signal.ITIMER_REAL, FLEET_EXIT_DEADLINE_SECONDS)
+    seconds = outage.EXIT_DEADLINE_SECONDS
+    silent = StoreUnavailable(f"event store {config.store_location} did not answer within {seconds:g}s")
     try:
-        decision, _ = hooks.record_exit(config, name, observed, policy, key=key)
+        with outage.deadline(seconds, lambda: keep(silent)):
+            with open_writer(config, say=say, busy_timeout_ms=hooks.HOOK_BUSY_TIMEOUT_MS) as store:
+                decision, _ = hooks.record_exit(store, name, observed, policy, key=keeper.key)
     except StoreUnavailable as error:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         return keep(error)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
     return _decided(args, decision)

@@ -14,6 +14,7 @@ PROGRESS_MINIMUM = 50
 
 def import_legacy(args: argparse.Namespace) -> int:
     from hermes_lifecycle.legacy import import_legacy as run_import
+    from hermes_lifecycle.fleet import open_writer
     from hermes_lifecycle.store import open_store
 
     config = settings()
@@ -25,7 +26,8 @@ def import_legacy(args: argparse.Namespace) -> int:
         bar["advance"](1)
 
     # A dry run only reads: it opens the file read-only and works on a read-only store.
-    with open_store(config, readonly=args.dry_run) as store:
+    opened = open_store(config, readonly=True) if args.dry_run else open_writer(config, say=output.say)
+    with opened as store:
         try:
             report = run_import(store, config, dry_run=args.dry_run, progress=progress)
         finally:

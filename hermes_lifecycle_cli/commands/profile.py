@@ -11,6 +11,7 @@ from hermes_lifecycle.errors import BadInput, Conflict
 from hermes_lifecycle.names import DEFAULT_PROFILE, validate_name, validate_new_name
 
 from .. import grid, humane
+from ..output import say
 from .common import settings
 
 
@@ -76,12 +77,13 @@ def _store_for_create(config):
     should work, as boot would have made the file anyway. Only this path imports Alembic.
     Nothing else is made here: `default` and the legacy import stay boot's job, so an old
     home's profiles are still imported the first time boot runs."""
-    from hermes_lifecycle.store import backend_for, migrate, open_store
+    from hermes_lifecycle.fleet import open_writer
+    from hermes_lifecycle.store import backend_for, migrate
 
     if not backend_for(config).exists(config):
         migrate(config)
         print(f"hermes-state: created the event store {config.store_location}", file=sys.stderr)
-    return open_store(config)
+    return open_writer(config, say=say)
 
 
 def delete(args: argparse.Namespace) -> int:
@@ -92,10 +94,10 @@ def delete(args: argparse.Namespace) -> int:
         raise BadInput(f"deleting profile {name} stops its gateway and moves its directory: confirm with --yes")
     config = settings()
     _refuse_root(config, f"delete {name} --yes")
+    from hermes_lifecycle.fleet import open_writer
     from hermes_lifecycle.profiles import delete_profile
-    from hermes_lifecycle.store import open_store
 
-    with open_store(config) as store:
+    with open_writer(config, say=say) as store:
         deletion = delete_profile(store, config, name, purge=args.purge, after_commit=_test_pause())
     if deletion.removed:
         print(f"profile {name} was deleted already (event {deletion.position}); removed what "

@@ -24,6 +24,7 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    from hermes_lifecycle.checkpoint import directory_for
     from hermes_lifecycle.checks import ERROR, WARNING
     from hermes_lifecycle.doctor import diagnose
 
@@ -37,7 +38,8 @@ def doctor(args: argparse.Namespace) -> int:
         return advance
 
     try:
-        report = diagnose(config, expected_owner=expected_owner, progress_factory=progress_factory)
+        report = diagnose(config, expected_owner=expected_owner, progress_factory=progress_factory,
+                          checkpoints=directory_for(os.environ), full=args.full)
     finally:
         for close in closers:
             close()

@@ -1,7 +1,7 @@
 """A fleet host's snapshot of its own profiles' desired states, for a boot with the database away.
 
-After every pass that read the states in fleet mode, the projector keeps the
-states it planned from (this host's profiles, the fold's fields as the
+After every pass that read the states in fleet mode, the projector (its
+reconciler, through a ``Keeper``) keeps the states it planned from (this host's profiles, the fold's fields as the
 projection holds them), the log position they were read at and the time, in
 ``$HERMES_HOME/state/fleet-snapshot.json``. Boot reads it back only when the
 database cannot be reached, and then treats it exactly as a projection row
@@ -31,15 +31,15 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..errors import StoreUnavailable
+from ..errors import HermesError, StoreUnavailable
 from ..events import TIME_FORMAT, utc_now
 from ..vocabulary import is_int
 from ..fold import STATE_FIELDS, ProfileState
 from ..names import shown
+from ..projector import plan as planning
 from ..settings import Settings
 from ..profile_state import screened, state_from_row
 from ..volume import open_directory, read_file
-from . import plan as planning
 
 SNAPSHOT_NAME = "fleet-snapshot.json"
 FORMAT = 1
@@ -165,6 +165,52 @@ def current(host: str, position: int, states: Iterable[planning.Screened]) -> Sn
         key=lambda state: state.profile,
     )
     return Snapshot(host=host, position=position, written_at=utc_now(), states=kept)
+
+
+class Keeper:
+    """What the reconciler carries for the snapshot: this host's valid, live states as last read
+    (None until a full pass has read them all), and what the file written last holds, so an idle
+    daemon writes nothing. Each method returns a warning line, or None."""
+
+    def __init__(self, settings: Settings, host: str) -> None:
+        self.settings, self.host = settings, host
+        self._kept: dict[str, ProfileState] | None = None
+        self._saved: list[ProfileState] | None = None
+        self._error: str | None = None  # reported once until a save succeeds
+
+    def after_full_pass(self, position: int, states: Iterable[planning.Screened]) -> str | None:
+        """Every state was read at ``position``: they are the snapshot now."""
+        self._kept = {state.profile: state for state in current(self.host, position, states).states}
+        return self._save(position)
+
+    def after_catch_up(self, position: int, touched: Iterable[str], states: Iterable[planning.Screened]) -> str | None:
+        """The ``touched`` profiles were read again at ``position``: those of ``states`` stay or come
+        in, the others (deleted, another host's, unreadable now) go out. Nothing before a full pass."""
+        if self._kept is None:
+            return None
+        for name in touched:
+            self._kept.pop(name, None)
+        self._kept.update((state.profile, state) for state in current(self.host, position, states).states)
+        return self._save(position)
+
+    def _save(self, position: int) -> str | None:
+        """Keep the states on the volume when they changed. A save that fails is a warning, not the
+        pass's failure (the slots are right): said once until a save succeeds, and tried again at the
+        next pass; ``save`` removed the old file."""
+        assert self._kept is not None
+        kept = sorted(self._kept.values(), key=lambda state: state.profile)
+        if kept == self._saved:
+            return None
+        try:
+            save(self.settings, Snapshot(self.host, position, utc_now(), kept))
+        except HermesError as error:
+            self._saved = None
+            if str(error) == self._error:
+                return None
+            self._error = str(error)
+            return str(error)
+        self._saved, self._error = kept, None
+        return None
 
 
 # -- reading (root, at a boot with the database away) ---------------------------------------

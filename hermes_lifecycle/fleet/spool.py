@@ -3,8 +3,8 @@
 ``record-start`` and ``record-exit`` on a fleet host (``HERMES_STATE_URL`` set)
 that cannot append keep the fact here, one file each, written and fsync'd (file
 and directory) before the hook goes on; ``replay`` appends the kept facts,
-oldest first, before the gateway user's next write transaction
-(``EventStore.before_write``, set by ``open_store`` on a fleet host only), and
+oldest first, when the gateway user's next writer opens the store
+(``fleet.open_writer``: every writer on a fleet host is opened so), and
 when root's watch daemon asks that user to (``projector/dropped.py``). Each
 fact carries an idempotency key chosen before the first attempt, so an append
 whose commit was lost, or a replay that stopped between its commit and the
@@ -17,8 +17,8 @@ that user replay them; root only counts their names (``pending``), through
 directories opened without following a link. The user's own replay checks
 every field, refuses symlinks and special files, bounds sizes, and sets a
 file that fails aside under ``refused/`` (a directory of its own, never a
-link) with one line on stderr: never dropped and never in the way of the
-files after it.
+link) with one line in the replay's result, which its caller says: never
+dropped and never in the way of the files after it.
 
 Kept light (the hooks import it): os, re and json only.
 """
@@ -30,18 +30,17 @@ import json
 import os
 import re
 import stat
-import sys
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from .errors import HermesError, StoreUnavailable
-from .names import BOOT_ID_PATTERN, NAME_PATTERN
-from .records import Record
-from .events import TIME_FORMAT
-from .vocabulary import format_ns, is_int
+from ..errors import HermesError, StoreUnavailable
+from ..events import TIME_FORMAT
+from ..names import BOOT_ID_PATTERN, NAME_PATTERN
+from ..records import Record
+from ..vocabulary import format_ns, is_int
 
 if TYPE_CHECKING:
-    from .settings import Settings
-    from .store import EventStore
+    from ..settings import Settings
+    from ..store import EventStore
 
 FORMAT = 1
 EXIT, START = "exit", "start"  # the kinds of kept fact: the file name's suffix, the key's prefix
@@ -279,29 +278,34 @@ def _plausible(observed_at: str, name_ns: int, written_ns: int, now_ns: int) -> 
         raise Refused(f"its time {observed_at} is over {SKEW_SECONDS} s from when the file was written")
 
 
-def _say(line: str) -> None:
-    print(" ".join(line.split()), file=sys.stderr, flush=True)
+class Replayed(Record):
+    """What a replay did: how many facts it appended, and one line per file it set aside."""
+
+    appended: int
+    refused: list
 
 
-def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None] = _say) -> int:
-    """Append the kept facts, oldest first, each in its own transaction; how many were appended.
+def replay(store: "EventStore", settings: "Settings") -> Replayed:
+    """Append the kept facts, oldest first, each in its own transaction.
 
     Cheap when there is nothing: one directory lookup. StoreUnavailable stops it (the
     caller's own write would fail the same way; the files stay, in order). A file that
-    cannot be replayed, or that the store refuses, is set aside with one line.
+    cannot be replayed, or that the store refuses, is set aside with one line for the
+    caller to say (the library says nothing itself).
     As root it does nothing: the files are the gateway user's, and root's rare writes on a
     fleet host leave them to that user's next write or to the watch daemon's request
     (``projector/dropped.py``, docs/fleet.md).
     """
+    done = Replayed(0, [])
     if os.geteuid() == 0:
-        return 0
+        return done
     path = settings.spool_dir
     try:
         directory = _open_dir(path, create=False)
     except OSError as error:
         raise StoreUnavailable(f"cannot open the spool {path}: {error.strerror}") from None
     if directory is None:
-        return 0
+        return done
     appended = 0
     try:
         import time
@@ -311,9 +315,9 @@ def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None]
         _sweep_temporaries(directory, [name for name in entries if name.startswith(".")], now_ns)
         names = sorted(name for name in entries if not name.startswith(".") and name != REFUSED)
         if not names:
-            return 0
-        from .exits import ObservedExit
-        from .hooks import decide_exit, replay_start
+            return done
+        from ..exits import ObservedExit
+        from ..hooks import decide_exit, replay_start
 
         policy = settings.crash_loop_policy()
         host = settings.host_id()
@@ -346,7 +350,7 @@ def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None]
                 except HermesError as error:  # the store refused the fact itself: never retried forever
                     raise Refused(f"refused by the store: {error}") from None
             except Refused as problem:
-                _set_aside(directory, path, name, str(problem), say)
+                done.refused.append(_set_aside(directory, path, name, str(problem)))
                 continue
             try:
                 os.unlink(name, dir_fd=directory)
@@ -355,7 +359,7 @@ def replay(store: "EventStore", settings: "Settings", say: Callable[[str], None]
         os.fsync(directory)
     finally:
         os.close(directory)
-    return appended
+    return done._replace(appended=appended)
 
 
 def _sweep_temporaries(directory: int, dot_names: list[str], now_ns: int) -> None:
@@ -371,7 +375,8 @@ def _sweep_temporaries(directory: int, dot_names: list[str], now_ns: int) -> Non
             _remove(directory, name)
 
 
-def _set_aside(directory: int, path: str, name: str, reason: str, say: Callable[[str], None]) -> None:
+def _set_aside(directory: int, path: str, name: str, reason: str) -> str:
+    """Move ``name`` under ``refused/``; the line that says so (or why it could not be moved)."""
     shown = name if name.isprintable() and len(name) <= 120 else repr(name[:120])
     try:
         refused = _refused_directory(directory)
@@ -383,9 +388,12 @@ def _set_aside(directory: int, path: str, name: str, reason: str, say: Callable[
     except OSError as error:
         why = {errno.ELOOP: f"{REFUSED}/ is a symbolic link", errno.ENOTDIR: f"{REFUSED}/ is not a directory",
                errno.EPERM: f"{REFUSED}/ is not this user's"}.get(error.errno or 0, error.strerror)
-        say(f"hermes-state: spool {path}: {shown} refused ({reason}) and cannot be set aside ({why}): skipped")
-        return
-    say(f"hermes-state: spool {path}: {shown} refused ({reason}): set aside in {REFUSED}/")
+        return _one_line(f"hermes-state: spool {path}: {shown} refused ({reason}) and cannot be set aside ({why}): skipped")
+    return _one_line(f"hermes-state: spool {path}: {shown} refused ({reason}): set aside in {REFUSED}/")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _refused_directory(directory: int) -> int:
@@ -425,7 +433,7 @@ def pending(settings: "Settings") -> Pending:
     """The spool's kept facts and set-aside files, counted by name through directories opened without
     following a link (root's doctor and watch daemon ask; nothing is opened but directories).
     StoreUnavailable (one line) when the spool cannot be looked at that way."""
-    from .projector.snapshot import NoSuchDirectory, volume_directory
+    from .snapshot import NoSuchDirectory, volume_directory
 
     try:
         directory = volume_directory(settings, "state", "spool")
