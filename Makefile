@@ -161,7 +161,7 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install -q '.[bench]'
 	touch $@
 
-# hadolint on the Dockerfile, shellcheck on every shell script (`make test` runs it too).
+# hadolint on the Dockerfile, shellcheck on every shell script, mypy and ruff on the package (`make test` runs it too).
 lint: setup
 	$(BIN)/pytest -q tests/test_lint.py
 

@@ -28,7 +28,7 @@ from hermes_lifecycle.backends.sqlite.migrate import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import store_access  # noqa: E402
-from store_access import EventStore, NewEvent, create_store, home_env  # noqa: E402
+from store_access import EventStore, NewEvent, append_all, create_store, home_env  # noqa: E402
 
 PROFILES = [f"agent-{i:03d}" for i in range(50)]
 BOOT_ID = "bc26a5d4-732b-4a69-92c3-789b479d455c"
@@ -41,8 +41,8 @@ def open_store(home: Path) -> EventStore:
     scandir.mkdir(parents=True, exist_ok=True)
     (scandir / ".boot-id").write_text(BOOT_ID + "\n")
     store = store_access.open_store(env)
-    store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
-    store.append_all([NewEvent(name, "started", "cli", "up") for name in PROFILES])
+    append_all(store, [NewEvent(name, "created", "cli", "down") for name in PROFILES])
+    append_all(store, [NewEvent(name, "started", "cli", "up") for name in PROFILES])
     return store
 
 

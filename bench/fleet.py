@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # tests/pg_cluster.py: no pytest
 from machine import load_average, log, under_load, write_part  # noqa: E402
 from pg_cluster import PostgresCluster  # noqa: E402
 from projector_common import percentile  # noqa: E402
-from store_access import NewEvent, create_store, home_env, open_store  # noqa: E402
+from store_access import NewEvent, append_all, create_store, home_env, open_store  # noqa: E402
 from timing import run_timed  # noqa: E402
 from writers import one_run, summarise as writers_summary  # noqa: E402  (the same writers, spread over hosts)
 
@@ -176,8 +176,8 @@ def hooks_part(args, directory: Path, cluster: PostgresCluster) -> dict:
                     batch.append(NewEvent(f"agent-{number:03d}", "started" if up else "stopped", "cli",
                                           "up" if up else "down"))
             for start in range(0, len(batch), 1000):
-                store.append_all(batch[start:start + 1000])
-            store.append_all([NewEvent(HOOK_PROFILE, "created", "cli", "down"),
+                append_all(store, batch[start:start + 1000])
+            append_all(store, [NewEvent(HOOK_PROFILE, "created", "cli", "down"),
                               NewEvent(HOOK_PROFILE, "started", "cli", "up")])
     hermes = str(Path(sys.executable).parent / "hermes-state")
     floor = [sys.executable, "-c", "pass"]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import load_average, under_load, write_part  # noqa: E402
 from projector_common import BIN_DIR, Scanner, bench_user, environment, give_to, hermes, percentile  # noqa: E402
 
-from store_access import EventStore, NewEvent, open_store  # noqa: E402
+from store_access import EventStore, NewEvent, append_all, open_store  # noqa: E402
 
 PROFILES = [f"lat-{i}" for i in range(4)]
 GATEWAY = "#!/usr/bin/perl\n$SIG{TERM} = sub { exit 0 };\nsleep 1 while 1;\n"
@@ -105,7 +105,7 @@ def main() -> int:
     try:
         hermes(env, "boot")
         with open_store(env) as store, under_load(args.under_load) as load:
-            store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
+            append_all(store, [NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)  # files SQLite made for this process belong to the user too
             before = load_average()
             inotify = run_daemon(env, store, scandir, args.starts)

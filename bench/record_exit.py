@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bulk_log import load_log  # noqa: E402
+from store_access import append_all  # noqa: E402
 
 from hermes_lifecycle.events import NewEvent  # noqa: E402
 from hermes_lifecycle.settings import Settings  # noqa: E402
@@ -98,7 +99,7 @@ def measure(args: argparse.Namespace) -> int:
             "HERMES_STATE_HOOKS_UNSUPERVISED": "1",  # the hooks run outside a slot here (docs/cli.md)
         }
         with open_store(Settings.from_env(env)) as store:
-            store.append_all([
+            append_all(store, [
                 NewEvent(PROFILE, "created", "cli", "down"),
                 NewEvent(PROFILE, "started", "cli", "up"),
             ])

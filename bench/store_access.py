@@ -16,7 +16,7 @@ from hermes_lifecycle.events import NewEvent
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import EventStore
 
-__all__ = ["NewEvent", "EventStore", "home_env", "create_store", "open_store", "db_path"]
+__all__ = ["NewEvent", "EventStore", "home_env", "create_store", "open_store", "db_path", "append_all"]
 
 
 def home_env(home: Path, **extra: str) -> dict[str, str]:
@@ -47,3 +47,10 @@ def create_store(env: dict[str, str]) -> Path:
 def open_store(env: dict[str, str]) -> EventStore:
     """The store as every writer opens it."""
     return store_api.open_store(Settings.from_env(env))
+
+
+def append_all(store: EventStore, batch: list[NewEvent]) -> None:
+    """Several appends in one write transaction (all or none)."""
+    with store.writing() as tx:
+        for new in batch:
+            tx.append(new)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import load_average, log, under_load, write_part  # noqa: E402
 from projector_common import BIN_DIR, Scanner, bench_user, environment, give_to, hermes  # noqa: E402
-from store_access import NewEvent, open_store  # noqa: E402
+from store_access import NewEvent, append_all, open_store  # noqa: E402
 
 PROFILES = [f"mem-{i}" for i in range(10)]
 BATCH = 1000
@@ -103,7 +103,7 @@ def main() -> int:
     try:
         hermes(env, "boot")
         with open_store(env) as store, under_load(args.under_load) as load:
-            store.append_all([NewEvent(name, "created", "cli", "down") for name in PROFILES])
+            append_all(store, [NewEvent(name, "created", "cli", "down") for name in PROFILES])
             give_to(home, user)
             before = load_average()
             output = open(work / "watch.log", "w")

@@ -30,7 +30,7 @@ from pathlib import Path
 from .digest import sha256
 from .errors import HermesError
 from .profile_state import STATE_FIELDS, ProfileState
-from .records import record
+from .records import Record
 
 DEFAULT_DIRECTORY = "/run/hermes-state-doctor"
 DIRECTORY_VARIABLE = "HERMES_STATE_DOCTOR_DIR"
@@ -42,8 +42,7 @@ class CheckpointRefused(HermesError):
     """The checkpoint's directory or file is not root's alone, or its content is not a checkpoint."""
 
 
-@record
-class Checkpoint:
+class Checkpoint(Record):
     position: int  # the last row verified
     hash: str  # its hash
     states: dict  # profile -> ProfileState: the fold of rows 1..position

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from enum import StrEnum
 
-OK, WARNING, ERROR = "ok", "warning", "error"
+from .records import Record
 
 
-@dataclass(frozen=True)
-class Finding:
+class FindingStatus(StrEnum):
+    """How one check went."""
+
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+OK, WARNING, ERROR = FindingStatus
+
+
+class Finding(Record):
     check: str
-    status: str
+    status: FindingStatus
     detail: str
 
 
@@ -19,12 +30,12 @@ class Report:
     location: str
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, check: str, status: str, detail: str) -> None:
+    def add(self, check: str, status: FindingStatus, detail: str) -> None:
         self.findings.append(Finding(check, status, detail))
 
     @property
     def healthy(self) -> bool:
         return all(f.status != ERROR for f in self.findings)
 
-    def as_json(self) -> dict:
-        return {"path": self.location, "healthy": self.healthy, "checks": [asdict(f) for f in self.findings]}
+    def as_json(self) -> dict[str, object]:
+        return {"path": self.location, "healthy": self.healthy, "checks": [f._asdict() for f in self.findings]}

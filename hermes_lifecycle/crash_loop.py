@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 
 from .errors import BadInput
-from .records import record
+from .records import Record
 
 
-@record
-class CrashLoopPolicy:
+class CrashLoopPolicy(Record):
     """``HERMES_CRASH_LOOP``: COUNT crashes within WINDOW seconds trip the breaker."""
 
-    count: int
+    crashes: int  # COUNT (not ``count``: a record's field must not shadow tuple.count)
     window_seconds: float
 
     @classmethod

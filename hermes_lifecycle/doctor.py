@@ -196,7 +196,7 @@ def _check_chain_and_projection(report: Report, tx, progress_factory: Progress |
     moved = _checkpoint_problem(tx, kept, last) if kept is not None else None
     if moved is not None:
         report.add("checkpoint", ERROR, f"{moved}: the log up to it was rewritten, or another store is in its place "
-                                        f"(restored on purpose? remove {checkpoints / checkpoint.file_name(location)})")
+                                        f"(restored on purpose? remove {checkpoints / checkpoint.file_name(location)})")  # type: ignore[operator]  # a checkpoint was read: checkpoints is set
     start = kept if kept is not None and moved is None and not full else None
     advance = progress_factory(last - (start.position if start else 0)) if progress_factory else (lambda n: None)
     previous = start.hash if start else GENESIS

@@ -1,4 +1,4 @@
-"""The event vocabulary: types, actors, desired states, and the two record shapes.
+"""The two event record shapes, and the one validating constructor of a stored row.
 
 ``NewEvent`` is what a caller asks to append; ``Event`` is a stored row, with
 every column of the public ``events`` table.
@@ -13,13 +13,16 @@ from typing import Any, Mapping
 from .errors import BadInput, StoreCorrupt
 from .names import shown as _shown
 from .names import validate_name, validate_slug
-from .records import record
-from .vocabulary import ACTORS, COLUMNS, DESIRED, TYPES, format_time, parse_time, utc_now
+from .records import Record
+from .vocabulary import (
+    ACTOR_OF, ACTORS, COLUMNS, DESIRED, DESIRED_OF, TYPE_OF, TYPES, Actor, Desired, EventType, format_time, is_int,
+    parse_time, utc_now,
+)
 
 # Re-exported: the vocabulary lives in a module light enough for fast readers.
 __all__ = [
-    "TYPES", "ACTORS", "DESIRED", "COLUMNS", "format_time", "parse_time", "utc_now", "NewEvent", "Event",
-    "MalformedRow", "encode_data",
+    "TYPES", "ACTORS", "DESIRED", "COLUMNS", "EventType", "Actor", "Desired", "format_time", "parse_time",
+    "utc_now", "NewEvent", "Event", "MalformedRow", "encode_data",
 ]
 
 # The largest ``data`` an append accepts, as UTF-8: what the watch daemon reads of a row is
@@ -36,7 +39,7 @@ class MalformedRow(StoreCorrupt):
         self.table = table
         self.problem = problem
         if table == "events":  # keyed by position
-            self.position = key if isinstance(key, int) and not isinstance(key, bool) else None
+            self.position = key if is_int(key) else None
             where = f"position {_shown(key)}"
         else:  # profile_projection: keyed by profile
             self.position = None
@@ -87,7 +90,7 @@ def decode_json(text: str) -> Any:
             from _json import make_scanner
         except ImportError:  # an interpreter without the C scanner: json itself
             return _json_loads(text)
-        _scan_json = make_scanner(_JsonDefaults)
+        _scan_json = make_scanner(_JsonDefaults)  # type: ignore[arg-type]  # reads only these attributes, as off a JSONDecoder
     start = len(text) - len(text.lstrip(_JSON_SPACE))
     try:
         value, end = _scan_json(text, start)
@@ -109,7 +112,7 @@ def _json_loads(text: str) -> Any:
 def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    if not is_int(value) or not low <= value <= high:
         raise BadInput(f"invalid {what} {value!r}: expected an integer from {low} to {high}")
     return value
 
@@ -119,14 +122,13 @@ def _optional_int(value: object, what: str, low: int, high: int) -> int | None:
 NO_DATA: Mapping[str, Any] = MappingProxyType({})
 
 
-@record
-class NewEvent:
+class NewEvent(Record):
     """An event as a caller asks for it; the store adds position, version, time, host, hash."""
 
     profile: str
-    type: str
-    actor: str
-    desired: str | None = None
+    type: EventType
+    actor: Actor
+    desired: Desired | None = None
     pid: int | None = None
     exit_code: int | None = None
     signal: int | None = None
@@ -137,7 +139,8 @@ class NewEvent:
     def validated(self) -> str:
         """Check every field's form (not the stream rules: that is the fold's job).
 
-        Returns ``data`` as its canonical JSON text, which the check produces anyway.
+        Returns ``data`` as its canonical JSON text, which the check produces anyway. A caller
+        may name the words as text (``"created"``): ``words`` gives them as members.
         """
         validate_name(self.profile)
         if self.type not in TYPES:
@@ -161,17 +164,21 @@ class NewEvent:
             raise BadInput(f"event data is larger than {MAX_DATA_BYTES} bytes as JSON")
         return text
 
+    def words(self) -> tuple[EventType, Actor, Desired | None]:
+        """Its type, actor and desired state as members (``validated`` first: each names one)."""
+        desired = None if self.desired is None else DESIRED_OF[self.desired]
+        return TYPE_OF[self.type], ACTOR_OF[self.actor], desired
 
-@record
-class Event:
+
+class Event(Record):
     """One stored row of ``events``; ``data`` is decoded."""
 
     position: int
     profile: str
     version: int
-    type: str
-    actor: str
-    desired: str | None
+    type: EventType
+    actor: Actor
+    desired: Desired | None
     occurred_at: str
     host: str
     boot_id: str | None
@@ -188,13 +195,7 @@ class Event:
     def run(self) -> int | None:
         """The position of the ``started`` this supervisor event belongs to."""
         run = self.data.get("run")
-        return run if isinstance(run, int) and not isinstance(run, bool) else None
-
-    def as_row(self) -> dict[str, Any]:
-        """Every column, keyed by column name; ``data`` as its canonical text."""
-        row = {name: getattr(self, name) for name in COLUMNS}
-        row["data"] = encode_data(self.data)
-        return row
+        return run if is_int(run) else None
 
     def as_json(self) -> dict[str, Any]:
         """Every column, ``data`` as an object: one line of ``--json`` output."""
@@ -211,7 +212,7 @@ class Event:
         with ``ignore_check_constraints``, a BLOB, a wrong type) is refused here.
         """
         position = row["position"]
-        if not _is_int(position) or position < 1:
+        if not is_int(position) or position < 1:
             raise MalformedRow("events", position, "position is not a positive integer")
         problem = _row_problem(row)
         if problem is not None:
@@ -224,11 +225,11 @@ class Event:
         if not isinstance(data, dict):
             raise MalformedRow("events", position, f"data is JSON {type(data).__name__}, not an object")
         values["data"] = data
+        values["type"] = TYPE_OF[values["type"]]
+        values["actor"] = ACTOR_OF[values["actor"]]
+        if values["desired"] is not None:
+            values["desired"] = DESIRED_OF[values["desired"]]
         return cls(**values)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _optional(value: object, kind: type) -> bool:
@@ -241,7 +242,7 @@ def _row_problem(row: Mapping[str, Any]) -> str | None:
         return f"{row['oversized'].strip()} larger than a reader takes"
     if not isinstance(row["profile"], str):
         return "profile is not text"
-    if not _is_int(row["version"]) or row["version"] < 1:
+    if not is_int(row["version"]) or row["version"] < 1:
         return "version is not a positive integer"
     if row["type"] not in TYPES:
         return f"unknown type {_shown(row['type'])}"
@@ -259,7 +260,7 @@ def _row_problem(row: Mapping[str, Any]) -> str | None:
         return "host is not text"
     for name, low, high in (("pid", 1, 2**31 - 1), ("exit_code", 0, 255), ("signal", 1, 128)):
         value = row[name]
-        if value is not None and (not _is_int(value) or not low <= value <= high):
+        if value is not None and (not is_int(value) or not low <= value <= high):
             return f"{name} {_shown(value)} is not an integer from {low} to {high}"
     for name in ("boot_id", "reason", "idempotency_key"):
         if not _optional(row[name], str):
@@ -268,6 +269,6 @@ def _row_problem(row: Mapping[str, Any]) -> str | None:
         return "data is not text"
     if not isinstance(row["hash"], str) or not _HASH.fullmatch(row["hash"]):
         return "hash is not 64 hex digits"
-    if not _is_int(row["chain_version"]) or row["chain_version"] < 1:
+    if not is_int(row["chain_version"]) or row["chain_version"] < 1:
         return "chain_version is not a positive integer"
     return None

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Sequence
 
 from .crash_loop import CrashLoopPolicy
 from .errors import BadInput
 from .events import NewEvent, format_time
 from .fold import ProfileState
-from .records import record
+from .records import Record
+from .vocabulary import Actor, Desired, EventType
 
 # finish's exit status: 125 tells s6 the failure is permanent (do not restart).
 RESTART_AS_USUAL = 0
@@ -34,8 +36,7 @@ SIGTERM = 15
 _NUMBER = re.compile(r"[0-9]{1,3}")
 
 
-@record
-class ObservedExit:
+class ObservedExit(Record):
     """What s6 told ``finish`` about the process that ended."""
 
     exit_code: int | None  # 0-255; None when killed by a signal
@@ -79,11 +80,25 @@ def _wantedup(text: str | None) -> bool | None:
     raise BadInput(f"invalid wantedup {text!r}: expected true or false, as s6-svstat -o wantedup prints")
 
 
-@record
-class ExitDecision:
+class ExitOutcome(StrEnum):
+    """How ``finish`` classified an exit: the rules of ``classify_exit``, in their order."""
+
+    DELETED = "deleted"
+    EARLIER_LIFE = "earlier-life"
+    REQUESTED = "requested"
+    RESTART = "restart"
+    SHUTDOWN = "shutdown"
+    SELF_RESTART = "self-restart"
+    FATAL_CONFIG = "fatal-config"
+    EXITED = "exited"
+    CRASHED = "crashed"
+    CRASH_LOOP = "crash-loop"
+
+
+class ExitDecision(Record):
     """What ``record-exit`` appends (in order, in one transaction) and the status it exits with."""
 
-    outcome: str  # deleted, requested, restart, shutdown, self-restart, fatal-config, exited, crashed, crash-loop
+    outcome: ExitOutcome
     events: tuple[NewEvent, ...] = ()
     exit_status: int = RESTART_AS_USUAL
 
@@ -115,18 +130,18 @@ def classify_exit(
     """
     # 1. Deleted (or never existed): its last exit is accepted and recorded nowhere.
     if state is None or state.deleted:
-        return ExitDecision("deleted")
+        return ExitDecision(ExitOutcome.DELETED)
     # 1b. The run of a profile since deleted and created again (its gateway was slow to stop):
     #     that life is over, and its exit says nothing of this one. Recorded nowhere, like 1.
     if earlier_life:
-        return ExitDecision("earlier-life")
+        return ExitDecision(ExitOutcome.EARLIER_LIFE)
 
-    def exit_event(type_: str, reason: str | None, desired: str | None = None, **data: object) -> NewEvent:
+    def exit_event(type_: EventType, reason: str | None, desired: Desired | None = None, **data: object) -> NewEvent:
         run = state.running_run
         return NewEvent(
             profile=state.profile,
             type=type_,
-            actor="supervisor",
+            actor=Actor.SUPERVISOR,
             desired=desired,
             # A late finish must never land on a newer run: name the run it ends.
             pid=state.run_pid if run is not None else None,
@@ -137,47 +152,47 @@ def classify_exit(
         )
 
     # 2. Someone asked for it to stop.
-    if state.desired == "down":
-        return ExitDecision("requested", (exit_event("stopped", "requested"),))
+    if state.desired == Desired.DOWN:
+        return ExitDecision(ExitOutcome.REQUESTED, (exit_event(EventType.STOPPED, "requested"),))
     # 3. Someone asked for a new process after this run began. "This run" is
     #    the latest recorded start: if that start was never recorded (the store
     #    was unavailable then), a pending restart still explains the exit.
     if state.restart_position is not None and state.restart_position > (state.run_position or 0):
-        return ExitDecision("restart", (exit_event("stopped", "restart"),))
+        return ExitDecision(ExitOutcome.RESTART, (exit_event(EventType.STOPPED, "restart"),))
     # 3b. A stop killed a run whose start was never recorded: s6's SIGTERM (the projector's
     #     s6-svc -d) reached the run hook before its `started` committed. No run is going and a
     #     stop intent came after the last thing the supervisor recorded, so that stop explains
     #     the SIGTERM, even when a start has landed since and s6 wants the slot up again.
     if stop_unanswered and state.running_run is None and observed.signal == SIGTERM:
-        return ExitDecision("requested", (exit_event("stopped", "requested"),))
+        return ExitDecision(ExitOutcome.REQUESTED, (exit_event(EventType.STOPPED, "requested"),))
     # 4. s6 no longer wants it up: container stop, or an operator's s6-svc -d.
     #    Desired stays up, so it comes back at the next boot.
     if observed.wantedup is False:
-        return ExitDecision("shutdown", (exit_event("stopped", "shutdown"),))
+        return ExitDecision(ExitOutcome.SHUTDOWN, (exit_event(EventType.STOPPED, "shutdown"),))
     # 5. Nobody outside asked. The gateway itself asked for a new process: a restart, not a
     #    crash, so the breaker never counts it; desired stays up and s6 restarts it.
     if observed.exit_code == EX_TEMPFAIL:
-        return ExitDecision("self-restart", (exit_event("stopped", "self-restart"),))
+        return ExitDecision(ExitOutcome.SELF_RESTART, (exit_event(EventType.STOPPED, "self-restart"),))
     if observed.exit_code == EX_CONFIG:
         return ExitDecision(
-            "fatal-config", (exit_event("stopped", "fatal-config", desired="down"),), DO_NOT_RESTART
+            ExitOutcome.FATAL_CONFIG, (exit_event(EventType.STOPPED, "fatal-config", desired=Desired.DOWN),), DO_NOT_RESTART
         )
     if observed.exit_code == 0:
-        return ExitDecision("exited", (exit_event("stopped", "exited", desired="down"),), DO_NOT_RESTART)
-    crashed = exit_event("crashed", None)
+        return ExitDecision(ExitOutcome.EXITED, (exit_event(EventType.STOPPED, "exited", desired=Desired.DOWN),), DO_NOT_RESTART)
+    crashed = exit_event(EventType.CRASHED, None)
     since = window_start(policy, now)
     count = sum(1 for moment in crash_times if moment >= since) + 1  # this crash included
-    if count < policy.count:
-        return ExitDecision("crashed", (crashed,))
+    if count < policy.crashes:
+        return ExitDecision(ExitOutcome.CRASHED, (crashed,))
     breaker = exit_event(
-        "stopped",
+        EventType.STOPPED,
         "crash-loop",
-        desired="down",
+        desired=Desired.DOWN,
         count=count,
         window_seconds=_plain_number(policy.window_seconds),
-        threshold=policy.count,
+        threshold=policy.crashes,
     )
-    return ExitDecision("crash-loop", (crashed, breaker), DO_NOT_RESTART)
+    return ExitDecision(ExitOutcome.CRASH_LOOP, (crashed, breaker), DO_NOT_RESTART)
 
 
 def _plain_number(value: float) -> int | float:

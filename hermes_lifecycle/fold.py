@@ -7,50 +7,28 @@ before every insert and stores its result as the inline projection, and
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any
 
 from .errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
 from .events import Event
 from .names import DEFAULT_PROFILE, validate_new_name
-from .profile_state import STATE_FIELDS, ProfileState  # re-exported: the fold's state
+from .profile_state import STATE_FIELDS, ProfileState
+from .vocabulary import ALLOWED, Actor, Desired, EventType
 
-# Who appends what (docs/design.md section 2): (type, actor) -> the desired values it may carry.
-ALLOWED: Mapping[tuple[str, str], frozenset[str | None]] = {
-    ("created", "cli"): frozenset({"down"}),
-    ("created", "import"): frozenset({"down"}),
-    ("created", "boot"): frozenset({"down"}),
-    ("created", "api"): frozenset({"down"}),
-    ("started", "cli"): frozenset({"up"}),
-    ("started", "import"): frozenset({"up"}),
-    ("started", "api"): frozenset({"up"}),
-    ("started", "supervisor"): frozenset({None}),
-    ("crashed", "supervisor"): frozenset({None}),
-    ("stopped", "cli"): frozenset({"down"}),
-    ("stopped", "api"): frozenset({"down"}),
-    ("stopped", "supervisor"): frozenset({None, "down"}),
-    ("deleted", "cli"): frozenset({"down"}),
-    ("deleted", "api"): frozenset({"down"}),
-    # hermes-agent's own commands, as they reach the log (docs/hermes-agent.md): intents like cli's.
-    ("created", "hermes-agent"): frozenset({"down"}),
-    ("started", "hermes-agent"): frozenset({"up"}),
-    ("stopped", "hermes-agent"): frozenset({"down"}),
-    ("deleted", "hermes-agent"): frozenset({"down"}),
-    # What a gateway says of itself: an observation, never an intent, never the end of a run.
-    ("reported", "gateway"): frozenset({None}),
-}
-
+__all__ = ["ALLOWED", "STATE_FIELDS", "ProfileState", "apply", "check_shape"]  # the fold's state, its rules
 
 def check_shape(event: Event) -> None:
     """Reject a (type, actor, desired) combination nobody appends."""
     allowed = ALLOWED.get((event.type, event.actor))
     if allowed is None:
-        raise BadInput(f"actor {event.actor!r} does not append {event.type!r} events")
+        raise BadInput(f"actor '{event.actor}' does not append '{event.type}' events")
     if event.desired not in allowed:
         shown = " or ".join(sorted("none" if d is None else d for d in allowed))
-        raise BadInput(f"{event.actor} {event.type!r} events carry desired {shown}, not {event.desired or 'none'}")
-    if event.type == "stopped" and event.actor == "supervisor" and event.desired == "down" and not event.reason:
+        raise BadInput(f"{event.actor} '{event.type}' events carry desired {shown}, not {event.desired or 'none'}")
+    if (event.type == EventType.STOPPED and event.actor == Actor.SUPERVISOR and event.desired == Desired.DOWN
+            and not event.reason):
         raise BadInput("a supervisor stop that holds a gateway down needs a reason")
-    if event.type == "reported" and not event.reason:
+    if event.type == EventType.REPORTED and not event.reason:
         raise BadInput("a gateway's report needs a reason: the transition it reports")
 
 
@@ -65,7 +43,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
     if state is not None and state.profile != event.profile:
         raise BadInput(f"event for {event.profile!r} folded into {state.profile!r}")
 
-    if event.type == "created":
+    if event.type == EventType.CREATED:
         if state is not None and state.live:
             raise ProfileExists(f"profile {event.profile!r} exists already")
         validate_new_name(event.profile)
@@ -73,7 +51,7 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             profile=event.profile,
             version=event.version,
             deleted=False,
-            desired="down",
+            desired=Desired.DOWN,
             created_position=event.position,
             last_position=event.position,
             last_type=event.type,
@@ -95,10 +73,10 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
         raise NotFound(f"no profile named {event.profile!r}")
     if state.deleted:
         raise ProfileDeleted(f"profile {event.profile!r} was deleted")
-    if event.type == "deleted" and event.profile == DEFAULT_PROFILE:
+    if event.type == EventType.DELETED and event.profile == DEFAULT_PROFILE:
         raise Conflict("the default profile cannot be deleted")
 
-    changes: dict = {
+    changes: dict[str, Any] = {
         "version": event.version,
         "last_position": event.position,
         "last_type": event.type,
@@ -114,21 +92,21 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             intent_reason=event.reason,
             intent_at=event.occurred_at,
         )
-        if event.type == "started":
+        if event.type == EventType.STARTED:
             changes["start_intent_position"] = event.position
             if event.reason == "restart":
                 changes["restart_position"] = event.position
 
-    if event.type == "crashed":
+    if event.type == EventType.CRASHED:
         changes.update(crashes=state.crashes + 1, last_crash_position=event.position)
-    if event.type == "reported":
+    if event.type == EventType.REPORTED:
         changes["last_report_position"] = event.position
-    if event.type == "deleted":
+    if event.type == EventType.DELETED:
         # Deleting a profile ends its run: the projector removes the slot, and
         # finish records nothing for a deleted profile (docs/design.md section 2).
         changes.update(deleted=True, run_ended=state.run_position is not None)
-    elif event.actor == "supervisor":
-        if event.type == "started":
+    elif event.actor == Actor.SUPERVISOR:
+        if event.type == EventType.STARTED:
             changes.update(
                 run_position=event.position,
                 run_pid=event.pid,
@@ -146,11 +124,3 @@ def apply(state: ProfileState | None, event: Event) -> ProfileState:
             if event.run is not None and event.run == state.run_position and not state.run_ended:
                 changes["run_ended"] = True
     return state._replace(**changes)
-
-
-def fold(events: Iterable[Event]) -> dict[str, ProfileState]:
-    """Every profile's state after ``events`` (in position order)."""
-    states: dict[str, ProfileState] = {}
-    for event in events:
-        states[event.profile] = apply(states.get(event.profile), event)
-    return states

@@ -15,7 +15,9 @@ import json
 import os
 import secrets
 import stat
-from typing import Any, NamedTuple
+from typing import Any
+
+from .records import Record
 
 FILE_NAME = "gateway_state.json"
 MAX_BYTES = 256 * 1024  # hermes-agent's file with its 24 platforms is a few KB
@@ -26,7 +28,7 @@ class Unreadable(ValueError):
     """The file cannot be taken as a gateway's account: one line, no event."""
 
 
-class Seen(NamedTuple):
+class Seen(Record):
     """What a read found: the decoded content and the file's identity when it was read."""
 
     content: Any
@@ -65,7 +67,7 @@ def read(path: str) -> Seen | None:
         raise Unreadable(f"nested deeper than {MAX_DEPTH}")
     try:
         content = json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:  # what json.loads raises for any text it refuses
         raise Unreadable(f"not JSON ({error.msg})") from None
     return Seen(content, identity(info))
 

@@ -48,7 +48,8 @@ from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .profile_state import ProfileState
 from .settings import HERMES_AGENT, SOUL_FILE, Settings
 from .store import EventStore, open_store
-from .store.recorder import IDLE, REPLACED, STOPPED
+from .store.feed import IDLE, REPLACED, STOPPED
+from .vocabulary import Actor, Desired, EventType, is_int
 
 REPORTS_PER_MINUTE = 30  # a gateway flapping faster than this is said once a minute, and caught up after
 POLL_SECONDS = 1.0  # the polling observer's period, where inotify is unavailable
@@ -144,7 +145,7 @@ class GatewayWatcher:
     def _start_observer(self) -> None:
         from watchdog.observers.polling import PollingObserver
 
-        observer = None
+        observer: Any = None  # watchdog has no type information
         if not self.poll_only:
             try:
                 from watchdog.observers.inotify import InotifyObserver
@@ -408,7 +409,7 @@ class GatewayWatcher:
             self._gone_since.pop(name, None)
             if name in live or name in deleted:
                 continue
-            self._append_adopted(name, "created", "down", "a profile directory appeared")
+            self._append_adopted(name, EventType.CREATED, Desired.DOWN, "a profile directory appeared")
         for name in sorted(set(live) - set(found) - {DEFAULT_PROFILE}):
             if name not in self._present:
                 continue  # never seen here: not ours to conclude anything about
@@ -416,13 +417,13 @@ class GatewayWatcher:
             if now - since < GONE_CONFIRM_SECONDS:
                 self._recheck_at = min(self._recheck_at, since + GONE_CONFIRM_SECONDS)
                 continue
-            if self._append_adopted(name, "deleted", "down", "its profile directory is gone"):
+            if self._append_adopted(name, EventType.DELETED, Desired.DOWN, "its profile directory is gone"):
                 self._present.discard(name)
                 self._gone_since.pop(name, None)
 
-    def _append_adopted(self, name: str, kind: str, desired: str, why: str) -> bool:
+    def _append_adopted(self, name: str, kind: EventType, desired: Desired, why: str) -> bool:
         try:
-            event = self._writer().append(NewEvent(name, kind, "hermes-agent", desired, reason=ADOPTED,
+            event = self._writer().append(NewEvent(name, kind, Actor.HERMES_AGENT, desired, reason=ADOPTED,
                                                    data={"seen": why}))
         except HermesError as error:
             if self._stopped.is_set():
@@ -475,7 +476,8 @@ def profile_directories(profiles_dir: str) -> tuple[set[str], set[str]] | None:
             listed = list(entries)
     except OSError:
         return None
-    found, waiting = set(), set()
+    found: set[str] = set()
+    waiting: set[str] = set()
     for entry in listed:
         name = entry.name
         if not NAME_PATTERN.fullmatch(name) or name in RESERVED_NAMES:
@@ -498,7 +500,7 @@ def _claims_a_dead_run(content: dict, state: ProfileState) -> bool:
     """The file names a pid the log says no run of is going, and that process is gone. Both: a start
     the log could not record (an outage) must not make a live gateway look stopped."""
     pid = content.get("pid")
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+    if not is_int(pid) or pid <= 0:
         return False
     if state.running_run is not None and state.run_pid == pid:
         return False

@@ -1,80 +1,29 @@
-"""What happened to a profile: the values `hermes-state history` takes, its reads and its summary.
+"""What happened to a profile: a typed query (``HistoryFilter``), its reads and its summary.
 
-Parsing the values and summarising are pure functions; the reads go
-through the store like every other (its SQLite recorder imports no
-SQLAlchemy, so this stays as fast as a person at a prompt needs).
+The summary is a pure function; the reads go through the store like every
+other (its SQLite recorder imports no SQLAlchemy, so this stays as fast as a
+person at a prompt needs). The command line's values become a query in the
+CLI (``hermes_lifecycle_cli.options``).
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
-from typing import Iterator
+from datetime import datetime
+from typing import Any, Iterator
 
-from .errors import BadInput
 from .events import Event
 from .profile_state import ProfileState
-from .names import BOOT_ID_PATTERN
-from .records import record
+from .records import Record
 from .runs import RUNNING, runs_of
 from .store import EventStore, StreamWindow
 from .store.log import CrashRecord
-from .vocabulary import TYPES, format_time
-
-CURRENT_BOOT = "current"
-
-# Patterns as text: re compiles (and caches) them only when --since or --until is given.
-_AGE = r"(?:\d{1,9}[smhdw])+"
-_AGE_PART = r"(\d+)([smhdw])"
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_WHEN_HELP = "expected an ISO time such as 2026-11-27T14:00 or an age such as 30m, 2h, 3d"
-
-
-# -- times ------------------------------------------------------------------
-def parse_when(text: str, option: str, now: datetime) -> str:
-    """``--since``/``--until``: an ISO time (local when it names no zone) or an age before ``now``."""
-    value = text.strip()
-    if re.fullmatch(_AGE, value):
-        seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(_AGE_PART, value))
-        try:
-            return format_time(now - timedelta(seconds=seconds))
-        except OverflowError:
-            raise BadInput(f"invalid {option} {text!r}: that age reaches before year 1") from None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError:
-        raise BadInput(f"invalid {option} {text!r}: {_WHEN_HELP}") from None
-    # A time without a zone is what the person's clock shows: local time.
-    return format_time(moment if moment.tzinfo else moment.astimezone())
-
-
-def parse_types(text: str) -> tuple[str, ...]:
-    """``--type crashed,stopped``: known event types, in the order given, each once."""
-    chosen: list[str] = []
-    for part in text.split(","):
-        name = part.strip()
-        if name not in TYPES:
-            shown = repr(name) if name else "an empty name"
-            raise BadInput(f"unknown event type {shown} in --type: expected some of {', '.join(TYPES)}")
-        if name not in chosen:
-            chosen.append(name)
-    return tuple(chosen)
-
-
-def parse_boot(text: str) -> str:
-    """``--boot``: ``current`` or a boot id as the projector writes them."""
-    value = text.strip()
-    if value == CURRENT_BOOT or BOOT_ID_PATTERN.fullmatch(value):
-        return value
-    raise BadInput(f"invalid --boot {text!r}: expected 'current' or a boot id (hex digits and '-')")
-
+from .vocabulary import EventType
 
 # -- the reads ----------------------------------------------------------------
-@record
-class HistoryFilter:
+class HistoryFilter(Record):
     since: str | None = None
     until: str | None = None
-    types: tuple[str, ...] = ()
+    types: tuple[EventType, ...] = ()  # none: every type
     boot_id: str | None = None
     limit: int | None = 50  # None: all
 
@@ -86,8 +35,7 @@ class HistoryFilter:
         )
 
 
-@record
-class History:
+class History(Record):
     state: ProfileState
     events: list[Event]  # oldest first
     crashes: CrashRecord  # the whole stream's
@@ -119,7 +67,7 @@ def stream_history(store: EventStore, profile: str, window: HistoryFilter, page:
     """
     with store.reading() as tx:
         tx.require_state(profile)
-    after: object = 0
+    after: Any = 0  # a stored version, of whatever type a row written behind the store's back gave it
     while True:
         with store.reading() as tx:
             events, count, last = tx.stream_page(profile, window.window(after_version=after, limit=page))
@@ -141,8 +89,7 @@ def read_newer(store: EventStore, profile: str, window: HistoryFilter, after_pos
 
 
 # -- the summary --------------------------------------------------------------
-@record
-class Summary:
+class Summary(Record):
     shown: int
     total: int  # events in the whole stream
     runs: int  # supervisor starts among the events shown
@@ -166,7 +113,7 @@ def summarise(history: History, now: datetime) -> Summary:
     end shown counts only when the projection says it is still going."""
     state, events = history.state, history.events
     shown = [run for run in runs_of(events, state) if run.start_shown]
-    longest: tuple[float, str, bool] | None = None
+    longest: tuple[float, str | None, bool] | None = None
     for run in shown:
         uptime = run.uptime_seconds(now)
         if uptime is None:

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from .errors import BadInput, InvalidName, NotFound, ProfileDeleted
 from .events import Event, NewEvent, parse_time
+from .vocabulary import Actor, EventType
 from .exits import EX_CONFIG, SIGTERM, ExitDecision, ObservedExit, classify_exit, window_start
 from .fold import ProfileState
 from . import names
@@ -111,7 +112,7 @@ def replay_start(tx, fact) -> Event | None:
 
 
 def _supervisor_start(name: str, pid: int, supervisor: int, key: str | None, **data: object) -> NewEvent:
-    return NewEvent(profile=name, type="started", actor="supervisor", pid=pid,
+    return NewEvent(profile=name, type=EventType.STARTED, actor=Actor.SUPERVISOR, pid=pid,
                     data={"supervisor": supervisor, **data}, idempotency_key=key)
 
 

@@ -24,8 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .records import Record
 from .errors import HermesError
 from .events import MAX_DATA_BYTES, NewEvent, encode_data, format_time
+from .vocabulary import Actor, Desired, EventType
 from .names import DEFAULT_PROFILE, NAME_PATTERN, RESERVED_NAMES
 from .profiles import is_own_entry
 from .settings import SOUL_FILE, Settings
@@ -89,8 +91,7 @@ def normalized_time(value: object) -> str | None:
     return format_time(moment)
 
 
-@dataclass(frozen=True)
-class ImportPlan:
+class ImportPlan(Record):
     """What one profile's legacy file imports as."""
 
     up: bool
@@ -179,17 +180,16 @@ def _encoded_size(data: dict[str, Any]) -> int:
 
 def events_for(profile: str, plan: ImportPlan) -> list[NewEvent]:
     """``created`` and, when the gateway should run, ``started``: appended together or not at all."""
-    batch = [NewEvent(profile, "created", "import", "down", reason=REASON, data=plan.created_data)]
+    batch = [NewEvent(profile, EventType.CREATED, Actor.IMPORT, Desired.DOWN, reason=REASON, data=plan.created_data)]
     if plan.up:
-        batch.append(NewEvent(profile, "started", "import", "up", reason=REASON, data=plan.started_data))
+        batch.append(NewEvent(profile, EventType.STARTED, Actor.IMPORT, Desired.UP, reason=REASON, data=plan.started_data))
     return batch
 
 
 # -- the report ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProfileOutcome:
+class ProfileOutcome(Record):
     """One entry of the import: a profile imported up or down, skipped, or failed (to be retried)."""
 
     profile: str  # the directory name as found (shown quoted when it is not a valid name)
@@ -258,8 +258,7 @@ class LegacyReport:
 # -- the shell ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(Record):
     profile: str
     path: Path
     source: str

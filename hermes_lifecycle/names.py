@@ -29,10 +29,10 @@ def validate_name(name: object) -> str:
 
 def validate_new_name(name: object) -> str:
     """A name that may be created: valid and not reserved."""
-    validate_name(name)
-    if name in RESERVED_NAMES:
-        raise InvalidName(f"profile name {name!r} is reserved")
-    return name  # type: ignore[return-value]
+    valid = validate_name(name)
+    if valid in RESERVED_NAMES:
+        raise InvalidName(f"profile name {valid!r} is reserved")
+    return valid
 
 
 # A profile's s6 service slot is named gateway-<name> (docs/design.md section 1).

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from .fold import ProfileState
 from .names import NAME_PATTERN, validate_name
-from .records import record
+from .records import Record
 from .reports import NOTHING_YET, Summary, summary_of
 from .runs import Run, exits_without_run, runs_of
 from .store import EventStore, StreamWindow
@@ -32,8 +32,7 @@ MARGIN = 0.05  # of the window's span
 MIN_MARGIN = timedelta(seconds=1)
 
 
-@record
-class GatewayReading:
+class GatewayReading(Record):
     """One live profile as an operator sees it; each count None when it was not asked for."""
 
     state: ProfileState
@@ -69,8 +68,7 @@ class GatewayReading:
         return max(0.0, (now - parse_time(self.state.run_started_at)).total_seconds())
 
 
-@record
-class FleetReading:
+class FleetReading(Record):
     gateways: list[GatewayReading]  # live profiles, by name
     events_total: int  # the newest position: positions are dense, the log append-only
     read_at: datetime
@@ -115,8 +113,7 @@ def account_of(tx, state: ProfileState) -> Summary:
     return summary_of(newest[0].data, state.run_position) if newest and newest[0].type == "reported" else NOTHING_YET
 
 
-@record
-class Timeline:
+class Timeline(Record):
     """One profile's runs between ``since`` and ``until``."""
 
     state: ProfileState

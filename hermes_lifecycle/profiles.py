@@ -33,12 +33,13 @@ import fcntl
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .records import Record
 from .errors import Conflict, HermesError, ProfileDeleted, ProfileExists, StoreLocked
 from .events import Event, NewEvent
+from .vocabulary import Actor, Desired, EventType
 from .names import DEFAULT_PROFILE, validate_name, validate_new_name
 from .settings import SOUL_FILE, Settings
 from .store import EventStore
@@ -89,7 +90,7 @@ def _create(store: EventStore, settings: Settings, name: str) -> Event:
     renamed = False
     try:
         with store.writing() as tx:
-            event = tx.append(NewEvent(name, "created", "cli", "down"))
+            event = tx.append(NewEvent(name, EventType.CREATED, Actor.CLI, Desired.DOWN))
             # Checked again under the store's write lock: another `profile create` cannot race us.
             if os.path.lexists(final):
                 raise ProfileExists(f"{final} exists already")
@@ -125,8 +126,7 @@ def _build(staging: Path, name: str, profiles_dir: Path) -> None:
     _os(f"cannot create the profile directory under {profiles_dir}", build)
 
 
-@dataclass(frozen=True)
-class Deletion:
+class Deletion(Record):
     event: Event | None  # None: the profile was deleted already (a delete that did not finish, or --purge)
     moved_to: Path | None  # None: there was no directory
     purged: bool
@@ -153,7 +153,7 @@ def delete_profile(
             # Deleted already: --purge removes what .deleted/ keeps of it (nothing to append).
             return Deletion(None, None, True, earlier.last_position, _purge_kept(settings, name))
         else:
-            event = store.append(NewEvent(name, "deleted", "cli", "down"))  # NotFound / ProfileDeleted
+            event = store.append(NewEvent(name, EventType.DELETED, Actor.CLI, Desired.DOWN))  # NotFound / ProfileDeleted
             position = event.position
             if after_commit is not None:
                 after_commit()

@@ -16,7 +16,8 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .events import NewEvent, parse_time
-from .records import record
+from .vocabulary import Actor, EventType, is_int
+from .records import Record
 
 # hermes-agent's gateway_state values (gateway/status.py) and the transition each one reports.
 GATEWAY_STATES = ("starting", "running", "degraded", "draining", "stopped", "startup_failed")
@@ -37,15 +38,13 @@ class BadAccount(ValueError):
     """The file says something hermes-agent's gateway never writes: one line, no event."""
 
 
-@record
-class Platform:
+class Platform(Record):
     level: str  # FATAL, ATTENTION or OK
     error_code: str | None = None
     error_message: str | None = None
 
 
-@record
-class Account:
+class Account(Record):
     """What the log takes from one gateway_state.json."""
 
     pid: int
@@ -64,7 +63,7 @@ def read_account(said: object) -> Account | None:
     if "pid" not in said and "gateway_state" not in said:
         return None
     pid = said.get("pid")
-    if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= 2**31 - 1:
+    if not is_int(pid) or not 1 <= pid <= 2**31 - 1:
         raise BadAccount("no valid pid")
     state = said.get("gateway_state")
     if state not in GATEWAY_STATES:
@@ -114,8 +113,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-@record
-class Run:
+class Run(Record):
     """The run an account must belong to: the log's latest supervised start."""
 
     position: int
@@ -123,8 +121,7 @@ class Run:
     started_at: str  # the supervisor's `started`, in the log's format
 
 
-@record
-class Summary:
+class Summary(Record):
     """Where the log's account of one run stands: every report's data carries it, after that report."""
 
     gateway_state: str | None = None
@@ -159,13 +156,13 @@ def transitions(last: Summary, account: Account, run: Run, profile: str, *, now:
     events = []
 
     def report(reason: str, **details: Any) -> None:
-        data = {"run": run.position, "gateway_state": state, "platforms": dict(sorted(levels.items()))}
+        data: dict[str, Any] = {"run": run.position, "gateway_state": state, "platforms": dict(sorted(levels.items()))}
         if ready is not None:
             data["ready_seconds"] = ready
         if account.updated_at:
             data["reported_at"] = account.updated_at
         data.update({key: value for key, value in details.items() if value is not None})
-        events.append(NewEvent(profile, "reported", "gateway", None, pid=run.pid, reason=reason, data=data))
+        events.append(NewEvent(profile, EventType.REPORTED, Actor.GATEWAY, None, pid=run.pid, reason=reason, data=data))
 
     if account.state != state:
         before, state = state, account.state

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from .events import Event
 from .profile_state import ProfileState
-from .records import record
+from .records import Record
 from .vocabulary import parse_time
 
 # How a run ended (the gateway_runs view's ended_by).
@@ -23,8 +23,7 @@ RUNNING = "running"
 UNKNOWN = "unknown"  # a later run began, or the profile was deleted, with no exit recorded
 
 
-@record
-class Run:
+class Run(Record):
     position: int  # of its supervisor `started`
     pid: int | None
     boot_id: str | None
@@ -82,8 +81,13 @@ def runs_of(events: Iterable[Event], state: ProfileState) -> list[Run]:
     for position in sorted(positions):
         start = starts.get(position)
         end = ends.get(position)
+        ended_by: str
+        ended_at: str | None
+        pid: int | None
+        boot_id: str | None
+        started_at: str | None
         if end is not None:
-            ended_by, ended_at = end.type, end.occurred_at
+            ended_by, ended_at = str(end.type), end.occurred_at
         elif position == running:
             ended_by, ended_at = RUNNING, None
         else:
@@ -92,8 +96,10 @@ def runs_of(events: Iterable[Event], state: ProfileState) -> list[Run]:
             pid, boot_id, started_at = start.pid, start.boot_id, start.occurred_at
         elif position == running:
             pid, boot_id, started_at = state.run_pid, state.run_boot_id, state.run_started_at
-        else:
-            pid, boot_id, started_at = end.pid, end.boot_id, None  # type: ignore[union-attr]
+        elif end is not None:
+            pid, boot_id, started_at = end.pid, end.boot_id, None
+        else:  # not reached: a position is a start's, an end's or the running run's
+            pid, boot_id, started_at = None, None, None
         runs.append(Run(
             position=position, pid=pid, boot_id=boot_id, started_at=started_at, start_shown=start is not None,
             ended_by=ended_by, ended_at=ended_at,
@@ -122,7 +128,7 @@ def exits_without_run(events: Iterable[Event]) -> list[Run]:
             continue
         found.append(Run(
             position=event.position, pid=event.pid, boot_id=event.boot_id, started_at=None, start_shown=False,
-            ended_by=event.type, ended_at=event.occurred_at, reason=event.reason, exit_code=event.exit_code,
+            ended_by=str(event.type), ended_at=event.occurred_at, reason=event.reason, exit_code=event.exit_code,
             signal=event.signal, held_down_by=event.reason if event.type == STOPPED and event.desired == "down" else None,
             start_recorded=False,
         ))

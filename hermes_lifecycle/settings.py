@@ -10,7 +10,7 @@ from .backends import BACKENDS
 from .crash_loop import CrashLoopPolicy  # the pure core's type; built here from HERMES_CRASH_LOOP
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
-from .records import record
+from .records import Record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,8 +100,7 @@ def inside_s6_overlay(proc_root: str = "/proc", run_root: str = "/run") -> bool:
     return comm == "s6-svscan" and os.path.exists(os.path.join(run_root, "s6", "basedir"))
 
 
-@record
-class WatchIntervals:
+class WatchIntervals(Record):
     poll: float
     full_pass: float
 
@@ -120,8 +119,7 @@ def parse_seconds(variable: str, text: str | None, default: float) -> float:
     return value
 
 
-@record
-class Settings:
+class Settings(Record):
     """Where things live and how to run, from the environment.
 
     Paths are kept as text and handed out as ``Path`` on request: the hooks
@@ -204,10 +202,6 @@ class Settings:
         return _path(self.scandir_dir)
 
     @property
-    def host_id_path(self) -> "Path":
-        return _path(self.host_id_file)
-
-    @property
     def host_id_file(self) -> str:
         return os.path.join(self.home_dir, "state", "host-id")
 
@@ -227,10 +221,6 @@ class Settings:
     @property
     def boot_log(self) -> "Path":
         return self.home / "logs" / "container-boot.log"
-
-    @property
-    def boot_id_path(self) -> "Path":
-        return _path(self.boot_id_file)
 
     def profile_dir(self, name: str) -> "Path":
         """The directory of a profile; ``default`` is the home itself."""
@@ -378,7 +368,7 @@ def _create_host_id(settings: Settings) -> str:
     """Write a new UUID without ever replacing one another process made first."""
     import uuid
 
-    path = settings.host_id_path
+    path = _path(settings.host_id_file)
     new_id = str(uuid.uuid4())
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:

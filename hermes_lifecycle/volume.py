@@ -105,7 +105,7 @@ def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozens
     root = os.path.abspath(volume_root) if volume_root else None
     below = root is not None and owners is not None and (directory + "/").startswith(root.rstrip("/") + "/")
     if below:
-        dir_fd = open_directory(root, os.path.relpath(directory, root), owners, error)  # type: ignore[arg-type]
+        dir_fd = open_directory(root, os.path.relpath(directory, root), owners, error)  # type: ignore[arg-type]  # below: root is set
     else:
         dir_fd = None
     try:
@@ -135,7 +135,8 @@ def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozens
 
 
 def _read_bounded(fd: int, limit: int, name: str, error: type[StoreUnavailable]) -> bytes:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = os.read(fd, min(READ_CHUNK, limit + 1 - size))
         if not chunk:

@@ -172,7 +172,7 @@ class BoundedHTTPServer:
             try:
                 partial.sock.setblocking(True)
                 partial.sock.settimeout(self.write_timeout)
-                self.handler_class(partial, partial.address, self)
+                self.handler_class(partial, partial.address, self)  # type: ignore[arg-type]  # kept as .server, nothing of BaseServer called
             except OSError:
                 pass  # the client went away or stopped reading: its answer is lost, the worker is not
             except Exception:  # a bug costs one answer, never a worker: said on stderr
@@ -187,7 +187,7 @@ def _answering_a_read_head(handler_class: type[BaseHTTPRequestHandler]) -> type[
     """``handler_class`` for a connection whose head was read already: its request is the
     ``_Partial``, its rfile that head, its wfile the socket (with its write timeout)."""
 
-    class Handler(handler_class):  # type: ignore[valid-type, misc]
+    class Handler(handler_class):  # type: ignore[valid-type, misc]  # a base given at run time
         def setup(self) -> None:
             partial: _Partial = self.request
             self.connection = partial.sock

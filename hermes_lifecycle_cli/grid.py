@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
-from hermes_lifecycle.records import record
+from hermes_lifecycle.records import Record
 
 BOLD = "1"
 RED = "31"
@@ -30,8 +30,7 @@ CYAN = "36"
 DIM = "2"
 
 
-@record
-class Column:
+class Column(Record):
     key: str
     header: str
     right: bool = False  # numbers and ages align right

@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from hermes_lifecycle import __version__
 
@@ -27,15 +27,25 @@ if TYPE_CHECKING:
 
 PROGRAM = "hermes-state"
 
-# The hooks' argument lists, as the slot scripts pass them.
+# The hooks' argument lists, as the slot scripts pass them: (required, optional, handler). The one
+# statement of their grammar: ``fast_call`` reads them, and so does ``add_commands`` for argparse.
 HOOK_ARGUMENTS = {
-    "record-start": (("slot",), "hermes_lifecycle_cli.commands.hooks:record_start"),
-    "record-exit": (("slot", "exit_code", "signal", "wantedup"), "hermes_lifecycle_cli.commands.hooks:record_exit"),
+    "record-start": (("slot",), (), "hermes_lifecycle_cli.commands.hooks:record_start"),
+    "record-exit": (("slot", "exit_code", "signal"), ("wantedup",), "hermes_lifecycle_cli.commands.hooks:record_exit"),
+}
+_HOOK_HELP = {
+    "record-start": "slot `run` hook: record the start, exec the gateway",
+    "record-exit": "slot `finish` hook: classify and record the exit",
+    "wantedup": "what `s6-svstat -o wantedup` said: true or false",
 }
 
-
-# The intents' verbs: ``VERB [NAME]``.
-INTENT_VERBS = ("start", "stop", "restart")
+# The intents' verbs: ``VERB [NAME]``, each with its help.
+INTENTS = {
+    "start": "ask for the profile's gateway to run (appends `started`)",
+    "stop": "ask for the profile's gateway to stop (appends `stopped`)",
+    "restart": "ask for a new gateway process (appends `started`, reason restart)",
+}
+INTENT_VERBS = tuple(INTENTS)
 
 
 def fast_call(argv: Sequence[str]) -> SimpleNamespace | None:
@@ -66,10 +76,10 @@ def _hook_call(argv: Sequence[str]) -> SimpleNamespace | None:
     """``record-start SLOT`` / ``record-exit SLOT CODE SIGNAL [WANTEDUP]``."""
     if len(argv) < 2 or argv[0] not in HOOK_ARGUMENTS:
         return None
-    names, handler = HOOK_ARGUMENTS[argv[0]]
-    values = list(argv[1:])
-    optional = 1 if argv[0] == "record-exit" else 0
-    if not len(names) - optional <= len(values) <= len(names) or any(v.startswith("-") for v in values):
+    required, optional, handler = HOOK_ARGUMENTS[argv[0]]
+    names = required + optional
+    values: list[str | None] = list(argv[1:])
+    if not len(required) <= len(values) <= len(names) or any(v is not None and v.startswith("-") for v in values):
         return None
     values += [None] * (len(names) - len(values))
     return SimpleNamespace(command=argv[0], handler=handler, **dict(zip(names, values)))
@@ -81,18 +91,17 @@ def _parser_class():
     class Parser(argparse.ArgumentParser):
         """argparse, but a usage error is one line on stderr and exit 2."""
 
-        def error(self, message: str) -> None:  # type: ignore[override]
+        def error(self, message: str) -> NoReturn:
             self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     return Parser
 
 
-MAX_LIMIT = 2**31 - 1  # a count any store binds as an integer; more rows than that is "all" (0)
-
-
 def _limit(text: str) -> int:
     """``--limit``: 0 (all) to MAX_LIMIT; anything else is a usage error (one line, exit 2), never a traceback."""
     import argparse
+
+    from .options import MAX_LIMIT
 
     shown = text if len(text) <= 40 else text[:37] + "..."
     try:
@@ -159,11 +168,7 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
     history.set_defaults(handler="hermes_lifecycle_cli.commands.history:history")
 
     # -- gateways -----------------------------------------------------------
-    for verb, text in (
-        ("start", "ask for the profile's gateway to run (appends `started`)"),
-        ("stop", "ask for the profile's gateway to stop (appends `stopped`)"),
-        ("restart", "ask for a new gateway process (appends `started`, reason restart)"),
-    ):
+    for verb, text in INTENTS.items():
         command = commands.add_parser(verb, help=text)
         _name_argument(command)
         command.set_defaults(handler=f"hermes_lifecycle_cli.commands.gateway:{verb}")
@@ -244,16 +249,13 @@ def add_commands(parser: "argparse.ArgumentParser") -> None:
     serve.add_argument("--once", metavar="PATH", help="answer one request for PATH (e.g. /metrics) on stdout and exit")
     serve.set_defaults(handler="hermes_lifecycle_cli.commands.serve:serve")
 
-    record_start = commands.add_parser("record-start", help="slot `run` hook: record the start, exec the gateway")
-    record_start.add_argument("slot", metavar="SLOT")
-    record_start.set_defaults(handler="hermes_lifecycle_cli.commands.hooks:record_start")
-
-    record_exit = commands.add_parser("record-exit", help="slot `finish` hook: classify and record the exit")
-    record_exit.add_argument("slot", metavar="SLOT")
-    record_exit.add_argument("exit_code", metavar="EXIT_CODE")
-    record_exit.add_argument("signal", metavar="SIGNAL")
-    record_exit.add_argument("wantedup", metavar="WANTEDUP", nargs="?", help="what `s6-svstat -o wantedup` said: true or false")
-    record_exit.set_defaults(handler="hermes_lifecycle_cli.commands.hooks:record_exit")
+    for hook, (required, optional, handler) in HOOK_ARGUMENTS.items():
+        command = commands.add_parser(hook, help=_HOOK_HELP[hook])
+        for name in required:
+            command.add_argument(name, metavar=name.upper())
+        for name in optional:
+            command.add_argument(name, metavar=name.upper(), nargs="?", help=_HOOK_HELP.get(name))
+        command.set_defaults(handler=handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -144,7 +144,7 @@ class StoreCollector:
             name = [gateway.state.profile] + ([fleet.host] if fleet.host is not None else [])
             desired.add_metric(name, 1 if gateway.desired_up else 0)
             running.add_metric(name, 1 if gateway.running else 0)
-            crashes.add_metric(name, gateway.crashes_total)
+            crashes.add_metric(name, gateway.crashes_total)  # type: ignore[arg-type]  # read with crash totals: never None
             reason = gateway.held_down_by
             held.add_metric(name + [reason or ""], 1 if reason else 0)
             if gateway.state.last_exit_code is not None:

@@ -15,7 +15,7 @@ import jinja2
 
 from hermes_lifecycle.names import NAME_PATTERN
 from hermes_lifecycle.operators import FleetReading, GatewayReading, Timeline
-from hermes_lifecycle.records import record
+from hermes_lifecycle.records import Record
 from hermes_lifecycle.reports import OK, Summary
 from hermes_lifecycle.runs import CRASHED, RUNNING, UNKNOWN, Run
 from hermes_lifecycle.vocabulary import parse_time
@@ -92,8 +92,7 @@ def end_text(run: Run) -> str:
     return text
 
 
-@record
-class Bar:
+class Bar(Record):
     x: float
     width: float
     end_x: float
@@ -102,8 +101,7 @@ class Bar:
     open_start: bool  # began before the window
 
 
-@record
-class Tick:
+class Tick(Record):
     x: float
     label: str
 
@@ -151,8 +149,7 @@ def started_text(run: Run) -> str:
     return utc_text(run.started_at) or "before the window"
 
 
-@record
-class TimelineRow:
+class TimelineRow(Record):
     run: Run
     kind: str
     end: str

@@ -62,7 +62,9 @@ def event(kind, name):
     return NewEvent(name, event_type, "cli", desired, reason=reason)
 with open_store(Settings.from_env()) as store:
     if ":" in sys.argv[1]:  # "KIND:NAME ...": all in one transaction
-        store.append_all([event(*arg.split(":")) for arg in sys.argv[1:]])
+        with store.writing() as tx:
+            for arg in sys.argv[1:]:
+                tx.append(event(*arg.split(":")))
     else:  # "KIND NAME ...": one transaction each
         for name in sys.argv[2:]:
             store.append(event(sys.argv[1], name))

@@ -6,7 +6,11 @@ import itertools
 import sqlite3
 from pathlib import Path
 
+from typing import Iterable
+
 from hermes_lifecycle import store
+from hermes_lifecycle.events import Event
+from hermes_lifecycle.fold import ProfileState, apply
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import EventStore
 
@@ -42,3 +46,11 @@ def operator_rows(db: Path, sql: str, *params) -> list[dict]:
         return [dict(row) for row in connection.execute(sql, params)]
     finally:
         connection.close()
+
+
+def fold(events: Iterable[Event]) -> dict[str, ProfileState]:
+    """Every profile's state after ``events`` (in position order): the tests' oracle for the projection."""
+    states: dict[str, ProfileState] = {}
+    for event in events:
+        states[event.profile] = apply(states.get(event.profile), event)
+    return states

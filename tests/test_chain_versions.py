@@ -117,7 +117,7 @@ def test_the_crash_counts_0005_fills_in_are_the_folds(tmp_path):
     from alembic.config import Config
 
     from hermes_lifecycle.backends.sqlite.migrate import migration_transaction
-    from hermes_lifecycle.fold import fold
+    from store_helpers import fold
     from hermes_lifecycle.store.revisions import migrations_dir
 
     settings = settings_for(tmp_path)

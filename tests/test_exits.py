@@ -207,7 +207,7 @@ def test_breaker(policy, earlier_crashes, expected, counted):
         stop = decision.events[-1]
         window = int(policy.window_seconds) if policy.window_seconds.is_integer() else policy.window_seconds
         assert stop.data == {"run": running().state.running_run, "count": counted,
-                             "window_seconds": window, "threshold": policy.count}
+                             "window_seconds": window, "threshold": policy.crashes}
         assert (stop.exit_code, stop.pid) == (1, PID)  # the exit that tripped it
 
 

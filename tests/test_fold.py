@@ -13,7 +13,8 @@ import pytest
 
 from hermes_lifecycle.errors import BadInput, Conflict, NotFound, ProfileDeleted, ProfileExists, VersionConflict
 from hermes_lifecycle.events import ACTORS, TYPES, Event
-from hermes_lifecycle.fold import ProfileState, apply, fold
+from hermes_lifecycle.fold import ProfileState, apply
+from store_helpers import fold
 
 # docs/design.md section 2, "Who appends what": (type, actor) -> desired values it carries.
 WHO_APPENDS_WHAT = {

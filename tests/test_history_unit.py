@@ -11,7 +11,8 @@ from builders import alice_state, event_at
 from hermes_lifecycle_cli import grid, humane
 from hermes_lifecycle import events
 from hermes_lifecycle.errors import BadInput
-from hermes_lifecycle.history import History, parse_boot, parse_types, parse_when, summarise
+from hermes_lifecycle.history import History, summarise
+from hermes_lifecycle_cli.options import parse_boot, parse_types, parse_when
 from hermes_lifecycle.store.log import CrashRecord
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=timezone.utc)

@@ -54,7 +54,9 @@ MORE_HOSTILE_SLOTS = ["gateway-", "gateway-alice\n", "gateway-.alice", "gateway-
 def append(home: Home, *events: NewEvent) -> None:
     """Set up a stream (in process; ownership handed back to the user after)."""
     with open_store(Settings.from_env(home.env())) as store:
-        store.append_all(list(events))
+        with store.writing() as tx:
+            for new in events:
+                tx.append(new)
     give_to(home.path, home.user)
 
 

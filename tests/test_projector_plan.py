@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
+
 
 import pytest
 
 from hermes_lifecycle.fold import ProfileState
-from hermes_lifecycle.projector.plan import SlotView, plan
+from hermes_lifecycle.profile_state import screened
+from hermes_lifecycle.projector import plan as planner
+from hermes_lifecycle.projector.plan import SlotView
 from hermes_lifecycle.projector.observed import ServiceStatus
 
 T0, T1 = 1000, 2000  # TAI64N stamps, only their order matters
@@ -33,6 +35,11 @@ def state(
         run_position=run, run_pid=1234 if run else None, run_started_at=None, run_boot_id=None,
         run_ended=run_ended,
     )
+
+
+def plan(states, slots, **options):
+    """The planner on rows through the one gate, as the reconciler hands them over."""
+    return planner.plan([screened(state) for state in states], slots, **options)
 
 
 def status(*, wantedup: bool, up: bool, finish_done: bool = True) -> ServiceStatus:
@@ -165,11 +172,15 @@ def test_a_hostile_name_is_skipped_and_valid_profiles_still_served(name):
     "garbage, problem",
     [
         ({"desired": "sideways"}, "invalid desired state"),
-        ({"restart_position": "30; rm"}, "invalid restart_position"),
-        ({"run_position": True}, "invalid run_position"),
-        ({"version": 0}, "invalid version"),
-        ({"last_type": "exploded"}, "invalid last event type or actor"),
-        ({"deleted": "yes"}, "invalid deleted or run_ended flag"),
+        ({"restart_position": "30; rm"}, "restart_position is not a positive integer"),
+        ({"run_position": True}, "run_position is not a positive integer"),
+        ({"version": 0}, "version is not a positive integer"),
+        ({"last_type": "exploded"}, "invalid last type or actor"),
+        ({"deleted": "yes"}, "deleted or run_ended is not a flag"),
+        # What only the store's check saw before there was one gate: the planner acted on these.
+        ({"last_at": "yesterday"}, "a time is not in the log's format"),
+        ({"crashes": 2}, "last_crash_position does not match crashes"),
+        ({"run_boot_id": 7}, "run_boot_id is not text"),
     ],
 )
 def test_a_garbled_row_is_skipped_and_its_slot_left_alone(garbage, problem):
@@ -199,24 +210,24 @@ def _apply_to_model(actions, states, slots):
         elif action.kind == "rescan":
             for key, slot in list(slots.items()):
                 if slot.status is None:
-                    slots[key] = replace(slot, status=status(wantedup=not slot.down_file, up=not slot.down_file))
+                    slots[key] = slot._replace(status=status(wantedup=not slot.down_file, up=not slot.down_file))
         elif action.kind == "up":
-            slots[name] = replace(current, status=status(wantedup=True, up=True), down_file=False,
+            slots[name] = current._replace(status=status(wantedup=True, up=True), down_file=False,
                                   restart_applied=action.position if action.position is not None else current.restart_applied)
         elif action.kind == "down":
-            slots[name] = replace(current, status=status(wantedup=False, up=False), down_file=True)
+            slots[name] = current._replace(status=status(wantedup=False, up=False), down_file=True)
         elif action.kind in ("restart", "restart-absorbed"):
-            slots[name] = replace(current, restart_applied=action.position)
+            slots[name] = current._replace(restart_applied=action.position)
         elif action.kind in ("mark-up", "mark-down"):
-            slots[name] = replace(current, down_file=action.kind == "mark-down")
+            slots[name] = current._replace(down_file=action.kind == "mark-down")
         elif action.kind == "repair-scripts":
-            slots[name] = replace(current, scripts_current=True)
+            slots[name] = current._replace(scripts_current=True)
         elif action.kind == "remove":
             del slots[name]
         elif action.kind == "await" and current.status is None:  # the look again finds what rescan starts
             pass
         elif action.kind == "await":  # the process and its finish end, as s6 makes them
-            slots[name] = replace(current, status=status(wantedup=current.status.wantedup, up=False))
+            slots[name] = current._replace(status=status(wantedup=current.status.wantedup, up=False))
         assert name in by_name or action.kind in ("remove", "rescan", "purge")
     return slots
 

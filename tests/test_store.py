@@ -9,7 +9,7 @@ import pytest
 from hermes_lifecycle.chain import first_broken_position
 from hermes_lifecycle.errors import BadInput, Conflict, NotFound, ProfileExists, StoreMissing, VersionConflict
 from hermes_lifecycle.events import NewEvent
-from hermes_lifecycle.fold import fold
+from store_helpers import fold
 from hermes_lifecycle import store as store_api
 from hermes_lifecycle.store import ensure_default_profile
 
@@ -50,7 +50,8 @@ def test_every_append_extends_the_hash_chain(store):
     create(store, "alice")
     store.append(NewEvent("alice", "started", "cli", "up", data={"note": "ünïcode ✓"}))
     store.append(NewEvent("alice", "started", "supervisor", pid=4242))
-    assert first_broken_position(e.as_row() for e in rows(store)) is None
+    with store.reading() as tx:
+        assert first_broken_position(tx.rows_after(0)) is None
 
 
 def test_expected_version_must_match(store):
@@ -99,10 +100,11 @@ def test_refused_appends_store_nothing(store, new, error):
     assert store.state("alice").version == 1
 
 
-def test_append_all_is_atomic(store):
+def test_appends_in_one_transaction_are_atomic(store):
     create(store, "alice")
-    with pytest.raises(NotFound):
-        store.append_all([NewEvent("alice", "started", "cli", "up"), NewEvent("ghost", "started", "cli", "up")])
+    with pytest.raises(NotFound), store.writing() as tx:
+        for new in (NewEvent("alice", "started", "cli", "up"), NewEvent("ghost", "started", "cli", "up")):
+            tx.append(new)
     assert [e.type for e in rows(store)] == ["created"]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
-from ..records import record
+from ..records import Record
 from . import snapshot as snapshots
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ def unreachable(settings: "Settings", error: StoreUnavailable) -> StoreUnavailab
     return error
 
 
-@record
-class OfflineBoot:
+class OfflineBoot(Record):
     """The snapshot boot brings the slots up from, and its lines: ``log`` for the boot log, after
     the line that says the database is unreachable; ``warnings`` for stderr."""
 

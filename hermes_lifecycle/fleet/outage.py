@@ -14,7 +14,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Callable, Iterator, NoReturn
 
-from ..records import record
+from ..records import Record
 from . import spool
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ class StartKeeper:
         return spool.keep(settings, fact, self.seen_ns)
 
 
-@record
-class ExitKept:
+class ExitKept(Record):
     """An exit kept in the spool: where, how many of the profile's exits the spool holds within the
     breaker's window (this one included), and whether the offline breaker holds the slot down."""
 
@@ -97,5 +96,5 @@ class ExitKeeper:
         earlier = spool.recent_exits(settings, self.name, self.seen_ns - int(policy.window_seconds * 1e9))
         path = spool.keep(settings, fact, self.seen_ns)
         # Every exit s6 would restart counts (a clean exit or 78 would have held it down at once).
-        held_down = observed.wantedup is not False and earlier + 1 >= policy.count
+        held_down = observed.wantedup is not False and earlier + 1 >= policy.crashes
         return ExitKept(path, earlier + 1, held_down)

@@ -6,8 +6,8 @@ projection holds them), the log position they were read at and the time, in
 ``$HERMES_HOME/state/fleet-snapshot.json``. Boot reads it back only when the
 database cannot be reached, and then treats it exactly as a projection row
 (docs/reliability.md): the volume is the gateway user's, so the file is that
-user's input. Each entry is checked as a row is (``store.log.state_problem``,
-then the planner's ``state_problem``, which validates the name), must be
+user's input. Each entry passes the gate a projection row passes
+(``profile_state.screened``, which validates the name too), must be
 this host's and appear once; a bad entry is skipped with a line, never
 trusted. The file is refused as a whole (one line) when it is not a regular
 file of the volume's owners reached without a symbolic link, is too big, is
@@ -33,11 +33,12 @@ from typing import Any, Iterable
 
 from ..errors import HermesError, StoreUnavailable
 from ..events import TIME_FORMAT, utc_now
+from ..vocabulary import is_int
 from ..fold import STATE_FIELDS, ProfileState
 from ..names import shown
 from ..projector import plan as planning
 from ..settings import Settings
-from ..store.log import state_from_row, state_problem
+from ..profile_state import screened, state_from_row
 from ..volume import open_directory, read_file
 
 SNAPSHOT_NAME = "fleet-snapshot.json"
@@ -157,12 +158,10 @@ def _unlink(directory: int, name: str) -> bool:
         return False
 
 
-def current(host: str, position: int, states: Iterable[object]) -> Snapshot:
-    """The snapshot of a pass: the valid, live states of this host it planned from."""
+def current(host: str, position: int, states: Iterable[planning.Screened]) -> Snapshot:
+    """The snapshot of a pass: the valid (``screened``), live states of this host it planned from."""
     kept = sorted(
-        (state for state in states
-         if isinstance(state, ProfileState) and planning.state_problem(state) is None
-         and state_problem(state) is None and state.live and state.host == host),
+        (state for state in states if isinstance(state, ProfileState) and state.live and state.host == host),
         key=lambda state: state.profile,
     )
     return Snapshot(host=host, position=position, written_at=utc_now(), states=kept)
@@ -179,12 +178,12 @@ class Keeper:
         self._saved: list[ProfileState] | None = None
         self._error: str | None = None  # reported once until a save succeeds
 
-    def after_full_pass(self, position: int, states: Iterable[object]) -> str | None:
+    def after_full_pass(self, position: int, states: Iterable[planning.Screened]) -> str | None:
         """Every state was read at ``position``: they are the snapshot now."""
         self._kept = {state.profile: state for state in current(self.host, position, states).states}
         return self._save(position)
 
-    def after_catch_up(self, position: int, touched: Iterable[str], states: Iterable[object]) -> str | None:
+    def after_catch_up(self, position: int, touched: Iterable[str], states: Iterable[planning.Screened]) -> str | None:
         """The ``touched`` profiles were read again at ``position``: those of ``states`` stay or come
         in, the others (deleted, another host's, unreadable now) go out. Nothing before a full pass."""
         if self._kept is None:
@@ -244,7 +243,7 @@ def parse(text: bytes, host: str, path: str) -> Snapshot:
     if document["host"] != host:
         raise SnapshotError(f"snapshot {path} belongs to host {shown(document['host'])}, not to this host ({host}): refused")
     position, written_at = document["position"], document["written_at"]
-    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+    if not is_int(position) or position < 0:
         raise SnapshotError(f"snapshot {path} has position {shown(position)}: refused")
     if not isinstance(written_at, str) or not TIME_FORMAT.fullmatch(written_at):
         raise SnapshotError(f"snapshot {path} has time {shown(written_at)}: refused")
@@ -271,10 +270,9 @@ def _entry(entry: object, host: str) -> tuple[ProfileState | None, str]:
     """One entry as a checked state, or None and why not."""
     if not isinstance(entry, dict) or set(entry) != set(STATE_FIELDS):
         return None, "not a projection row (its fields)"
-    state = state_from_row(entry)
-    problem = state_problem(state) or planning.state_problem(state)
-    if problem is not None:
-        return None, problem
+    state = screened(state_from_row(entry))
+    if not isinstance(state, ProfileState):
+        return None, state.problem
     if state.host != host:
         return None, f"a profile of host {shown(state.host)}, not of this host"
     return state, ""

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 from ..errors import HermesError, StoreUnavailable
 from ..events import TIME_FORMAT
 from ..names import BOOT_ID_PATTERN, NAME_PATTERN
-from ..records import record
+from ..records import Record
+from ..vocabulary import format_ns, is_int
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -66,8 +67,7 @@ _FIELDS = {
 }
 
 
-@record
-class KeptExit:
+class KeptExit(Record):
     """An exit as the ``finish`` hook saw it, with s6's own words (checked again at replay)."""
 
     profile: str
@@ -79,11 +79,13 @@ class KeptExit:
     supervisor: int  # the s6-supervise that ran finish: tells an earlier life's exit (hooks)
     host: str
     key: str  # the first event's idempotency key
-    kind = EXIT
+
+    @property
+    def kind(self) -> str:
+        return EXIT
 
 
-@record
-class KeptStart:
+class KeptStart(Record):
     """A start as the ``run`` hook saw it just before it exec'd the gateway (the pid is the gateway's)."""
 
     profile: str
@@ -93,7 +95,10 @@ class KeptStart:
     supervisor: int  # the s6-supervise that ran run: the supervisor's `started` carries it
     host: str
     key: str
-    kind = START
+
+    @property
+    def kind(self) -> str:
+        return START
 
 
 def new_key(kind: str = EXIT) -> str:
@@ -235,7 +240,7 @@ def _checked(value: object, kind: str, profile: str, host: str) -> KeptExit | Ke
 
     def pid(field: str) -> None:
         item = value[field]
-        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_PID:
+        if not is_int(item) or not 1 <= item <= MAX_PID:
             raise Refused(f"invalid {field} pid")
 
     text("profile", NAME_PATTERN)
@@ -273,8 +278,7 @@ def _plausible(observed_at: str, name_ns: int, written_ns: int, now_ns: int) -> 
         raise Refused(f"its time {observed_at} is over {SKEW_SECONDS} s from when the file was written")
 
 
-@record
-class Replayed:
+class Replayed(Record):
     """What a replay did: how many facts it appended, and one line per file it set aside."""
 
     appended: int
@@ -412,8 +416,7 @@ def _refused_directory(directory: int) -> int:
     return fd
 
 
-@record
-class Pending:
+class Pending(Record):
     """What the spool holds, by names only (root reads nothing else): kept facts not yet in the log,
     the oldest one's time (nanoseconds, from its name), and the files set aside in ``refused/``."""
 
@@ -474,9 +477,4 @@ def observed_now() -> tuple[str, int]:
     return observed_time(now_ns), now_ns
 
 
-def observed_time(ns: int) -> str:
-    """A time in nanoseconds in the log's time format."""
-    import time
-
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % (rest // 1_000_000)
+observed_time = format_ns  # a time in nanoseconds in the log's time format

@@ -32,9 +32,9 @@ from ..chain import first_broken_position
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import utc_now
 from ..fleet import offline_boot
+from ..profile_state import ProfileState
 from ..settings import Settings
 from ..store import EventStore, open_store
-from . import plan as planning
 from .claim import Claim, VolumeClaimed, take as claim_volume
 from .dropped import run_writing_steps, write_boot_log
 from .plan import ActionKind
@@ -162,7 +162,7 @@ def _boot(settings: Settings, boot_id: str, log: BootLog, warn: Callable[[str], 
                 warn(f"hermes-state: {warning}")
 
             scandir.write_boot_id(boot_id)
-            log.add(f"boot id written to {settings.boot_id_path}")
+            log.add(f"boot id written to {settings.boot_id_file}")
             reconciler = Reconciler(settings, store, scandir=scandir, report=report_to)
             report = reconciler.full_pass("boot")
     except StoreUnreachable as error:
@@ -198,7 +198,7 @@ def _boot_offline(settings: Settings, scandir: ScanDir, boot_id: str, log: BootL
     for line in offline.warnings:
         warn(line)
     scandir.write_boot_id(boot_id)
-    log.add(f"boot id written to {settings.boot_id_path}")
+    log.add(f"boot id written to {settings.boot_id_file}")
     report = Reconciler(settings, None, scandir=scandir, report=report_to).snapshot_pass("boot-snapshot",
                                                                                           offline.snapshot)
     return _finish(log, report, warn)
@@ -210,7 +210,7 @@ def _log_profiles(log: BootLog, report: PassReport) -> None:
     for applied in report.actions:
         by_profile.setdefault(applied.action.profile, []).append(applied)
     for state in report.states:
-        if planning.state_problem(state) is not None:
+        if not isinstance(state, ProfileState):  # refused by the gate: its skip-invalid is logged below
             continue
         rows = by_profile.pop(state.profile, [])
         done = ", ".join(_describe(applied) for applied in rows) or "slot unchanged"

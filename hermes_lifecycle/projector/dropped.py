@@ -198,6 +198,7 @@ def _watched(child: subprocess.Popen, stdin: bytes, who: str, timeout: float) ->
     caller kills it) past ``timeout`` on the wall clock, past OUTPUT_LIMIT bytes, or once it has
     stayed stopped (SIGSTOP, a tracer) for STOPPED_GRACE: the child is the gateway user's process,
     and nothing it does may keep root waiting longer, nor grow root's memory."""
+    assert child.stdout is not None and child.stderr is not None and child.stdin is not None  # three pipes
     deadline = time.monotonic() + timeout
     stopped_since: float | None = None
     chunks: dict[int, list[bytes]] = {child.stdout.fileno(): [], child.stderr.fileno(): []}

@@ -7,8 +7,8 @@ slot; ``plan`` decides from those values alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..records import Record
 from ..errors import HermesError
 
 # The fields asked of s6-svstat, in this order.
@@ -21,8 +21,7 @@ class S6Error(HermesError):
     """An s6 command failed, or printed what it never prints; the message says which."""
 
 
-@dataclass(frozen=True)
-class ServiceStatus:
+class ServiceStatus(Record):
     """What ``s6-svstat -o`` says about one supervised slot.
 
     ``updownsince`` and ``readysince`` are TAI64N labels as integers: only
@@ -66,8 +65,7 @@ class ServiceStatus:
         return not self.up and self.readysince >= self.updownsince
 
 
-@dataclass(frozen=True)
-class SlotView:
+class SlotView(Record):
     """What the scan directory and ``s6-svstat`` show for one slot."""
 
     profile: str

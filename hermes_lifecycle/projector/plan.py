@@ -27,21 +27,20 @@ one per pass, none of which waits: ``down`` while s6 still wants it up,
 ``await`` while its process or ``finish`` still runs, then ``remove``.
 ``await`` (nothing to do yet) tells the reconciler to look at that profile
 again, with backoff, so one slow gateway never holds up the others.
-Anything read from the database is untrusted: a row that is not a valid
-profile state is skipped (``skip-invalid``) and its slot left alone.
+Anything read from the database is untrusted: the planner takes rows through
+the one gate (``profile_state.screened``), and a row it refused is skipped
+(``skip-invalid``) and its slot left alone.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable, Mapping, Sequence
 
-from ..errors import InvalidName
-from ..events import ACTORS, TYPES
-from ..fold import ProfileState
-from ..names import shown, validate_name
+from ..records import Record
+from ..names import shown
+from ..profile_state import ProfileState, RefusedRow
 from .observed import ServiceStatus, SlotView
 
 
@@ -76,52 +75,23 @@ class ActionKind(StrEnum):
 
 _RANK = {kind: rank for rank, kind in enumerate(ActionKind)}
 
+# A projection row through the gate: a state to act on, or a row refused and why.
+Screened = ProfileState | RefusedRow
 
-@dataclass(frozen=True)
-class Action:
+
+class Action(Record):
     kind: ActionKind
     profile: str  # for skip-invalid: the row's name as shown (repr, shortened); for purge: the entry
     detail: str = ""
     position: int | None = None  # create, up, restart: the restart intent the new process covers
 
-    def as_json(self) -> dict:
-        row = {"action": self.kind.value, "profile": self.profile}
+    def as_json(self) -> dict[str, str | int]:
+        row: dict[str, str | int] = {"action": self.kind.value, "profile": self.profile}
         if self.detail:
             row["detail"] = self.detail
         if self.position is not None:
             row["position"] = self.position
         return row
-
-
-def state_problem(state: object) -> str | None:
-    """Why a projection row cannot be acted on, or None when it is a valid state."""
-    if not isinstance(state, ProfileState):
-        return f"not a profile state: {type(state).__name__}"
-    try:
-        validate_name(state.profile)
-    except InvalidName:
-        return "invalid profile name"
-    if state.desired not in ("up", "down"):
-        return f"invalid desired state {shown(state.desired)}"
-    if not isinstance(state.deleted, bool) or not isinstance(state.run_ended, bool):
-        return "invalid deleted or run_ended flag"
-    for field in ("version", "last_position", "intent_position"):
-        if not _position(getattr(state, field), optional=False):
-            return f"invalid {field} {shown(getattr(state, field))}"
-    for field in ("restart_position", "run_position", "start_intent_position"):
-        if not _position(getattr(state, field), optional=True):
-            return f"invalid {field} {shown(getattr(state, field))}"
-    if state.last_type not in TYPES or state.last_actor not in ACTORS or state.intent_actor not in ACTORS:
-        return "invalid last event type or actor"
-    if state.last_reason is not None and not isinstance(state.last_reason, str):
-        return "invalid last reason"
-    return None
-
-
-def _position(value: object, *, optional: bool) -> bool:
-    if value is None:
-        return optional
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def restart_pending(state: ProfileState, view: SlotView) -> bool:
@@ -216,55 +186,56 @@ def removal(name: str, view: SlotView) -> list[Action]:
     return [Action(ActionKind.REMOVE, name, "profile deleted or unknown")]
 
 
-def owned(states: Iterable[object], host: str | None) -> list[object]:
+def owned(states: Iterable[Screened], host: str | None) -> list[Screened]:
     """The states this host's projector acts on: every one on a single host (``host`` None); in a
     fleet, the profiles whose created event this host appended (docs/fleet.md). Another host's
-    profile is out of scope: a slot of its name here is removed, as for an unknown profile."""
+    profile is out of scope: a slot of its name here is removed, as for an unknown profile. A
+    refused row is in scope when its host is this one, and is reported (``skip-invalid``)."""
     if host is None:
         return list(states)
-    return [state for state in states if getattr(state, "host", None) == host]
+    return [state for state in states if state.host == host]
 
 
 def plan(
-    states: Iterable[object],
+    states: Iterable[Screened],
     slots: Mapping[str, SlotView],
     *,
     leftovers: Sequence[str] = (),
 ) -> list[Action]:
     """Every action that brings ``slots`` to the desired ``states``, in the order to apply them.
 
-    ``states`` are the projection rows in scope (untrusted); ``slots`` the
-    slots observed in the same scope, by profile name. A slot whose profile
-    is absent from ``states`` or deleted is removed.
+    ``states`` are the projection rows in scope, through the gate (``profile_state.screened``):
+    a refused row is reported and its slot left alone. ``slots`` are the slots observed in the
+    same scope, by profile name. A slot whose profile is absent from ``states`` or deleted is removed.
     """
     states = list(states)
-    counts = Counter(getattr(s, "profile", None) for s in states)
+    counts = Counter(state.profile for state in states)
     actions: list[Action] = []
     live: dict[str, ProfileState] = {}
     untouchable: set[str] = set()
     for state in states:
-        problem = state_problem(state)
-        name = getattr(state, "profile", None)
+        name = state.profile
+        problem = state.problem if isinstance(state, RefusedRow) else None
         if problem is None and counts[name] > 1:
             problem = "more than one row for this name"
-        if problem is not None:
-            actions.append(Action(ActionKind.SKIP_INVALID, shown(name), problem))
+        if problem is not None or isinstance(state, RefusedRow):
+            actions.append(Action(ActionKind.SKIP_INVALID, shown(name), problem or ""))
             if isinstance(name, str):
                 untouchable.add(name)  # a valid-looking slot of a garbled row is left alone
             continue
-        if state.live:  # type: ignore[union-attr]
-            live[name] = state  # type: ignore[index,assignment]
+        if state.live:
+            live[state.profile] = state
 
     unsupervised = False
     for name in sorted(set(slots) | set(live)):
         if name in untouchable:
             continue
         view = slots.get(name)
-        state = live.get(name)
-        if state is None:
-            actions.extend(removal(name, view))  # type: ignore[arg-type]  # a slot without a live state
+        live_state = live.get(name)
+        if live_state is None:
+            actions.extend(removal(name, slots[name]))  # a slot without a live state
             continue
-        actions.extend(decide(state, view))
+        actions.extend(decide(live_state, view))
         unsupervised = unsupervised or (view is not None and view.status is None)
 
     for entry in leftovers:

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..records import Record
 from ..errors import HermesError, InvalidName
 from ..events import Event, utc_now
 from ..fleet import snapshot as snapshots
-from ..fold import ProfileState
+from ..profile_state import screened
 from ..names import shown, validate_name
 from ..settings import Settings
 from ..store import EventStore
@@ -79,8 +80,7 @@ class Backoff:
         return set(self._due)
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(Record):
     """One planned action and how applying it went (``error`` None: it took effect, or was only logged)."""
 
     action: Action
@@ -104,7 +104,7 @@ class PassReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # not the pass's failure: the fleet snapshot not saved
     events: list[Event] = field(default_factory=list)
-    states: list[ProfileState] = field(default_factory=list)  # the rows planned from (untrusted)
+    states: list[planning.Screened] = field(default_factory=list)  # the rows planned from, through the gate
     started: float = field(default_factory=time.monotonic)
     duration_ms: float = 0.0
     new_skips: int = 0
@@ -176,7 +176,7 @@ class Reconciler:
             self._before_reading()
             with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
                 upto = tx.last_position()
-                result.states = planning.owned(tx.states(), self.host)
+                result.states = planning.owned([screened(state) for state in tx.states()], self.host)
             result.upto = upto
             self._apply_all(result, slots, leftovers)
             if self.snapshot is not None:
@@ -199,7 +199,7 @@ class Reconciler:
 
     def _apply_all(self, result: PassReport, slots: dict[str, SlotView], leftovers: list[str]) -> None:
         actions = planning.plan(result.states, slots, leftovers=leftovers)
-        scope = set(slots) | {name for state in result.states if isinstance(name := getattr(state, "profile", None), str)}
+        scope = set(slots) | {name for state in result.states if isinstance(name := state.profile, str)}
         self._apply(actions, result, scope | {LEFTOVERS})
 
     def catch_up(self, trigger: str) -> PassReport:
@@ -221,11 +221,11 @@ class Reconciler:
             slots, leftovers = self._observe(touched, leftovers=LEFTOVERS in due)
             self._before_reading()
             with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
-                states = [state for name in sorted(touched) if (state := tx.state(name)) is not None]
+                states = [screened(state) for name in sorted(touched) if (state := tx.state(name)) is not None]
             states = planning.owned(states, self.host)
             if self.host is not None:
                 # The report says what this host's projector looked at: another host's events are its own.
-                mine = {getattr(state, "profile", None) for state in states}
+                mine = {state.profile for state in states}
                 result.events = [event for event in events if event.profile in mine]
             actions = invalid + planning.plan(states, slots, leftovers=leftovers)
             self._apply(actions, result, touched | ({LEFTOVERS} if LEFTOVERS in due else set()))
@@ -255,7 +255,7 @@ class Reconciler:
         """Every readable event after ``position``, in one snapshot, and the position read up to:
         past the rows the store skipped as malformed too, so they are neither waited on nor read again."""
         events: list[Event] = []
-        with self.store.reading() as tx:
+        with self.store.reading() as tx:  # type: ignore[union-attr]  # only an offline boot has none
             while True:
                 events.extend(tx.log_after(position, limit=LOG_BATCH))
                 if tx.last_read == position:
@@ -323,13 +323,13 @@ class Reconciler:
                 if action.position is not None:
                     scandir.record_restart_applied(name, action.position)
             case ActionKind.ABSORB_RESTART:
-                scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
+                scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]  # the planner gives one
             case ActionKind.DOWN:
                 scandir.set_down_file(name, True)
                 s6.down(scandir.slot_path(name))
             case ActionKind.RESTART:
                 s6.restart(scandir.slot_path(name))
-                scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]
+                scandir.record_restart_applied(name, action.position)  # type: ignore[arg-type]  # the planner gives one
             case ActionKind.MARK_DOWN | ActionKind.MARK_UP:
                 scandir.set_down_file(name, action.kind is ActionKind.MARK_DOWN)
             case ActionKind.REPAIR:

@@ -28,7 +28,6 @@ COMMAND_TIMEOUT = 10.0  # seconds; s6 commands answer in milliseconds
 # Exit statuses documented by s6 (S6-NOTES.md).
 _SVC_NOT_SUPERVISED = {100, 102}
 _SVSCANCTL_NOT_LISTENING = 100
-_SVWAIT_TIMEOUT = 99
 
 
 class NotSupervised(S6Error):
@@ -112,23 +111,6 @@ class S6:
 
     def _svc(self, option: str, slot: Path) -> None:
         result = self._run(["s6-svc", option, str(slot)])
-        if result.returncode in _SVC_NOT_SUPERVISED:
-            raise NotSupervised(_failure(result, f"nothing supervises {slot}"))
-        if result.returncode != 0:
-            raise S6Error(_failure(result))
-
-    def wait_down(self, slot: Path, timeout_ms: int) -> None:
-        """``s6-svwait -D``: until the slot is down and its ``finish`` has returned."""
-        self._svwait("-D", slot, timeout_ms)
-
-    def wait_up(self, slot: Path, timeout_ms: int) -> None:
-        """``s6-svwait -u``: until the slot's process has been started."""
-        self._svwait("-u", slot, timeout_ms)
-
-    def _svwait(self, option: str, slot: Path, timeout_ms: int) -> None:
-        result = self._run(["s6-svwait", option, "-t", str(int(timeout_ms)), str(slot)], timeout=timeout_ms / 1000 + self.timeout)
-        if result.returncode == _SVWAIT_TIMEOUT:
-            raise S6Timeout(f"{slot} did not reach the state asked of s6-svwait {option} in {timeout_ms} ms")
         if result.returncode in _SVC_NOT_SUPERVISED:
             raise NotSupervised(_failure(result, f"nothing supervises {slot}"))
         if result.returncode != 0:

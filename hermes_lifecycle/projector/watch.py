@@ -30,15 +30,16 @@ import json
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from ..fleet import spool
+from ..records import Record
 from ..errors import HermesError, StoreUnavailable, StoreUnreachable
 from ..events import MalformedRow, utc_now
 from ..settings import Settings
 from ..store import EventStore, open_store
-from ..store.recorder import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED, ChangeFeed, stop_every_statement
+from ..store.recorder import ChangeFeed, stop_every_statement
+from ..store.feed import IDLE, NOTIFIED, RECONNECTED, REPLACED, STOPPED
 from .claim import take as claim_volume
 from .dropped import replay_spool
 from .reconcile import PassReport, Reconciler
@@ -47,8 +48,7 @@ from .reconcile import PassReport, Reconciler
 RETRY_FIRST = 2.0
 
 
-@dataclass(frozen=True)
-class WatchOptions:
+class WatchOptions(Record):
     poll_only: bool
     poll_interval: float
     full_pass_interval: float

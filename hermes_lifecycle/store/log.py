@@ -16,104 +16,37 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import BadInput, Conflict, NotFound, VersionConflict
 from ..events import TIME_FORMAT, Event, MalformedRow, NewEvent, decode_json, utc_now
-from ..profile_state import STATE_FIELDS, ProfileState
-from ..vocabulary import ACTORS, DESIRED, TYPES
+
+from ..profile_state import STATE_FIELDS, ProfileState, checked_state, state_from_row
+from ..vocabulary import TYPES, Actor, Desired, EventType, is_int
 from ..names import DEFAULT_PROFILE, validate_name
-from ..records import record
+from ..records import Record
 from .recorder import ChangeFeed, Recorder, RecorderTransaction, StreamWindow
 
 
 MAX_BAD_ROWS = 100  # malformed rows kept for a caller to report; more are only counted
 
 
-@record
-class ProfileOverview:
+class ProfileOverview(Record):
     """A profile's state and its crashes since a given time (``profile list``, ``gateway status``)."""
 
     state: ProfileState
     crashes_since: int
 
 
-@record
-class CrashRecord:
+class CrashRecord(Record):
     total: int
     last: Event | None
-
-
-def state_from_row(row: Mapping[str, Any]) -> ProfileState:
-    """A projection row as the fold's state, values as stored (SQLite stores the flags as 0/1).
-
-    A flag that is neither 0 nor 1 is kept as it is, never coerced: ``state_problem``
-    (and the planner's own check) must see what the row really holds.
-    """
-    values = {name: row[name] for name in STATE_FIELDS}
-    if row.get("oversized"):
-        # A value too long to read came back NULL: the desired state says so, which no check
-        # (ours, the planner's) takes for a valid one, so the row is refused, never half-read.
-        values["desired"] = f"oversized {row['oversized'].strip()}"
-    for flag in ("deleted", "run_ended"):
-        if values[flag] in (0, 1) and not isinstance(values[flag], float):
-            values[flag] = bool(values[flag])
-    return ProfileState(**values)
 
 
 def _position(value: object, *, optional: bool = False) -> bool:
     if value is None:
         return optional
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _time(value: object, *, optional: bool = False) -> bool:
-    if value is None:
-        return optional
-    return isinstance(value, str) and TIME_FORMAT.fullmatch(value) is not None
-
-
-def state_problem(state: ProfileState) -> str | None:
-    """What is wrong with a projection row's values, or None: every field, checked before use."""
-    if not isinstance(state.profile, str):
-        return "profile is not text"
-    if not isinstance(state.deleted, bool) or not isinstance(state.run_ended, bool):
-        return "deleted or run_ended is not a flag"
-    if state.desired not in DESIRED:
-        desired = state.desired
-        return desired if isinstance(desired, str) and desired.startswith("oversized ") else "invalid desired state"
-    for name in ("version", "created_position", "last_position", "intent_position"):
-        if not _position(getattr(state, name)):
-            return f"{name} is not a positive integer"
-    for name in ("start_intent_position", "restart_position", "run_position", "run_pid", "last_report_position"):
-        if not _position(getattr(state, name), optional=True):
-            return f"{name} is not a positive integer"
-    if state.last_type not in TYPES or state.last_actor not in ACTORS or state.intent_actor not in ACTORS:
-        return "invalid last type or actor"
-    if not _time(state.last_at) or not _time(state.intent_at) or not _time(state.run_started_at, optional=True):
-        return "a time is not in the log's format"
-    for name in ("last_reason", "intent_reason", "run_boot_id", "host"):
-        if getattr(state, name) is not None and not isinstance(getattr(state, name), str):
-            return f"{name} is not text"
-    if not _count(state.crashes):
-        return "crashes is not a count"
-    if not _position(state.last_crash_position, optional=True) or (state.crashes > 0) != (
-            state.last_crash_position is not None):
-        return "last_crash_position does not match crashes"
-    for name, high in (("last_exit_code", 255), ("last_signal", 128)):
-        value = getattr(state, name)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high):
-            return f"{name} is not an integer from 0 to {high}"
-    return None
-
-
-def checked_state(row: Mapping[str, Any]) -> ProfileState:
-    """A projection row as a state that passed ``state_problem``; MalformedRow (exit 5) otherwise."""
-    state = state_from_row(row)
-    problem = state_problem(state)
-    if problem is not None:
-        raise MalformedRow("profile_projection", row["profile"], problem)
-    return state
+    return is_int(value) and value >= 0
 
 
 def _typed(window: StreamWindow) -> StreamWindow:
@@ -238,6 +171,7 @@ class StoreTransaction:
         the hooks kept in the host's spool while the store was unavailable); None: now, this boot.
         """
         data_text = new.validated()
+        event_type, actor, desired = new.words()
         if observed is not None and not (isinstance(observed[0], str) and TIME_FORMAT.fullmatch(observed[0])):
             raise BadInput(f"invalid observed time {observed[0]!r}")
         tx = self._tx
@@ -245,7 +179,7 @@ class StoreTransaction:
             existing = tx.event_by_key(new.idempotency_key)
             if existing is not None:
                 stored = Event.from_row(existing)
-                if (stored.profile, stored.type, stored.actor) != (new.profile, new.type, new.actor):
+                if (stored.profile, stored.type, stored.actor) != (new.profile, new.type, new.actor):  # a member equals its text
                     raise Conflict(f"idempotency key {new.idempotency_key!r} was used for another event")
                 return stored
 
@@ -269,9 +203,9 @@ class StoreTransaction:
             "position": position,
             "profile": new.profile,
             "version": current_version + 1,
-            "type": new.type,
-            "actor": new.actor,
-            "desired": new.desired,
+            "type": event_type.value,
+            "actor": actor.value,
+            "desired": None if desired is None else desired.value,
             "occurred_at": store.clock() if observed is None else observed[0],
             "host": store.host,
             "boot_id": store.boot_id if observed is None else observed[1],
@@ -284,7 +218,7 @@ class StoreTransaction:
             "chain_version": CHAIN_VERSION,
         }
         row["hash"] = chain_hash(previous_hash, row)
-        event = Event(**{**row, "data": decode_json(data_text)})
+        event = Event(**{**row, "type": event_type, "actor": actor, "desired": desired, "data": decode_json(data_text)})
         state = folding.apply(prior, event)  # raises when the stream rules refuse it
         tx.append(row, {name: getattr(state, name) for name in STATE_FIELDS}, new_profile=prior is None)
         return event
@@ -373,11 +307,6 @@ class EventStore:
         with self.writing() as tx:
             return tx.append(new, expected_version)
 
-    def append_all(self, batch: Sequence[NewEvent]) -> list[Event]:
-        """Several appends, atomically."""
-        with self.writing() as tx:
-            return [tx.append(new) for new in batch]
-
     def state(self, profile: str) -> ProfileState | None:
         with self.reading() as tx:
             return tx.state(profile)
@@ -412,4 +341,4 @@ def ensure_default_profile(store: EventStore) -> Event | None:
     with store.writing() as tx:
         if tx.state(DEFAULT_PROFILE) is not None:
             return None
-        return tx.append(NewEvent(DEFAULT_PROFILE, "created", "boot", "down"))
+        return tx.append(NewEvent(DEFAULT_PROFILE, EventType.CREATED, Actor.BOOT, Desired.DOWN))

@@ -15,21 +15,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Mapping
 
-from ..records import record
+from ..records import Record
 
 if TYPE_CHECKING:
     from ..checks import Report
     from ..settings import Settings
+    from .feed import FeedResult
 
 Row = Mapping[str, Any]
 
-# What ChangeFeed.wait says.
-NOTIFIED = "notified"  # the database said it changed, and it has
-POLLED = "polled"  # no notification, but the poll found a change
-IDLE = "idle"  # nothing changed before the timeout
-STOPPED = "stopped"  # stop() was called
-REPLACED = "replaced"  # the store's path names another file now (or none): reopen, or stop
-RECONNECTED = "reconnected"  # the database answers again after it could not be reached: look at everything
+# What ChangeFeed.wait says: ``store.feed.FeedResult``.
 
 
 # The process is stopping (a daemon's SIGTERM): every backend stops the statement it runs and
@@ -70,8 +65,7 @@ def lock_wait_ms(purpose: str, settings_wait_ms: int) -> int:
     raise ValueError(f"unknown purpose {purpose!r}: expected one of {', '.join(PURPOSES)}")
 
 
-@record
-class StreamWindow:
+class StreamWindow(Record):
     """Which of a profile's events a stream read returns."""
 
     after_version: int = 0
@@ -153,7 +147,7 @@ class ChangeFeed(ABC):
         self.close()
 
     @abstractmethod
-    def wait(self, timeout: float) -> str: ...
+    def wait(self, timeout: float) -> FeedResult: ...
 
     @abstractmethod
     def stop(self) -> None:

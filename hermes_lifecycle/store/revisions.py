@@ -50,6 +50,6 @@ def migrations_dir() -> str:
     """The revisions shipped inside the installed package (``migrations/`` in the repository)."""
     import os
 
-    from .. import migrations
+    from .. import migrations  # type: ignore[attr-defined]  # installed from migrations/ (pyproject's package-dir)
 
     return os.path.dirname(migrations.__file__)

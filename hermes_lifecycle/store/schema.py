@@ -72,8 +72,8 @@ events = Table(
 
 # Only crashed rows: the breaker and the views count crashes per profile in a
 # time window, and a partial index costs nothing for every other event.
-# (No postgresql_where yet: naming it loads SQLAlchemy's PostgreSQL dialect,
-# ~18 ms in every hook; it belongs with the PostgreSQL store, docs/design.md section 8.)
+# (No postgresql_where here: naming it loads SQLAlchemy's PostgreSQL dialect,
+# ~18 ms in every hook; revision 0001 creates PostgreSQL's partial index in its own SQL.)
 Index(
     "ix_events_crashes",
     events.c.profile,

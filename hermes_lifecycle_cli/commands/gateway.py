@@ -11,6 +11,8 @@ import argparse
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from hermes_lifecycle.vocabulary import Actor, Desired, EventType
+
 from .. import humane
 from ..output import say
 from .common import profile_of, settings
@@ -20,9 +22,9 @@ if TYPE_CHECKING:
 
 # verb -> (type, desired, reason) of the cli event it appends
 INTENTS = {
-    "start": ("started", "up", None),
-    "stop": ("stopped", "down", None),
-    "restart": ("started", "up", "restart"),
+    "start": (EventType.STARTED, Desired.UP, None),
+    "stop": (EventType.STOPPED, Desired.DOWN, None),
+    "restart": (EventType.STARTED, Desired.UP, "restart"),
 }
 
 _SAID = {"start": "start", "stop": "stop", "restart": "restart (a new process)"}
@@ -40,7 +42,7 @@ def restart(args: argparse.Namespace) -> int:
     return _intent("restart", args)
 
 
-def _intent(verb: str, args: argparse.Namespace, *, actor: str = "cli", data: dict | None = None) -> int:
+def _intent(verb: str, args: argparse.Namespace, *, actor: Actor = Actor.CLI, data: dict[str, str] | None = None) -> int:
     from hermes_lifecycle.events import NewEvent
     from hermes_lifecycle.fleet import open_writer
 
@@ -90,7 +92,7 @@ def s6_svc(args: argparse.Namespace) -> int:
     if name is None:
         raise refusal
     args.name = name
-    return _intent(S6_SVC_INTENTS[flag], args, actor="hermes-agent", data={"via": f"s6-svc {flag}"})
+    return _intent(S6_SVC_INTENTS[flag], args, actor=Actor.HERMES_AGENT, data={"via": f"s6-svc {flag}"})
 
 
 def observe_slot(slot_dir) -> "ServiceStatus | str":
@@ -127,6 +129,7 @@ def status(args: argparse.Namespace) -> int:
     state = {**status_row(profile, len(crashes)), "intent_actor": profile.intent_actor,
              "intent_reason": profile.intent_reason, "intent_at": profile.intent_at}
     elsewhere = _another_hosts(config, profile.host)
+    slot: ServiceStatus | str
     if state["status"] != "live":
         slot = "the profile is deleted: it has no slot"
     elif elsewhere:
@@ -150,7 +153,7 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _another_hosts(config, host: str) -> str | None:
+def _another_hosts(config, host: str | None) -> str | None:
     """In a fleet, why this host has no slot of another host's profile (its own projector runs it
     there: docs/fleet.md, Hosts); None for this host's profile, and on a SQLite file."""
     if not config.fleet:

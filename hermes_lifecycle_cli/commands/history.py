@@ -15,13 +15,9 @@ from hermes_lifecycle.errors import BadInput, NotFound, StoreCorrupt, StoreUnava
 from hermes_lifecycle.events import Event
 from hermes_lifecycle.profile_state import ProfileState
 from hermes_lifecycle.history import (
-    CURRENT_BOOT,
     History,
     HistoryFilter,
     Summary,
-    parse_boot,
-    parse_types,
-    parse_when,
     read_history,
     read_newer,
     stream_history,
@@ -30,10 +26,10 @@ from hermes_lifecycle.history import (
 from hermes_lifecycle.store import EventStore, open_store
 
 from .. import grid, humane
+from ..options import CURRENT_BOOT, MAX_LIMIT, parse_boot, parse_types, parse_when
 from .common import profile_of, settings
 
 FOLLOW_POLL_SECONDS = 0.5  # a dropped inotify event still shows within a second
-MAX_LIMIT = 2**31 - 1  # more rows than a stream holds; past SQLite's integers a traceback
 MAX_BAD_ROW_LINES = 10
 REASON_WIDTH = 64  # a reason is a slug of at most 64 characters; longer ones came from behind the store
 PROBLEM_WIDTH = 100  # a legacy import's problem beside its reason; --json has it whole (data.problem)
@@ -112,7 +108,7 @@ def _boot_id(text: str) -> str:
     config = settings()
     current = config.read_boot_id()
     if current is None:
-        raise NotFound(f"no current boot: {config.boot_id_path} does not exist (the projector writes it at boot)")
+        raise NotFound(f"no current boot: {config.boot_id_file} does not exist (the projector writes it at boot)")
     return current
 
 
@@ -265,7 +261,8 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
     import signal
     import sys
 
-    from hermes_lifecycle.store.recorder import IDLE, REPLACED, STOPPED, statements_stopped, stop_every_statement
+    from hermes_lifecycle.store.recorder import statements_stopped, stop_every_statement
+    from hermes_lifecycle.store.feed import IDLE, REPLACED, STOPPED
 
     from .. import output
 
@@ -275,9 +272,12 @@ def _follow(store: EventStore, profile: str, window: HistoryFilter, as_json: boo
 
     store.on_bad_row = bad_row
     with store.change_feed(poll_interval=FOLLOW_POLL_SECONDS) as feed:
+        def stop_following(*_: object) -> None:
+            stop_every_statement()  # a read under way stops too: a stop is never kept waiting by the store
+            feed.stop()
+
         for number in (signal.SIGINT, signal.SIGTERM):
-            # A read under way stops too: a stop is never kept waiting by the store.
-            signal.signal(number, lambda *_: (stop_every_statement(), feed.stop()))
+            signal.signal(number, stop_following)
         found = read_history(store, profile, window)
         last_position = found.state.last_position
         layout = _grid(now).fit([_display(e, now) for e in found.events], minimum=_FOLLOW_WIDTHS)

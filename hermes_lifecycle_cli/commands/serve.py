@@ -24,15 +24,15 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hermes_lifecycle.errors import BadInput, HermesError, InvalidName, NotFound, StoreUnavailable
-from hermes_lifecycle.history import parse_when
 from hermes_lifecycle.operators import read_fleet, read_timeline
-from hermes_lifecycle.records import record
+from hermes_lifecycle.records import Record
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import PAGE, open_store
 from hermes_lifecycle.vocabulary import format_time
 
 from .. import daemon_output, operators_metrics, operators_page
 from ..bounded_http import BoundedHTTPServer
+from ..options import parse_when
 from .common import settings as settings_from_env
 
 DEFAULT_LISTEN = "127.0.0.1:9130"
@@ -43,8 +43,7 @@ TEXT = "text/plain; charset=utf-8"
 EXIT_FOR_STATUS = {200: 0, 400: 2, 404: 3, 500: 1, 503: 5}
 
 
-@record
-class Answer:
+class Answer(Record):
     status: int
     content_type: str
     body: bytes
@@ -210,7 +209,11 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as error:
         raise BadInput(f"cannot listen on {args.listen}: {error.strerror or error}") from None
     stop = threading.Event()
-    checker = threading.Thread(target=lambda: (health.check_now(), health.run(stop)), name="quick-check", daemon=True)
+    def check() -> None:
+        health.check_now()
+        health.run(stop)
+
+    checker = threading.Thread(target=check, name="quick-check", daemon=True)
     checker.start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bound_host, bound_port = server.server_address[:2]

@@ -32,7 +32,7 @@ END""",
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 VIEWS = {
-    "profile_status": f"""CREATE VIEW profile_status AS
+    "profile_status": """CREATE VIEW profile_status AS
 SELECT
     p.profile,
     CASE WHEN p.deleted THEN 'deleted' ELSE 'live' END AS status,
@@ -88,7 +88,7 @@ LEFT JOIN events e
 WHERE s.type = 'started'""",
     # Profiles crashing repeatedly now (3 or more crashes in the last 15
     # minutes), or held down by the breaker and not started since.
-    "crash_loops": f"""CREATE VIEW crash_loops AS
+    "crash_loops": """CREATE VIEW crash_loops AS
 SELECT * FROM (
     SELECT
         p.profile,

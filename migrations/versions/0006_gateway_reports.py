@@ -48,6 +48,7 @@ def _widen(old_types, new_types, old_actors, new_actors) -> None:
             op.execute(f"ALTER TABLE events ADD CONSTRAINT {name} CHECK ({_in(column, values)})")
         return
     connection = bind.connection.driver_connection
+    assert connection is not None  # a SQLite engine's connection always has its driver's
     [(table_sql,)] = connection.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")
     new_sql = table_sql
     for column, old, new in (("type", old_types, new_types), ("actor", old_actors, new_actors)):

@@ -30,10 +30,10 @@ from hermes_lifecycle.errors import (
     VersionConflict,
 )
 from hermes_lifecycle.events import NewEvent
-from hermes_lifecycle.fold import fold
+from store_helpers import fold
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import EventStore, StreamWindow, open_store
-from hermes_lifecycle.store.recorder import IDLE, NOTIFIED, POLLED, STOPPED
+from hermes_lifecycle.store.feed import IDLE, NOTIFIED, POLLED, STOPPED
 
 WRITE = ("start", "alice")
 

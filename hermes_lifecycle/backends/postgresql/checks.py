@@ -26,9 +26,9 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from ...records import Record
 from ...checks import ERROR, OK, WARNING, Report
 from ...errors import HermesError
 from ...store.revisions import HEAD, KNOWN_REVISIONS
@@ -72,8 +72,7 @@ _CREATE_FUNCTION = re.compile(
 _CREATE_TRIGGER = re.compile(r"CREATE TRIGGER (\w+) .* EXECUTE FUNCTION \w+\(\)\s*\Z", re.S)
 
 
-@dataclass(frozen=True)
-class Function:
+class Function(Record):
     """A function as a revision makes it: its arguments (as pg_get_function_identity_arguments
     writes them), its body, and whether it runs as its owner (SECURITY DEFINER)."""
 

@@ -28,7 +28,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import HermesError
-from ...store.recorder import IDLE, NOTIFIED, POLLED, RECONNECTED, STOPPED, ChangeFeed
+from ...store.recorder import ChangeFeed
+from ...store.feed import IDLE, NOTIFIED, POLLED, RECONNECTED, STOPPED, FeedResult
 from .connect import connect
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class PostgresChangeFeed(ChangeFeed):
             self._lost = True  # notifications may have been missed: a reconnect to report
             return False
 
-    def _changed(self, kind: str) -> str | None:
+    def _changed(self, kind: FeedResult) -> FeedResult | None:
         """``kind`` when the newest position moved, RECONNECTED after an outage, else None."""
         position = self._position()
         if position is None:
@@ -109,7 +110,7 @@ class PostgresChangeFeed(ChangeFeed):
         self._seen = position
         return kind
 
-    def _check_notified(self) -> str | None:
+    def _check_notified(self) -> FeedResult | None:
         """Act on the notifications drained so far (and any queued since): one position check."""
         self._notified = False
         if self._listener is not None and not self._drain():
@@ -117,7 +118,7 @@ class PostgresChangeFeed(ChangeFeed):
         self._next_check = time.monotonic() + NOTIFIED_CHECK_SECONDS
         return self._changed(NOTIFIED)
 
-    def wait(self, timeout: float) -> str:
+    def wait(self, timeout: float) -> FeedResult:
         deadline = time.monotonic() + timeout
         while True:
             if self._stopped:

@@ -31,6 +31,7 @@ def migrate(url: str, location: str, target: str = "head") -> tuple[str | None, 
     try:
         with translated(location), engine.begin() as conn:
             driver = conn.connection.driver_connection
+            assert driver is not None  # a psycopg engine's connection always has its driver's
             driver.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s::bigint)", (MIGRATE_LOCK,))
             before = current_revision(driver)
             if before is not None and before not in KNOWN_REVISIONS:

@@ -38,7 +38,7 @@ class PostgresTransaction(RecorderTransaction):
     def __init__(self, driver: Any) -> None:
         self._driver = driver
 
-    def _rows(self, statement: str, values: Row | None = None) -> list[dict[str, Any]]:
+    def _rows(self, statement: str, values: Row | None = None) -> list[Row]:
         cursor = self._driver.execute(statement, values)
         names = [column.name for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]

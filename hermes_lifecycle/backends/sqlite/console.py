@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 
 from ...errors import BadInput, HermesError
 from ...store.recorder import Console
@@ -140,7 +140,7 @@ class SqliteConsole(Console):
             close()
             raise
 
-        def stream() -> Iterator[dict[str, Any]]:
+        def stream() -> Generator[dict[str, Any], None, None]:
             try:
                 batch = first
                 while batch:
@@ -235,8 +235,8 @@ class _Closing:
     """The stream of a statement's rows, whose connection goes when it is closed, also if it was
     never iterated (a generator never started would not run its ``finally``)."""
 
-    def __init__(self, rows: Iterator[dict[str, Any]], close: Callable[[], None]) -> None:
-        self._rows: Iterator[dict[str, Any]] | None = rows
+    def __init__(self, rows: Generator[dict[str, Any], None, None], close: Callable[[], None]) -> None:
+        self._rows: Generator[dict[str, Any], None, None] | None = rows
         self._close = close
         self._started = False
 

@@ -45,7 +45,7 @@ def make_engine(path: Path | str, *, busy_timeout_ms: int, readonly: bool = Fals
         immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-    engine.info = {"path": path, "busy_timeout_ms": busy_timeout_ms}  # type: ignore[attr-defined]
+    engine.info = {"path": path, "busy_timeout_ms": busy_timeout_ms}  # type: ignore[attr-defined]  # our note, for write_transaction
     return engine
 
 
@@ -53,7 +53,7 @@ def make_engine(path: Path | str, *, busy_timeout_ms: int, readonly: bool = Fals
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A ``BEGIN IMMEDIATE`` transaction on a SQLAlchemy connection (for Alembic), errors
     translated; commits on success, rolls back otherwise."""
-    info = engine.info  # type: ignore[attr-defined]
+    info = engine.info  # type: ignore[attr-defined]  # make_engine's note
     path = info["path"]
     with translated(path):
         conn = engine.connect().execution_options(**{_WRITE_OPTION: True})

@@ -15,7 +15,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from ...store.recorder import IDLE, NOTIFIED, POLLED, REPLACED, STOPPED, ChangeFeed
+from ...store.recorder import ChangeFeed
+from ...store.feed import IDLE, NOTIFIED, POLLED, REPLACED, STOPPED, FeedResult
 
 # inotify reports the writer's first write to the WAL; the commit becomes
 # visible only after its fsync, when SQLite updates the WAL index in shared
@@ -68,7 +69,7 @@ class SqliteChangeFeed(ChangeFeed):
         observer.start()
         self._observer = observer
 
-    def wait(self, timeout: float) -> str:
+    def wait(self, timeout: float) -> FeedResult:
         deadline = time.monotonic() + timeout
         while True:
             if self._stopped.is_set():

@@ -16,7 +16,7 @@ from ...store.recorder import ChangeFeed, Recorder, RecorderTransaction, Row, St
 from . import sql
 from .connect import StatementBound, open_connection, out_of_memory
 from .driver import sqlite_module
-from .paths import StoreChain, check_store_path, identity
+from .paths import Identity, StoreChain, check_store_path, identity
 from .revision import require_head
 from .transactions import driver_transaction
 from .translate import translate, translated
@@ -41,7 +41,7 @@ class SqliteTransaction(RecorderTransaction):
         self._arm()
         return self._driver.execute(statement, values if values is not None else {})
 
-    def _rows(self, statement: str, values: Row | None = None) -> list[dict[str, Any]]:
+    def _rows(self, statement: str, values: Row | None = None) -> list[Row]:
         cursor = self._run(statement, values)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -121,6 +121,7 @@ class SqliteRecorder(Recorder):
         self.statement_seconds = statement_seconds
         self._chain = chain
         self.bound = StatementBound()
+        self.identity: Identity | None = None  # the (device, inode) opened: replaced() compares it
         if chain is not None:
             checked = chain.check()
             descriptors = set(os.listdir("/proc/self/fd"))
