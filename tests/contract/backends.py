@@ -116,6 +116,7 @@ class PostgresBackend(Backend):
 
 def make_backend(name: str, request: pytest.FixtureRequest, root: Path) -> Backend:
     user = request.getfixturevalue("hermes_user")
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
     if name == "sqlite":
         return SqliteBackend(root, user, request.getfixturevalue("migrated_template"))
     return PostgresBackend(root, user, request.getfixturevalue("pg_cluster"))

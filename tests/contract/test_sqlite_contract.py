@@ -9,6 +9,7 @@ import sqlite3
 from typing import Iterator
 
 import pytest
+from backends import make_backend
 from store_contract import Faults, StoreContract, fill, small_tmpfs
 from test_store_failures import checkpoint, digest, with_alice
 
@@ -83,3 +84,11 @@ class TestSqliteStore(StoreContract):
     @pytest.fixture
     def faults(self, migrated_home, world_tmp) -> SqliteFaults:
         return SqliteFaults(migrated_home, world_tmp)
+
+    @pytest.fixture
+    def store_home(self, request, world_tmp) -> Iterator[Home]:
+        made = make_backend("sqlite", request, world_tmp / "writers")
+        try:
+            yield made.home
+        finally:
+            made.close()
