@@ -1,10 +1,10 @@
 """The store contract, written once against the interface (``open_store``, ``EventStore``, the change feed).
 
-A backend's test module subclasses ``StoreContract`` and provides three fixtures:
+A backend's test module subclasses ``StoreContract``, names its ``BACKEND`` (one of
+tests/contract/backends.py's: the store the tests that run real writer processes get) and provides
+two fixtures:
 
 - ``store_settings``: ``Settings`` naming a freshly migrated, empty store this process may write;
-- ``store_home``: a ``conftest.Home`` whose environment names a freshly migrated, empty store the
-  unprivileged user writes (tests/contract/backends.py), for the tests that run real writers;
 - ``faults``: a ``Faults`` for that backend, which puts a store a real command uses into each
   state the design names (locked, read-only, full, corrupt, newer schema).
 
@@ -23,8 +23,10 @@ from collections import defaultdict
 from typing import ContextManager, Iterator
 
 import pytest
+from backends import make_backend
 from test_concurrency import PROFILES, check, create_profiles, doctor, spawn
 
+from conftest import Home
 from hermes_lifecycle import chain
 from hermes_lifecycle.errors import (
     BadInput,
@@ -102,7 +104,17 @@ def created(store: EventStore, name: str = "alice"):
 
 
 class StoreContract:
+    BACKEND: str
     STORM_APPENDS = 500  # per writer process, eight processes at once
+
+    @pytest.fixture
+    def store_home(self, request, world_tmp) -> Iterator[Home]:
+        """A migrated, empty store the unprivileged user writes; its ``Home``."""
+        made = make_backend(self.BACKEND, request, world_tmp / "writers")
+        try:
+            yield made.home
+        finally:
+            made.close()
     # -- the stream rules ---------------------------------------------------------
     def test_nothing_but_created_starts_a_stream(self, store_settings):
         with writer(store_settings) as store:

@@ -10,7 +10,6 @@ from typing import Iterator
 
 import psycopg
 import pytest
-from backends import make_backend
 from store_contract import Faults, StoreContract, fill, small_tmpfs
 
 from conftest import Home, give_to
@@ -127,6 +126,7 @@ class PostgresFaults(Faults):
 
 
 class TestPostgresStore(StoreContract):
+    BACKEND = "postgresql"
     # Each append is a round trip to the server under the append lock: 8 x 500 took 19 s here; 8 x 200
     # (4.6 s) still has all eight writers waiting on one another throughout.
     STORM_APPENDS = 200
@@ -140,11 +140,3 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def faults(self, home, pg_database, world_tmp) -> PostgresFaults:
         return PostgresFaults(home, pg_database, world_tmp)
-
-    @pytest.fixture
-    def store_home(self, request, world_tmp) -> Iterator[Home]:
-        made = make_backend("postgresql", request, world_tmp / "writers")
-        try:
-            yield made.home
-        finally:
-            made.close()

@@ -9,7 +9,6 @@ import sqlite3
 from typing import Iterator
 
 import pytest
-from backends import make_backend
 from store_contract import Faults, StoreContract, fill, small_tmpfs
 from test_store_failures import checkpoint, digest, with_alice
 
@@ -75,6 +74,7 @@ class SqliteFaults(Faults):
 
 
 class TestSqliteStore(StoreContract):
+    BACKEND = "sqlite"
     @pytest.fixture
     def store_settings(self, tmp_path) -> Settings:
         settings = Settings.from_env({"HERMES_HOME": str(tmp_path), "HERMES_HOST_ID": "00000000-0000-4000-8000-00000000000a"})
@@ -84,11 +84,3 @@ class TestSqliteStore(StoreContract):
     @pytest.fixture
     def faults(self, migrated_home, world_tmp) -> SqliteFaults:
         return SqliteFaults(migrated_home, world_tmp)
-
-    @pytest.fixture
-    def store_home(self, request, world_tmp) -> Iterator[Home]:
-        made = make_backend("sqlite", request, world_tmp / "writers")
-        try:
-            yield made.home
-        finally:
-            made.close()
