@@ -24,6 +24,7 @@ from typing import Callable
 from store_helpers import operator_rows
 
 from conftest import HERMES, Home, User, run_as
+from pg_cluster import Database
 
 
 IS_ROOT = os.geteuid() == 0
@@ -113,6 +114,7 @@ class Rig:
     gateway_command: str | None = "{root}/gateway {{profile}}"
     scanner: subprocess.Popen | None = None
     daemons: list[subprocess.Popen] = field(default_factory=list)
+    database: Database | None = None  # the store, when it is PostgreSQL's (else home.db)
     outputs: dict[int, Path] = field(default_factory=dict)
 
     @property
@@ -250,12 +252,16 @@ class Rig:
 
     # -- the log -----------------------------------------------------------
     def history(self, name: str) -> list[dict]:
-        return operator_rows(
-            self.home.db,
-            "SELECT position, type, actor, desired, reason, pid, exit_code, signal, boot_id, data "
-            "FROM events WHERE profile = ? ORDER BY position",
-            name,
-        )
+        """``name``'s events as an operator reads them (data as JSON text), from either backend's store."""
+        columns = "position, type, actor, desired, reason, pid, exit_code, signal, boot_id"
+        if self.database is None:
+            return operator_rows(self.home.db, f"SELECT {columns}, data FROM events WHERE profile = ? "
+                                 "ORDER BY position", name)
+        import psycopg.rows
+
+        with self.database.connect(row_factory=psycopg.rows.dict_row) as conn:
+            return conn.execute(f"SELECT {columns}, data::text AS data FROM events WHERE profile = %s "
+                                "ORDER BY position", (name,)).fetchall()
 
     def sql(self, statement: str, *params) -> None:
         """Raw SQL as the owner of the file (a hostile writer, behind the store's back)."""
@@ -283,19 +289,20 @@ class Rig:
             assert not left, f"left running: {left}"
 
 
-def make_rig(world_tmp: Path, home: Home, **extra_env: str) -> Rig:
+def make_rig(world_tmp: Path, home: Home, *, database: Database | None = None, **extra_env: str) -> Rig:
     gateway = world_tmp / "gateway"
     gateway.write_text(GATEWAY)
     gateway.chmod(0o755)
     # Owned by the projector's uid (root under CI), outside the user's volume.
-    return Rig(home=home, root=world_tmp, scandir=world_tmp / "service", extra_env=dict(extra_env))
+    return Rig(home=home, root=world_tmp, scandir=world_tmp / "service", extra_env=dict(extra_env), database=database)
 
 
 @contextlib.contextmanager
-def rig_for(world_tmp: Path, home: Home, *, booted: bool = False, **extra_env: str):
+def rig_for(world_tmp: Path, home: Home, *, booted: bool = False, database: Database | None = None, **extra_env: str):
     """A rig for one test (its s6-svscan started and boot run when ``booted``); whatever it
-    started is stopped at the end, also when the setup fails half-way."""
-    rig = make_rig(world_tmp, home, **extra_env)
+    started is stopped at the end, also when the setup fails half-way. ``database``: the store is
+    this PostgreSQL database (``home``'s environment names it), not ``home.db``."""
+    rig = make_rig(world_tmp, home, database=database, **extra_env)
     try:
         if booted:
             rig.start_scanner()

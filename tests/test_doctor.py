@@ -1,4 +1,10 @@
-"""`hermes-state doctor`: healthy files pass; tampered, corrupt and foreign ones are named precisely."""
+"""`hermes-state doctor`: healthy stores pass; tampered, corrupt and foreign ones are named precisely.
+
+The tests that take ``backend`` run once per backend (tests/contract/backends.py: a SQLite file, a
+database of the session's private PostgreSQL server); the others are about SQLite's file. What only a
+fleet's PostgreSQL has (roles, hosts, triggers and functions as the migrations made them) is in
+tests/test_pg_doctor.py.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,14 @@ from hermes_lifecycle.events import NewEvent
 from hermes_lifecycle.settings import Settings
 from hermes_lifecycle.store import open_store
 
+from backends import Backend, backend  # noqa: F401 (backend: a fixture)
 from conftest import HERMES, give_to, run_on_terminal
+
+# What a healthy store's doctor says is ok, per backend (PostgreSQL's roles and hosts: test_pg_doctor.py).
+HEALTHY = {"sqlite": ("integrity", "schema", "schema objects", "hash chain", "projection"),
+           "postgresql": ("connect", "schema", "triggers", "functions", "views", "hash chain", "projection")}
+# The check that finds the log's triggers missing, disabled or replaced.
+TRIGGERS = {"sqlite": "schema objects", "postgresql": "triggers"}
 
 
 def fill(home, events: int = 6) -> None:
@@ -42,19 +55,21 @@ def raw(db, *statements: str) -> None:
     conn.close()
 
 
-def test_a_healthy_store(migrated_home):
-    fill(migrated_home)
-    status, checks, stderr = doctor_json(migrated_home)
+def test_a_healthy_store(backend):
+    fill(backend.home)
+    status, checks, stderr = doctor_json(backend.home)
     assert status == 0 and stderr == ""
-    for name in ("integrity", "schema", "schema objects", "hash chain", "projection"):
+    for name in HEALTHY[backend.name]:
         assert checks[name]["status"] == OK, checks[name]
-    assert checks["hash chain"]["detail"].startswith("6 events")
-    assert checks["journal"]["detail"] == "journal_mode=wal"
+    assert checks["hash chain"]["detail"] == "6 events verified"
+    assert checks["projection"]["detail"] == "1 profiles equal the fold of the log"
+    if backend.name == "sqlite":
+        assert checks["journal"]["detail"] == "journal_mode=wal"
 
 
-def test_the_human_output_is_a_table_and_says_healthy_by_its_status(migrated_home):
-    fill(migrated_home)
-    result = migrated_home.hermes("doctor")
+def test_the_human_output_is_a_table_and_says_healthy_by_its_status(backend):
+    fill(backend.home)
+    result = backend.home.hermes("doctor")
     assert result.returncode == 0
     assert "hash chain" in result.stdout and "FAIL" not in result.stdout
 
@@ -73,7 +88,7 @@ def test_piped_the_table_is_not_folded_at_80_columns(migrated_home):
     assert any(line.startswith("ok") and "integrity" in line for line in lines)
 
 
-def test_a_row_changed_behind_the_triggers_is_found_by_position(migrated_home):
+def test_a_row_changed_behind_a_dropped_trigger_is_found_by_position(migrated_home):
     fill(migrated_home)
     raw(migrated_home.db,
         "DROP TRIGGER events_refuse_update",
@@ -85,34 +100,36 @@ def test_a_row_changed_behind_the_triggers_is_found_by_position(migrated_home):
     assert stderr.count("\n") == 1 and "unhealthy" in stderr
 
 
-def test_a_change_hidden_by_restored_triggers_is_still_found(migrated_home):
-    fill(migrated_home)
-    raw(migrated_home.db,
-        "DROP TRIGGER events_refuse_update",
-        "UPDATE events SET desired = 'up', type = 'started' WHERE position = 3",
-        "CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events BEGIN "
-        "SELECT RAISE(ABORT, 'events is append-only: UPDATE refused'); END")
-    status, checks, _ = doctor_json(migrated_home)
+def test_a_change_hidden_by_restored_triggers_is_still_found(backend):
+    fill(backend.home)
+    backend.behind_the_triggers("UPDATE events SET desired = 'up', type = 'started' WHERE position = 3")
+    status, checks, stderr = doctor_json(backend.home)
     assert status == 5
-    assert "position 3" in checks["hash chain"]["detail"]
-    assert checks["schema objects"]["status"] == OK
+    assert checks["hash chain"]["status"] == ERROR
+    assert checks["hash chain"]["detail"].startswith("broken at position 3"), checks["hash chain"]
+    assert checks[TRIGGERS[backend.name]]["status"] == OK
+    assert len(stderr.splitlines()) == 1 and "unhealthy" in stderr, stderr
+    human = backend.home.hermes("doctor")
+    assert human.returncode == 5 and len(human.stderr.splitlines()) == 1
 
 
-def test_a_deleted_row_breaks_the_chain_at_the_next_one(migrated_home):
-    fill(migrated_home)
-    raw(migrated_home.db, "DROP TRIGGER events_refuse_delete", "DELETE FROM events WHERE position = 5")
-    status, checks, _ = doctor_json(migrated_home)
+def test_a_deleted_row_breaks_the_chain_at_the_next_one(backend):
+    fill(backend.home)
+    backend.behind_the_triggers("DELETE FROM events WHERE position = 5")
+    status, checks, _ = doctor_json(backend.home)
     assert status == 5 and "position 6" in checks["hash chain"]["detail"]
     assert checks["fold"]["status"] == ERROR  # versions no longer follow
 
 
-def test_a_projection_out_of_step_with_the_log(migrated_home):
-    fill(migrated_home, events=2)
-    raw(migrated_home.db, "UPDATE profile_projection SET desired = 'down', version = 2 WHERE profile = 'alice'",
+def test_a_projection_out_of_step_with_the_log(backend):
+    fill(backend.home, events=2)
+    backend.behind_the_triggers(
+        "UPDATE profile_projection SET desired = 'down', version = 2 WHERE profile = 'alice'",
         "UPDATE profile_projection SET run_pid = 99 WHERE profile = 'alice'")
-    status, checks, _ = doctor_json(migrated_home)
+    status, checks, _ = doctor_json(backend.home)
     assert status == 5
-    assert checks["projection"]["status"] == ERROR and "alice" in checks["projection"]["detail"]
+    assert checks["projection"]["status"] == ERROR
+    assert "projection differs from the fold of the log for: alice" in checks["projection"]["detail"]
     assert checks["hash chain"]["status"] == OK
 
 
@@ -224,114 +241,114 @@ def append(home, *types: str) -> None:
     give_to(home.path, home.user)
 
 
-def rewrite_consistently(db, position: int, **changes) -> None:
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def rewrite_consistently(backend: Backend, position: int, **changes: str) -> None:
     """What the store's owner can do: change a row, recompute every hash from it on (the chain has
     no secret) and put the triggers back, so that a check from the genesis hash passes."""
     from hermes_lifecycle.chain import chain_hash
 
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'").fetchall()
-    for trigger in triggers:
-        conn.execute(f"DROP TRIGGER {trigger['name']}")
-    rows = [dict(row) for row in conn.execute("SELECT * FROM events ORDER BY position")]
+    with open_store(backend.settings(), readonly=True) as store, store.reading() as tx:
+        rows = [dict(row) for row in tx.rows_after(0)]  # as the chain hashes them, on either backend
     previous = rows[position - 2]["hash"] if position > 1 else "0" * 64
     rows[position - 1].update(changes)
+    statements = []
     for row in rows[position - 1:]:
         row["hash"] = previous = chain_hash(previous, row)
-        conn.execute("UPDATE events SET " + ", ".join(f"{name} = ?" for name in row) + " WHERE position = ?",
-                     [*row.values(), row["position"]])
-    for trigger in triggers:
-        conn.execute(trigger["sql"])
-    conn.close()
+        changed = {"hash": row["hash"], **(changes if row["position"] == position else {})}
+        statements.append("UPDATE events SET " + ", ".join(f"{name} = {literal(value)}" for name, value in changed.items())
+                          + f" WHERE position = {row['position']}")
+    backend.behind_the_triggers(*statements)
 
 
 @needs_root
-def test_root_keeps_a_checkpoint_and_verifies_only_the_rows_after_it(migrated_home):
-    fill(migrated_home)
-    status, checks, _ = root_doctor(migrated_home)
+def test_root_keeps_a_checkpoint_and_verifies_only_the_rows_after_it(backend):
+    fill(backend.home)
+    status, checks, _ = root_doctor(backend.home)
     assert status == 0 and checks["hash chain"]["detail"] == "6 events verified"
     assert checks["checkpoint"]["status"] == OK and "position 6 kept" in checks["checkpoint"]["detail"]
-    [kept] = checkpoints(migrated_home).iterdir()
-    assert (kept.stat().st_uid, kept.stat().st_mode & 0o777, checkpoints(migrated_home).stat().st_mode & 0o777) == (
+    [kept] = checkpoints(backend.home).iterdir()
+    assert (kept.stat().st_uid, kept.stat().st_mode & 0o777, checkpoints(backend.home).stat().st_mode & 0o777) == (
         0, 0o600, 0o700)
-    append(migrated_home, "started", "stopped")
-    status, checks, _ = root_doctor(migrated_home)
+    append(backend.home, "started", "stopped")
+    status, checks, _ = root_doctor(backend.home)
     assert status == 0, checks
     assert checks["hash chain"]["detail"].startswith("2 events verified after position 6, whose row is the one verified")
     assert checks["projection"]["status"] == OK and "position 8 kept" in checks["checkpoint"]["detail"]
-    status, checks, _ = root_doctor(migrated_home, "--full")
+    status, checks, _ = root_doctor(backend.home, "--full")
     assert status == 0 and checks["hash chain"]["detail"] == "8 events verified"
 
 
 @needs_root
-def test_a_rewrite_before_the_checkpoint_with_the_chain_recomputed_is_found(migrated_home):
+def test_a_rewrite_before_the_checkpoint_with_the_chain_recomputed_is_found(backend):
     """The chain alone cannot see it (the user's doctor passes); root's checkpoint can."""
-    fill(migrated_home)
-    assert root_doctor(migrated_home)[0] == 0
-    rewrite_consistently(migrated_home.db, 3, reason="forged")
-    assert doctor_json(migrated_home)[0] == 0  # as the store's owner: every hash verifies from the genesis
+    fill(backend.home)
+    assert root_doctor(backend.home)[0] == 0
+    rewrite_consistently(backend, 3, reason="forged")
+    assert doctor_json(backend.home)[0] == 0  # as the store's owner: every hash verifies from the genesis
     for args in ((), ("--full",)):
-        status, checks, stderr = root_doctor(migrated_home, *args)
+        status, checks, stderr = root_doctor(backend.home, *args)
         assert status == 5 and "unhealthy: checkpoint" in stderr
         detail = checks["checkpoint"]["detail"]
         assert checks["checkpoint"]["status"] == ERROR and "the row at position 6, verified" in detail
-        assert "rewritten, or another store is in its place" in detail and str(checkpoints(migrated_home)) in detail
+        assert "rewritten, or another store is in its place" in detail and str(checkpoints(backend.home)) in detail
         assert checks["hash chain"] == {"check": "hash chain", "status": OK, "detail": "6 events verified"}
     # Kept as it was (the evidence); removed on purpose, the next doctor verifies everything and keeps a new one.
-    [kept] = checkpoints(migrated_home).iterdir()
+    [kept] = checkpoints(backend.home).iterdir()
     kept.unlink()
-    assert root_doctor(migrated_home)[0] == 0 and len(list(checkpoints(migrated_home).iterdir())) == 1
+    assert root_doctor(backend.home)[0] == 0 and len(list(checkpoints(backend.home).iterdir())) == 1
 
 
 @needs_root
-def test_rows_removed_from_the_end_are_found(migrated_home):
+def test_rows_removed_from_the_end_are_found(backend):
     """A shorter log still verifies from the genesis; its fold matches once the projection is made
     to agree. The checkpoint knows where the log ended."""
-    fill(migrated_home)
-    assert root_doctor(migrated_home)[0] == 0
-    raw(migrated_home.db, "DROP TRIGGER events_refuse_delete", "DELETE FROM events WHERE position > 4")
-    status, checks, _ = root_doctor(migrated_home)
+    fill(backend.home)
+    assert root_doctor(backend.home)[0] == 0
+    backend.behind_the_triggers("DELETE FROM events WHERE position > 4")
+    status, checks, _ = root_doctor(backend.home)
     assert status == 5
     assert "the log ends at position 4, before position 6, verified" in checks["checkpoint"]["detail"]
 
 
 @needs_root
-def test_a_row_changed_before_the_checkpoint_without_its_hash_is_found_by_full(migrated_home):
+def test_a_row_changed_before_the_checkpoint_without_its_hash_is_found_by_full(backend):
     """The short check reads no row before the checkpoint but the one at it (docs/store.md says so);
     --full reads them all."""
-    fill(migrated_home)
-    assert root_doctor(migrated_home)[0] == 0
-    raw(migrated_home.db, "DROP TRIGGER events_refuse_update", "UPDATE events SET reason = 'forged' WHERE position = 3")
-    status, checks, _ = root_doctor(migrated_home, "--full")
+    fill(backend.home)
+    assert root_doctor(backend.home)[0] == 0
+    backend.behind_the_triggers("UPDATE events SET reason = 'forged' WHERE position = 3")
+    status, checks, _ = root_doctor(backend.home, "--full")
     assert status == 5 and checks["hash chain"]["detail"].startswith("broken at position 3")
     assert "checkpoint" not in checks  # position 6 is as verified; a broken chain is never kept
 
 
 @needs_root
-def test_a_change_of_the_row_at_the_checkpoint_is_found(migrated_home):
-    fill(migrated_home)
-    assert root_doctor(migrated_home)[0] == 0
-    raw(migrated_home.db, "DROP TRIGGER events_refuse_update", "UPDATE events SET reason = 'forged' WHERE position = 6")
-    status, checks, _ = root_doctor(migrated_home)
+def test_a_change_of_the_row_at_the_checkpoint_is_found(backend):
+    fill(backend.home)
+    assert root_doctor(backend.home)[0] == 0
+    backend.behind_the_triggers("UPDATE events SET reason = 'forged' WHERE position = 6")
+    status, checks, _ = root_doctor(backend.home)
     assert status == 5 and "the row at position 6, verified" in checks["checkpoint"]["detail"]
     assert checks["hash chain"]["detail"].startswith("broken at position 6")  # read from the genesis instead
 
 
 @needs_root
-def test_a_checkpoint_directory_others_can_write_is_not_trusted(migrated_home):
-    fill(migrated_home)
-    directory = checkpoints(migrated_home)
+def test_a_checkpoint_directory_others_can_write_is_not_trusted(backend):
+    fill(backend.home)
+    directory = checkpoints(backend.home)
     directory.mkdir(mode=0o700)
     directory.chmod(0o777)
-    status, checks, _ = root_doctor(migrated_home)
+    status, checks, _ = root_doctor(backend.home)
     assert status == 0
     assert checks["checkpoint"]["status"] == WARNING and "is not this user's alone" in checks["checkpoint"]["detail"]
     assert checks["hash chain"]["detail"] == "6 events verified" and list(directory.iterdir()) == []
 
 
-def test_a_doctor_not_run_as_root_keeps_no_checkpoint(migrated_home):
-    fill(migrated_home)
-    status, checks, _ = doctor_json(migrated_home)
+def test_a_doctor_not_run_as_root_keeps_no_checkpoint(backend):
+    fill(backend.home)
+    status, checks, _ = doctor_json(backend.home)
     assert status == 0 and "checkpoint" not in checks
-    assert not checkpoints(migrated_home).exists()
+    assert not checkpoints(backend.home).exists()

@@ -28,9 +28,8 @@ HOST_B = "00000000-0000-4000-8000-00000000000b"  # another host of the fleet, on
 
 @pytest.fixture
 def rig(world_tmp, home, pg_database):
-    with rig_for(world_tmp, home, HERMES_STATE_URL=pg_database.url, HERMES_HOST_ID=HOST_A,
+    with rig_for(world_tmp, home, database=pg_database, HERMES_STATE_URL=pg_database.url, HERMES_HOST_ID=HOST_A,
                  HERMES_WATCH_POLL_INTERVAL="0.3") as rig:
-        rig.database = pg_database
         rig.cluster = pg_database.cluster
         rig.migrate()
         yield rig

@@ -1,5 +1,9 @@
 """Gateways end to end: real s6-svscan, the real hooks, the watch daemon, appends as the unprivileged user.
 
+Each runs once per backend (tests/contract/backends.py): the store a SQLite file on the volume, or a
+database of the session's private PostgreSQL server, which the hooks, boot and the watch daemon reach
+by HERMES_STATE_URL. (What only PostgreSQL meets, the database going away, is tests/test_pg_projector.py's.)
+
 These need `hermes-state record-start` / `record-exit` (the hooks) installed.
 """
 
@@ -14,14 +18,20 @@ import time
 
 import pytest
 
+from backends import Backend, backend  # noqa: F401 (backend: a fixture)
 from projector_support import IS_ROOT, rig_for, processes_under, types, wait_for
 
 pytestmark = pytest.mark.slow
 
 
+def backend_rig(world_tmp, backend: Backend, **extra_env: str):
+    """A booted rig on ``backend``'s store."""
+    return rig_for(world_tmp, backend.home, booted=True, database=getattr(backend, "database", None), **extra_env)
+
+
 @pytest.fixture
-def rig(world_tmp, home):
-    with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
+def rig(world_tmp, backend):
+    with backend_rig(world_tmp, backend, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
         yield rig
 
 
@@ -160,8 +170,8 @@ def test_a_gateway_that_asks_for_restarts_is_restarted_every_time_and_never_held
     assert rig.stop_watch(watch) == 0
 
 
-def test_container_restart_simulated(world_tmp, home):
-    with rig_for(world_tmp, home, booted=True, HERMES_CRASH_LOOP="2/60s") as rig:
+def test_container_restart_simulated(world_tmp, backend):
+    with backend_rig(world_tmp, backend, HERMES_CRASH_LOOP="2/60s") as rig:
         _container_restart(rig)
 
 

@@ -1,4 +1,8 @@
-"""The watch daemon: converges after SIGKILL, polls without inotify, stays silent when idle."""
+"""The watch daemon: converges after SIGKILL, polls without inotify, stays silent when idle.
+
+The tests that take ``rig`` run once per backend (tests/contract/backends.py); staying silent when
+idle is measured on SQLite's files.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 
 import pytest
 
+from backends import backend  # noqa: F401 (a fixture)
 from projector_support import daemon_with_a_full_log, rig_for, stops_on_sigterm_within, wait_for
 
 from hermes_lifecycle.settings import Settings
@@ -22,7 +27,14 @@ NAMES = [f"w{i}" for i in range(6)]
 
 
 @pytest.fixture
-def rig(world_tmp, home):
+def rig(world_tmp, backend):
+    with rig_for(world_tmp, backend.home, booted=True, database=getattr(backend, "database", None),
+                 HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
+        yield rig
+
+
+@pytest.fixture
+def sqlite_rig(world_tmp, home):
     with rig_for(world_tmp, home, booted=True, HERMES_WATCH_POLL_INTERVAL="0.5") as rig:
         yield rig
 
@@ -104,7 +116,8 @@ def _fingerprint(paths):
     return result
 
 
-def test_an_idle_daemon_writes_nothing_and_exits_cleanly_on_sigterm(rig):
+def test_an_idle_daemon_writes_nothing_and_exits_cleanly_on_sigterm(sqlite_rig):
+    rig = sqlite_rig
     rig.append("create", "idle")
     rig.append("start", "idle")
     watch = rig.start_watch(HERMES_WATCH_POLL_INTERVAL="0.1", HERMES_WATCH_FULL_PASS_INTERVAL="0.5")

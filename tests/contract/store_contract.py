@@ -1,6 +1,8 @@
 """The store contract, written once against the interface (``open_store``, ``EventStore``, the change feed).
 
-A backend's test module subclasses ``StoreContract`` and provides two fixtures:
+A backend's test module subclasses ``StoreContract``, names its ``BACKEND`` (one of
+tests/contract/backends.py's: the store the tests that run real writer processes get) and provides
+two fixtures:
 
 - ``store_settings``: ``Settings`` naming a freshly migrated, empty store this process may write;
 - ``faults``: a ``Faults`` for that backend, which puts a store a real command uses into each
@@ -12,14 +14,19 @@ Nothing here knows which database runs underneath.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import threading
 import time
+from collections import defaultdict
 from typing import ContextManager, Iterator
 
 import pytest
+from backends import make_backend
+from test_concurrency import PROFILES, check, create_profiles, doctor, spawn
 
+from conftest import Home
 from hermes_lifecycle import chain
 from hermes_lifecycle.errors import (
     BadInput,
@@ -97,6 +104,17 @@ def created(store: EventStore, name: str = "alice"):
 
 
 class StoreContract:
+    BACKEND: str
+    STORM_APPENDS = 500  # per writer process, eight processes at once
+
+    @pytest.fixture
+    def store_home(self, request, world_tmp) -> Iterator[Home]:
+        """A migrated, empty store the unprivileged user writes; its ``Home``."""
+        made = make_backend(self.BACKEND, request, world_tmp / "writers")
+        try:
+            yield made.home
+        finally:
+            made.close()
     # -- the stream rules ---------------------------------------------------------
     def test_nothing_but_created_starts_a_stream(self, store_settings):
         with writer(store_settings) as store:
@@ -234,6 +252,38 @@ class StoreContract:
                 began = time.monotonic()
                 assert feed.wait(30) == STOPPED
                 assert time.monotonic() - began < 5
+
+    # -- concurrent writers -------------------------------------------------------------------------------
+    def test_eight_processes_appending_at_once_lose_nothing(self, store_home):
+        """Real processes of the unprivileged user, appending to one store at once: no append lost,
+        duplicated or reordered (every returned position holds what it returned, versions gapless
+        per profile), the hash chain sound, and doctor content."""
+        create_profiles(store_home, PROFILES)
+        workers = [spawn(store_home, "append_storm.py", str(self.STORM_APPENDS), ",".join(PROFILES)) for _ in range(8)]
+        outputs = [worker.communicate(timeout=300) for worker in workers]
+        for worker, (out, err) in zip(workers, outputs):
+            assert worker.returncode == 0, err
+            assert err == "", err
+        returned = [json.loads(line) for out, _ in outputs for line in out.splitlines()]
+        assert len(returned) == 8 * self.STORM_APPENDS
+
+        with open_store(Settings.from_env(store_home.env()), readonly=True) as store, store.reading() as tx:
+            rows = tx.rows_after(0)
+        assert len(rows) == len(PROFILES) + 8 * self.STORM_APPENDS
+        assert [row["position"] for row in rows] == sorted({row["position"] for row in rows})
+        by_position = {row["position"]: row for row in rows}
+        for item in returned:
+            row = by_position[item["position"]]
+            assert (row["profile"], row["version"], row["type"]) == (item["profile"], item["version"], item["type"])
+        versions = defaultdict(list)
+        for row in rows:
+            versions[row["profile"]].append(row["version"])
+        for name, seen in versions.items():
+            assert seen == list(range(1, len(seen) + 1)), f"{name}: versions not gapless"
+        assert chain.first_broken_position(rows) is None
+        report = doctor(store_home)
+        assert report["healthy"], report
+        assert check(report, "projection")["status"] == "ok"
 
     # -- the store's failures, as a real command meets them (docs/design.md section 7: one line, exit 5) ------
     @pytest.mark.parametrize(

@@ -74,6 +74,7 @@ class SqliteFaults(Faults):
 
 
 class TestSqliteStore(StoreContract):
+    BACKEND = "sqlite"
     @pytest.fixture
     def store_settings(self, tmp_path) -> Settings:
         settings = Settings.from_env({"HERMES_HOME": str(tmp_path), "HERMES_HOST_ID": "00000000-0000-4000-8000-00000000000a"})
