@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import durable
 from .records import Record
 from .errors import Conflict, HermesError, ProfileDeleted, ProfileExists, StoreLocked
 from .events import Event, NewEvent
@@ -96,7 +97,7 @@ def _create(store: EventStore, settings: Settings, name: str) -> Event:
                 raise ProfileExists(f"{final} exists already")
             _os(f"cannot move the new profile into place at {final}", lambda: os.rename(staging, final))
             renamed = True
-            _os(f"cannot sync {settings.profiles_dir}", lambda: _fsync_dir(settings.profiles_dir))
+            _os(f"cannot sync {settings.profiles_dir}", lambda: durable.fsync_directory(settings.profiles_dir))
         return event
     except BaseException as failure:
         if renamed:  # the commit failed after the rename: take the directory back
@@ -112,13 +113,8 @@ def _build(staging: Path, name: str, profiles_dir: Path) -> None:
         profiles_dir.mkdir(parents=True, exist_ok=True)
         os.mkdir(staging, 0o700)  # a profile holds the agent's secrets: owner only
         try:
-            descriptor = os.open(staging / SOUL_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(descriptor, soul_text(name).encode())
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            _fsync_dir(staging)
+            durable.create(staging / SOUL_FILE, soul_text(name).encode(), mode=0o600)
+            durable.fsync_directory(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # nothing of ours to keep; the error is raised below
             raise
@@ -203,7 +199,7 @@ def _move_to_trash(settings: Settings, name: str, position: int) -> Path | None:
     if os.path.lexists(target):
         raise HermesError(f"profile {name} is deleted, but {target} exists already: move {source} aside by hand")
     _os(f"profile {name} is deleted, but {source} cannot be moved to {target}", lambda: os.rename(source, target))
-    _os(f"cannot sync {settings.profiles_dir}", lambda: _fsync_dir(settings.profiles_dir))
+    _os(f"cannot sync {settings.profiles_dir}", lambda: durable.fsync_directory(settings.profiles_dir))
     return target
 
 
@@ -256,11 +252,3 @@ def _undo(failure: BaseException, message: str, action) -> None:
         action()
     except OSError as error:
         raise HermesError(f"{failure}; and {message}: {error.strerror or error}: fix it by hand") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from .backends import BACKENDS
 from .crash_loop import CrashLoopPolicy  # the pure core's type; built here from HERMES_CRASH_LOOP
+from . import durable
 from .errors import BadInput, StoreUnavailable
 from .names import BOOT_ID_PATTERN, DEFAULT_PROFILE, slot_name, validate_name
 from .records import Record
@@ -370,17 +371,12 @@ def _create_host_id(settings: Settings) -> str:
 
     path = _path(settings.host_id_file)
     new_id = str(uuid.uuid4())
-    staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging.write_text(new_id + "\n")
-        os.chmod(staging, 0o644)
         try:
-            os.link(staging, path)  # fails if another process won the race
+            durable.write_file(path, (new_id + "\n").encode(), mode=0o644, replace=False)
         except FileExistsError:
-            pass
+            pass  # another process won the race: its id is the one
     except OSError as error:
         raise StoreUnavailable(f"cannot create host id {path}: {error.strerror}") from None
-    finally:
-        staging.unlink(missing_ok=True)
     return _host_id_in(settings.read_id_file(str(path), "host id"), str(path))

@@ -33,7 +33,7 @@ LIBRARY_FILES = sorted(PROJECTOR.glob("*.py")) + sorted((PACKAGE / "fleet").glob
 IO_MODULES = {"os", "subprocess", "shutil", "socket", "fcntl", "sqlite3", "sqlalchemy", "pathlib", "time", "io"}
 IO_SIBLINGS = {"s6", "slots", "reconcile", "boot", "watch", "up", "dropped"}
 IO_PACKAGE_MODULES = {"store", "backends", "settings", "hooks", "history", "doctor", "legacy", "profiles", "spool",
-                      "volume", "gateway_watch", "gateway_files"}
+                      "volume", "durable", "gateway_watch", "gateway_files"}
 
 
 def test_the_layer_lists_name_modules_that_exist():

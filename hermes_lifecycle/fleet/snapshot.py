@@ -27,10 +27,10 @@ import errno
 import json
 import os
 import pwd
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .. import durable
 from ..errors import HermesError, StoreUnavailable
 from ..events import TIME_FORMAT, utc_now
 from ..vocabulary import is_int
@@ -114,14 +114,11 @@ def save(settings: Settings, snapshot: Snapshot) -> None:
     if len(text) > MAX_BYTES:
         raise SnapshotError(f"snapshot {snapshot_path(settings)} would be {len(text)} bytes, over {MAX_BYTES}")
     directory = state_directory(settings)
-    temporary = f".{SNAPSHOT_NAME}.{secrets.token_hex(8)}"
     try:
         try:
-            _write_new(directory, temporary, text, settings)
-            os.rename(temporary, SNAPSHOT_NAME, src_dir_fd=directory, dst_dir_fd=directory)
-            os.fsync(directory)  # the rename itself survives a crash
+            # O_EXCL|O_NOFOLLOW: a name the gateway user planted first (a link, anything) fails the open.
+            durable.write_file(SNAPSHOT_NAME, text, mode=0o644, dir_fd=directory, owner=_owner(settings))
         except OSError as error:
-            _unlink(directory, temporary)
             gone = _unlink(directory, SNAPSHOT_NAME)
             raise SnapshotError(
                 f"cannot write snapshot {snapshot_path(settings)}: {error.strerror}"
@@ -131,23 +128,15 @@ def save(settings: Settings, snapshot: Snapshot) -> None:
         os.close(directory)
 
 
-def _write_new(directory: int, name: str, text: bytes, settings: Settings) -> None:
-    # O_EXCL|O_NOFOLLOW: a name the gateway user planted first (a link, anything) fails the open.
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=directory)
+def _owner(settings: Settings) -> tuple[int, int] | None:
+    """The gateway user's, as root: the volume stays its owner's, as everything on it."""
+    if os.geteuid() != 0:
+        return None
     try:
-        view = memoryview(text)
-        while view:
-            view = view[os.write(fd, view):]
-        if os.geteuid() == 0:
-            try:
-                account = pwd.getpwnam(settings.gateway_user)
-            except KeyError:
-                pass
-            else:
-                os.fchown(fd, account.pw_uid, account.pw_gid)  # the volume stays its owner's, as everything on it
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        account = pwd.getpwnam(settings.gateway_user)
+    except KeyError:
+        return None
+    return account.pw_uid, account.pw_gid
 
 
 def _unlink(directory: int, name: str) -> bool:

@@ -32,6 +32,7 @@ import re
 import stat
 from typing import TYPE_CHECKING
 
+from .. import durable
 from ..errors import HermesError, StoreUnavailable
 from ..events import TIME_FORMAT
 from ..names import BOOT_ID_PATTERN, NAME_PATTERN
@@ -161,26 +162,10 @@ def keep(settings: "Settings", fact: KeptExit | KeptStart, now_ns: int) -> str:
             raise StoreUnavailable(f"the spool {path} holds {MAX_FILES} files already")
         name = f"{now_ns:019d}.{fact.profile}.{os.urandom(8).hex()}.{fact.kind}"
         text = json.dumps({"format": FORMAT, **fact._asdict()}, sort_keys=True) + "\n"
-        temporary = f".{name}.tmp"  # a dot name: replay never reads a file still being written
-        written = False
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=directory)
-            try:
-                data = memoryview(text.encode("ascii"))
-                while data:
-                    data = data[os.write(fd, data):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
-            written = True
-            os.fsync(directory)
+            # A dot name while it is written: replay never reads a file still being written.
+            durable.write_file(name, text.encode("ascii"), mode=0o600, dir_fd=directory, temporary=f".{name}.tmp")
         except OSError as error:
-            if not written:
-                # A full disk fails the write after the create: no half-written name may linger
-                # (nor count towards the bound).
-                _remove(directory, temporary)
             raise StoreUnavailable(f"cannot write to the spool {path}: {error.strerror}") from None
         return os.path.join(path, name)
     finally:

@@ -24,6 +24,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from .. import durable
 from ..errors import BadInput, HermesError
 from ..names import NAME_PATTERN, SLOT_PREFIX, profile_of_slot, slot_name
 from ..settings import BOOT_ID_NAME
@@ -246,7 +247,7 @@ class ScanDir:
         path = self.slot_path(profile) / "down"
         try:
             if present:
-                _write(path, b"", 0o644)
+                durable.write_file(path, b"", mode=0o644)  # over one already there: never O_EXCL
             else:
                 path.unlink(missing_ok=True)
         except OSError as error:
@@ -338,21 +339,13 @@ def _holds(path: Path, content: bytes, *, executable: bool = True) -> bool:
 
 
 def _write(path: Path, content: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, content)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+    """A new file in a slot being built (a fresh dot-directory, renamed into place whole)."""
+    durable.create(path, content, mode=mode)
 
 
 def _replace(path: Path, content: bytes, mode: int) -> None:
     """Write beside, then rename over: a reader sees the old bytes or the new, never half."""
-    staging = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     try:
-        _write(staging, content, mode)
-        os.rename(staging, path)
+        durable.write_file(path, content, mode=mode)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            staging.unlink()
         raise ScanDirError(f"cannot write {path}: {error.strerror}") from None
