@@ -31,6 +31,7 @@ from .digest import sha256
 from .errors import HermesError
 from .profile_state import STATE_FIELDS, ProfileState
 from .records import Record
+from .volume import trusted
 
 DEFAULT_DIRECTORY = "/run/hermes-state-doctor"
 DIRECTORY_VARIABLE = "HERMES_STATE_DOCTOR_DIR"
@@ -75,7 +76,7 @@ def _open_directory(directory: Path, create: bool) -> int | None:
     except OSError as error:
         raise CheckpointRefused(f"cannot open {directory}: {error.strerror}") from None
     info = os.fstat(fd)
-    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+    if not trusted(info, {os.geteuid()}, private=True):
         os.close(fd)
         raise CheckpointRefused(f"{directory} is not this user's alone (owner uid {info.st_uid}, "
                                 f"mode {stat.S_IMODE(info.st_mode):04o})")
@@ -98,7 +99,7 @@ def load(directory: Path, location: str) -> Checkpoint | None:
             raise CheckpointRefused(f"cannot open {directory / name}: {error.strerror}") from None
         with os.fdopen(file, "rb") as stream:
             info = os.fstat(stream.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            if not stat.S_ISREG(info.st_mode) or not trusted(info, {os.geteuid()}, private=True):
                 raise CheckpointRefused(f"{directory / name} is not a file of this user's alone")
             text = stream.read(MAX_BYTES + 1)
     finally:

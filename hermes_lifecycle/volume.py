@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import Collection
 
 from .errors import StoreUnavailable
 
@@ -55,10 +56,21 @@ def owners_for(gateway_user: str) -> frozenset[int] | None:
         return frozenset({0})  # no such user: only root's own files pass
 
 
+def trusted(info: os.stat_result, owners: Collection[int] | None, *, private: bool = False,
+            sticky: bool = False) -> bool:
+    """The one ownership rule: ``info`` belongs to one of ``owners`` (None: anyone's, a process
+    reading its own volume); ``private``: and no one else (group, others) may write it, unless it
+    is a ``sticky`` directory, where others cannot rename what is not theirs (/tmp)."""
+    if owners is not None and info.st_uid not in owners:
+        return False
+    shared = bool(info.st_mode & 0o022) and not (sticky and info.st_mode & stat.S_ISVTX)
+    return not (private and shared)
+
+
 def owned(path: str, info: os.stat_result, owners: frozenset[int] | None,
           error: type[StoreUnavailable] = VolumeRefused) -> None:
     """The owner rule, for directories and files alike: root or the gateway user."""
-    if owners is not None and info.st_uid not in owners:
+    if not trusted(info, owners):
         raise error(f"{path} belongs to uid {info.st_uid}, not to root or the gateway user: refused")
 
 

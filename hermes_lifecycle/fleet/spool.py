@@ -38,6 +38,7 @@ from ..events import TIME_FORMAT
 from ..names import BOOT_ID_PATTERN, NAME_PATTERN
 from ..records import Record
 from ..vocabulary import format_ns, is_int
+from ..volume import trusted
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -395,7 +396,7 @@ def _refused_directory(directory: int) -> int:
         if stat.S_ISLNK(os.stat(REFUSED, dir_fd=directory, follow_symlinks=False).st_mode):
             raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
         raise
-    if os.fstat(fd).st_uid != os.geteuid():
+    if not trusted(os.fstat(fd), {os.geteuid()}):
         os.close(fd)
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
     return fd

@@ -28,6 +28,7 @@ from .. import durable
 from ..errors import BadInput, HermesError
 from ..names import NAME_PATTERN, SLOT_PREFIX, profile_of_slot, slot_name
 from ..settings import BOOT_ID_NAME
+from ..volume import trusted
 
 LOCK_NAME = ".hermes-projector.lock"
 RESTART_APPLIED = "data/restart-applied"
@@ -98,6 +99,9 @@ def run_script(container: bool) -> bytes:
     return ((CONTAINER_SHEBANG if container else EMBEDDED_SHEBANG) + _RUN_BODY).encode()
 
 
+ROOT_ONLY = frozenset({0})
+
+
 def finish_script(container: bool) -> bytes:
     return ((CONTAINER_SHEBANG if container else EMBEDDED_SHEBANG) + _FINISH_BODY).encode()
 
@@ -120,11 +124,8 @@ def check_scandir_safe(path: Path) -> None:
                 info = os.lstat(component)
             except FileNotFoundError:
                 continue  # made later by root, 0755
-            if stat.S_ISLNK(info.st_mode):
-                unsafe = info.st_uid != 0
-            else:
-                shared = info.st_mode & 0o022 and not (component != top and info.st_mode & stat.S_ISVTX)
-                unsafe = info.st_uid != 0 or bool(shared)
+            # A link's own mode means nothing; an ancestor may be sticky (/tmp), the directory itself not.
+            unsafe = not trusted(info, ROOT_ONLY, private=not stat.S_ISLNK(info.st_mode), sticky=component != top)
             if unsafe:
                 raise UnsafeScanDir(
                     f"scan directory {path} is unsafe for root: {component} belongs to uid {info.st_uid} "

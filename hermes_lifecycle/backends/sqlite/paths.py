@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pathlib costs a few ms at import: annotations only
     from pathlib import Path
 
 from ...errors import StoreMissing, StoreUnavailable
-from ...volume import owned
+from ...volume import owned, trusted
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
@@ -168,7 +168,7 @@ class StoreChain:
             if (info.st_dev, info.st_ino) == store_identity:
                 found_store = True  # (SQLite may reuse a descriptor an earlier connection left open)
             elif fd not in descriptors_before and (
-                info.st_uid not in self.file_owners or (directory is not None and info.st_dev != directory[0])
+                not trusted(info, self.file_owners) or (directory is not None and info.st_dev != directory[0])
             ):
                 raise StoreUnavailable(f"event store {self.path}: SQLite opened {target}, not the file checked: refused")
         if not found_store:
