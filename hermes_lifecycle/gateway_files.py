@@ -18,6 +18,7 @@ import stat
 from typing import Any
 
 from .records import Record
+from .volume import NotRegular, TooLarge, open_nofollow, read_regular
 
 FILE_NAME = "gateway_state.json"
 MAX_BYTES = 256 * 1024  # hermes-agent's file with its 24 platforms is a few KB
@@ -43,22 +44,20 @@ def read(path: str) -> Seen | None:
     """The file's content, or None when there is none; Unreadable for anything else than a small
     regular file of JSON (a link, a FIFO, a device, too big, too deep, not UTF-8, not JSON)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_nofollow(path)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise Unreadable(f"cannot open it: {error.strerror}") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable("not a regular file")
-        if info.st_size > MAX_BYTES:
-            raise Unreadable(f"{info.st_size} bytes, more than {MAX_BYTES}")
-        raw = os.read(fd, MAX_BYTES + 1)
+        raw, info = read_regular(fd, MAX_BYTES)
+    except NotRegular:
+        raise Unreadable("not a regular file") from None
+    except TooLarge as large:
+        raise Unreadable(f"{large.size} bytes, more than {MAX_BYTES}" if large.size is not None
+                         else f"more than {MAX_BYTES} bytes") from None
     finally:
         os.close(fd)
-    if len(raw) > MAX_BYTES:
-        raise Unreadable(f"more than {MAX_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -15,7 +15,9 @@ opens something there by itself:
   ``O_NOFOLLOW|O_NONBLOCK|O_NOCTTY`` (a link fails, a FIFO never blocks),
   then ``fstat``: a regular file (as root: of root or the gateway user, with
   one link), at most ``limit`` bytes, read bounded (a file that grows is
-  refused, never read on).
+  refused, never read on). Its two steps are the one bounded read the gateway
+  user's own readers use too (the spool, ``gateway_files``): ``open_nofollow``
+  and ``read_regular`` (regular, the caller's owner check, the limit).
 
 A process that is not root reads its own volume: only the file itself is
 checked (its form and size), the directories are its own. SQLite opens the
@@ -32,7 +34,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Collection
+from typing import Callable, Collection
 
 from .errors import StoreUnavailable
 
@@ -121,9 +123,8 @@ def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozens
     else:
         dir_fd = None
     try:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         try:
-            fd = os.open(base if dir_fd is not None else path, flags, dir_fd=dir_fd)
+            fd = open_nofollow(base if dir_fd is not None else path, dir_fd=dir_fd)
         except OSError as failure:
             if failure.errno != errno.ELOOP:
                 raise
@@ -132,28 +133,60 @@ def read_file(path: str, *, limit: int, volume_root: str | None, owners: frozens
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{name} is not a regular file: refused")
+
+    def root_rule(info: os.stat_result) -> None:
         owned(name, info, owners, error)
         if owners is not None and info.st_nlink != 1:  # a hard link to someone else's file
             raise error(f"{name} has {info.st_nlink} hard links, not one: refused")
-        if info.st_size > limit:
-            raise error(f"{name} is {info.st_size} bytes, over {limit}: refused")
-        return _read_bounded(fd, limit, name, error)
+
+    try:
+        return read_regular(fd, limit, check=root_rule)[0]
+    except NotRegular:
+        raise error(f"{name} is not a regular file: refused") from None
+    except TooLarge as large:
+        raise error(f"{name} is {large.size} bytes, over {limit}: refused" if large.size is not None
+                    else f"{name} is over {limit} bytes: refused") from None
     finally:
         os.close(fd)
 
 
-def _read_bounded(fd: int, limit: int, name: str, error: type[StoreUnavailable]) -> bytes:
+class NotRegular(Exception):
+    """read_regular's refusal of a link's target, a directory, a FIFO, a device: the caller says it."""
+
+
+class TooLarge(Exception):
+    """read_regular's refusal of a file over its limit: ``size`` as fstat said, None when it grew
+    while it was read."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def open_nofollow(name: str, *, dir_fd: int | None = None) -> int:
+    """A descriptor to read ``name``: a link fails (ELOOP), a FIFO never blocks, a tty is not taken."""
+    return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+def read_regular(fd: int, limit: int,
+                 check: Callable[[os.stat_result], None] | None = None) -> tuple[bytes, os.stat_result]:
+    """The bytes of the file open on ``fd`` and its fstat: NotRegular unless it is a regular file,
+    then ``check`` (the caller's owner rule), then TooLarge over ``limit`` bytes, before or while
+    it is read (a file that grows is never read on). OSError as it comes; the caller closes ``fd``."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegular()
+    if check is not None:
+        check(info)
+    if info.st_size > limit:
+        raise TooLarge(info.st_size)
     chunks: list[bytes] = []
     size = 0
     while True:
         chunk = os.read(fd, min(READ_CHUNK, limit + 1 - size))
         if not chunk:
-            return b"".join(chunks)
+            return b"".join(chunks), info
         size += len(chunk)
         if size > limit:  # grew after the fstat
-            raise error(f"{name} is over {limit} bytes: refused")
+            raise TooLarge(None)
         chunks.append(chunk)

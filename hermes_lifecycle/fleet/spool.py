@@ -38,7 +38,7 @@ from ..events import TIME_FORMAT
 from ..names import BOOT_ID_PATTERN, NAME_PATTERN
 from ..records import Record
 from ..vocabulary import format_ns, is_int
-from ..volume import trusted
+from ..volume import NotRegular, TooLarge, open_nofollow, read_regular, trusted
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -183,23 +183,20 @@ def _remove(directory: int, name: str) -> None:
 def _read(directory: int, name: str, match: re.Match, host: str, now_ns: int) -> KeptExit | KeptStart | None:
     """The kept fact in ``name``, every field checked; None when it is gone (replayed by another writer)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
+        fd = open_nofollow(name, dir_fd=directory)
     except FileNotFoundError:
         return None
     except OSError as error:
         # ELOOP: a symbolic link, which this code never writes.
         raise Refused("a symbolic link" if error.errno == errno.ELOOP else f"cannot be read: {error.strerror}") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Refused("not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise Refused(f"larger than {MAX_FILE_BYTES} bytes")
-        raw = os.read(fd, MAX_FILE_BYTES + 1)
+        raw, info = read_regular(fd, MAX_FILE_BYTES)
+    except NotRegular:
+        raise Refused("not a regular file") from None
+    except TooLarge:
+        raise Refused(f"larger than {MAX_FILE_BYTES} bytes") from None
     finally:
         os.close(fd)
-    if len(raw) > MAX_FILE_BYTES:
-        raise Refused(f"larger than {MAX_FILE_BYTES} bytes")
     try:
         value = json.loads(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError, RecursionError):
