@@ -1,14 +1,15 @@
-"""Aligned text tables for the commands a person waits for (history, list, status).
+"""The one table renderer: every table a person reads (history, list, doctor, sql, import-legacy).
 
-rich draws `output.table`, but importing it costs ~25 ms, more than the
-interpreter's own start-up; these commands print plain aligned columns
-instead, bold headers and coloured event names on a terminal (not when
-NO_COLOR is set or the output is a pipe). A layout can be fixed in advance
-so `history --follow` prints later rows under the same columns.
+Plain aligned columns, bold headers and coloured event names on a terminal
+(not when NO_COLOR is set or the output is a pipe). Not rich: importing it
+costs ~25 ms, more than the interpreter's own start-up, and a table needs
+none of it. A layout can be fixed in advance so `history --follow` prints
+later rows under the same columns. Lines are never folded: a pipe or a file
+gets each row whole on one line, a terminal wraps what is wider than it.
 
 Every value shown comes from the store, which the gateway user writes:
 ``printable`` is the one way such text reaches a person's terminal (this
-module's cells, ``output.say``, ``output.table``, ``gateway status``).
+module's cells and headers, ``output.say``, ``gateway status``).
 ``--json`` keeps the exact values.
 """
 
@@ -60,14 +61,23 @@ def printable(text: str, limit: int | None = None) -> str:
     return text
 
 
-def _cell(row: Mapping[str, Any], key: str) -> str:
+def _cell(row: Mapping[str, Any], key: str, whole: bool = False) -> str:
     value = row.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):  # a BLOB `sql` met: as its JSON line says it
+        return f'{{"blob": "{bytes(value).hex()}"}}'
+    if whole:  # every character kept, a line break shown as \n: nothing cut, nothing a terminal would act on
+        return printable(str(value))
     # One line per row, whatever a value holds; then nothing a terminal would act on.
-    return "" if value is None else printable(" ".join(str(value).split()), CELL_LIMIT)
+    return printable(" ".join(str(value).split()), CELL_LIMIT)
 
 
 class Grid:
-    """Columns with widths fixed by ``fit``; ``lines`` renders rows under them."""
+    """Columns with widths fixed by ``fit``; ``lines`` renders rows under them.
+
+    ``whole``: every value shown in full (doctor's details, `sql`'s values), not cut to
+    ``CELL_LIMIT`` nor its whitespace folded, as the event tables' cells are."""
 
     def __init__(
         self,
@@ -75,16 +85,19 @@ class Grid:
         *,
         style: Callable[[str, str], str | None] | None = None,
         colour: bool | None = None,
+        whole: bool = False,
     ) -> None:
         self.columns = list(columns)
-        self.widths = [len(c.header) for c in self.columns]
+        self.headers = [printable(c.header) for c in self.columns]  # `sql`'s column names come from the store too
+        self.widths = [len(h) for h in self.headers]
         self.style = style or (lambda key, value: None)
         self.colour = use_colour() if colour is None else colour
+        self.whole = whole
 
     def fit(self, rows: Sequence[Mapping[str, Any]], minimum: Mapping[str, int] | None = None) -> "Grid":
         minimum = minimum or {}
         for index, column in enumerate(self.columns):
-            widest = max((len(_cell(row, column.key)) for row in rows), default=0)
+            widest = max((len(_cell(row, column.key, self.whole)) for row in rows), default=0)
             self.widths[index] = max(self.widths[index], widest, minimum.get(column.key, 0))
         return self
 
@@ -97,12 +110,12 @@ class Grid:
         return "  ".join(parts).rstrip()
 
     def header(self) -> str:
-        return self._join([(c.header, BOLD) for c in self.columns])
+        return self._join([(h, BOLD) for h in self.headers])
 
     def line(self, row: Mapping[str, Any]) -> str:
         cells = []
         for column in self.columns:
-            text = _cell(row, column.key)
+            text = _cell(row, column.key, self.whole)
             cells.append((text, self.style(column.key, text)))
         return self._join(cells)
 
@@ -114,3 +127,19 @@ def print_lines(lines: Sequence[str]) -> None:
     out = sys.stdout
     out.write("".join(line + "\n" for line in lines))
     out.flush()
+
+
+def table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column],
+    *,
+    title: str | None = None,
+    empty: str = "(nothing)",
+) -> None:
+    """``rows`` in full under ``columns``, after ``title`` (a line of its own), on stdout;
+    ``empty`` alone when there are none."""
+    if not rows:
+        print_lines([empty])
+        return
+    lines = [] if title is None else [printable(title)]
+    print_lines(lines + Grid(columns, whole=True).fit(rows).lines(rows))

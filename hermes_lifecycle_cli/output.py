@@ -1,10 +1,12 @@
-"""The one renderer: JSON lines for programs, rich tables for people."""
+"""What the CLI writes: JSON lines for programs, one line on stderr for a refusal, a progress bar.
+
+Tables for people are ``grid.table``, the one table renderer."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 
 def say(line: str) -> None:
@@ -56,52 +58,14 @@ def _json_escape(character: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-# Wide enough that a table written to a pipe or a file is never folded: rich would fold it at 80
-# columns there (it cannot ask a pipe its width), splitting paths and details over lines that
-# grep and a reader then meet in pieces. On a terminal, the terminal's width.
-UNFOLDED_WIDTH = 100_000
-
-
-def console(stderr: bool = False):
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else UNFOLDED_WIDTH
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
-
-
-def table(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[tuple[str, str]],
-    *,
-    title: str | None = None,
-    empty: str = "(nothing)",
-) -> None:
-    """A table of ``rows`` with ``columns`` as (key, header) pairs."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from .grid import printable
-
-    out = console()
-    if not rows:
-        out.print(empty)
-        return
-    grid = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-    for _, header in columns:
-        grid.add_column(Text(printable(header)), overflow="fold")  # a column's name can come from the store too
-    for row in rows:
-        grid.add_row(*(Text("" if row.get(key) is None else printable(str(row.get(key)))) for key, _ in columns))
-    out.print(grid)
-
-
 def progress_bar(description: str, total: int, minimum: int = 2000):
     """A progress bar on a terminal for long work; a no-op otherwise. Returns (advance, close)."""
     if total < minimum or not sys.stderr.isatty():
         return (lambda n: None), (lambda: None)
+    from rich.console import Console  # only here: a long run on a terminal pays its import
     from rich.progress import Progress
 
-    progress = Progress(console=console(stderr=True), transient=True)
+    progress = Progress(console=Console(stderr=True, highlight=False), transient=True)
     task = progress.add_task(description, total=total)
     progress.start()
     return (lambda n: progress.advance(task, n)), progress.stop

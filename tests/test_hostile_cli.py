@@ -87,6 +87,18 @@ def test_a_grid_cell_is_one_printable_line_of_bounded_length():
     assert_nothing_raw(line)
 
 
+def test_a_whole_table_shows_every_character_escaped_headers_too(capsys):
+    """doctor's, sql's and import-legacy's tables: nothing cut, nothing raw, not even a column's name."""
+    reason = "line one\nline two\x1b[31m" + "r" * 10_000
+    grid.table([{"\x1b[2Jname": reason}], [grid.Column("\x1b[2Jname", "\x1b[2Jname")], title="/store\u202e")
+    title, header, line = capsys.readouterr().out.splitlines()
+    assert (title, header) == ("/store\\u202e", "\\x1b[2Jname")
+    assert line == "line one\\nline two\\x1b[31m" + "r" * 10_000
+    assert_nothing_raw(title + header + line)
+    grid.table([{"data": b"\x1b[2J"}], [grid.Column("data", "data")])
+    assert capsys.readouterr().out.splitlines()[1] == '{"blob": "1b5b324a"}'  # as `sql`'s JSON line shows a BLOB
+
+
 def test_profile_list_shows_a_hostile_reason_escaped_as_root_and_json_keeps_it(hostile_alice, hermes_user):
     for as_root in (False, True):
         result = hostile_alice.hermes("list", as_root=as_root)

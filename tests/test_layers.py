@@ -90,9 +90,6 @@ def test_hot_commands_import_no_sqlalchemy_on_postgresql(home, pg_database, args
 CORE = ("errors", "records", "names", "vocabulary", "events", "profile_state", "fold", "chain", "crash_loop",
         "exits", "projector.plan", "projector.observed")
 ABOVE_THE_STORE = ("fleet", "hooks", "projector", "gateway_watch", "doctor", "settings")
-# A circle inside one backend is the seam's to untangle (store/recorder.py, backends/*/recorder.py): named,
-# so a new circle anywhere fails here.
-KNOWN_CIRCLES = [{"hermes_lifecycle.backends.postgresql.feed", "hermes_lifecycle.backends.postgresql.recorder"}]
 
 
 def _module_name(path: Path) -> str:
@@ -208,4 +205,4 @@ def test_no_import_runs_in_a_circle():
     for module in GRAPH:
         if module not in index:
             visit(module)
-    assert [circle for circle in circles if circle not in KNOWN_CIRCLES] == []
+    assert circles == []

@@ -386,6 +386,19 @@ def test_the_api_boot_calls(legacy_home):
     assert dry["outcomes"] == real["outcomes"]  # a dry run decides exactly what the import then does
 
 
+def test_the_outcome_table_is_aligned_columns_drawn_without_rich(legacy_home):
+    code = ("import sys\nfrom hermes_lifecycle_cli.main import main\nstatus = main(['import-legacy'])\n"
+            "print(status, sorted(m for m in sys.modules if m.split('.')[0] == 'rich'), file=sys.stderr)\n")
+    # cwd: the home, so `-c` imports the installed package, not the checkout's copy
+    result = run_as([sys.executable, "-c", code], legacy_home.user, env=legacy_home.env(), cwd=legacy_home.path)
+    assert result.stderr.splitlines()[-1] == "0 []", result.stderr
+    header, *rest = result.stdout.splitlines()
+    assert header.split() == ["profile", "outcome", "why"]
+    outcome_at = header.index("outcome")
+    shown = [line for line in rest if not line.startswith("imported ")]
+    assert shown and all(line[outcome_at - 2:outcome_at] == "  " and line[outcome_at] != " " for line in shown)
+
+
 def test_a_progress_bar_on_a_terminal_when_there_are_many_profiles(migrated_home):
     profiles = migrated_home.path / "profiles"
     for number in range(60):

@@ -32,7 +32,7 @@ LIBRARY_FILES = sorted(PROJECTOR.glob("*.py")) + sorted((PACKAGE / "fleet").glob
 # Modules that do I/O (or name the adapters that do): the pure core imports none of them.
 IO_MODULES = {"os", "subprocess", "shutil", "socket", "fcntl", "sqlite3", "sqlalchemy", "pathlib", "time", "io"}
 IO_SIBLINGS = {"s6", "slots", "reconcile", "boot", "watch", "up", "dropped"}
-IO_PACKAGE_MODULES = {"store", "backends", "settings", "hooks", "history", "doctor", "legacy", "profiles", "spool",
+IO_PACKAGE_MODULES = {"store", "backends", "settings", "hooks", "history", "doctor", "legacy", "profiles", "fleet",
                       "volume", "durable", "gateway_watch", "gateway_files"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import output
+from .. import grid, output
 from .common import settings
 
 # A bar is worth drawing only when the import takes a noticeable time.
@@ -37,7 +37,7 @@ def import_legacy(args: argparse.Namespace) -> int:
     shown = [o for o in report.outcomes if o not in report.already]
     rows = [{"profile": o.profile, "outcome": o.head(report.dry_run), "why": o.why} for o in shown]
     if rows:
-        output.table(rows, [("profile", "profile"), ("outcome", "outcome"), ("why", "why")])
+        grid.table(rows, [grid.Column("profile", "profile"), grid.Column("outcome", "outcome"), grid.Column("why", "why")])
     print(report.summary())
     if report.failed:
         names = ", ".join(o.profile for o in report.failed)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .. import output
+from .. import grid, output
 from .common import settings
 
 
@@ -48,7 +48,8 @@ def doctor(args: argparse.Namespace) -> int:
     else:
         marks = {"ok": "ok", WARNING: "WARN", ERROR: "FAIL"}
         rows = [{"status": marks[f.status], "check": f.check, "detail": f.detail} for f in report.findings]
-        output.table(rows, [("status", ""), ("check", "check"), ("detail", "detail")], title=config.store_location)
+        grid.table(rows, [grid.Column("status", ""), grid.Column("check", "check"), grid.Column("detail", "detail")],
+                   title=config.store_location)
     if not report.healthy:
         failed = [f for f in report.findings if f.status == ERROR]
         unreachable = [f.detail for f in failed if f.check == "connect"]
@@ -77,7 +78,7 @@ TABLE_ROWS = 10_000  # rows a terminal's table holds (its widths need them all);
 
 def _show_rows(rows) -> None:
     """An interactive statement's rows: a table on a terminal (every value and header escaped by
-    ``output.table``), JSON lines for a program."""
+    ``grid.table``), JSON lines for a program."""
     if not sys.stdout.isatty():
         output.json_lines(rows)
         return
@@ -89,7 +90,7 @@ def _show_rows(rows) -> None:
     if close is not None:
         close()  # the rest is never fetched
     if shown:
-        output.table(shown[:TABLE_ROWS], [(name, name) for name in shown[0]])
+        grid.table(shown[:TABLE_ROWS], [grid.Column(name, name) for name in shown[0]])
     if more:
         output.say(f"hermes-state: more than {TABLE_ROWS} rows: the first shown; add a LIMIT, or pipe the "
                    "output for every row as JSON lines")

@@ -25,15 +25,24 @@ import contextlib
 import os
 import select
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...errors import HermesError
 from ...store.recorder import ChangeFeed
 from ...store.feed import IDLE, NOTIFIED, POLLED, RECONNECTED, STOPPED, FeedResult
 from .connect import connect
 
-if TYPE_CHECKING:
-    from .recorder import PostgresRecorder
+
+
+class FeedSource(Protocol):
+    """What the feed needs of its recorder: where to listen, and the newest position. A protocol,
+    not the recorder's class, so the recorder imports the feed and never the other way round."""
+
+    url: str
+    location: str
+    lock_timeout_ms: int
+
+    def current_position(self) -> int | None: ...
 
 CHANNEL = "hermes_events"
 # How often notifications may lead to a look at the newest position (a flood is coalesced).
@@ -43,7 +52,7 @@ NOTIFIED_CHECK_SECONDS = 0.05
 class PostgresChangeFeed(ChangeFeed):
     notification_name = "notify"
 
-    def __init__(self, recorder: "PostgresRecorder", *, use_notifications: bool, poll_interval: float) -> None:
+    def __init__(self, recorder: FeedSource, *, use_notifications: bool, poll_interval: float) -> None:
         self._recorder = recorder
         self._use_notifications = use_notifications
         self._poll_interval = poll_interval
