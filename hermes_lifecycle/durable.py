@@ -20,9 +20,9 @@ CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEX
 
 
 def create(name: str | os.PathLike[str], data: bytes, *, mode: int, dir_fd: int | None = None,
-           owner: tuple[int, int] | None = None) -> None:
-    """A new file ``name`` holding ``data`` (mode ``mode``, ``owner`` as (uid, gid)), fsync'd;
-    removed again when any step fails."""
+           owner: tuple[int, int] | None = None, sync: bool = True) -> None:
+    """A new file ``name`` holding ``data`` (mode ``mode``, ``owner`` as (uid, gid)), fsync'd
+    unless ``sync`` is False; removed again when any step fails."""
     fd = os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
     try:
         try:
@@ -32,7 +32,8 @@ def create(name: str | os.PathLike[str], data: bytes, *, mode: int, dir_fd: int 
             os.fchmod(fd, mode)
             if owner is not None:
                 os.fchown(fd, *owner)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException:
@@ -42,14 +43,18 @@ def create(name: str | os.PathLike[str], data: bytes, *, mode: int, dir_fd: int 
 
 def write_file(name: str | os.PathLike[str], data: bytes, *, mode: int, dir_fd: int | None = None,
                replace: bool = True, temporary: str | None = None,
-               owner: tuple[int, int] | None = None) -> None:
+               owner: tuple[int, int] | None = None, sync: bool = True) -> None:
     """``data`` at ``name``, whole or not at all, the name fsync'd in its directory.
+
+    ``sync`` False: whole or not at all still, but not forced to the disk: for files derived
+    again from the log after a crash (the slots: every boot makes them anew), where a sync per
+    file would make boot's time grow with the number of profiles.
 
     ``replace``: rename over what is there; else link, and FileExistsError when ``name`` exists.
     ``temporary``: the staging name in the same directory (default ``.NAME.<random>``)."""
     directory, base = os.path.split(os.fspath(name))
     staging = os.path.join(directory, temporary or f".{base}.{os.urandom(8).hex()}")
-    create(staging, data, mode=mode, dir_fd=dir_fd, owner=owner)
+    create(staging, data, mode=mode, dir_fd=dir_fd, owner=owner, sync=sync)
     try:
         if replace:
             os.rename(staging, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -60,6 +65,8 @@ def write_file(name: str | os.PathLike[str], data: bytes, *, mode: int, dir_fd: 
         raise
     if not replace:
         os.unlink(staging, dir_fd=dir_fd)
+    if not sync:
+        return
     if dir_fd is not None:
         os.fsync(dir_fd)
     else:

@@ -13,12 +13,13 @@ import pytest
 from hermes_lifecycle import durable
 
 
-def test_write_file_replaces_whole_with_its_mode_and_leaves_no_temporary(tmp_path):
+@pytest.mark.parametrize("sync", [True, False], ids=["synced", "unsynced (the slots)"])
+def test_write_file_replaces_whole_with_its_mode_and_leaves_no_temporary(tmp_path, sync):
     target = tmp_path / "file"
     target.write_bytes(b"old")
     old_umask = os.umask(0o077)
     try:
-        durable.write_file(target, b"new\n", mode=0o644)
+        durable.write_file(target, b"new\n", mode=0o644, sync=sync)
     finally:
         os.umask(old_umask)
     assert target.read_bytes() == b"new\n"

@@ -248,7 +248,7 @@ class ScanDir:
         path = self.slot_path(profile) / "down"
         try:
             if present:
-                durable.write_file(path, b"", mode=0o644)  # over one already there: never O_EXCL
+                durable.write_file(path, b"", mode=0o644, sync=False)  # over one already there: never O_EXCL
             else:
                 path.unlink(missing_ok=True)
         except OSError as error:
@@ -339,14 +339,17 @@ def _holds(path: Path, content: bytes, *, executable: bool = True) -> bool:
         return False
 
 
+# A slot is the log projected: every boot checks each slot's files and writes anew what differs, so they are written whole
+# (a temporary, a rename) but never forced to the disk: a sync per file would make boot's time
+# grow with the number of profiles.
 def _write(path: Path, content: bytes, mode: int) -> None:
     """A new file in a slot being built (a fresh dot-directory, renamed into place whole)."""
-    durable.create(path, content, mode=mode)
+    durable.create(path, content, mode=mode, sync=False)
 
 
 def _replace(path: Path, content: bytes, mode: int) -> None:
     """Write beside, then rename over: a reader sees the old bytes or the new, never half."""
     try:
-        durable.write_file(path, content, mode=mode)
+        durable.write_file(path, content, mode=mode, sync=False)
     except OSError as error:
         raise ScanDirError(f"cannot write {path}: {error.strerror}") from None
