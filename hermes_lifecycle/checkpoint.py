@@ -31,7 +31,8 @@ from .digest import sha256
 from .errors import HermesError
 from .profile_state import STATE_FIELDS, ProfileState
 from .records import Record
-from .volume import trusted
+from . import durable
+from .volume import NotRegular, TooLarge, open_nofollow, read_regular, trusted
 
 DEFAULT_DIRECTORY = "/run/hermes-state-doctor"
 DIRECTORY_VARIABLE = "HERMES_STATE_DOCTOR_DIR"
@@ -90,18 +91,26 @@ def load(directory: Path, location: str) -> Checkpoint | None:
     if fd is None:
         return None
     name = file_name(location)
+
+    def alone(info: os.stat_result) -> None:
+        if not trusted(info, {os.geteuid()}, private=True):
+            raise NotRegular()
+
     try:
         try:
-            file = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            file = open_nofollow(name, dir_fd=fd)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise CheckpointRefused(f"cannot open {directory / name}: {error.strerror}") from None
-        with os.fdopen(file, "rb") as stream:
-            info = os.fstat(stream.fileno())
-            if not stat.S_ISREG(info.st_mode) or not trusted(info, {os.geteuid()}, private=True):
-                raise CheckpointRefused(f"{directory / name} is not a file of this user's alone")
-            text = stream.read(MAX_BYTES + 1)
+        try:
+            text = read_regular(file, MAX_BYTES, alone)[0]
+        except NotRegular:
+            raise CheckpointRefused(f"{directory / name} is not a file of this user's alone") from None
+        except TooLarge:
+            raise CheckpointRefused(f"{directory / name} is not a checkpoint of {location}: too large") from None
+        finally:
+            os.close(file)
     finally:
         os.close(fd)
     try:
@@ -111,8 +120,6 @@ def load(directory: Path, location: str) -> Checkpoint | None:
 
 
 def _decode(text: bytes, location: str) -> Checkpoint:
-    if len(text) > MAX_BYTES:
-        raise ValueError("too large")
     content = json.loads(text)
     if content["format"] != FORMAT or content["store"] != location:
         raise ValueError("another format or store")
@@ -134,23 +141,13 @@ def save(directory: Path, location: str, checkpoint: Checkpoint) -> Path:
     if fd is None:
         raise CheckpointRefused(f"{directory} vanished")
     name = file_name(location)
-    partial = f".{name}.{os.getpid()}"
     content = {
         "format": FORMAT, "store": location, "position": checkpoint.position, "hash": checkpoint.hash,
         "verified_at": checkpoint.verified_at, "full_at": checkpoint.full_at, "fields": list(STATE_FIELDS),
         "states": [list(state) for state in checkpoint.states.values()],
     }
     try:
-        file = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
-        with os.fdopen(file, "w", encoding="utf-8") as stream:
-            json.dump(content, stream, separators=(",", ":"))
-        os.replace(partial, name, src_dir_fd=fd, dst_dir_fd=fd)
-    except BaseException:
-        try:
-            os.unlink(partial, dir_fd=fd)
-        except FileNotFoundError:
-            pass
-        raise
+        durable.write_file(name, json.dumps(content, separators=(",", ":")).encode(), mode=0o600, dir_fd=fd)
     finally:
         os.close(fd)
     return directory / name

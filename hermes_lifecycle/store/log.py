@@ -39,16 +39,6 @@ class CrashRecord(Record):
     last: Event | None
 
 
-def _position(value: object, *, optional: bool = False) -> bool:
-    if value is None:
-        return optional
-    return is_int(value) and value >= 1
-
-
-def _count(value: object) -> bool:
-    return is_int(value) and value >= 0
-
-
 def _typed(window: StreamWindow) -> StreamWindow:
     """``window`` with its types checked, and no types meaning every type the vocabulary knows: a
     row whose type is none of them (written behind the store's back) belongs to no stream."""
@@ -153,10 +143,10 @@ class StoreTransaction:
         if row is None:
             return CrashRecord(0, None)  # no such profile: nothing crashed
         count = row["crashes"]
-        if "crashes" in (row["oversized"] or "").split() or not _count(count):
+        if "crashes" in (row["oversized"] or "").split() or not (is_int(count) and count >= 0):
             raise MalformedRow("profile_projection", profile, "crashes is not a count")
         newest = row["last_crash_position"]
-        if not _position(newest):
+        if not (is_int(newest) and newest >= 1):
             return CrashRecord(count, None)
         rows = self._tx.events_after(newest - 1, 1)
         decoded = self._store.decode(rows) if rows and rows[0]["position"] == newest else []
